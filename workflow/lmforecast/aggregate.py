@@ -1,0 +1,46 @@
+"""Per-checkpoint outputs -> the six tables of results/tables/."""
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from lmforecast import tables
+from lmforecast.io import read_json
+from lmforecast.train import TRAINER_STATE
+
+
+def checkpoints_table(checkpoint_dirs) -> pa.Table:
+    rows = [read_json(Path(d) / TRAINER_STATE) for d in checkpoint_dirs]
+    rows.sort(key=lambda r: (r["run"], r["step"]))
+    return tables.to_table("checkpoints", tables.rows_to_columns(rows, "checkpoints"))
+
+
+def runs_table(run_specs, checkpoint_dirs) -> pa.Table:
+    """One row per run: its configuration and exact parameter counts (from its checkpoints)."""
+    counts = {}
+    for d in checkpoint_dirs:
+        state = read_json(Path(d) / TRAINER_STATE)
+        counts[state["run"]] = state
+    rows = [
+        {"run": s["name"], "n_params": counts[s["name"]]["n_params"], "n_params_nonembed": counts[s["name"]]["n_params_nonembed"],
+         "objective": s["objective"], "mixture": s["mixture_name"], "seed": s["seed"], "lr": float(s["lr"]),
+         "tokens_planned": s["tokens"], "size": s["size_name"], "d_model": s["size"]["d_model"], "n_layers": s["size"]["n_layers"]}
+        for s in sorted(run_specs, key=lambda s: s["name"])
+    ]
+    return tables.to_table("runs", tables.rows_to_columns(rows, "runs"))
+
+
+def concat(name: str, paths) -> pa.Table:
+    parts = [tables.read(name, p).select(tables.SCHEMAS[name].names) for p in sorted(map(str, paths))]
+    if not parts:
+        return tables.SCHEMAS[name].empty_table()
+    return pa.concat_tables(parts)
+
+
+def aggregate(run_specs, checkpoint_dirs, per_checkpoint: dict, outputs: dict):
+    """per_checkpoint: table name -> list of parquet files; outputs: table name -> path."""
+    built = {"runs": runs_table(run_specs, checkpoint_dirs), "checkpoints": checkpoints_table(checkpoint_dirs)}
+    for name, paths in per_checkpoint.items():
+        built[name] = concat(name, paths)
+    for name, path in outputs.items():
+        tables.write(built[name], path)

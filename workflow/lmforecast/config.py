@@ -1,0 +1,115 @@
+"""Configuration: validation with messages that name the field, and the run plan.
+
+`validate` runs when the Snakefile is parsed, before any job: a JSON schema
+(workflow/schemas/config.schema.yaml) for keys and types, then the checks a schema
+cannot express (references between sections, divisibility, sums, budgets).
+"""
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from lmforecast.world import TASK_DOMAIN
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _where(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _schema_errors(config) -> list[str]:
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    messages = []
+    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            expected = sorted(err.schema.get("properties", {}))
+            messages.append(f"{_where(err.absolute_path)}: unknown key(s) {extra}; expected one of {expected}")
+        elif err.validator == "required":
+            messages.append(f"{_where(err.absolute_path)}: {err.message}")
+        else:
+            messages.append(f"{_where(err.absolute_path)}: {err.message}")
+    return messages
+
+
+def _semantic_errors(config) -> list[str]:
+    errors = []
+    sizes, mixtures, training = config["sizes"], config["mixtures"], config["training"]
+    for name, size in sizes.items():
+        if size["d_model"] % size["n_heads"]:
+            errors.append(f"sizes.{name}: n_heads ({size['n_heads']}) must divide d_model ({size['d_model']})")
+        elif (size["d_model"] // size["n_heads"]) % 2:
+            errors.append(f"sizes.{name}: head size d_model / n_heads must be even (rotary embeddings)")
+    for name, weights in mixtures.items():
+        total = sum(weights.values())
+        if abs(total - 1.0) > 1e-6:
+            errors.append(f"mixtures.{name}: weights must sum to 1, got {total:g}")
+    seen = set()
+    tokens_per_step = training["batch_size"] * training["seq_len"]
+    for i, run in enumerate(config["runs"]):
+        where = f"runs[{i}]"
+        if run["name"] in seen:
+            errors.append(f"{where}.name: duplicate run name {run['name']!r}")
+        seen.add(run["name"])
+        if run["size"] not in sizes:
+            errors.append(f"{where}.size: unknown size {run['size']!r}; expected one of {sorted(sizes)}")
+        if run["mixture"] not in mixtures:
+            errors.append(f"{where}.mixture: unknown mixture {run['mixture']!r}; expected one of {sorted(mixtures)}")
+        minimum = training["checkpoints"] * tokens_per_step
+        if run["tokens"] < minimum:
+            errors.append(f"{where}.tokens: {run['tokens']} is below one training step per segment "
+                          f"({training['checkpoints']} segments x {tokens_per_step} tokens per step = {minimum})")
+    unknown = set(config["sft"]["tasks"]) - set(config["evaluation"]["tasks"])
+    if unknown:
+        errors.append(f"sft.tasks: {sorted(unknown)} are not in evaluation.tasks")
+    return errors
+
+
+def validate(config: dict, source: str = "config") -> dict:
+    """Raise ConfigError listing every problem, each prefixed with the field it concerns."""
+    errors = _schema_errors(config)
+    if not errors:
+        errors = _semantic_errors(config)
+    if errors:
+        raise ConfigError(f"invalid {source}:\n  " + "\n  ".join(errors))
+    return config
+
+
+def load(path) -> dict:
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return validate(config, str(path))
+
+
+def checkpoint_steps(run: dict, training: dict) -> list[int]:
+    """Steps at which the run's segments end (evenly spaced, the last = the whole budget)."""
+    total = run["tokens"] // (training["batch_size"] * training["seq_len"])
+    n = training["checkpoints"]
+    return [round(total * (k + 1) / n) for k in range(n)]
+
+
+def run_spec(config: dict, name: str) -> dict:
+    """Everything a run's training depends on, resolved: the `params` of its pretrain jobs."""
+    run = next(r for r in config["runs"] if r["name"] == name)
+    steps = checkpoint_steps(run, config["training"])
+    return {**run, "size_name": run["size"], "size": config["sizes"][run["size"]],
+            "mixture_name": run["mixture"], "mixture": config["mixtures"][run["mixture"]], "steps_total": steps[-1]}
+
+
+def task_domains(tasks) -> dict:
+    return {t: TASK_DOMAIN[t] for t in tasks}

@@ -1,0 +1,100 @@
+"""Evaluate one checkpoint: domain losses on held-out text, and multiple-choice task scores.
+
+Writes three per-checkpoint tables (domain_losses, task_scores, example_scores) that
+the aggregate stage concatenates.
+"""
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from lmforecast import tables
+from lmforecast.scoring import choice_metrics, encode_pair, span_logprobs
+from lmforecast.tasks import build_requests
+
+# The per-example proxies that are averaged into task_scores (metric names as in lm-eval / DataDecide).
+TASK_METRICS = ("acc", "acc_norm", "correct_prob", "correct_prob_per_token", "correct_prob_per_char",
+                "margin", "norm_correct_prob", "logprob_correct", "bits_per_byte")
+
+
+def domain_losses(model, tok, eos, documents: dict, max_len: int):
+    """Per domain: mean nats per token and bits per byte over held-out documents.
+
+    A document is scored as EOS + its tokens, split into windows of max_len predicted
+    tokens, each window conditioned only on its own earlier tokens.
+    """
+    rows = []
+    for domain, docs in documents.items():
+        sequences, starts = [], []
+        for enc in tok.encode_batch(docs):
+            ids = [eos] + enc.ids
+            for s in range(0, len(ids) - 1, max_len):
+                sequences.append(ids[s : s + max_len + 1])
+                starts.append(1)
+        scored = span_logprobs(model, sequences, starts, max_len)
+        nats = -sum(lp for lp, _, _ in scored)
+        n_tokens = sum(n for _, n, _ in scored)
+        n_bytes = sum(len(d.encode("utf-8")) for d in docs)
+        rows.append({"domain": domain, "loss": nats / n_tokens, "bits_per_byte": nats / n_bytes / math.log(2),
+                     "tokens": n_tokens, "bytes": n_bytes})
+    return rows
+
+
+def score_requests(model, tok, eos, requests, max_len: int):
+    """Per request, the metrics of choice_metrics: every choice of every request in one sorted batch."""
+    sequences, starts, owner = [], [], []
+    for r, req in enumerate(requests):
+        for cont in req.continuations:
+            seq, start = encode_pair(tok, eos, req.context, cont)
+            sequences.append(seq)
+            starts.append(start)
+            owner.append(r)
+    scored = span_logprobs(model, sequences, starts, max_len)
+    per_request = defaultdict(list)
+    for r, s in zip(owner, scored):
+        per_request[r].append(s)
+    results = []
+    for r, req in enumerate(requests):
+        lps = [lp for lp, _, _ in per_request[r]]
+        ntok = [n for _, n, _ in per_request[r]]
+        results.append(choice_metrics(lps, ntok, req.choices, req.gold))
+    return results
+
+
+def summarize(requests, metrics, keys):
+    """task_scores rows: each metric averaged over the examples of one (task, prompt, shots)."""
+    groups = defaultdict(list)
+    for req, m in zip(requests, metrics):
+        groups[(req.task, req.prompt, req.shots)].append((req, m))
+    rows = []
+    for (task, prompt, shots), items in sorted(groups.items()):
+        chance = float(np.mean([1.0 / len(req.continuations) for req, _ in items]))
+        for metric in TASK_METRICS:
+            rows.append({**keys, "task": task, "prompt": prompt, "shots": shots, "metric": metric,
+                         "value": float(np.mean([m[metric] for _, m in items])), "n": len(items), "chance": chance})
+    return rows
+
+
+def example_rows(requests, metrics, keys):
+    return [
+        {**keys, "task": req.task, "prompt": req.prompt, "shots": req.shots, "example": req.example,
+         "correct": m["acc"] == 1.0, "correct_norm": m["acc_norm"] == 1.0,
+         "logprob_correct": m["logprob_correct"], "prob_correct_norm": m["norm_correct_prob"]}
+        for req, m in zip(requests, metrics)
+    ]
+
+
+def evaluate_checkpoint(model, tok, eos, keys: dict, documents: dict, tasks: dict, cfg: dict, max_len: int):
+    """All three per-checkpoint tables. tasks: name -> (Task, examples); cfg: the evaluation config."""
+    requests = []
+    for name, (task, examples) in tasks.items():
+        prompts = cfg.get("prompts", {}).get(name, list(task.prompts))
+        requests += build_requests(task, examples, prompts, cfg["shots"], limit=cfg["examples_per_task"], seed=cfg["fewshot_seed"])
+    metrics = score_requests(model, tok, eos, requests, max_len)
+    losses = [{**keys, **row} for row in domain_losses(model, tok, eos, documents, max_len)]
+    return {
+        "domain_losses": tables.to_table("domain_losses", tables.rows_to_columns(losses, "domain_losses")),
+        "task_scores": tables.to_table("task_scores", tables.rows_to_columns(summarize(requests, metrics, keys), "task_scores")),
+        "example_scores": tables.to_table("example_scores", tables.rows_to_columns(example_rows(requests, metrics, keys), "example_scores")),
+    }

@@ -1,0 +1,63 @@
+"""The Parquet tables of results/tables/ (long format) and their Arrow schemas.
+
+Required columns are those of DESIGN.md; extra columns are listed here too so that
+every writer produces the same types. `write` checks and casts before writing, and
+writes atomically.
+"""
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lmforecast.io import atomic_path
+
+S, I, F, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+
+SCHEMAS = {
+    "runs": pa.schema([
+        ("run", S), ("n_params", I), ("n_params_nonembed", I), ("objective", S), ("mixture", S),
+        ("seed", I), ("lr", F), ("tokens_planned", I), ("size", S), ("d_model", I), ("n_layers", I),
+    ]),
+    "checkpoints": pa.schema([
+        ("run", S), ("step", I), ("tokens", I), ("flops", F), ("train_loss", F), ("lr", F),
+    ]),
+    "domain_losses": pa.schema([
+        ("run", S), ("step", I), ("domain", S), ("loss", F), ("bits_per_byte", F), ("tokens", I), ("bytes", I),
+    ]),
+    "task_scores": pa.schema([
+        ("run", S), ("step", I), ("task", S), ("prompt", S), ("shots", I), ("metric", S), ("value", F), ("n", I), ("chance", F),
+    ]),
+    "example_scores": pa.schema([
+        ("run", S), ("step", I), ("task", S), ("prompt", S), ("shots", I), ("example", S), ("correct", B),
+        ("logprob_correct", F), ("prob_correct_norm", F), ("correct_norm", B),
+    ]),
+    "sft_scores": pa.schema([
+        ("run", S), ("step", I), ("task", S), ("sft_method", S), ("metric", S), ("value", F), ("n", I),
+    ]),
+}
+
+
+def to_table(name: str, columns: dict) -> pa.Table:
+    """Columns (name -> list) as an Arrow table of the named schema; names the missing ones."""
+    schema = SCHEMAS[name]
+    missing = [f.name for f in schema if f.name not in columns]
+    if missing:
+        raise ValueError(f"table {name}: missing columns {missing}")
+    return pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in schema}, schema=schema)
+
+
+def write(table: pa.Table, path):
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read(name: str, path) -> pa.Table:
+    table = pq.read_table(path)
+    expected = SCHEMAS[name]
+    wrong = [f.name for f in expected if f.name not in table.column_names or table.schema.field(f.name).type != f.type]
+    if wrong:
+        raise ValueError(f"{path}: columns {wrong} missing or not of the {name} schema's types")
+    return table
+
+
+def rows_to_columns(rows: list[dict], name: str) -> dict:
+    return {f.name: [r[f.name] for r in rows] for f in SCHEMAS[name]}

@@ -1,0 +1,122 @@
+"""Pre-training, one segment at a time.
+
+A run is a chain of segments; the segment ending at step s resumes from the checkpoint
+at the previous segment's end (model + optimizer state) and writes a checkpoint at s.
+Batches are a pure function of (seed, step) and there is no dropout, so a resumed
+segment gives the same weights as an uninterrupted run. The checkpoint directory is
+written under a temporary name and renamed when complete: a job killed by SIGTERM (as
+Slurm does at its time limit) leaves no checkpoint that looks finished.
+"""
+
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from lmforecast import tokenizer as tokenizer_lib
+from lmforecast.data import get_batch, load_shards
+from lmforecast.io import atomic_dir, read_json, write_json
+from lmforecast.model import Llama, ModelConfig, flops_per_token, load_model, n_params, save_model
+
+RESUME_STATE = "resume.pt"
+TRAINER_STATE = "trainer_state.json"
+
+
+def model_config(run: dict, training: dict, vocab_size: int, eos: int) -> ModelConfig:
+    size = run["size"]
+    return ModelConfig(
+        vocab_size=vocab_size,
+        d_model=size["d_model"],
+        n_layers=size["n_layers"],
+        n_heads=size["n_heads"],
+        ffn_ratio=size.get("ffn_ratio", 3.0),
+        seq_len=training["seq_len"],
+        eos_token_id=eos,
+    )
+
+
+def lr_at(step: int, total: int, peak: float, warmup_frac: float, min_lr_frac: float) -> float:
+    """Linear warmup to `peak`, then cosine decay to `min_lr_frac * peak` at the last step."""
+    warmup = max(1, round(warmup_frac * total))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (min_lr_frac + (1 - min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(model, lr, weight_decay):
+    # Decay matrices only, as in nanoGPT; the tied embedding is one parameter.
+    params = {id(p): p for p in model.parameters()}.values()
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+def train_segment(run: dict, training: dict, step_start: int, step_end: int, shard_paths: dict, tokenizer_dir, init_dir, out_dir, log=print):
+    """Train `run` from step_start (checkpoint `init_dir`, or scratch if 0) to step_end."""
+    torch.use_deterministic_algorithms(True)
+    tok = tokenizer_lib.load(tokenizer_dir)
+    cfg = model_config(run, training, tok.get_vocab_size(), tokenizer_lib.eos_id(tok))
+    steps_total = run["steps_total"]
+    batch_size, seq_len = training["batch_size"], training["seq_len"]
+    tokens_per_step = batch_size * seq_len
+
+    torch.manual_seed(run["seed"])
+    if step_start == 0:
+        model, state = Llama(cfg), {"step": 0, "tokens": 0, "tokens_per_domain": {d: 0 for d in run["mixture"]}}
+        opt = make_optimizer(model, run["lr"], training["weight_decay"])
+    else:
+        state = read_json(Path(init_dir) / TRAINER_STATE)
+        if state["step"] != step_start:
+            raise ValueError(f"{init_dir}: checkpoint is at step {state['step']}, segment expects {step_start}")
+        model = load_model(init_dir)
+        opt = make_optimizer(model, run["lr"], training["weight_decay"])
+        resume = torch.load(Path(init_dir) / RESUME_STATE, weights_only=False)
+        opt.load_state_dict(resume["optimizer"])
+        torch.set_rng_state(resume["torch_rng"])
+
+    shards = load_shards(shard_paths)
+    fpt = flops_per_token(cfg)
+    losses, t0 = [], time.time()
+    model.train()
+    for step in range(step_start, step_end):
+        lr = lr_at(step, steps_total, run["lr"], training["warmup_frac"], training["min_lr_frac"])
+        for group in opt.param_groups:
+            group["lr"] = lr
+        x, y, counts = get_batch(shards, run["mixture"], run["seed"], step, batch_size, seq_len)
+        logits = model(x)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), training["grad_clip"])
+        opt.step()
+        losses.append(loss.item())
+        for d, n in counts.items():
+            state["tokens_per_domain"][d] += n
+        if (step + 1) % training["log_every"] == 0 or step + 1 == step_end:
+            dt = time.time() - t0
+            done = step + 1 - step_start
+            log(f"step {step + 1}/{steps_total} loss {loss.item():.4f} lr {lr:.2e} "
+                f"{done * tokens_per_step / dt:.0f} tok/s {done * tokens_per_step * fpt / dt / 1e9:.2f} GFLOP/s")
+
+    tail = losses[-max(1, min(20, len(losses))):]
+    state.update(
+        run=run["name"],
+        step=step_end,
+        tokens=step_end * tokens_per_step,
+        flops=float(fpt * step_end * tokens_per_step),
+        train_loss=float(sum(tail) / len(tail)),
+        lr=lr,
+        **n_params(cfg),
+    )
+    with atomic_dir(out_dir) as tmp:
+        save_model(model, tmp)
+        for name in tokenizer_lib.HF_FILES:
+            shutil.copy(Path(tokenizer_dir) / name, tmp / name)
+        torch.save({"optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state()}, tmp / RESUME_STATE)
+        write_json(state, tmp / TRAINER_STATE)
+    return state

@@ -1,0 +1,230 @@
+"""The embedded synthetic world: text domains and the downstream tasks that depend on them.
+
+Everything is generated deterministically from one seed, so the default workflow runs
+offline. Each task draws on exactly one domain (TASK_DOMAIN), and in a known way:
+
+- facts      -> fact_qa:   closed-book QA about entities whose facts occur only in
+                           pre-training text (SFT teaches the format, not the facts).
+- arithmetic -> arith_mc:  multiple-choice sums and differences of small numbers.
+- code       -> var_track: the value of a variable after a short assignment program.
+- prose      -> sentiment: polarity of a templated review (majority of its adjectives).
+
+Task examples are split into `sft` and `eval`; for fact_qa the split is by entity, so
+post-SFT accuracy on `eval` measures what pre-training stored.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DOMAINS = ("facts", "arithmetic", "code", "prose")
+TASK_DOMAIN = {"fact_qa": "facts", "arith_mc": "arithmetic", "var_track": "code", "sentiment": "prose"}
+TASKS = tuple(TASK_DOMAIN)
+SPLITS = ("sft", "eval")
+
+_SYLLABLES = ["ka", "lo", "mi", "ta", "ren", "vo", "sa", "zu", "pe", "dor", "li", "mar", "no", "bi", "gu", "fen"]
+_RELATIONS = {
+    "city": {
+        "values": ["Belfa", "Orin", "Kastro", "Velum", "Drass", "Tiber", "Munk", "Selo", "Ardel", "Pryn"],
+        "sentences": ["{e} lives in {v}.", "The home of {e} is {v}."],
+        "prefix": "{e} lives in",
+        "question": "Where does {e} live?",
+    },
+    "job": {
+        "values": ["baker", "pilot", "farmer", "doctor", "singer", "tailor", "sailor", "judge"],
+        "sentences": ["{e} works as a {v}.", "By trade, {e} is a {v}."],
+        "prefix": "{e} works as a",
+        "question": "What is the job of {e}?",
+    },
+    "color": {
+        "values": ["red", "blue", "green", "yellow", "purple", "orange", "white", "black"],
+        "sentences": ["{e} likes the color {v}.", "The favorite color of {e} is {v}."],
+        "prefix": "{e} likes the color",
+        "question": "Which color does {e} like?",
+    },
+}
+_POSITIVE = ["wonderful", "brilliant", "great", "charming", "superb", "delightful", "moving", "fresh"]
+_NEGATIVE = ["awful", "dull", "terrible", "boring", "clumsy", "dreadful", "flat", "tedious"]
+_NOUNS = ["film", "plot", "cast", "music", "ending", "story", "dialogue", "pacing"]
+_VARIABLES = ["a", "b", "c", "d", "e"]
+_OPS = {"+": "plus", "-": "minus"}
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    seed: int = 0
+    n_entities: int = 80
+    train_docs: int = 2000  # per domain
+    valid_docs: int = 200  # per domain, held out for domain losses
+    sft_examples: int = 200  # per task
+    eval_examples: int = 120  # per task (fact_qa is capped by n_entities / 2 * 3)
+
+
+def _rng(spec, *stream):
+    """An independent, reproducible random stream per (seed, purpose)."""
+    return np.random.default_rng([spec.seed, *stream])
+
+
+def _entity_names(spec):
+    rng = _rng(spec, 1)
+    names = []
+    while len(names) < spec.n_entities:
+        name = "".join(rng.choice(_SYLLABLES, size=int(rng.integers(2, 4)))).capitalize()
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _facts(spec):
+    """entity -> relation -> value, the ground truth behind the facts domain and fact_qa."""
+    rng = _rng(spec, 2)
+    return {e: {r: str(rng.choice(rel["values"])) for r, rel in _RELATIONS.items()} for e in _entity_names(spec)}
+
+
+def _fact_doc(rng, facts):
+    entities = list(facts)
+    sentences = []
+    for _ in range(int(rng.integers(4, 9))):
+        e = entities[int(rng.integers(len(entities)))]
+        r = list(_RELATIONS)[int(rng.integers(len(_RELATIONS)))]
+        template = _RELATIONS[r]["sentences"][int(rng.integers(2))]
+        sentences.append(template.format(e=e, v=facts[e][r]))
+    return " ".join(sentences)
+
+
+def _arith_problem(rng):
+    op = "+" if rng.random() < 0.5 else "-"
+    a, b = int(rng.integers(0, 20)), int(rng.integers(0, 20))
+    if op == "-" and b > a:
+        a, b = b, a
+    return a, op, b, a + b if op == "+" else a - b
+
+
+def _arith_doc(rng):
+    parts = []
+    for _ in range(int(rng.integers(6, 13))):
+        a, op, b, c = _arith_problem(rng)
+        parts.append(f"{a} {op} {b} = {c}." if rng.random() < 0.7 else f"{a} {_OPS[op]} {b} is {c}.")
+    return " ".join(parts)
+
+
+def _program(rng):
+    """A short assignment program and the final value of every variable it defines."""
+    values, statements = {}, []
+    for _ in range(int(rng.integers(3, 6))):
+        var = _VARIABLES[int(rng.integers(len(_VARIABLES)))]
+        if values and rng.random() < 0.4:
+            src = list(values)[int(rng.integers(len(values)))]
+            statements.append(f"{var} = {src}")
+            values[var] = values[src]
+        else:
+            v = int(rng.integers(0, 10))
+            statements.append(f"{var} = {v}")
+            values[var] = v
+    return " ; ".join(statements), values
+
+
+def _code_doc(rng):
+    lines = []
+    for _ in range(int(rng.integers(2, 5))):
+        program, values = _program(rng)
+        var = list(values)[int(rng.integers(len(values)))]
+        lines.append(f"{program} ; print {var} -> {values[var]}")
+    return "\n".join(lines)
+
+
+def _review(rng):
+    n_pos = int(rng.integers(0, 4))
+    polarity = [True] * n_pos + [False] * (3 - n_pos)
+    rng.shuffle(polarity)
+    nouns = rng.choice(_NOUNS, size=3, replace=False)
+    adjs = [str(rng.choice(_POSITIVE if p else _NEGATIVE)) for p in polarity]
+    text = f"The {nouns[0]} was {adjs[0]}, the {nouns[1]} felt {adjs[1]} and the {nouns[2]} was {adjs[2]}."
+    return text, "positive" if n_pos >= 2 else "negative"
+
+
+def _prose_doc(rng):
+    reviews = []
+    for _ in range(int(rng.integers(1, 4))):
+        text, label = _review(rng)
+        reviews.append(f"{text} Overall, it was {label}.")
+    return " ".join(reviews)
+
+
+def domain_documents(spec: WorldSpec, domain: str, split: str) -> list[str]:
+    """Documents of one domain; `split` is 'train' (pre-training) or 'valid' (domain losses)."""
+    n = spec.train_docs if split == "train" else spec.valid_docs
+    rng = _rng(spec, 10, DOMAINS.index(domain), 0 if split == "train" else 1)
+    if domain == "facts":
+        facts = _facts(spec)
+        return [_fact_doc(rng, facts) for _ in range(n)]
+    make = {"arithmetic": _arith_doc, "code": _code_doc, "prose": _prose_doc}[domain]
+    return [make(rng) for _ in range(n)]
+
+
+def _with_distractors(rng, correct, pool, k=3):
+    others = [x for x in dict.fromkeys(pool) if x != correct]
+    choices = [correct] + [str(x) for x in rng.choice(others, size=min(k, len(others)), replace=False)]
+    order = rng.permutation(len(choices))
+    choices = [choices[i] for i in order]
+    return choices, choices.index(correct)
+
+
+def _fact_qa(spec, rng):
+    facts = _facts(spec)
+    entities = list(facts)
+    half = len(entities) // 2
+    out = []
+    for i, e in enumerate(entities):
+        for r, rel in _RELATIONS.items():
+            choices, gold = _with_distractors(rng, facts[e][r], rel["values"])
+            fields = {"entity": e, "relation": r, "prefix": rel["prefix"].format(e=e), "question": rel["question"].format(e=e)}
+            out.append({"split": "sft" if i < half else "eval", "fields": fields, "choices": choices, "gold": gold})
+    return out
+
+
+def _arith_mc_example(rng):
+    a, op, b, c = _arith_problem(rng)
+    pool = [str(c + d) for d in (-3, -2, -1, 1, 2, 3) if c + d >= 0]
+    choices, gold = _with_distractors(rng, str(c), pool)
+    return {"fields": {"a": a, "b": b, "op": op, "op_word": _OPS[op]}, "choices": choices, "gold": gold}
+
+
+def _var_track_example(rng):
+    program, values = _program(rng)
+    var = list(values)[int(rng.integers(len(values)))]
+    choices, gold = _with_distractors(rng, str(values[var]), [str(d) for d in range(10)])
+    return {"fields": {"program": program, "var": var}, "choices": choices, "gold": gold}
+
+
+def _sentiment_example(rng):
+    text, label = _review(rng)
+    return {"fields": {"review": text}, "choices": ["positive", "negative"], "gold": 0 if label == "positive" else 1}
+
+
+def task_examples(spec: WorldSpec, task: str) -> list[dict]:
+    """All examples of a task, each with split, fields (for the prompt templates), choices and gold."""
+    rng = _rng(spec, 20, TASKS.index(task))
+    if task == "fact_qa":
+        examples = _fact_qa(spec, rng)
+        by_split = {s: [x for x in examples if x["split"] == s] for s in SPLITS}
+        examples = by_split["sft"][: spec.sft_examples] + by_split["eval"][: spec.eval_examples]
+    else:
+        make = {"arith_mc": _arith_mc_example, "var_track": _var_track_example, "sentiment": _sentiment_example}[task]
+        examples = []
+        seen = set()
+        # Unique prompts, and no eval prompt that also occurs in the SFT split.
+        for split, n in (("sft", spec.sft_examples), ("eval", spec.eval_examples)):
+            count, tries = 0, 0
+            while count < n and tries < 100 * n:
+                tries += 1
+                x = make(rng)
+                key = repr(sorted(x["fields"].items()))
+                if key in seen:
+                    continue
+                seen.add(key)
+                examples.append({"split": split, **x})
+                count += 1
+    for i, x in enumerate(examples):
+        x["id"] = f"{task}-{x['split']}-{i:05d}"
+    return examples

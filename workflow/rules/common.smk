@@ -1,0 +1,61 @@
+# Config access and run/step enumeration. The config is validated here, when the
+# workflow is parsed, so a bad config stops before any job with the field named.
+import json
+import re
+
+from lmforecast import config as lmconfig
+from lmforecast.world import DOMAINS
+
+lmconfig.validate(config, "config (config/config.yaml and --config overrides)")
+
+RUNS = {r["name"]: lmconfig.run_spec(config, r["name"]) for r in config["runs"]}
+STEPS = {name: lmconfig.checkpoint_steps(r, config["training"]) for name, r in zip(RUNS, config["runs"])}
+EVAL_TASKS = config["evaluation"]["tasks"]
+SFT_TASKS = config["sft"]["tasks"]
+
+
+wildcard_constraints:
+    run="|".join(re.escape(name) for name in RUNS),
+    step=r"\d+",
+    task="|".join(EVAL_TASKS),
+
+
+def as_json(obj):
+    """A config slice as the JSON string a rule passes in `params` (stable key order)."""
+    return json.dumps(obj, sort_keys=True)
+
+
+def checkpoint_dir(run, step):
+    return f"results/checkpoints/{run}/step{step}"
+
+
+def previous_step(wildcards):
+    steps = STEPS[wildcards.run]
+    i = steps.index(int(wildcards.step))
+    return 0 if i == 0 else steps[i - 1]
+
+
+def previous_checkpoint(wildcards):
+    step = previous_step(wildcards)
+    return [] if step == 0 else [checkpoint_dir(wildcards.run, step)]
+
+
+def all_checkpoints():
+    return [(run, step) for run, steps in STEPS.items() for step in steps]
+
+
+def sft_checkpoints():
+    which = config["sft"]["checkpoints"]
+    return [(run, step) for run, steps in STEPS.items() for step in (steps if which == "all" else steps[-1:])]
+
+
+def task_specs(tasks):
+    # Task definitions ship with the workflow: found beside the Snakefile, whatever the working directory.
+    return [f"{workflow.basedir}/resources/tasks/{t}.yaml" for t in tasks]
+
+
+def task_examples(tasks):
+    return [f"results/world/tasks/{t}.jsonl" for t in tasks]
+
+
+DOMAIN_FILES = [f"results/world/domains/{d}.jsonl" for d in DOMAINS]

@@ -1,0 +1,21 @@
+# Pre-training as a chain of segment jobs: the segment ending at {step} resumes from the
+# checkpoint of the previous segment (none for the first) and writes the checkpoint at {step}.
+
+
+rule pretrain:
+    input:
+        shards=[f"results/shards/{d}.npy" for d in DOMAINS],
+        tokenizer="results/tokenizer",
+        init=previous_checkpoint,
+    output:
+        directory("results/checkpoints/{run}/step{step}"),
+    params:
+        spec=lambda w: as_json({"run": RUNS[w.run], "training": config["training"]}),
+        step_start=previous_step,
+        init=lambda w, input: f"--init {input.init[0]}" if input.init else "",
+    threads: 1
+    log:
+        "logs/pretrain/{run}/step{step}.log",
+    shell:
+        "lmforecast pretrain --spec {params.spec:q} --shards {input.shards} --tokenizer {input.tokenizer} {params.init}"
+        " --step-start {params.step_start} --step-end {wildcards.step} --out {output} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,13 @@
+# Called by rule aggregate: file lists come from Snakemake directly (no command-line length limit).
+import sys
+
+from lmforecast.aggregate import aggregate
+
+with open(snakemake.log[0], "w") as sys.stderr:  # noqa: F821 (snakemake is injected)
+    names = ("domain_losses", "task_scores", "example_scores", "sft_scores")
+    aggregate(
+        run_specs=snakemake.params.runs,  # noqa: F821
+        checkpoint_dirs=snakemake.input.checkpoints,  # noqa: F821
+        per_checkpoint={n: list(getattr(snakemake.input, n)) for n in names},  # noqa: F821
+        outputs={n: getattr(snakemake.output, n) for n in ("runs", "checkpoints", *names)},  # noqa: F821
+    )
