@@ -45,7 +45,7 @@ def power_law(c, A, alpha, E):
     return E + A * np.power(c, -alpha)
 
 
-def fitpower_law(compute, loss):
+def fit_power_law(compute, loss):
     """lmfit of L = E + A * (C/C0)^-alpha with C0 the geometric mean of the compute values.
 
     Started from a small grid (as in Epoch's protocol); the best fit by residual sum wins.
@@ -111,7 +111,7 @@ def fit_flp(runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_losses: pl.Dat
         held = fam.tail(1)
         train = fam.head(fam.height - 1)
         held_run, held_c = held["run"][0], float(held["flops"][0])
-        stage1, c0 = fitpower_law(train["flops"], train["loss"])
+        stage1, c0 = fit_power_law(train["flops"], train["loss"])
         param_rows += _param_rows(stage1, family, "loss", None, {"C0": c0})
         reports.append(f"[{family}] stage 1: L(C) = E + A (C/C0)^-alpha, C0 = {c0:.4g}, held out {held_run}\n{stage1.fit_report()}")
         s1 = _param_samples(stage1, rng)

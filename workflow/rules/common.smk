@@ -51,7 +51,7 @@ def sft_checkpoints():
 
 def task_specs(tasks):
     # Task definitions ship with the workflow: found beside the Snakefile, whatever the working directory.
-    return [f"{workflow.basedir}/resources/tasks/{t}.yaml" for t in tasks]
+    return [f"{workflow.basedir}/../resources/tasks/{t}.yaml" for t in tasks]
 
 
 def task_examples(tasks):

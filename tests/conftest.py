@@ -1,0 +1,20 @@
+import pytest
+
+from lmforecast import tokenizer as tokenizer_lib
+from lmforecast.world import DOMAINS, WorldSpec, domain_documents
+
+TINY_WORLD = WorldSpec(seed=0, n_entities=12, train_docs=60, valid_docs=5, sft_examples=12, eval_examples=10)
+
+
+@pytest.fixture(scope="session")
+def tiny_world():
+    return TINY_WORLD
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory):
+    """A BPE tokenizer trained on the tiny world, saved in HF format; returns its directory."""
+    texts = [d for dom in DOMAINS for d in domain_documents(TINY_WORLD, dom, "train")]
+    directory = tmp_path_factory.mktemp("tokenizer")
+    tokenizer_lib.save_hf(tokenizer_lib.train_tokenizer(texts, 300), directory, model_max_length=64)
+    return directory

@@ -1,0 +1,57 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lmforecast.config import ConfigError, checkpoint_steps, load, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def broken(edit):
+    config = copy.deepcopy(DEFAULT)
+    edit(config)
+    return config
+
+
+CASES = [
+    ("unknown top-level key", lambda c: c.update(extra=1), r"\(top level\): unknown key\(s\) \['extra'\]"),
+    ("unknown run key", lambda c: c["runs"][0].update(learning_rate=1), r"runs\[0\]: unknown key\(s\) \['learning_rate'\]"),
+    ("wrong type", lambda c: c["runs"][2].update(lr="fast"), r"runs\[2\]\.lr: 'fast' is not of type 'number'"),
+    ("missing required field", lambda c: c["runs"][1].pop("seed"), r"runs\[1\]: 'seed' is a required property"),
+    ("zero size", lambda c: c["sizes"]["s"].update(d_model=0), r"sizes\.s\.d_model: 0 is less than the minimum of 1"),
+    ("heads do not divide", lambda c: c["sizes"]["m"].update(n_heads=3), r"sizes\.m: n_heads \(3\) must divide d_model \(64\)"),
+    ("mixture sum", lambda c: c["mixtures"]["uniform"].update(facts=0.5), r"mixtures\.uniform: weights must sum to 1, got 1\.25"),
+    ("unknown domain", lambda c: c["mixtures"]["uniform"].update(poetry=0.0), r"mixtures\.uniform: 'poetry' is not one of"),
+    ("unknown objective", lambda c: c["runs"][0].update(objective="mlm"), r"runs\[0\]\.objective: 'mlm' is not one of"),
+    ("unknown task", lambda c: c["evaluation"]["tasks"].append("trivia"), r"evaluation\.tasks\[4\]: 'trivia' is not one of"),
+    ("duplicate run", lambda c: c["runs"].append(dict(c["runs"][0])), r"runs\[12\]\.name: duplicate run name 's-200k-uniform'"),
+    ("unknown size", lambda c: c["runs"][0].update(size="xl"), r"runs\[0\]\.size: unknown size 'xl'"),
+    ("unknown mixture", lambda c: c["runs"][0].update(mixture="web"), r"runs\[0\]\.mixture: unknown mixture 'web'"),
+    ("budget below a segment", lambda c: c["runs"][0].update(tokens=1000), r"runs\[0\]\.tokens: 1000 is below one training step per segment"),
+    ("sft task not evaluated", lambda c: c["evaluation"].update(tasks=["arith_mc"]), r"sft\.tasks: \['fact_qa', 'sentiment'\] are not in evaluation\.tasks"),
+]
+
+
+def test_default_config_is_valid():
+    assert validate(copy.deepcopy(DEFAULT)) == DEFAULT
+
+
+@pytest.mark.parametrize("name,edit,message", CASES, ids=[c[0] for c in CASES])
+def test_bad_config_names_the_field(name, edit, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(broken(edit))
+
+
+def test_unreadable_yaml_names_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("runs: [unclosed")
+    with pytest.raises(ConfigError, match="c.yaml: not valid YAML"):
+        load(path)
+
+
+def test_checkpoint_steps_are_even_and_end_at_the_budget():
+    run = {"tokens": 600_000}
+    assert checkpoint_steps(run, DEFAULT["training"]) == [146, 292, 439, 585]

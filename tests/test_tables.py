@@ -1,0 +1,42 @@
+import pyarrow as pa
+import pytest
+
+from lmforecast import tables
+
+REQUIRED = {
+    "runs": ["run", "n_params", "n_params_nonembed", "objective", "mixture", "seed", "lr", "tokens_planned"],
+    "checkpoints": ["run", "step", "tokens", "flops", "train_loss"],
+    "domain_losses": ["run", "step", "domain", "loss", "bits_per_byte", "tokens"],
+    "task_scores": ["run", "step", "task", "prompt", "shots", "metric", "value", "n"],
+    "example_scores": ["run", "step", "task", "prompt", "shots", "example", "correct", "logprob_correct", "prob_correct_norm"],
+    "sft_scores": ["run", "step", "task", "sft_method", "metric", "value", "n"],
+}
+
+
+def test_schemas_hold_the_required_columns_of_the_design():
+    for name, columns in REQUIRED.items():
+        assert set(columns) <= set(tables.SCHEMAS[name].names), name
+    assert tables.SCHEMAS["checkpoints"].field("step").type == pa.int64()
+    assert tables.SCHEMAS["domain_losses"].field("loss").type == pa.float64()
+
+
+def test_missing_column_is_named():
+    with pytest.raises(ValueError, match=r"sft_scores: missing columns \['n'\]"):
+        tables.to_table("sft_scores", {"run": ["r"], "step": [1], "task": ["t"], "sft_method": ["full"], "metric": ["acc"], "value": [0.5]})
+
+
+def test_write_read_round_trip_leaves_no_temporary_file(tmp_path):
+    cols = {"run": ["r"], "step": [4], "task": ["t"], "sft_method": ["full"], "metric": ["acc"], "value": [0.5], "n": [10]}
+    path = tmp_path / "sft_scores.parquet"
+    tables.write(tables.to_table("sft_scores", cols), path)
+    assert [p.name for p in tmp_path.iterdir()] == ["sft_scores.parquet"]
+    assert tables.read("sft_scores", path).to_pydict() == cols
+
+
+def test_read_rejects_wrong_types(tmp_path):
+    path = tmp_path / "bad.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"run": ["r"], "step": ["four"]}), path)
+    with pytest.raises(ValueError, match="bad.parquet"):
+        tables.read("checkpoints", path)

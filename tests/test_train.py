@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+import torch
+
+from lmforecast import tokenizer as tokenizer_lib
+from lmforecast.data import encode_documents, get_batch
+from lmforecast.io import read_json
+from lmforecast.model import load_model
+from lmforecast.train import TRAINER_STATE, lr_at, train_segment
+from lmforecast.world import DOMAINS, domain_documents
+
+TRAINING = {"seq_len": 32, "batch_size": 4, "warmup_frac": 0.1, "min_lr_frac": 0.1, "weight_decay": 0.1,
+            "grad_clip": 1.0, "checkpoints": 2, "log_every": 1000}
+MIXTURE = {"facts": 0.4, "arithmetic": 0.2, "code": 0.2, "prose": 0.2}
+
+
+def make_run(**kw):
+    run = {"name": "r", "size": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "tokens": 40 * 128, "mixture": MIXTURE,
+           "objective": "clm", "lr": 5e-3, "seed": 0, "steps_total": 40}
+    return {**run, **kw}
+
+
+@pytest.fixture(scope="module")
+def shards(tiny_world, tiny_tokenizer, tmp_path_factory):
+    tok = tokenizer_lib.load(tiny_tokenizer)
+    d = tmp_path_factory.mktemp("shards")
+    paths = {}
+    for domain in DOMAINS:
+        paths[domain] = d / f"{domain}.npy"
+        np.save(paths[domain], encode_documents(tok, domain_documents(tiny_world, domain, "train"), 0))
+    return paths
+
+
+def weights(path):
+    return {k: v.clone() for k, v in load_model(path).state_dict().items()}
+
+
+def test_batches_follow_the_mixture_and_depend_only_on_seed_and_step(shards):
+    data = {d: np.load(p) for d, p in shards.items()}
+    x1, y1, _ = get_batch(data, MIXTURE, 0, 7, 4, 32)
+    x2, y2, _ = get_batch(data, MIXTURE, 0, 7, 4, 32)
+    assert torch.equal(x1, x2) and torch.equal(x1[:, 1:], y1[:, :-1])
+    counts = {d: 0 for d in MIXTURE}
+    for step in range(300):
+        for d, n in get_batch(data, MIXTURE, 0, step, 4, 32)[2].items():
+            counts[d] += n
+    total = sum(counts.values())
+    assert abs(counts["facts"] / total - 0.4) < 0.05
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    assert lr_at(0, 100, 1.0, 0.1, 0.1) == pytest.approx(0.1)
+    assert lr_at(9, 100, 1.0, 0.1, 0.1) == pytest.approx(1.0)
+    assert lr_at(100, 100, 1.0, 0.1, 0.1) == pytest.approx(0.1)
+
+
+def test_loss_falls_and_resumed_segments_equal_one_uninterrupted_run(shards, tiny_tokenizer, tmp_path):
+    run = make_run()
+    full = train_segment(run, TRAINING, 0, 40, shards, tiny_tokenizer, None, tmp_path / "full", log=lambda m: None)
+    train_segment(run, TRAINING, 0, 20, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
+    resumed = train_segment(run, TRAINING, 20, 40, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "b", log=lambda m: None)
+    first = read_json(tmp_path / "a" / TRAINER_STATE)
+    assert resumed["train_loss"] < first["train_loss"] < 5.7  # ln(300) = 5.70 is the untrained loss
+    a, b = weights(tmp_path / "full"), weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert full["tokens"] == 40 * 4 * 32 and resumed["tokens_per_domain"] == full["tokens_per_domain"]
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_same_seed_same_weights_other_seed_other_weights(shards, tiny_tokenizer, tmp_path):
+    for name, seed in (("x", 0), ("y", 0), ("z", 1)):
+        train_segment(make_run(seed=seed), TRAINING, 0, 5, shards, tiny_tokenizer, None, tmp_path / name, log=lambda m: None)
+    x, y, z = (weights(tmp_path / n) for n in "xyz")
+    assert all(torch.equal(x[k], y[k]) for k in x)
+    assert not all(torch.equal(x[k], z[k]) for k in x)
+
+
+def test_resume_from_a_checkpoint_at_the_wrong_step_is_refused(shards, tiny_tokenizer, tmp_path):
+    train_segment(make_run(), TRAINING, 0, 5, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
+    with pytest.raises(ValueError, match="checkpoint is at step 5, segment expects 10"):
+        train_segment(make_run(), TRAINING, 10, 20, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "b")

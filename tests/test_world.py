@@ -1,0 +1,68 @@
+import re
+from pathlib import Path
+
+import yaml
+
+from lmforecast.world import DOMAINS, TASK_DOMAIN, TASKS, WorldSpec, domain_documents, task_examples
+
+TASK_DIR = Path(__file__).resolve().parents[1] / "resources" / "tasks"
+
+
+def test_four_domains_and_four_tasks_each_tied_to_a_domain():
+    assert len(DOMAINS) >= 4 and len(TASKS) >= 4
+    assert set(TASK_DOMAIN.values()) == set(DOMAINS)
+
+
+def test_generation_is_deterministic_and_seeded(tiny_world):
+    for domain in DOMAINS:
+        assert domain_documents(tiny_world, domain, "train") == domain_documents(tiny_world, domain, "train")
+    for task in TASKS:
+        assert task_examples(tiny_world, task) == task_examples(tiny_world, task)
+    other = WorldSpec(**{**tiny_world.__dict__, "seed": 1})
+    assert domain_documents(other, "facts", "train") != domain_documents(tiny_world, "facts", "train")
+
+
+def test_train_and_valid_documents_differ(tiny_world):
+    for domain in DOMAINS:
+        assert set(domain_documents(tiny_world, domain, "train")).isdisjoint(domain_documents(tiny_world, domain, "valid"))
+
+
+def test_every_task_has_two_prompts_and_disjoint_splits(tiny_world):
+    for task in TASKS:
+        spec = yaml.safe_load((TASK_DIR / f"{task}.yaml").read_text())
+        assert spec["task"] == task and spec["domain"] == TASK_DOMAIN[task]
+        assert len(spec["prompts"]) >= 2
+        examples = task_examples(tiny_world, task)
+        by_split = {s: [x for x in examples if x["split"] == s] for s in ("sft", "eval")}
+        assert by_split["sft"] and by_split["eval"]
+        sft_keys = {repr(sorted(x["fields"].items())) for x in by_split["sft"]}
+        assert not any(repr(sorted(x["fields"].items())) in sft_keys for x in by_split["eval"])
+        assert len({x["id"] for x in examples}) == len(examples)
+        for x in examples:
+            for prompt in spec["prompts"].values():
+                prompt.format(**x["fields"])  # every template renders every example
+
+
+def test_fact_qa_splits_by_entity_and_answers_are_the_pretraining_facts(tiny_world):
+    examples = task_examples(tiny_world, "fact_qa")
+    entities = {s: {x["fields"]["entity"] for x in examples if x["split"] == s} for s in ("sft", "eval")}
+    assert entities["sft"].isdisjoint(entities["eval"])
+    corpus = " ".join(domain_documents(WorldSpec(**{**tiny_world.__dict__, "train_docs": 2000}), "facts", "train"))
+    for x in examples[:10]:
+        answer = x["choices"][x["gold"]]
+        assert f"{x['fields']['prefix']} {answer}." in corpus
+
+
+def test_gold_answers_are_correct(tiny_world):
+    for x in task_examples(tiny_world, "arith_mc"):
+        f = x["fields"]
+        assert int(x["choices"][x["gold"]]) == (f["a"] + f["b"] if f["op"] == "+" else f["a"] - f["b"])
+    for x in task_examples(tiny_world, "var_track"):
+        env = {}
+        for statement in x["fields"]["program"].split(" ; "):
+            var, value = statement.split(" = ")
+            env[var] = env[value] if value in env else int(value)
+        assert str(env[x["fields"]["var"]]) == x["choices"][x["gold"]]
+    for x in task_examples(tiny_world, "sentiment"):
+        positive = len(re.findall(r"wonderful|brilliant|great|charming|superb|delightful|moving|fresh", x["fields"]["review"]))
+        assert x["choices"][x["gold"]] == ("positive" if positive >= 2 else "negative")
