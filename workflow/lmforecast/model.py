@@ -190,15 +190,23 @@ class Llama(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def rope(self, T, device):
-        freqs = torch.arange(T, device=device, dtype=torch.float32)[:, None] * self.inv_freq[None, :]
+    def rope(self, positions):
+        """cos, sin of shape (*positions.shape, head_dim); in float32 whatever the model dtype, as transformers."""
+        freqs = positions.float()[..., None] * self.inv_freq.float()
         emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos(), emb.sin()
 
-    def forward(self, input_ids, attn_mask=None):
-        """Logits (B, T, V). attn_mask: optional boolean (B, 1, T, T), True = may attend."""
+    def forward(self, input_ids, attn_mask=None, position_ids=None):
+        """Logits (B, T, V). attn_mask: optional boolean (B, 1, T, T), True = may attend.
+
+        position_ids: optional (B, T) rotary positions (default 0..T-1), so that packed
+        sequences (several continuations after one shared context) see their own positions.
+        """
         x = self.model.embed_tokens(input_ids)
-        cos, sin = self.rope(input_ids.shape[1], input_ids.device)
+        if position_ids is None:
+            cos, sin = self.rope(torch.arange(input_ids.shape[1], device=input_ids.device))
+        else:
+            cos, sin = (c[:, None] for c in self.rope(position_ids))  # (B, 1, T, head_dim): broadcast over heads
         for block in self.model.layers:
             x = block(x, cos, sin, attn_mask)
         return self.lm_head(self.model.norm(x))
