@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lmforecast.model import Llama, ModelConfig
-from lmforecast.scoring import choice_metrics, span_logprobs
+from lmforecast import tokenizer as tokenizer_lib
+from lmforecast.scoring import choice_metrics, encode_choices, encode_pair, group_logprobs, span_logprobs
 
 
 def test_batched_span_logprobs_equal_one_sequence_at_a_time():
@@ -32,3 +33,77 @@ def test_choice_metrics_by_hand():
     assert m["correct_prob_per_token"] == pytest.approx(math.sqrt(0.2))
     assert m["bits_per_byte"] == pytest.approx(-math.log2(0.2))
     assert choice_metrics(ll, [1, 1, 1], ["a", "b", "c"], gold=0)["acc"] == 1.0
+
+
+def _separate_logprob(model, seq, start, max_len):
+    """One sequence on its own: left-truncated as documented, a plain causal forward pass."""
+    cut = max(0, len(seq) - (max_len + 1))
+    seq, start = seq[cut:], max(1, start - cut)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([seq[:-1]])).double(), -1)[0]
+    targets = torch.tensor(seq[start:])
+    rows = logp[start - 1 : len(seq) - 1]
+    return rows.gather(-1, targets[:, None]).sum().item(), len(seq) - start, bool((rows.argmax(-1) == targets).all())
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
+def test_packed_choices_equal_separate_sequences(dtype, tol):
+    torch.manual_seed(0)
+    model = Llama(ModelConfig(vocab_size=50, d_model=16, n_layers=2, n_heads=2, seq_len=24)).to(dtype)
+    g = torch.Generator().manual_seed(2)
+    rand = lambda n: torch.randint(1, 50, (n,), generator=g).tolist()  # noqa: E731
+    groups = []
+    for ctx_len, cont_lens in [(10, [1, 3, 2, 5]), (3, [4, 4]), (6, [1, 1, 1]), (22, [1, 4, 2])]:
+        ctx = [0] + rand(ctx_len)  # the last group's longer choices are cut on the left, differently
+        groups.append([(ctx + rand(n), len(ctx)) for n in cont_lens])
+    # A choice whose context tokens differ (as when tokenization merges across the boundary) and an empty continuation.
+    ctx = [0] + rand(8)
+    groups.append([(ctx + rand(3), len(ctx)), (ctx[:-1] + rand(4), len(ctx) - 1), (ctx, len(ctx))])
+    calls = []
+    forward = model.forward
+    model.forward = lambda ids, attn_mask=None, position_ids=None: calls.append(attn_mask is not None) or forward(ids, attn_mask, position_ids)
+    for batch_tokens in (30, 4096):
+        calls.clear()
+        got = group_logprobs(model, groups, max_len=24, batch_tokens=batch_tokens)
+        assert any(calls)  # some rows were packed trees
+        for group, scored in zip(groups, got):
+            for (seq, start), (lp, n, greedy) in zip(group, scored):
+                exp_lp, exp_n, exp_greedy = _separate_logprob(model, seq, start, 24)
+                assert lp == pytest.approx(exp_lp, abs=tol) and (n, greedy) == (exp_n, exp_greedy)
+    assert got[-1][2] == (0.0, 0, True)
+
+
+def test_explicit_positions_and_mask_equal_the_default_causal_forward():
+    torch.manual_seed(0)
+    model = Llama(ModelConfig(vocab_size=50, d_model=16, n_layers=2, n_heads=2, seq_len=32))
+    for block in model.model.layers:  # sharpen attention, so that positions matter well above rounding
+        for proj in (block.self_attn.q_proj, block.self_attn.k_proj):
+            proj.weight.data *= 30
+    x = torch.randint(0, 50, (3, 20))
+    causal = torch.ones(20, 20, dtype=torch.bool).tril().expand(3, 1, 20, 20)
+    with torch.no_grad():
+        explicit = model(x, attn_mask=causal, position_ids=torch.arange(20).expand(3, 20))
+        assert torch.allclose(model(x), explicit, atol=1e-5)
+        # Rotary attention depends on position differences only: a uniform shift changes nothing,
+        # while positions that skip (as a packed branch's do, relative to its row) change the logits.
+        shifted = model(x, attn_mask=causal, position_ids=torch.arange(5, 25).expand(3, 20))
+        assert torch.allclose(explicit, shifted, atol=1e-5)
+        skipping = model(x, attn_mask=causal, position_ids=torch.cat([torch.arange(10), torch.arange(15, 25)]).expand(3, 20))
+        assert torch.allclose(explicit[:, :10], skipping[:, :10], atol=1e-5)
+        assert (explicit[:, 10:] - skipping[:, 10:]).abs().max() > 1e-2
+
+
+def test_encode_pair_follows_lm_eval(tiny_tokenizer):
+    tok = tokenizer_lib.load(tiny_tokenizer)
+    eos = tokenizer_lib.eos_id(tok)
+    # Trailing whitespace of the context moves to the continuation.
+    assert encode_pair(tok, eos, "Overall, it was ", "positive") == encode_pair(tok, eos, "Overall, it was", " positive")
+    # A split inside a word: the joint tokenization merges across the boundary; the context keeps its own
+    # tokens and the continuation is what the joint tokenization has after as many tokens.
+    context, continuation = "Overall, it wa", "s positive"
+    ctx, whole = tok.encode(context).ids, tok.encode(context + continuation).ids
+    assert whole[: len(ctx)] != ctx
+    seq, start = encode_pair(tok, eos, context, continuation)
+    assert (seq[:start], seq[start:]) == ([eos] + ctx, whole[len(ctx):])
+    assert encode_choices(tok, eos, context, [continuation, "s negative"]) == [
+        encode_pair(tok, eos, context, continuation), encode_pair(tok, eos, context, "s negative")]

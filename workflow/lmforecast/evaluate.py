@@ -10,7 +10,7 @@ from collections import defaultdict
 import numpy as np
 
 from lmforecast import tables
-from lmforecast.scoring import choice_metrics, encode_pair, span_logprobs
+from lmforecast.scoring import choice_metrics, encode_choices, group_logprobs, span_logprobs
 from lmforecast.tasks import build_requests
 
 # The per-example proxies that are averaged into task_scores (metric names as in lm-eval / DataDecide).
@@ -42,22 +42,12 @@ def domain_losses(model, tok, eos, documents: dict, max_len: int):
 
 
 def score_requests(model, tok, eos, requests, max_len: int):
-    """Per request, the metrics of choice_metrics: every choice of every request in one sorted batch."""
-    sequences, starts, owner = [], [], []
-    for r, req in enumerate(requests):
-        for cont in req.continuations:
-            seq, start = encode_pair(tok, eos, req.context, cont)
-            sequences.append(seq)
-            starts.append(start)
-            owner.append(r)
-    scored = span_logprobs(model, sequences, starts, max_len)
-    per_request = defaultdict(list)
-    for r, s in zip(owner, scored):
-        per_request[r].append(s)
+    """Per request, the metrics of choice_metrics; each request's context is run once for all its choices."""
+    groups = [encode_choices(tok, eos, req.context, req.continuations) for req in requests]
     results = []
-    for r, req in enumerate(requests):
-        lps = [lp for lp, _, _ in per_request[r]]
-        ntok = [n for _, n, _ in per_request[r]]
+    for req, scored in zip(requests, group_logprobs(model, groups, max_len)):
+        lps = [lp for lp, _, _ in scored]
+        ntok = [n for _, n, _ in scored]
         results.append(choice_metrics(lps, ntok, req.choices, req.gold))
     return results
 

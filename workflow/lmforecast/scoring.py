@@ -2,8 +2,14 @@
 
 Used by evaluation (domain losses, multiple-choice tasks) and by SFT scoring alike, so
 that before- and after-SFT numbers come from one scorer. Conventions follow
-lm-evaluation-harness: context and continuation are tokenized together and the
-continuation is what follows the context's own tokens; long inputs lose tokens on the left.
+lm-evaluation-harness's HF backend: the context is tokenized alone and the continuation
+is what the joint tokenization of context + continuation adds after the context's tokens;
+long inputs lose tokens on the left.
+
+Multiple-choice questions are scored as trees: the shared context is run once and every
+choice's tokens follow it in the same packed row, each choice attending to the context
+and to its own earlier tokens only, at the positions it would have on its own (explicit
+position ids). Choices whose (left-truncated) context tokens differ go in separate rows.
 """
 
 import math
@@ -13,43 +19,139 @@ import torch
 
 
 def encode_pair(tok, eos: int, context: str, continuation: str):
-    """Token ids of EOS + context + continuation, and where the continuation starts."""
+    """Token ids of EOS + context + continuation, and where the continuation starts.
+
+    As lm-eval: trailing whitespace of the context moves to the continuation (so " A" after
+    "Answer: " is tokenized as a word), and the context tokens are the context's own.
+    """
+    return encode_choices(tok, eos, context, [continuation])[0]
+
+
+def encode_choices(tok, eos: int, context: str, continuations):
+    """encode_pair for each continuation, tokenizing the context once."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        context, spaces = context[:-n_spaces], context[-n_spaces:]
+        continuations = [spaces + c for c in continuations]
     ctx = tok.encode(context).ids
-    whole = tok.encode(context + continuation).ids
-    return [eos] + whole, 1 + len(ctx)
+    out = []
+    for cont in continuations:
+        whole = tok.encode(context + cont).ids
+        out.append(([eos] + ctx + whole[len(ctx):], 1 + len(ctx)))
+    return out
+
+
+def _truncate(seq, start, max_len):
+    """Cut on the left to max_len + 1 tokens, keeping the scored span (as lm-eval)."""
+    cut = max(0, len(seq) - (max_len + 1))
+    return seq[cut:], max(1, start - cut)
+
+
+def _pack(prefix, branches):
+    """One packed row: the prefix, then each branch but its last token (nothing predicts from it).
+
+    Returns token ids, positions, segment ids (0 = prefix, b = branch b) and, per branch,
+    the row indices whose logits predict its tokens.
+    """
+    p = len(prefix)
+    ids, pos, seg = list(prefix), list(range(p)), [0] * p
+    predictors = []
+    for b, branch in enumerate(branches, 1):
+        tail = branch[:-1]
+        predictors.append([p - 1] + list(range(len(ids), len(ids) + len(tail))) if branch else [])
+        ids += tail
+        pos += range(p, p + len(tail))
+        seg += [b] * len(tail)
+    return ids, pos, seg, predictors
 
 
 @torch.no_grad()
+def tree_logprobs(model, trees, batch_tokens: int = 16384):
+    """For each (prefix, [branch, ...]): per branch, (sum of log p, token count, all-greedy).
+
+    Every branch is scored as if it were the sequence prefix + branch on its own. Rows are
+    sorted by packed length and batched to about batch_tokens tokens.
+    """
+    model.eval()
+    packed = [_pack(prefix, branches) for prefix, branches in trees]
+    out = [[None] * len(branches) for _, branches in trees]
+    order = sorted(range(len(trees)), key=lambda t: -len(packed[t][0]))
+    i = 0
+    while i < len(order):
+        width = len(packed[order[i]][0])
+        rows = max(1, batch_tokens // width)
+        batch = order[i : i + rows]
+        i += rows
+        ids = torch.zeros(len(batch), width, dtype=torch.long)
+        pos = torch.zeros(len(batch), width, dtype=torch.long)
+        seg = torch.full((len(batch), width), -1, dtype=torch.long)  # -1: right padding
+        for r, t in enumerate(batch):
+            n = len(packed[t][0])
+            ids[r, :n], pos[r, :n], seg[r, :n] = (torch.tensor(x) for x in packed[t][:3])
+        if int(seg.max()) <= 1:
+            # At most one branch per row: plain causal rows, the fast path (domain losses, truncated choices).
+            logits = model(ids)
+        else:
+            # Causal, and a branch token sees the prefix and its own branch; padding sees the prefix
+            # and earlier padding, so that no row of the mask is empty (NaN) and no real token sees it.
+            causal = torch.ones(width, width, dtype=torch.bool).tril()
+            mask = causal & ((seg[:, None, :] == 0) | (seg[:, None, :] == seg[:, :, None]))
+            logits = model(ids, attn_mask=mask[:, None], position_ids=pos)
+        rows_idx, cols_idx, targets, owners = [], [], [], []
+        for r, t in enumerate(batch):
+            for b, (branch, pred) in enumerate(zip(trees[t][1], packed[t][3])):
+                rows_idx += [r] * len(pred)
+                cols_idx += pred
+                targets += branch
+                owners.append((t, b, len(branch)))
+        sel = logits[torch.tensor(rows_idx, dtype=torch.long), torch.tensor(cols_idx, dtype=torch.long)]
+        # float32 at least (as lm-eval's log_softmax); a float64 model keeps float64.
+        logprobs = torch.log_softmax(sel if sel.dtype == torch.float64 else sel.float(), dim=-1)
+        targets = torch.tensor(targets, dtype=torch.long)
+        picked = logprobs.gather(-1, targets[:, None])[:, 0].double()
+        hits = logprobs.argmax(-1) == targets
+        k = 0
+        for t, b, n in owners:
+            out[t][b] = (float(picked[k : k + n].sum()), n, bool(hits[k : k + n].all()))
+            k += n
+    return out
+
+
 def span_logprobs(model, sequences, starts, max_len: int, batch_tokens: int = 16384):
     """For each sequence, (sum of log p, token count, all-greedy) over tokens[start:].
 
     Sequences longer than max_len + 1 are cut on the left (the scored span is kept).
     """
-    model.eval()
-    out = [None] * len(sequences)
-    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
-    i = 0
-    while i < len(order):
-        width = min(len(sequences[order[i]]), max_len + 1)
-        rows = max(1, batch_tokens // width)
-        batch = order[i : i + rows]
-        i += rows
-        ids = torch.zeros(len(batch), width, dtype=torch.long)
-        spans = []
-        for r, j in enumerate(batch):
-            seq, start = sequences[j], starts[j]
-            cut = max(0, len(seq) - width)
-            seq, start = seq[cut:], max(1, start - cut)
-            ids[r, : len(seq)] = torch.tensor(seq)  # right padding: causal attention ignores it
-            spans.append((start, len(seq)))
-        logprobs = torch.log_softmax(model(ids[:, :-1]).float(), dim=-1)
-        for r, (j, (start, end)) in enumerate(zip(batch, spans)):
-            targets = ids[r, start:end]
-            lp = logprobs[r, start - 1 : end - 1]
-            picked = lp.gather(-1, targets[:, None])[:, 0]
-            greedy = bool((lp.argmax(-1) == targets).all())
-            out[j] = (float(picked.double().sum()), end - start, greedy)
-    return out
+    trees = []
+    for seq, start in zip(sequences, starts):
+        seq, start = _truncate(seq, start, max_len)
+        trees.append((seq[:start], [seq[start:]]))
+    return [branches[0] for branches in tree_logprobs(model, trees, batch_tokens)]
+
+
+def group_logprobs(model, groups, max_len: int, batch_tokens: int = 4096):
+    """For each group (a question: its choices' (sequence, start) pairs), span_logprobs of each choice.
+
+    Choices whose tokens before `start` (after left truncation) are the same share one packed
+    row; any other choice, e.g. one cut differently because it is longer, gets its own.
+    Smaller batches than span_logprobs': packed rows vary in length, and less padding wins
+    over larger matrix products (measured on 1 CPU thread).
+    """
+    trees, where = [], []
+    for group in groups:
+        by_prefix, loc = {}, []
+        for seq, start in group:
+            seq, start = _truncate(seq, start, max_len)
+            key = tuple(seq[:start])
+            if key not in by_prefix:
+                by_prefix[key] = len(trees)
+                trees.append((seq[:start], []))
+            t = by_prefix[key]
+            loc.append((t, len(trees[t][1])))
+            trees[t][1].append(seq[start:])
+        where.append(loc)
+    scored = tree_logprobs(model, trees, batch_tokens)
+    return [[scored[t][b] for t, b in loc] for loc in where]
 
 
 def choice_metrics(logprobs, n_tokens, choices, gold: int) -> dict:
