@@ -53,8 +53,13 @@ def huber_objective(theta, log_n, log_d, log_l, delta):
     return loss, grad
 
 
+# The objective is of order 1e-3; L-BFGS-B's default ftol is absolute below 1 and would stop
+# a refit after one step (the bootstrap then reproduces its start and SEs collapse).
+_TOLERANCES = {"ftol": 1e-14, "gtol": 1e-10, "maxiter": 5000}
+
+
 def _minimize(start, data, delta):
-    return minimize(huber_objective, start, args=(*data, delta), jac=True, method="L-BFGS-B")
+    return minimize(huber_objective, start, args=(*data, delta), jac=True, method="L-BFGS-B", options=_TOLERANCES)
 
 
 def _natural(theta) -> dict:
