@@ -55,3 +55,23 @@ def test_family_with_too_few_runs_is_reported_not_fitted():
     params, preds, reports = fit_flp(runs.filter(keep), ck.filter(keep), dl.filter(keep), ts.filter(keep), CFG)
     assert params.height == 0 and preds.height == 0
     assert "need at least 4" in reports[0]
+
+
+def test_power_law_intervals_cover_the_truth_at_about_the_nominal_rate():
+    """95% intervals (lmfit SE x t quantile) over 100 noisy draws from known parameters."""
+    from scipy.stats import t
+
+    truth = {"A": 2.0, "alpha": 0.3, "E": 1.7}
+    compute = np.geomspace(1e15, 1e19, 12)
+    c0 = float(np.exp(np.mean(np.log(compute))))
+    hits = {k: 0 for k in truth}
+    repeats = 100
+    for r in range(repeats):
+        loss = power_law(compute / c0, **truth) + np.random.default_rng(100 + r).normal(0, 0.01, compute.size)
+        result, _ = fit_power_law(compute, loss)
+        q = t.ppf(0.975, result.nfree)
+        for name, value in truth.items():
+            p = result.params[name]
+            hits[name] += abs(p.value - value) <= q * p.stderr
+    for name, h in hits.items():
+        assert 0.88 <= h / repeats <= 0.99, (name, h / repeats)
