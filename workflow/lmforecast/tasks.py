@@ -7,6 +7,7 @@ continuation per choice, `target_delimiter + choice`, as lm-eval builds them.
 """
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,3 +110,74 @@ def build_requests(task: Task, examples, prompts, shots, limit=None, seed=1234) 
                     )
                 )
     return requests
+
+
+# Real benchmarks (resources/tasks/arc_easy.yaml, hellaswag.yaml): rows of a `datasets`
+# dataset, turned into the example dicts the synthetic tasks use.
+
+
+def _hellaswag_text(text):
+    """lm-eval's hellaswag/utils.py preprocess: strip WikiHow's bracketed artifacts."""
+    text = text.strip()
+    text = text.replace(" [title]", ". ")
+    text = re.sub("\\[.*?\\]", "", text)
+    return text.replace("  ", " ")
+
+
+def _hellaswag_row(row):
+    """lm-eval's hellaswag process_docs: the query (activity label + context) and cleaned endings."""
+    ctx = row["ctx_a"] + " " + row["ctx_b"].capitalize()
+    return {**row, "query": _hellaswag_text(row["activity_label"] + ": " + ctx),
+            "endings": [_hellaswag_text(e) for e in row["endings"]]}
+
+
+# A task YAML's dataset.process names one of these (lm-eval's `process_docs: !function`).
+PROCESSORS = {"hellaswag": _hellaswag_row}
+
+
+def _get(row, dotted):
+    for key in dotted.split("."):
+        row = row[key]
+    return row
+
+
+def _gold(row, spec):
+    """gold: a field holding the index (int or "2"), or {index_of: field, in: list field} (ARC's answerKey)."""
+    if isinstance(spec, str):
+        return int(_get(row, spec))
+    return list(_get(row, spec["in"])).index(_get(row, spec["index_of"]))
+
+
+def load_dataset_examples(task_yaml, data_dir=None, splits=None, cache_dir=None) -> list[dict]:
+    """Examples ({id, split, fields, choices, gold}) of a task whose YAML describes a `datasets` dataset.
+
+    data_dir: a local directory holding dataset.local_files (JSONL in the dataset's own
+    format); without it, dataset.path / dataset.name are loaded with datasets.load_dataset
+    (a hub id, read from the local HF cache when offline). splits: the task's few-shot and
+    evaluation splits by default; rows without a gold answer (e.g. a hidden test split)
+    are an error, not skipped. cache_dir: the datasets cache (default ~/.cache/huggingface).
+    """
+    import datasets
+
+    spec = yaml.safe_load(Path(task_yaml).read_text())
+    ds = spec["dataset"]
+    splits = splits or list(dict.fromkeys([spec["fewshot_split"], spec["eval_split"]]))
+    if data_dir is not None:
+        files = {s: str(Path(data_dir) / ds["local_files"][s]) for s in splits}
+        loaded = datasets.load_dataset(ds.get("local_format", "json"), data_files=files, cache_dir=cache_dir)
+    else:
+        loaded = datasets.load_dataset(ds["path"], ds.get("name"), cache_dir=cache_dir)
+    process = PROCESSORS[ds["process"]] if ds.get("process") else (lambda row: row)
+    examples = []
+    for split in splits:
+        for i, row in enumerate(loaded[split]):
+            row = process(row)
+            ident = row[ds["id"]] if ds.get("id") else i
+            examples.append({
+                "id": f"{spec['task']}-{split}-{ident}",
+                "split": split,
+                "fields": {f: row[f] for f in ds["fields"]},
+                "choices": [str(c) for c in _get(row, ds["choices"])],
+                "gold": _gold(row, ds["gold"]),
+            })
+    return examples
