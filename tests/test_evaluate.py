@@ -1,0 +1,108 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lmforecast import tokenizer as tokenizer_lib
+from lmforecast.evaluate import domain_losses, evaluate_checkpoint, score_requests
+from lmforecast.model import Llama, ModelConfig, load_model, save_model
+from lmforecast.scoring import choice_metrics, encode_pair
+from lmforecast.tasks import build_requests, load_task
+from lmforecast.world import domain_documents, task_examples
+
+
+def _model(tok, seq_len=64, seed=0):
+    torch.manual_seed(seed)
+    return Llama(ModelConfig(vocab_size=tok.get_vocab_size(), d_model=32, n_layers=2, n_heads=2, seq_len=seq_len,
+                             eos_token_id=tokenizer_lib.eos_id(tok)))
+
+
+def _token_losses(model, ids):
+    """Per-token cross entropy (nats) of ids[1:] given the earlier tokens: one plain forward pass."""
+    with torch.no_grad():
+        logits = model(torch.tensor([ids[:-1]]))[0]
+    return F.cross_entropy(logits.double(), torch.tensor(ids[1:]), reduction="none")
+
+
+def test_bits_per_byte_by_hand(tiny_tokenizer):
+    tok = tokenizer_lib.load(tiny_tokenizer)
+    eos = tokenizer_lib.eos_id(tok)
+    model = _model(tok)
+    doc = "Tomar lives in Belfa. Café 7 + 5 = 12."  # "é" is 2 bytes in UTF-8
+    ids = [eos] + tok.encode(doc).ids
+    assert len(ids) - 1 <= 64  # one window
+    nats = float(_token_losses(model, ids).sum())
+    (row,) = domain_losses(model, tok, eos, {"facts": [doc]}, max_len=64)
+    assert len(doc) == 38 and row["bytes"] == 39
+    assert row["tokens"] == len(ids) - 1
+    assert row["loss"] == pytest.approx(nats / (len(ids) - 1), rel=1e-6)
+    assert row["bits_per_byte"] == pytest.approx(nats / 39 / math.log(2), rel=1e-6)
+
+
+def test_checkpoint_domain_losses_and_task_scores_by_independent_computation(tiny_world, tiny_tokenizer, tmp_path):
+    tok = tokenizer_lib.load(tiny_tokenizer)
+    save_model(_model(tok), tmp_path)
+    tokenizer_lib.save_hf(tok, tmp_path, model_max_length=64)
+    model, tok = load_model(tmp_path), tokenizer_lib.load(tmp_path)  # as the evaluate job loads a checkpoint
+    eos, max_len = tokenizer_lib.eos_id(tok), model.cfg.seq_len
+    documents = {d: domain_documents(tiny_world, d, "valid")[:3] for d in ("facts", "code")}
+    task = load_task("resources/tasks/fact_qa.yaml")
+    examples = task_examples(tiny_world, "fact_qa")
+    cfg = {"shots": [0, 2], "examples_per_task": 6, "fewshot_seed": 1234}
+    out = evaluate_checkpoint(model, tok, eos, {"run": "r", "step": 1}, documents, {"fact_qa": (task, examples)}, cfg, max_len)
+
+    losses = {row["domain"]: row for row in out["domain_losses"].to_pylist()}
+    windowed = 0
+    for domain, docs in documents.items():
+        token_losses = []
+        for doc in docs:
+            ids = [eos] + tok.encode(doc).ids
+            windowed += len(ids) - 1 > max_len  # long documents are scored in windows of max_len predicted tokens
+            for s in range(0, len(ids) - 1, max_len):
+                token_losses.append(_token_losses(model, ids[s : s + max_len + 1]))
+        token_losses = torch.cat(token_losses)
+        assert losses[domain]["loss"] == pytest.approx(float(token_losses.mean()), rel=1e-6)
+        assert losses[domain]["tokens"] == len(token_losses)
+    assert windowed
+
+    # Task scores: every choice scored as its own sequence, lm-eval style, then averaged per (prompt, shots).
+    requests = build_requests(task, examples, list(task.prompts), cfg["shots"], limit=6, seed=1234)
+    expected = {}
+    for req in requests:
+        lps, ntok = [], []
+        for cont in req.continuations:
+            seq, start = encode_pair(tok, eos, req.context, cont)
+            seq, start = seq[-(max_len + 1):], max(1, start - max(0, len(seq) - (max_len + 1)))
+            lps.append(-float(_token_losses(model, seq)[start - 1 :].sum()))
+            ntok.append(len(seq) - start)
+        expected.setdefault((req.prompt, req.shots), []).append(choice_metrics(lps, ntok, req.choices, req.gold))
+    scores = out["task_scores"].to_pylist()
+    assert len(scores) == len(expected) * 9
+    for row in scores:
+        values = [m[row["metric"]] for m in expected[(row["prompt"], row["shots"])]]
+        assert row["value"] == pytest.approx(sum(values) / len(values), rel=1e-4, abs=1e-6), row
+
+
+def test_score_requests_in_float64_equals_separate_sequences_exactly_enough_for_argmax(tiny_world, tiny_tokenizer):
+    tok = tokenizer_lib.load(tiny_tokenizer)
+    eos = tokenizer_lib.eos_id(tok)
+    model = _model(tok).double()
+    requests = []
+    for name in ("fact_qa", "arith_mc", "sentiment"):
+        task = load_task(f"resources/tasks/{name}.yaml")
+        requests += build_requests(task, task_examples(tiny_world, name), list(task.prompts), [0, 1], limit=5)
+    got = score_requests(model, tok, eos, requests, 64)
+    for req, m in zip(requests, got):
+        lps, ntok = [], []
+        for cont in req.continuations:
+            seq, start = encode_pair(tok, eos, req.context, cont)
+            cut = max(0, len(seq) - 65)
+            seq, start = seq[cut:], max(1, start - cut)
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([seq[:-1]])), -1)[0]
+            lps.append(sum(logp[i - 1, seq[i]].item() for i in range(start, len(seq))))
+            ntok.append(len(seq) - start)
+        exp = choice_metrics(lps, ntok, req.choices, req.gold)
+        assert (m["acc"], m["acc_norm"]) == (exp["acc"], exp["acc_norm"])
+        assert m["logprob_correct"] == pytest.approx(exp["logprob_correct"], abs=1e-9)
