@@ -79,3 +79,27 @@ def test_resume_from_a_checkpoint_at_the_wrong_step_is_refused(shards, tiny_toke
     train_segment(make_run(), TRAINING, 0, 5, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
     with pytest.raises(ValueError, match="checkpoint is at step 5, segment expects 10"):
         train_segment(make_run(), TRAINING, 10, 20, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "b")
+
+
+def test_corrupted_or_truncated_checkpoint_is_named_and_refused(shards, tiny_tokenizer, tmp_path):
+    from lmforecast.checkpoint import CheckpointError, verify
+
+    train_segment(make_run(), TRAINING, 0, 5, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
+    assert verify(tmp_path / "a")["step"] == 5
+    weights_file = tmp_path / "a" / "model.safetensors"
+    data = weights_file.read_bytes()
+    weights_file.write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
+    with pytest.raises(CheckpointError, match="model.safetensors: checksum mismatch"):
+        train_segment(make_run(), TRAINING, 5, 10, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "b")
+    weights_file.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one flipped bit
+    with pytest.raises(CheckpointError, match="model.safetensors: checksum mismatch"):
+        verify(tmp_path / "a")
+    assert not (tmp_path / "b").exists()
+
+
+def test_resume_with_another_config_is_refused(shards, tiny_tokenizer, tmp_path):
+    from lmforecast.checkpoint import CheckpointError
+
+    train_segment(make_run(), TRAINING, 0, 5, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
+    with pytest.raises(CheckpointError, match="trained with another run or training config"):
+        train_segment(make_run(lr=1e-3), TRAINING, 5, 10, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "b")

@@ -121,3 +121,16 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "runs[0].lr: 'high' is not of type 'number'" in proc.stdout + proc.stderr
     assert not (workdir / "results").exists()
+
+
+def test_same_config_twice_from_scratch_gives_equal_tables_and_fits(finished, tmp_path):
+    again = copy_workflow(tmp_path)
+    snakemake(again)
+    for name in tables.SCHEMAS:
+        a = pl.read_parquet(finished / "results/tables" / f"{name}.parquet")
+        b = pl.read_parquet(again / "results/tables" / f"{name}.parquet")
+        assert a.equals(b), name
+    for name in ("flp_params", "flp_predictions"):
+        a = pl.read_parquet(finished / "results/fits" / f"{name}.parquet")
+        b = pl.read_parquet(again / "results/fits" / f"{name}.parquet")
+        assert a.equals(b), name

@@ -89,10 +89,12 @@ def cmd_pretrain(args):
 
 def _load_checkpoint(path):
     from lmforecast import tokenizer as tokenizer_lib
+    from lmforecast.checkpoint import verify
     from lmforecast.io import read_json
     from lmforecast.model import load_model
     from lmforecast.train import TRAINER_STATE
 
+    verify(path)  # a truncated or corrupted checkpoint is named, never used
     tok = tokenizer_lib.load(path)
     return load_model(path), tok, tokenizer_lib.eos_id(tok), read_json(Path(path) / TRAINER_STATE)
 
@@ -204,11 +206,12 @@ def main(argv=None):
     add("report", cmd_report, (("--tables",), one), (("--params",), one), (("--predictions",), one), (("--out",), one))
 
     args = parser.parse_args(argv)
+    from lmforecast.checkpoint import CheckpointError
     from lmforecast.config import ConfigError
 
     try:
         args.func(args)
-    except ConfigError as e:
+    except (ConfigError, CheckpointError) as e:
         sys.exit(f"lmforecast: {e}")
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from lmforecast import tokenizer as tokenizer_lib
+from lmforecast.checkpoint import CheckpointError, config_hash, verify, write_manifest
 from lmforecast.data import get_batch, load_shards
 from lmforecast.io import atomic_dir, read_json, write_json
 from lmforecast.model import Llama, ModelConfig, flops_per_token, load_model, n_params, save_model
@@ -70,6 +71,9 @@ def train_segment(run: dict, training: dict, step_start: int, step_end: int, sha
         model, state = Llama(cfg), {"step": 0, "tokens": 0, "tokens_per_domain": {d: 0 for d in run["mixture"]}}
         opt = make_optimizer(model, run["lr"], training["weight_decay"])
     else:
+        manifest = verify(init_dir)
+        if manifest["config_hash"] != config_hash({"run": run, "training": training}):
+            raise CheckpointError(f"{init_dir}: trained with another run or training config; rerun the run's earlier segments")
         state = read_json(Path(init_dir) / TRAINER_STATE)
         if state["step"] != step_start:
             raise ValueError(f"{init_dir}: checkpoint is at step {state['step']}, segment expects {step_start}")
@@ -119,4 +123,5 @@ def train_segment(run: dict, training: dict, step_start: int, step_end: int, sha
             shutil.copy(Path(tokenizer_dir) / name, tmp / name)
         torch.save({"optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state()}, tmp / RESUME_STATE)
         write_json(state, tmp / TRAINER_STATE)
+        write_manifest(tmp, run["name"], step_end, {"run": run, "training": training})
     return state
