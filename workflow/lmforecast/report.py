@@ -35,7 +35,7 @@ def plot_loss_vs_compute(points: pl.DataFrame, params: pl.DataFrame, preds: pl.D
         fp = params.filter((pl.col("family") == fam) & (pl.col("stage") == "loss"))
         if fp.height:
             v = dict(zip(fp["param"], fp["value"]))
-            c = np.geomspace(p["flops"].min(), p["flops"].max() * 1.5, 100)
+            c = np.geomspace(last["flops"].min(), last["flops"].max() * 1.5, 100)  # where it was fitted, and beyond
             ax.plot(c, power_law(c / v["C0"], v["A"], v["alpha"], v["E"]), color=colors[fam],
                     label=f"fit: E={v['E']:.2f} + A (C/C0)^-{v['alpha']:.2f}")
             held = preds.filter(pl.col("family") == fam).head(1)
