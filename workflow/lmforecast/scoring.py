@@ -129,7 +129,7 @@ def span_logprobs(model, sequences, starts, max_len: int, batch_tokens: int = 16
     return [branches[0] for branches in tree_logprobs(model, trees, batch_tokens)]
 
 
-def group_logprobs(model, groups, max_len: int, batch_tokens: int = 4096):
+def group_logprobs(model, groups, max_len: int, batch_tokens: int = 2048):
     """For each group (a question: its choices' (sequence, start) pairs), span_logprobs of each choice.
 
     Choices whose tokens before `start` (after left truncation) are the same share one packed
