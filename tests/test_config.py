@@ -31,7 +31,11 @@ CASES = [
     ("unknown size", lambda c: c["runs"][0].update(size="xl"), r"runs\[0\]\.size: unknown size 'xl'"),
     ("unknown mixture", lambda c: c["runs"][0].update(mixture="web"), r"runs\[0\]\.mixture: unknown mixture 'web'"),
     ("budget below a segment", lambda c: c["runs"][0].update(tokens=1000), r"runs\[0\]\.tokens: 1000 is below one training step per segment"),
-    ("sft task not evaluated", lambda c: c["evaluation"].update(tasks=["arith_mc"]), r"sft\.tasks: \['fact_qa', 'sentiment'\] are not in evaluation\.tasks"),
+    ("sft task not evaluated", lambda c: c["evaluation"].update(tasks=["arith_mc"]), r"sft\.tasks: \['fact_qa', 'sentiment', 'var_track'\] are not in evaluation\.tasks"),
+    ("lora without rank", lambda c: c["sft"].pop("lora_r"), r"sft\.lora_r: required by sft method 'lora'"),
+    ("unknown sft method", lambda c: c["sft"]["methods"].append("prefix"), r"sft\.methods\[2\]: 'prefix' is not one of"),
+    ("last layers beyond depth", lambda c: c["sft"].update(methods=["last_layers"], last_layers=3),
+     r"sft\.last_layers: 3 exceeds sizes\.s\.n_layers \(2\)"),
 ]
 
 

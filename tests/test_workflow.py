@@ -70,7 +70,9 @@ def test_tables_have_the_design_columns_and_types(finished):
     # every task at every checkpoint, every prompt and shot setting
     assert ts.select("run", "step", "task", "prompt", "shots").unique().height == ck.height * 4 * 2 * 2
     sft = pl.read_parquet(finished / "results/tables/sft_scores.parquet")
-    assert sft.select("run", "task").unique().height == len(config["runs"]) * len(config["sft"]["tasks"])
+    # every run x task x method, single-task and multi-task
+    expected = len(config["runs"]) * len(config["sft"]["tasks"]) * len(config["sft"]["methods"]) * 2
+    assert sft.select("run", "task", "sft_method", "sft_data").unique().height == expected
 
 
 def test_loss_falls_within_each_run(finished):

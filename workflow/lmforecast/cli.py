@@ -133,16 +133,18 @@ def cmd_sft(args):
     import torch
 
     from lmforecast import tables
-    from lmforecast.sft import sft_and_score
+    from lmforecast.sft import run_sft
 
     torch.set_num_threads(args.threads)
     model, tok, eos, state = _load_checkpoint(args.checkpoint)
-    tasks = _load_tasks(args.task_specs, args.task_examples, [args.task])
-    task, examples = tasks[args.task]
+    tasks = _load_tasks(args.task_specs, args.task_examples, args.spec["tasks"])
     keys = {"run": state["run"], "step": state["step"]}
-    table = sft_and_score(model, tok, eos, keys, task, examples, args.spec, model.cfg.seq_len, log=_log)
+    table = run_sft(model, tok, eos, keys, tasks, args.spec, args.method, model.cfg.seq_len, log=_log)
     tables.write(table, args.out)
-    _log(f"sft {args.task} on {args.checkpoint}: {dict(zip(table['metric'].to_pylist(), table['value'].to_pylist()))}")
+    import polars as pl
+
+    acc = pl.from_arrow(table).filter(pl.col("metric") == "acc").select("task", "sft_data", "value")
+    _log(f"{args.method} SFT of {args.checkpoint}, accuracy on the eval splits:\n{acc}")
 
 
 def _read_tables(directory):
@@ -199,7 +201,7 @@ def main(argv=None):
         (("--out",), one), threads)
     add("evaluate", cmd_evaluate, (("--checkpoint",), one), (("--domains",), many), (("--task-specs",), many),
         (("--task-examples",), many), (("--domain-losses",), one), (("--task-scores",), one), (("--example-scores",), one), threads)
-    add("sft", cmd_sft, (("--checkpoint",), one), (("--task",), one), (("--task-specs",), many), (("--task-examples",), many),
+    add("sft", cmd_sft, (("--checkpoint",), one), (("--method",), one), (("--task-specs",), many), (("--task-examples",), many),
         (("--out",), one), threads)
     add("fit-flp", cmd_fit_flp, (("--tables",), one), (("--params",), one), (("--predictions",), one),
         (("--report",), one), (("--json",), one))

@@ -69,6 +69,16 @@ def _semantic_errors(config) -> list[str]:
         if run["tokens"] < minimum:
             errors.append(f"{where}.tokens: {run['tokens']} is below one training step per segment "
                           f"({training['checkpoints']} segments x {tokens_per_step} tokens per step = {minimum})")
+    sft = config["sft"]
+    needs = {"lora": ("lora_r", "lora_alpha"), "last_layers": ("last_layers",)}
+    for method in sft["methods"]:
+        for key in needs.get(method, ()):
+            if key not in sft:
+                errors.append(f"sft.{key}: required by sft method {method!r}")
+    if "last_layers" in sft["methods"] and "last_layers" in sft:
+        for name, size in sizes.items():
+            if sft["last_layers"] > size["n_layers"]:
+                errors.append(f"sft.last_layers: {sft['last_layers']} exceeds sizes.{name}.n_layers ({size['n_layers']})")
     unknown = set(config["sft"]["tasks"]) - set(config["evaluation"]["tasks"])
     if unknown:
         errors.append(f"sft.tasks: {sorted(unknown)} are not in evaluation.tasks")

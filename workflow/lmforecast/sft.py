@@ -1,9 +1,18 @@
-"""Supervised fine-tuning of a checkpoint on one task, then scoring with the evaluation scorer.
+"""Supervised fine-tuning of a checkpoint, then scoring with the evaluation scorer.
 
-SFT trains on the task's `sft` split in the zero-shot format of one prompt template,
-with the loss on the answer tokens only (the prompt is context). The fine-tuned model
-is scored on the `eval` split exactly as the evaluate stage scores a checkpoint.
+SFT trains on a task's `sft` split in the zero-shot format of one prompt template, with
+the loss on the answer tokens only (the prompt is context): on one task (single-task)
+or on the union of the SFT tasks' splits (multi-task, as in seed 000's multi-task
+setting). Methods:
+- full: every parameter trains;
+- lora: rank-r adapters on every projection (peft), merged into the weights afterwards,
+  so the result is again a plain LlamaForCausalLM checkpoint;
+- last_layers: only the top k blocks, the final norm and the (tied) output head train.
+The fine-tuned model is scored on each task's `eval` split exactly as the evaluate
+stage scores a checkpoint (same scorer, zero-shot, same prompt).
 """
+
+import copy
 
 import numpy as np
 import torch
@@ -13,6 +22,10 @@ from lmforecast import tables
 from lmforecast.evaluate import score_requests
 from lmforecast.scoring import encode_pair
 from lmforecast.tasks import answer, build_requests, render
+
+METHODS = ("full", "lora", "last_layers")
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+SCORE_METRICS = ("acc", "acc_norm", "correct_prob", "norm_correct_prob", "logprob_correct")
 
 
 def sft_batches(tok, eos, task, examples, prompt, max_len):
@@ -29,10 +42,36 @@ def sft_batches(tok, eos, task, examples, prompt, max_len):
     return out
 
 
+def prepare(model, method: str, cfg: dict):
+    """The model to train for `method`: parameters frozen or adapters added as the method says."""
+    if method == "full":
+        return model
+    if method == "last_layers":
+        k = cfg["last_layers"]
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for module in (*model.model.layers[-k:], model.model.norm, model.lm_head):
+            for p in module.parameters():
+                p.requires_grad_(True)
+        return model
+    if method == "lora":
+        from peft import LoraConfig, get_peft_model  # imports transformers: only when LoRA is asked for
+
+        lora = LoraConfig(r=cfg["lora_r"], lora_alpha=cfg["lora_alpha"], lora_dropout=0.0, target_modules=LORA_TARGETS)
+        return get_peft_model(model, lora)
+    raise ValueError(f"sft method {method!r}: expected one of {METHODS}")
+
+
+def finish(model, method: str):
+    """Back to a plain Llama (LoRA adapters merged into the weights)."""
+    return model.merge_and_unload() if method == "lora" else model
+
+
 def fine_tune(model, data, cfg: dict, seed: int, log=print):
-    """Full fine-tuning with AdamW at a constant learning rate for cfg['steps'] steps."""
+    """AdamW at a constant learning rate for cfg['steps'] steps on the trainable parameters."""
     torch.manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.0)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=cfg["lr"], weight_decay=0.0)
     model.train()
     for step in range(cfg["steps"]):
         idx = np.random.default_rng([seed, step]).choice(len(data), size=min(cfg["batch_size"], len(data)), replace=False)
@@ -45,11 +84,10 @@ def fine_tune(model, data, cfg: dict, seed: int, log=print):
             mask[r, : len(m)] = torch.tensor(m, dtype=torch.bool)
         logits = model(ids[:, :-1])
         losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none")
-        target_mask = mask[:, 1:].reshape(-1)
-        loss = losses[target_mask].mean()
+        loss = losses[mask[:, 1:].reshape(-1)].mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
         if (step + 1) % 20 == 0 or step + 1 == cfg["steps"]:
             log(f"sft step {step + 1}/{cfg['steps']} loss {loss.item():.4f}")
@@ -57,16 +95,35 @@ def fine_tune(model, data, cfg: dict, seed: int, log=print):
     return model
 
 
-def sft_and_score(model, tok, eos, keys: dict, task, examples, cfg: dict, max_len: int, log=print):
-    """Fine-tune `model` (in place) on `task` and return its sft_scores rows as a table."""
-    prompt = cfg.get("prompt") or next(iter(task.prompts))
-    data = sft_batches(tok, eos, task, examples, prompt, max_len)
-    fine_tune(model, data, cfg, cfg["seed"], log=log)
-    requests = build_requests(task, examples, [prompt], [0], limit=cfg.get("examples_per_task"))
-    metrics = score_requests(model, tok, eos, requests, max_len)
-    rows = [
-        {**keys, "task": task.name, "sft_method": cfg["method"], "metric": metric,
-         "value": float(np.mean([m[metric] for m in metrics])), "n": len(metrics)}
-        for metric in ("acc", "acc_norm", "correct_prob", "norm_correct_prob", "logprob_correct")
-    ]
+def _prompt(task, cfg):
+    return cfg.get("prompt") or next(iter(task.prompts))
+
+
+def score_tasks(model, tok, eos, keys: dict, tasks: dict, cfg: dict, method: str, data_mix: str, max_len: int):
+    """sft_scores rows: each task's eval split, zero-shot, with the prompt SFT used."""
+    rows = []
+    for task, examples in tasks.values():
+        requests = build_requests(task, examples, [_prompt(task, cfg)], [0], limit=cfg.get("examples_per_task"))
+        metrics = score_requests(model, tok, eos, requests, max_len)
+        rows += [{**keys, "task": task.name, "sft_method": method, "sft_data": data_mix, "metric": metric,
+                  "value": float(np.mean([m[metric] for m in metrics])), "n": len(metrics)} for metric in SCORE_METRICS]
+    return rows
+
+
+def run_sft(base_model, tok, eos, keys: dict, tasks: dict, cfg: dict, method: str, max_len: int, log=print):
+    """Single-task SFT of a fresh copy of `base_model` per task (and one multi-task SFT if configured).
+
+    tasks: name -> (Task, examples). Returns the sft_scores table.
+    """
+    data = {name: sft_batches(tok, eos, task, examples, _prompt(task, cfg), max_len) for name, (task, examples) in tasks.items()}
+    rows = []
+    for name in tasks:
+        log(f"single-task {method} SFT on {name}")
+        model = finish(fine_tune(prepare(copy.deepcopy(base_model), method, cfg), data[name], cfg, cfg["seed"], log), method)
+        rows += score_tasks(model, tok, eos, keys, {name: tasks[name]}, cfg, method, "single", max_len)
+    if cfg.get("multitask") and len(tasks) > 1:
+        log(f"multi-task {method} SFT on {sorted(tasks)}")
+        mixed = [item for name in sorted(data) for item in data[name]]
+        model = finish(fine_tune(prepare(copy.deepcopy(base_model), method, cfg), mixed, cfg, cfg["seed"], log), method)
+        rows += score_tasks(model, tok, eos, keys, tasks, cfg, method, "multitask", max_len)
     return tables.to_table("sft_scores", tables.rows_to_columns(rows, "sft_scores"))

@@ -31,7 +31,7 @@ SCHEMAS = {
         ("logprob_correct", F), ("prob_correct_norm", F), ("correct_norm", B),
     ]),
     "sft_scores": pa.schema([
-        ("run", S), ("step", I), ("task", S), ("sft_method", S), ("metric", S), ("value", F), ("n", I),
+        ("run", S), ("step", I), ("task", S), ("sft_method", S), ("sft_data", S), ("metric", S), ("value", F), ("n", I),
     ]),
 }
 

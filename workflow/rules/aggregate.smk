@@ -7,7 +7,7 @@ rule aggregate:
         domain_losses=[f"results/evals/{r}/step{s}/domain_losses.parquet" for r, s in all_checkpoints()],
         task_scores=[f"results/evals/{r}/step{s}/task_scores.parquet" for r, s in all_checkpoints()],
         example_scores=[f"results/evals/{r}/step{s}/example_scores.parquet" for r, s in all_checkpoints()],
-        sft_scores=[f"results/sft/{r}/step{s}/{t}.parquet" for r, s in sft_checkpoints() for t in SFT_TASKS],
+        sft_scores=[f"results/sft/{r}/step{s}/{m}.parquet" for r, s in sft_checkpoints() for m in SFT_METHODS],
     output:
         **{name: f"results/tables/{name}.parquet" for name in
            ("runs", "checkpoints", "domain_losses", "task_scores", "example_scores", "sft_scores")},

@@ -12,12 +12,13 @@ RUNS = {r["name"]: lmconfig.run_spec(config, r["name"]) for r in config["runs"]}
 STEPS = {name: lmconfig.checkpoint_steps(r, config["training"]) for name, r in zip(RUNS, config["runs"])}
 EVAL_TASKS = config["evaluation"]["tasks"]
 SFT_TASKS = config["sft"]["tasks"]
+SFT_METHODS = config["sft"]["methods"]
 
 
 wildcard_constraints:
     run="|".join(re.escape(name) for name in RUNS),
     step=r"\d+",
-    task="|".join(EVAL_TASKS),
+    method="|".join(SFT_METHODS),
 
 
 def as_json(obj):

@@ -1,4 +1,6 @@
-# Supervised fine-tuning of a selected checkpoint on one task, scored on the task's eval split.
+# Supervised fine-tuning of a selected checkpoint with one method: single-task on each SFT
+# task (and multi-task on their union if configured), each scored on every task's eval
+# split. One job per checkpoint x method, so one process start-up serves all its tasks.
 
 
 rule sft:
@@ -7,12 +9,12 @@ rule sft:
         task_specs=task_specs(SFT_TASKS),
         task_examples=task_examples(SFT_TASKS),
     output:
-        "results/sft/{run}/step{step}/{task}.parquet",
+        "results/sft/{run}/step{step}/{method}.parquet",
     params:
         spec=as_json(config["sft"]),
     threads: 1
     log:
-        "logs/sft/{run}/step{step}/{task}.log",
+        "logs/sft/{run}/step{step}/{method}.log",
     shell:
-        "lmforecast sft --spec {params.spec:q} --checkpoint {input.checkpoint} --task {wildcards.task}"
+        "lmforecast sft --spec {params.spec:q} --checkpoint {input.checkpoint} --method {wildcards.method}"
         " --task-specs {input.task_specs} --task-examples {input.task_examples} --out {output} --threads {threads} > {log} 2>&1"

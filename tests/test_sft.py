@@ -1,0 +1,94 @@
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from lmforecast import tokenizer as tokenizer_lib
+from lmforecast.data import encode_documents
+from lmforecast.evaluate import score_requests
+from lmforecast.model import load_model, save_model
+from lmforecast.sft import fine_tune, finish, prepare, run_sft, sft_batches
+from lmforecast.tasks import Task, build_requests
+from lmforecast.train import train_segment
+from lmforecast.world import WorldSpec, domain_documents, task_examples
+
+SENTIMENT = Task(name="sentiment", domain="prose", prompts={"label": "Review: {review}\nSentiment:"},
+                 fewshot_split="sft", eval_split="eval", target_delimiter=" ", fewshot_delimiter="\n\n")
+CFG = {"tasks": ["sentiment"], "steps": 80, "batch_size": 16, "lr": 3e-3, "seed": 0, "examples_per_task": 60,
+       "lora_r": 8, "lora_alpha": 16, "last_layers": 1, "multitask": False, "prompt": None}
+WORLD = WorldSpec(seed=0, n_entities=12, train_docs=400, valid_docs=5, sft_examples=120, eval_examples=60)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A small model pre-trained on the prose domain only, so it has learned the adjectives."""
+    d = tmp_path_factory.mktemp("sft")
+    docs = domain_documents(WORLD, "prose", "train")
+    tokenizer_lib.save_hf(tokenizer_lib.train_tokenizer(docs, 300), d / "tok", model_max_length=64)
+    tok = tokenizer_lib.load(d / "tok")
+    np.save(d / "prose.npy", encode_documents(tok, docs, 0))
+    run = {"name": "p", "size": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "mixture": {"prose": 1.0},
+           "lr": 5e-3, "seed": 0, "steps_total": 500}
+    training = {"seq_len": 64, "batch_size": 8, "warmup_frac": 0.05, "min_lr_frac": 0.1, "weight_decay": 0.1,
+                "grad_clip": 1.0, "log_every": 1000}
+    train_segment(run, training, 0, 500, {"prose": d / "prose.npy"}, d / "tok", None, d / "ckpt", log=lambda m: None)
+    return load_model(d / "ckpt"), tok, {"sentiment": (SENTIMENT, task_examples(WORLD, "sentiment"))}
+
+
+def accuracy(model, tok, tasks):
+    task, examples = tasks["sentiment"]
+    metrics = score_requests(model, tok, 0, build_requests(task, examples, ["label"], [0], limit=60), 64)
+    return float(np.mean([m["acc"] for m in metrics]))
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_sft_raises_accuracy_over_zero_shot(pretrained, method):
+    model, tok, tasks = pretrained
+    table = pl.from_arrow(run_sft(model, tok, 0, {"run": "p", "step": 150}, tasks, CFG, method, 64, log=lambda m: None))
+    after = table.filter(pl.col("metric") == "acc")["value"][0]
+    before = accuracy(model, tok, tasks)
+    assert after > before + 0.1, (method, before, after)
+
+
+def test_lora_trains_only_adapters_and_merges_into_a_transformers_checkpoint(pretrained, tmp_path):
+    model, tok, tasks = pretrained
+    import copy
+
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    peft_model = prepare(copy.deepcopy(model), "lora", CFG)
+    trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    data = sft_batches(tok, 0, SENTIMENT, tasks["sentiment"][1], "label", 64)
+    fine_tune(peft_model, data, CFG, 0, log=lambda m: None)
+    frozen = {n.replace("base_model.model.", "").replace(".base_layer", ""): p for n, p in peft_model.named_parameters() if "lora_" not in n}
+    assert all(torch.equal(p, base[n]) for n, p in frozen.items())
+    merged = finish(peft_model, "lora")
+    assert any(not torch.equal(v, base[k]) for k, v in merged.state_dict().items())
+    save_model(merged, tmp_path)
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path)
+    x = torch.randint(0, 300, (2, 20))
+    with torch.no_grad():
+        assert torch.allclose(merged(x), hf(x).logits, atol=1e-5)
+
+
+def test_same_checkpoint_task_method_and_seed_give_identical_scores(pretrained):
+    model, tok, tasks = pretrained
+    cfg = {**CFG, "steps": 10, "multitask": True}
+    a = run_sft(model, tok, 0, {"run": "p", "step": 150}, tasks, cfg, "full", 64, log=lambda m: None)
+    b = run_sft(model, tok, 0, {"run": "p", "step": 150}, tasks, cfg, "full", 64, log=lambda m: None)
+    assert a.equals(b)
+
+
+def test_last_layers_trains_only_the_top_blocks_the_final_norm_and_the_head(pretrained):
+    import copy
+
+    model, tok, tasks = pretrained
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    tuned = copy.deepcopy(model)
+    data = sft_batches(tok, 0, SENTIMENT, tasks["sentiment"][1], "label", 64)
+    finish(fine_tune(prepare(tuned, "last_layers", CFG), data, {**CFG, "steps": 5}, 0, log=lambda m: None), "last_layers")
+    changed = {k for k, v in tuned.state_dict().items() if not torch.equal(v, base[k])}
+    allowed = {k for k in base if k.startswith("model.layers.1.") or k.startswith("model.norm") or k in ("lm_head.weight", "model.embed_tokens.weight")}
+    assert changed and changed <= allowed
+    assert any(k.startswith("model.layers.1.") for k in changed)
