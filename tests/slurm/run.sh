@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# The Slurm test (README "Running on a Slurm cluster"): a real one-node Slurm cluster with
+# accounting (slurmdbd + MariaDB) and a declared GPU, on this machine, then the smoke workflow
+# submitted through the project's profile (profiles/slurm) with sbatch. Checks that:
+#   1. every job went through sbatch and sacct lists them COMPLETED, GPU rules with a GPU;
+#   2. the six tables of results/tables/ exist, have rows, and equal those of a local
+#      `snakemake --cores 2` run of the same config (polars frame equality);
+#   3. a job killed with scancel in the middle of a pretraining segment is retried
+#      (--retries) and the run ends with the same tables again.
+# Runs as root, without stdin. Everything it writes is under $LMF_SLURM_DIR (daemons' config,
+# state, logs, the workflow copies); it stops the daemons it started, by their recorded pids,
+# when it ends, and stops leftovers of an earlier interrupted run before it starts.
+#   usage: tests/slurm/run.sh            (make test-slurm; the venv's bin first on PATH)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+DIR=${LMF_SLURM_DIR:-/tmp/lmforecast-slurm}
+ACCOUNT=lmforecast
+PARTITION=debug
+CLUSTER=lmfcluster
+HOST=$(hostname -s)
+# Ports of our own: the test cluster must not collide with a Slurm or MariaDB of the machine.
+CTLD_PORT=16817 SLURMD_PORT=16818 DBD_PORT=16819 DB_PORT=16820
+
+say() { printf '\n[slurm-test %(%H:%M:%S)T] %s\n' -1 "$*"; }
+die() { printf '\n[slurm-test] FAILED: %s\n' "$*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "run as root: it installs Debian packages and starts the Slurm daemons"
+BIN=$(dirname "$(command -v snakemake || die "snakemake not on PATH (run through make test-slurm)")")
+[[ -x $BIN/lmforecast ]] || die "lmforecast not found beside $BIN/snakemake: install the project first (make install)"
+export PATH="$BIN:$PATH"
+
+# --- the processes this script starts, recorded as $DIR/pids/<name> -------------------------
+DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)   # start order; stopped in reverse
+
+alive() {  # alive NAME: the recorded pid runs that program still (a pid can be reused)
+    local f=$DIR/pids/$1 pid
+    [[ -f $f ]] && pid=$(<"$f") && [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$1"
+}
+
+stop_daemons() {
+    # Snakemake first (SIGINT: it cancels its jobs; SIGTERM would wait for them), then the jobs of
+    # our cluster (slurmstepd outlives slurmd), then the daemons, last started first.
+    local pid
+    if alive snakemake; then
+        pid=$(<"$DIR/pids/snakemake")
+        kill -INT "$pid" 2>/dev/null || true
+        for _ in $(seq 120); do [[ -e /proc/$pid ]] || break; sleep 0.5; done
+        [[ -e /proc/$pid ]] && kill -9 "$pid" 2>/dev/null || true
+    fi
+    if alive slurmctld; then
+        scancel --user root 2>/dev/null || true
+        for _ in $(seq 30); do [[ -z $(squeue -h 2>/dev/null) ]] && break; sleep 1; done
+    fi
+    local i name
+    for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
+        name=${DAEMONS[i]}
+        if alive "$name"; then
+            pid=$(<"$DIR/pids/$name")
+            kill "$pid" 2>/dev/null || true
+            for _ in $(seq 30); do [[ -e /proc/$pid ]] || break; sleep 0.5; done
+            [[ -e /proc/$pid ]] && kill -9 "$pid" 2>/dev/null || true
+        fi
+        rm -f "$DIR/pids/$name"
+    done
+}
+
+start() {  # start NAME CMD...: in the background, output to $DIR/log/NAME.out, pid recorded
+    "${@:2}" >"$DIR/log/$1.out" 2>&1 </dev/null &
+    echo $! >"$DIR/pids/$1"
+}
+
+wait_for() {  # wait_for SECONDS WHAT CMD...: poll CMD until it succeeds
+    local t=$1 what=$2
+    shift 2
+    for _ in $(seq "$t"); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
+    die "$what not ready after ${t}s; logs: $DIR/log/"
+}
+
+# Slurm's configuration goes where Debian's Slurm looks for it: srun, run inside each job by the
+# executor plugin, drops SLURM_* variables such as SLURM_CONF. A slurm.conf that this script did
+# not write is left alone: the test stops instead.
+ETC=/etc/slurm
+MARK="# written by lmforecast tests/slurm/run.sh"
+export SLURM_CONF=$ETC/slurm.conf
+if [[ -e $SLURM_CONF ]] && ! grep -qx "$MARK" "$SLURM_CONF"; then
+    die "$SLURM_CONF exists and is not this test's: this machine has a Slurm configuration of its own"
+fi
+
+# --- 0. leftovers of an earlier run, then a fresh directory ---------------------------------
+[[ -d $DIR/pids ]] && stop_daemons
+rm -rf "$DIR"
+mkdir -p "$DIR"/{pids,log,spool,state,munge,work} "$ETC"
+trap 'say "stopping the cluster"; stop_daemons' EXIT
+
+# --- 1. Debian's Slurm, munge and MariaDB -----------------------------------------------------
+PROGRAMS=(slurmctld slurmd slurmdbd sacctmgr sbatch munged mungekey mariadbd mariadb-install-db)
+if [[ $(command -v "${PROGRAMS[@]}" | wc -l) -lt ${#PROGRAMS[@]} ]]; then
+    say "installing slurm-wlm slurmdbd munge mariadb-server"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q slurm-wlm slurmdbd munge mariadb-server
+fi
+say "Slurm $(slurmctld -V | awk '{print $2}'), $(mariadbd --version | awk '{print $3}')"
+
+# --- 2. munge: a key and a socket of our own --------------------------------------------------
+# munged runs as root here (the Debian service would run it as munge): root owns its files;
+# clients need to reach the socket. --force: munged refuses to run as root otherwise.
+chmod 711 "$DIR/munge"
+mungekey --create --keyfile="$DIR/munge/munge.key" --force
+MUNGE_SOCKET=$DIR/munge/munge.socket
+start munged munged --foreground --force --socket="$MUNGE_SOCKET" --key-file="$DIR/munge/munge.key" \
+    --log-file="$DIR/log/munged.log" --pid-file="$DIR/munge/munged.pid" --seed-file="$DIR/munge/munged.seed"
+wait_for 20 munged bash -c "munge -n --socket='$MUNGE_SOCKET' | unmunge --socket='$MUNGE_SOCKET'"
+
+# --- 3. MariaDB for slurmdbd: a data directory of our own -------------------------------------
+mkdir -p "$DIR/mysql"
+DB_SOCKET=$DIR/mysql/mysqld.sock   # in a directory the mysql user owns
+chown mysql:mysql "$DIR/mysql"
+mariadb-install-db --user=mysql --datadir="$DIR/mysql" --skip-test-db >"$DIR/log/mariadb-install.out" 2>&1 \
+    || die "mariadb-install-db failed: $DIR/log/mariadb-install.out"
+start mariadbd mariadbd --user=mysql --datadir="$DIR/mysql" --socket="$DB_SOCKET" \
+    --bind-address=127.0.0.1 --port=$DB_PORT --pid-file="$DIR/mysql/mariadbd.pid"
+wait_for 60 mariadbd mysqladmin --socket="$DB_SOCKET" ping
+DB_PASS=slurm-test
+mysql --socket="$DB_SOCKET" -u root <<SQL
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$DB_PASS';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
+SQL
+
+# --- 4. Slurm: slurmdbd, slurmctld, slurmd; one node with all its CPUs and one declared GPU ----
+CPUS=$(nproc)
+MEM_MB=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024))
+cat >"$ETC/slurmdbd.conf" <<EOF
+$MARK
+AuthType=auth/munge
+AuthInfo=socket=$MUNGE_SOCKET
+DbdHost=localhost
+DbdPort=$DBD_PORT
+SlurmUser=root
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$DB_PORT
+StorageUser=slurm
+StoragePass=$DB_PASS
+StorageLoc=slurm_acct_db
+LogFile=$DIR/log/slurmdbd.log
+PidFile=$DIR/state/slurmdbd.pid
+EOF
+chmod 600 "$ETC/slurmdbd.conf"
+cat >"$SLURM_CONF" <<EOF
+$MARK
+ClusterName=$CLUSTER
+SlurmctldHost=$HOST
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
+SlurmUser=root
+AuthType=auth/munge
+AuthInfo=socket=$MUNGE_SOCKET
+CredType=cred/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort=$DBD_PORT
+# with auth/munge, the munge socket that clients use to reach slurmdbd
+AccountingStoragePass=$MUNGE_SOCKET
+AccountingStorageTRES=gres/gpu
+AccountingStoreFlags=job_comment
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=30
+GresTypes=gpu
+StateSaveLocation=$DIR/state
+SlurmdSpoolDir=$DIR/spool
+SlurmctldPidFile=$DIR/state/slurmctld.pid
+SlurmdPidFile=$DIR/state/slurmd.pid
+SlurmctldLogFile=$DIR/log/slurmctld.log
+SlurmdLogFile=$DIR/log/slurmd.log
+ReturnToService=2
+MinJobAge=300
+DefMemPerCPU=1000
+NodeName=$HOST CPUs=$CPUS RealMemory=$MEM_MB Gres=gpu:2 State=UNKNOWN
+PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+EOF
+# Two declared GPUs (two device files, any will do): jobs asking --gpus=N are scheduled on them,
+# two at a time like the two CPUs; nothing runs on a GPU.
+printf '%s\nNodeName=%s Name=gpu File=/dev/null,/dev/zero\n' "$MARK" "$HOST" >"$ETC/gres.conf"
+
+start slurmdbd slurmdbd -D
+wait_for 60 slurmdbd sacctmgr -n list cluster
+sacctmgr -i add cluster "$CLUSTER" >/dev/null   # before slurmctld's first start
+start slurmctld slurmctld -D -i
+start slurmd slurmd -D
+wait_for 60 "the node" bash -c "sinfo -h -N -o '%T' | grep -qx idle"
+sacctmgr -i add account "$ACCOUNT" Description=lmforecast Organization=lmforecast >/dev/null
+sacctmgr -i add user root account="$ACCOUNT" >/dev/null
+say "cluster up:"; sinfo
+
+# --- 5. the profile as users install it, and a local override ---------------------------------
+# make slurm-profile writes $XDG_CONFIG_HOME/snakemake/slurm/profile.yaml: here under $DIR, so
+# that the test leaves root's own ~/.config alone; `--profile slurm` finds it there.
+export XDG_CONFIG_HOME=$DIR/config
+make -C "$ROOT" --no-print-directory slurm-profile SLURM_ACCOUNT=$ACCOUNT SLURM_PARTITION=$PARTITION
+mkdir -p "$DIR/override"
+cat >"$DIR/override/profile.yaml" <<EOF2
+# This test's jobs take seconds: poll Slurm every few seconds, not every 40 s and more.
+slurm-init-seconds-before-status-checks: 2
+seconds-between-status-checks: 2
+slurm-keep-successful-logs: true   # keep every job's Slurm log, for the record
+EOF2
+export LMFORECAST_GPUS=1   # pretrain, evaluate and sft ask for one GPU each
+
+copy_workflow() {  # as tests/test_workflow.py does: workflow/, resources/, config/ and the smoke config
+    mkdir -p "$1"
+    cp -r "$ROOT/workflow" "$ROOT/resources" "$ROOT/config" "$1/"
+    cp "$ROOT/tests/data/smoke.yaml" "$1/config.yaml"
+}
+
+# --- 6. the smoke workflow through Slurm; one pretraining segment killed with scancel ----------
+W=$DIR/work/slurm
+copy_workflow "$W"
+say "the smoke workflow through Slurm: snakemake --profile slurm (log: $DIR/log/snakemake-slurm.log)"
+t0=$SECONDS
+(cd "$W" && exec snakemake --profile slurm --profile "$DIR/override" --configfile config.yaml) \
+    >"$DIR/log/snakemake-slurm.log" 2>&1 &
+echo $! >"$DIR/pids/snakemake"
+
+# The victim: the last segment of the largest run. Killed once its command runs (its rule log
+# exists) and before its checkpoint is written: a job killed mid-segment, which --retries reruns.
+VICTIM=rule_pretrain_wildcards_m-b_64   # the plugin's job comment: rule and wildcard values
+VICTIM_OUT=$W/results/checkpoints/m-b/step64
+victim=
+for _ in $(seq 1200); do
+    alive snakemake || break
+    id=$(squeue -h -t RUNNING -o '%i %k' | awk -v c=$VICTIM '$2 == c {print $1}')
+    if [[ -n $id && -e $W/logs/pretrain/m-b/step64.log && ! -e $VICTIM_OUT ]]; then
+        scancel "$id"
+        victim=$id
+        say "scancel $id: pretrain m-b segment to step 64, mid-segment"
+        break
+    fi
+    sleep 0.5
+done
+[[ -n $victim ]] || die "never saw the pretrain job of m-b step 64 running; see $DIR/log/snakemake-slurm.log"
+wait "$(<"$DIR/pids/snakemake")" || die "snakemake --profile slurm failed; see $DIR/log/snakemake-slurm.log"
+rm -f "$DIR/pids/snakemake"
+slurm_s=$((SECONDS - t0))
+say "workflow through Slurm done in ${slurm_s}s"
+
+# --- 7. checks: sbatch, sacct, retry, GPUs ----------------------------------------------------
+LOG=$DIR/log/snakemake-slurm.log
+submitted=$(grep -c 'has been submitted with SLURM jobid' "$LOG" || true)
+say "$submitted sbatch submissions:"
+grep 'has been submitted with SLURM jobid' "$LOG" | sed "s|$W/.snakemake/slurm_logs/||"
+sacct -X -n -P -S now-1days -o JobID,Comment,State,AllocTRES >"$DIR/log/sacct.txt"
+say "sacct:"; column -t -s '|' "$DIR/log/sacct.txt"
+grep -q "Trying to restart job" "$LOG" || die "the killed job was not retried (no 'Trying to restart job' in $LOG)"
+awk -F'|' -v v="$victim" '$1 == v && $3 ~ /^CANCELLED/ {f=1} END {exit !f}' "$DIR/log/sacct.txt" \
+    || die "job $victim is not CANCELLED in sacct: it finished before scancel reached it; run again"
+# every other job COMPLETED, as many as sbatch submissions; GPU rules got a GPU, the others none
+awk -F'|' -v v="$victim" -v n="$submitted" '
+    $1 == v { next }
+    { jobs++ }
+    $3 != "COMPLETED" { print "not COMPLETED:", $0; bad = 1 }
+    ($2 ~ /^rule_(pretrain|evaluate|sft|post_)/) != ($4 ~ /gres\/gpu=1/) { print "GPU request wrong:", $0; bad = 1 }
+    END { if (jobs + 1 != n) { print "sacct lists " jobs + 1 " jobs, snakemake submitted " n; bad = 1 }; exit bad }
+' "$DIR/log/sacct.txt" || die "sacct does not show every job COMPLETED with the right GPUs"
+# evaluate and sft jobs of a run went as one Slurm job each: the group post_<run>
+[[ $(grep -c '|rule_post_.*_evaluate_sft|' "$DIR/log/sacct.txt") -eq 6 ]] \
+    || die "expected 6 group jobs (one per run, evaluate and sft together) in sacct"
+
+# --- 8. the same tables as an uninterrupted local run -------------------------------------------
+L=$DIR/work/local
+copy_workflow "$L"
+say "the same config locally, uninterrupted: snakemake --cores 2 (log: $DIR/log/snakemake-local.log)"
+(cd "$L" && LMFORECAST_GPUS=0 snakemake --cores 2 --configfile config.yaml) >"$DIR/log/snakemake-local.log" 2>&1 \
+    || die "the local run failed; see $DIR/log/snakemake-local.log"
+python "$ROOT/tests/slurm/compare_tables.py" "$W" "$L" || die "the tables of the Slurm run differ from the local run's"
+
+say "PASSED: $submitted jobs through sbatch, all COMPLETED but the one killed, which was retried;"\
+" the six tables equal the local run's. Slurm run ${slurm_s}s, all ${SECONDS}s. Logs: $DIR/log/"
