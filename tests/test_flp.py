@@ -42,7 +42,8 @@ def test_chain_predicts_the_held_out_run():
     flp = preds.filter(pl.col("predictor") == "flp").row(0, named=True)
     assert flp["run"] == "r4"  # the largest compute is held out
     assert flp["score_pred"] == pytest.approx(flp["score_actual"], abs=1e-3)
-    assert flp["score_lo"] <= flp["score_actual"] <= flp["score_hi"]
+    # noise-free data: the interval is (nearly) a point, so allow for the last digits
+    assert flp["score_lo"] - 1e-9 <= flp["score_actual"] <= flp["score_hi"] + 1e-9
     assert set(params["stage"]) == {"loss", "score", "direct"}
     assert params.filter(pl.col("param") == "alpha")["value"][0] == pytest.approx(0.25, abs=0.01)
     assert "stage 1" in reports[0]

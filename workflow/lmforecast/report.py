@@ -100,7 +100,8 @@ def build_report(tables: dict, params: pl.DataFrame, preds: pl.DataFrame, fit_cf
     final_scores = (tables["task_scores"].filter((pl.col("metric") == "acc")).join(
         tables["checkpoints"].group_by("run").agg(pl.col("step").max()), on=["run", "step"])
         .group_by("run", "task").agg(pl.col("value").max().alias("best_acc")).pivot(on="task", index="run", values="best_acc").sort("run"))
-    sft = tables["sft_scores"].filter(pl.col("metric") == "acc").pivot(on="task", index=["run", "step"], values="value").sort("run")
+    sft = (tables["sft_scores"].filter(pl.col("metric") == "acc")
+           .pivot(on="task", index=["run", "step", "sft_method", "sft_data"], values="value").sort("run", "sft_method", "sft_data"))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>lmforecast report</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}}table{{border-collapse:collapse;font-size:12px;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}th{{background:#eee}}figcaption{{color:#444;font-size:13px}}</style></head><body>
