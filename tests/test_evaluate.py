@@ -4,6 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from reference import assert_scores_match_separate_sequences
+
 from lmforecast import tokenizer as tokenizer_lib
 from lmforecast.evaluate import domain_losses, evaluate_checkpoint, score_requests
 from lmforecast.model import Llama, ModelConfig, load_model, save_model
@@ -92,17 +94,4 @@ def test_score_requests_in_float64_equals_separate_sequences_exactly_enough_for_
     for name in ("fact_qa", "arith_mc", "sentiment"):
         task = load_task(f"resources/tasks/{name}.yaml")
         requests += build_requests(task, task_examples(tiny_world, name), list(task.prompts), [0, 1], limit=5)
-    got = score_requests(model, tok, eos, requests, 64)
-    for req, m in zip(requests, got):
-        lps, ntok = [], []
-        for cont in req.continuations:
-            seq, start = encode_pair(tok, eos, req.context, cont)
-            cut = max(0, len(seq) - 65)
-            seq, start = seq[cut:], max(1, start - cut)
-            with torch.no_grad():
-                logp = torch.log_softmax(model(torch.tensor([seq[:-1]])), -1)[0]
-            lps.append(sum(logp[i - 1, seq[i]].item() for i in range(start, len(seq))))
-            ntok.append(len(seq) - start)
-        exp = choice_metrics(lps, ntok, req.choices, req.gold)
-        assert (m["acc"], m["acc_norm"]) == (exp["acc"], exp["acc_norm"])
-        assert m["logprob_correct"] == pytest.approx(exp["logprob_correct"], abs=1e-9)
+    assert_scores_match_separate_sequences(model, tok, eos, requests, score_requests(model, tok, eos, requests, 64), 64)

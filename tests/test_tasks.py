@@ -9,10 +9,11 @@ import json
 import pytest
 import torch
 
+from reference import assert_scores_match_separate_sequences
+
 from lmforecast import tokenizer as tokenizer_lib
 from lmforecast.evaluate import score_requests
 from lmforecast.model import Llama, ModelConfig
-from lmforecast.scoring import choice_metrics, encode_pair
 from lmforecast.tasks import build_requests, load_dataset_examples, load_task
 
 ARC_YAML = "resources/tasks/arc_easy.yaml"
@@ -71,19 +72,7 @@ def _scores_match_separate_sequences(requests, tiny_tokenizer):
     eos = tokenizer_lib.eos_id(tok)
     torch.manual_seed(0)
     model = Llama(ModelConfig(vocab_size=tok.get_vocab_size(), d_model=32, n_layers=2, n_heads=2, seq_len=64)).double()
-    for req, m in zip(requests, score_requests(model, tok, eos, requests, 64)):
-        lps, ntok = [], []
-        for cont in req.continuations:
-            seq, start = encode_pair(tok, eos, req.context, cont)
-            cut = max(0, len(seq) - 65)
-            seq, start = seq[cut:], max(1, start - cut)
-            with torch.no_grad():
-                logp = torch.log_softmax(model(torch.tensor([seq[:-1]])), -1)[0]
-            lps.append(sum(logp[i - 1, seq[i]].item() for i in range(start, len(seq))))
-            ntok.append(len(seq) - start)
-        exp = choice_metrics(lps, ntok, req.choices, req.gold)
-        assert (m["acc"], m["acc_norm"]) == (exp["acc"], exp["acc_norm"])
-        assert m["logprob_correct"] == pytest.approx(exp["logprob_correct"], abs=1e-9)
+    assert_scores_match_separate_sequences(model, tok, eos, requests, score_requests(model, tok, eos, requests, 64), 64)
 
 
 def test_arc_easy_rows_become_examples_requests_and_scores(tmp_path, tiny_tokenizer):
