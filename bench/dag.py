@@ -1,0 +1,153 @@
+"""How long Snakemake takes to plan a large sweep: `snakemake -n` on a generated config.
+
+    make install && .venv/bin/python bench/dag.py      # writes bench/results/dag.json
+
+The target sweep is 1000 runs x 20 checkpoints x 10 tasks. The schema has 4 tasks, and the
+number of tasks does not change the number of jobs: one evaluate job scores every task of a
+checkpoint, one sft job per checkpoint and method fine-tunes on every SFT task. So the sweep
+here is 1000 runs x 20 checkpoints with all 4 tasks evaluated and fine-tuned and the default
+config's SFT methods (full, lora): 20,000 pretrain + 20,000 evaluate + 2,000 sft jobs, plus 7
+(data, aggregate, fits, report, all) - the job count of 1000 x 20 x 10.
+
+The dry run is timed from outside, in a fresh directory with a copy of workflow/, resources/
+and config/ as the workflow tests use: wall time (time.perf_counter) and peak memory of the
+snakemake process (getrusage of children). It includes Snakemake's start, the parse and config
+validation, the DAG build and the job listing: the time a user waits before the first job.
+With --profile it runs the dry run once more under cProfile and writes where the time goes.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # snakemake and lmforecast of this environment
+TASKS = ["fact_qa", "arith_mc", "var_track", "sentiment"]
+TARGET_RUNS, TARGET_CHECKPOINTS = 1000, 20
+REFERENCE_S = 60.0  # goal: planning 1000 runs x 20 checkpoints x 10 tasks takes at most a minute
+
+
+def sweep_config(runs: int, checkpoints: int) -> dict:
+    """The default config with `runs` runs of `checkpoints` checkpoints, every task evaluated and fine-tuned."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["training"]["checkpoints"] = checkpoints
+    sizes, mixtures = list(config["sizes"]), list(config["mixtures"])
+    config["runs"] = [
+        {"name": f"r{i:05d}", "size": sizes[i % len(sizes)], "tokens": 200_000 + 1024 * (i % 50),
+         "mixture": mixtures[i % len(mixtures)], "objective": "clm", "lr": 0.003, "seed": i}
+        for i in range(runs)
+    ]
+    config["evaluation"]["tasks"] = TASKS
+    config["sft"]["tasks"] = TASKS
+    return config
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def breakdown(stats_file: Path) -> dict:
+    """Where the dry run spends its time (cProfile, cumulative): Snakemake's DAG build, its
+    scheduling pass that lists every job (log_info per job), and the rest (start, parse)."""
+    import pstats
+
+    stats = pstats.Stats(str(stats_file)).stats  # (file, line, name) -> (cc, nc, tt, ct, callers)
+    total = max(ct for (_, _, _, ct, _) in stats.values())
+
+    def cumulative(path_end: str, name: str) -> float:
+        return sum(v[3] for (f, _, n), v in stats.items() if f.endswith(path_end) and n == name)
+
+    parts = {
+        "dag_build": cumulative("snakemake/workflow.py", "_build_dag"),
+        "job_listing": cumulative("snakemake/scheduling/job_scheduler.py", "schedule"),
+    }
+    parts["start_and_parse"] = total - sum(parts.values())
+    share = {k: round(v / total, 2) for k, v in parts.items()}
+    return {
+        "under_cprofile_s": round(total, 1),
+        "share": share,
+        "bottleneck": max(share, key=share.get),
+        "top_tottime": [f"{f.split('site-packages/')[-1]}:{n} {v[2]:.1f}s"
+                        for (f, _, n), v in sorted(stats.items(), key=lambda kv: -kv[1][2])[:8]],
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=TARGET_RUNS)
+    p.add_argument("--checkpoints", type=int, default=TARGET_CHECKPOINTS)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "dag.json")
+    p.add_argument("--profile", action="store_true", help="also run the dry run under cProfile: where the time goes")
+    args = p.parse_args()
+
+    config = sweep_config(args.runs, args.checkpoints)
+    methods = len(config["sft"]["methods"])  # sft jobs per run: one per method on the last checkpoint
+    expected_jobs = args.runs * (2 * args.checkpoints + methods) + 7  # + world, tokenizer, shards, aggregate, fit_flp, report, all
+
+    with tempfile.TemporaryDirectory(prefix="lmforecast-dag-") as tmp:
+        work = Path(tmp)
+        for name in ("workflow", "resources", "config"):
+            shutil.copytree(ROOT / name, work / name)
+        (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        cmd = [str(BIN / "snakemake"), "-n", "--quiet", "rules", "--cores", "1", "--configfile", "config.yaml"]
+        env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+        load = os.getloadavg()[0]  # other work on the machine makes the wall time longer
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if proc.returncode != 0:
+            sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        # the job count snakemake itself reports: the "total" row of its job stats
+        counts = [line.split() for line in proc.stdout.splitlines() if line.startswith("total")]
+        jobs = int(counts[-1][1]) if counts else None
+
+        profile = None
+        if args.profile:
+            stats_file = work / "dag.prof"
+            prof_cmd = [sys.executable, "-m", "cProfile", "-o", str(stats_file), *cmd]
+            subprocess.run(prof_cmd, cwd=work, env=env, capture_output=True, text=True, check=True)
+            profile = breakdown(stats_file)
+
+    result = {
+        "ours": round(wall, 1),
+        "reference": REFERENCE_S,
+        "ratio": round(wall / REFERENCE_S, 2),
+        "unit": "s (wall, snakemake -n)",
+        "reference_name": "goal: plan 1000 runs x 20 checkpoints x 10 tasks in 60 s",
+        "peak_rss_mb": round(peak_kb / 1024),  # the dry run is this script's first child
+        "jobs": jobs,
+        "jobs_expected": expected_jobs,
+        "sweep": {"runs": args.runs, "checkpoints": args.checkpoints, "tasks": len(TASKS), "sft_methods": methods,
+                  "note": "10 tasks asked, 4 in the schema; tasks do not change the job count"},
+        "snakemake": subprocess.run([str(BIN / "snakemake"), "--version"], capture_output=True, text=True).stdout.strip(),
+        "device": f"cpu: {cpu_name()}, {os.cpu_count()} cores",
+        "load_average_1min_before": round(load, 2),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python bench/dag.py " + " ".join(sys.argv[1:]),
+    }
+    if profile:
+        result["profile"] = profile
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
