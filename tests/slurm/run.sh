@@ -91,15 +91,36 @@ fi
 [[ -d $DIR/pids ]] && stop_daemons
 rm -rf "$DIR"
 mkdir -p "$DIR"/{pids,log,spool,state,munge,work} "$ETC"
-trap 'say "stopping the cluster"; stop_daemons' EXIT
+finish() {  # on exit, passed or failed: leave the machine as this run found it
+    local rc=$?
+    say "stopping the cluster"
+    stop_daemons
+    local f
+    for f in "$ETC"/{slurm,slurmdbd,gres}.conf; do
+        [[ -f $f ]] && grep -qx "$MARK" "$f" && rm -f "$f"
+    done
+    # The packages this run installed go again: with Slurm's client tools on the PATH and no
+    # controller answering, every snakemake start waits 10 s (plugin 2.8.0 runs scontrol when it
+    # is imported). LMF_SLURM_KEEP_PACKAGES=1 keeps them, for repeated runs.
+    if [[ -s $DIR/installed-packages && ${LMF_SLURM_KEEP_PACKAGES:-0} != 1 ]]; then
+        say "removing the $(wc -l <"$DIR/installed-packages") packages this run installed"
+        DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $(<"$DIR/installed-packages") \
+            >"$DIR/log/apt-purge.out" 2>&1 || say "apt-get purge failed: see $DIR/log/apt-purge.out"
+    fi
+    exit $rc
+}
+trap finish EXIT
 
 # --- 1. Debian's Slurm, munge and MariaDB -----------------------------------------------------
+installed() { dpkg-query -W -f '${db:Status-Abbrev} ${binary:Package}\n' | awk '$1 == "ii" {print $2}' | sort; }
 PROGRAMS=(slurmctld slurmd slurmdbd sacctmgr sbatch munged mungekey mariadbd mariadb-install-db)
 if [[ $(command -v "${PROGRAMS[@]}" | wc -l) -lt ${#PROGRAMS[@]} ]]; then
     say "installing slurm-wlm slurmdbd munge mariadb-server"
     export DEBIAN_FRONTEND=noninteractive
+    before=$(installed)
     apt-get update -q
     apt-get install -y -q slurm-wlm slurmdbd munge mariadb-server
+    comm -13 <(echo "$before") <(installed) >"$DIR/installed-packages"
 fi
 say "Slurm $(slurmctld -V | awk '{print $2}'), $(mariadbd --version | awk '{print $3}')"
 
