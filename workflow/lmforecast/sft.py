@@ -58,6 +58,7 @@ def prepare(model, method: str, cfg: dict):
         from peft import LoraConfig, get_peft_model  # imports transformers: only when LoRA is asked for
 
         lora = LoraConfig(r=cfg["lora_r"], lora_alpha=cfg["lora_alpha"], lora_dropout=0.0, target_modules=LORA_TARGETS)
+        torch.manual_seed(cfg["seed"])  # the adapters' initial weights are random draws: seed them
         return get_peft_model(model, lora)
     raise ValueError(f"sft method {method!r}: expected one of {METHODS}")
 
