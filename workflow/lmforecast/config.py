@@ -10,8 +10,6 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from lmforecast.world import TASK_DOMAIN
-
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
 
@@ -119,7 +117,3 @@ def run_spec(config: dict, name: str) -> dict:
     steps = checkpoint_steps(run, config["training"])
     return {**run, "size_name": run["size"], "size": config["sizes"][run["size"]],
             "mixture_name": run["mixture"], "mixture": config["mixtures"][run["mixture"]], "steps_total": steps[-1]}
-
-
-def task_domains(tasks) -> dict:
-    return {t: TASK_DOMAIN[t] for t in tasks}
