@@ -36,6 +36,8 @@ CASES = [
     ("unknown sft method", lambda c: c["sft"]["methods"].append("prefix"), r"sft\.methods\[2\]: 'prefix' is not one of"),
     ("last layers beyond depth", lambda c: c["sft"].update(methods=["last_layers"], last_layers=3),
      r"sft\.last_layers: 3 exceeds sizes\.s\.n_layers \(2\)"),
+    ("sft checkpoints neither a choice nor k", lambda c: c["sft"].update(checkpoints="first"), r"sft\.checkpoints: 'first' is not valid; expected 'last', 'all', or an integer k >= 1"),
+    ("sft every 0th checkpoint", lambda c: c["sft"].update(checkpoints=0), r"sft\.checkpoints: 0 is not valid"),
 ]
 
 

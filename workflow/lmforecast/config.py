@@ -33,8 +33,9 @@ def _schema_errors(config) -> list[str]:
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
             expected = sorted(err.schema.get("properties", {}))
             messages.append(f"{_where(err.absolute_path)}: unknown key(s) {extra}; expected one of {expected}")
-        elif err.validator == "required":
-            messages.append(f"{_where(err.absolute_path)}: {err.message}")
+        elif err.validator == "oneOf" and "description" in err.schema:
+            # "not valid under any of the given schemas" says nothing: say what is expected
+            messages.append(f"{_where(err.absolute_path)}: {err.instance!r} is not valid; expected {err.schema['description']}")
         else:
             messages.append(f"{_where(err.absolute_path)}: {err.message}")
     return messages
