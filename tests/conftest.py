@@ -1,3 +1,8 @@
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # as the CLI sets them (lmforecast/cli.py)
+    os.environ.setdefault(_var, "1")
+
 import pytest
 
 from lmforecast import tokenizer as tokenizer_lib

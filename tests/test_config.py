@@ -37,6 +37,9 @@ CASES = [
     ("last layers beyond depth", lambda c: c["sft"].update(methods=["last_layers"], last_layers=3),
      r"sft\.last_layers: 3 exceeds sizes\.s\.n_layers \(2\)"),
     ("sft checkpoints neither a choice nor k", lambda c: c["sft"].update(checkpoints="first"), r"sft\.checkpoints: 'first' is not valid; expected 'last', 'all', or an integer k >= 1"),
+    ("unknown held-out run", lambda c: c["fit"]["scaling"].update(holdout=["l-600k-uniform", "xl-1"]),
+     r"fit\.scaling\.holdout\[1\]: unknown run 'xl-1'; expected a name from runs"),
+    ("unknown predictor", lambda c: c["fit"]["scaling"]["predictors"].append("gpt"), r"fit\.scaling\.predictors\[5\]: 'gpt' is not one of"),
     ("sft every 0th checkpoint", lambda c: c["sft"].update(checkpoints=0), r"sft\.checkpoints: 0 is not valid"),
 ]
 

@@ -91,13 +91,15 @@ def test_loss_falls_within_each_run(finished):
 
 
 def test_fit_writes_parameters_with_standard_errors_and_the_report(finished):
-    params = pl.read_parquet(finished / "results/fits/flp_params.parquet")
-    stage1 = params.filter(pl.col("stage") == "loss")
+    params = pl.read_parquet(finished / "results/fits/scaling_params.parquet")
+    stage1 = params.filter((pl.col("predictor") == "flp") & (pl.col("stage") == "loss"))
     assert set(stage1["param"]) == {"A", "alpha", "E", "C0"}
-    assert stage1.filter(pl.col("param") != "C0")["stderr"].is_not_nan().all()
-    assert "stage 1" in (finished / "results/fits/flp_report.txt").read_text()
+    assert stage1.filter(pl.col("param") != "C0")["stderr_boot"].is_not_nan().all()
+    preds = pl.read_parquet(finished / "results/fits/scaling_predictions.parquet")
+    assert {"direct", "flp"} <= set(preds["predictor"])
+    assert "fitted on" in (finished / "results/fits/scaling_report.txt").read_text()
     html = (finished / "results/report/index.html").read_text()
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:image/png;base64,") == 2 and "Leaderboard" in html
     assert (finished / "results/report/loss_vs_compute.png").stat().st_size > 10_000
 
 
@@ -117,7 +119,7 @@ def test_nothing_to_do_after_a_run_then_an_lr_edit_reruns_only_that_run(finished
     per_run = [(rule, w) for rule, w in jobs if "run" in w]
     assert {rule for rule, _ in per_run} == {"pretrain", "evaluate", "sft"}
     assert {w["run"] for _, w in per_run} == {target}
-    assert {rule for rule, w in jobs if "run" not in w} == {"aggregate", "fit_flp", "report", "all"}
+    assert {rule for rule, w in jobs if "run" not in w} == {"aggregate", "fit_scaling", "report", "all"}
     assert len([r for r, _ in per_run if r == "pretrain"]) == config["training"]["checkpoints"]
 
 
@@ -153,7 +155,7 @@ def test_same_config_twice_from_scratch_gives_equal_tables_and_fits(finished, tm
         a = pl.read_parquet(finished / "results/tables" / f"{name}.parquet")
         b = pl.read_parquet(again / "results/tables" / f"{name}.parquet")
         assert a.equals(b), name
-    for name in ("flp_params", "flp_predictions"):
+    for name in ("scaling_params", "scaling_predictions"):
         a = pl.read_parquet(finished / "results/fits" / f"{name}.parquet")
         b = pl.read_parquet(again / "results/fits" / f"{name}.parquet")
         assert a.equals(b), name

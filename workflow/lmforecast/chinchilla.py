@@ -75,9 +75,15 @@ def _grid_objectives(starts, log_n, log_d, log_l, delta):
     return np.where(r <= delta, 0.5 * r**2, delta * (r - 0.5 * delta)).sum(axis=1)
 
 
-def fit_chinchilla(n_params, tokens, loss, delta=1e-3, n_bootstrap=200, seed=0, grid=GRID, n_starts=50) -> ChinchillaFit:
+def fit_chinchilla(n_params, tokens, loss, delta=1e-3, n_bootstrap=200, seed=0, grid=GRID, n_starts=50,
+                   start: dict | None = None) -> ChinchillaFit:
+    """`start` (a fit's params): refit from there alone, no grid, no bootstrap (a bootstrap refit)."""
     log_n, log_d, log_l = (np.log(np.asarray(x, dtype=np.float64)) for x in (n_params, tokens, loss))
     data = (log_n, log_d, log_l)
+    if start:
+        theta = np.array([np.log(start["A"]), np.log(start["B"]), np.log(start["E"]), start["alpha"], start["beta"]])
+        result = _minimize(theta, data, delta)
+        return ChinchillaFit(params=_natural(result.x), stderr={}, objective=float(result.fun), n_points=len(log_l), report="")
     starts = np.array(list(itertools.product(*(grid[k] for k in NAMES))))
     ranked = starts[np.argsort(_grid_objectives(starts, *data, delta), kind="stable")[:n_starts]]
     best = None

@@ -81,6 +81,11 @@ def _semantic_errors(config) -> list[str]:
     unknown = set(config["sft"]["tasks"]) - set(config["evaluation"]["tasks"])
     if unknown:
         errors.append(f"sft.tasks: {sorted(unknown)} are not in evaluation.tasks")
+    holdout = config["fit"]["scaling"]["holdout"]
+    if isinstance(holdout, list):
+        for i, name in enumerate(holdout):
+            if name not in seen:
+                errors.append(f"fit.scaling.holdout[{i}]: unknown run {name!r}; expected a name from runs")
     return errors
 
 

@@ -1,24 +1,28 @@
-"""The FLP chain (seed 001, Chen et al.): compute -> pre-training loss -> downstream score.
+"""The fits that scaling chains are built from (seed 001's FLP, the OLMo ladder), with lmfit.
 
-Stage 1 fits L(C) = E + A * (C / C0)^-alpha on the final checkpoints of the runs of one
-family (same mixture and objective), holding out the run of largest compute.
-Stage 2 fits score = w0 + w1 * L on the family's intermediate checkpoints whose score
-has emerged (above chance + margin). The held-out run is then predicted from its compute
-alone, with an interval from sampling both stages' fitted parameters (their covariance
-from lmfit). The direct fit, score = w0 + w1 * log10(C) on final checkpoints, is the
-baseline that the critique of FLP prefers; both are written side by side.
+- Stage 1, compute -> loss: L(C) = E + A * (C / C0)^-alpha, C0 the geometric mean of the
+  fitted compute (keeps A of order one). Fitted as the ladder and Epoch fit it: Huber loss
+  (delta 1e-3) on log-residuals, parameters bounded, from a small grid of starts.
+- Stage 2, loss -> score: FLP's line on emerged checkpoints, or the ladder's sigmoid
+  a / (1 + exp(-k (L - L0))) + b.
+
+The data the chains run on is one row per checkpoint (`checkpoint_frame`): compute, tokens,
+parameters, the pre-training loss, each domain's loss and, per task, the score, its chance
+level and the task loss (bits per byte of the correct answer).
 
 "Pre-training loss" is the mean of the domain losses (nats per token) over domains, i.e.
 the loss on a fixed uniform validation mixture, comparable across training mixtures.
 """
 
-import math
-
-import lmfit
 import numpy as np
 import polars as pl
+import lmfit
 
-N_SAMPLES = 4000
+HUBER_DELTA = 1e-3
+
+
+class FitError(Exception):
+    """A predictor cannot be fitted on this data (too few points); the message says why."""
 
 
 def pretraining_loss(domain_losses: pl.DataFrame) -> pl.DataFrame:
@@ -32,128 +36,122 @@ def checkpoint_points(runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_loss
             .with_columns(pl.concat_str("mixture", "objective", separator="/").alias("family")))
 
 
-def select_scores(task_scores: pl.DataFrame, cfg: dict) -> pl.DataFrame:
-    """The score the chain predicts: one metric, shots and prompt (default: each task's first prompt)."""
-    scores = task_scores.filter((pl.col("metric") == cfg["metric"]) & (pl.col("shots") == cfg["shots"]))
+def select_scores(task_scores: pl.DataFrame, cfg: dict, metric: str | None = None) -> pl.DataFrame:
+    """The score a chain predicts: one metric, shots and prompt (default: each task's first prompt)."""
+    scores = task_scores.filter((pl.col("metric") == (metric or cfg["metric"])) & (pl.col("shots") == cfg["shots"]))
     if cfg.get("prompt"):
         return scores.filter(pl.col("prompt") == cfg["prompt"])
     first = scores.group_by("task", maintain_order=True).agg(pl.col("prompt").first())
     return scores.join(first, on=["task", "prompt"])
 
 
+def checkpoint_frame(tables: dict, cfg: dict) -> pl.DataFrame:
+    """One row per checkpoint with every column a predictor may use (see the module docstring)."""
+    points = checkpoint_points(tables["runs"], tables["checkpoints"], tables["domain_losses"])
+    points = points.join(tables["runs"].select("run", "n_params"), on="run")
+    domains = (tables["domain_losses"].pivot(on="domain", index=["run", "step"], values="loss")
+               .rename(lambda c: c if c in ("run", "step") else f"loss:{c}"))
+    scores = select_scores(tables["task_scores"], cfg)
+    wide = [points, domains,
+            scores.pivot(on="task", index=["run", "step"], values="value").rename(lambda c: c if c in ("run", "step") else f"score:{c}"),
+            scores.pivot(on="task", index=["run", "step"], values="chance").rename(lambda c: c if c in ("run", "step") else f"chance:{c}")]
+    bpb = select_scores(tables["task_scores"], cfg, metric="bits_per_byte")
+    if bpb.height:
+        wide.append(bpb.pivot(on="task", index=["run", "step"], values="value")
+                    .rename(lambda c: c if c in ("run", "step") else f"bpb:{c}"))
+    frame = wide[0]
+    for part in wide[1:]:
+        frame = frame.join(part, on=["run", "step"], how="left")
+    final = pl.col("step").max().over("run")
+    return frame.with_columns((pl.col("step") / final).alias("frac"), (pl.col("step") == final).alias("is_final")).sort("run", "step")
+
+
+def tasks_of(frame: pl.DataFrame) -> list[str]:
+    return sorted(c.split(":", 1)[1] for c in frame.columns if c.startswith("score:"))
+
+
+def domains_of(frame: pl.DataFrame) -> list[str]:
+    return sorted(c.split(":", 1)[1] for c in frame.columns if c.startswith("loss:"))
+
+
+# --- stage 1: compute -> loss ------------------------------------------------------------
+
+
 def power_law(c, A, alpha, E):
     return E + A * np.power(c, -alpha)
 
 
-def fit_power_law(compute, loss):
-    """lmfit of L = E + A * (C/C0)^-alpha with C0 the geometric mean of the compute values.
+def log_power_law(c, A, alpha, E):
+    return np.log(E + A * np.power(c, -alpha))
 
-    Started from a small grid (as in Epoch's protocol); the best fit by residual sum wins.
+
+def huber(r, delta=HUBER_DELTA):
+    a = np.abs(r)
+    return np.where(a <= delta, 0.5 * a**2, delta * (a - 0.5 * delta)).sum()
+
+
+def fit_power_law(compute, loss, start: dict | None = None):
+    """L(C) = E + A (C/C0)^-alpha by Huber on log-residuals; returns (lmfit result, C0).
+
+    From a grid of starts (Epoch's protocol, coarser), or from `start` alone (a bootstrap
+    refit starts from the full-data fit).
     """
     compute, loss = np.asarray(compute, float), np.asarray(loss, float)
+    if len(compute) < 3:
+        raise FitError(f"stage 1 needs at least 3 points, got {len(compute)}")
     c0 = float(np.exp(np.mean(np.log(compute))))
-    model = lmfit.Model(power_law, independent_vars=["c"])
-    best = None
-    for alpha0 in (0.1, 0.3, 0.6, 1.0):
-        for e_frac in (0.0, 0.5, 0.9):
-            params = model.make_params()
-            e0 = e_frac * loss.min()
-            params["E"].set(value=e0, min=0.0, max=float(loss.min()))
-            params["alpha"].set(value=alpha0, min=1e-4, max=3.0)
-            params["A"].set(value=max(1e-6, float(np.median(loss)) - e0), min=0.0)
-            result = model.fit(loss, params, c=compute / c0)
-            if best is None or result.chisqr < best.chisqr:
-                best = result
+    model = lmfit.Model(log_power_law, independent_vars=["c"])
+    grid = [start] if start else [{"alpha": a, "E": f * loss.min()} for a in (0.1, 0.3, 0.6, 1.0) for f in (0.0, 0.5, 0.9)]
+    best, best_obj = None, np.inf
+    for s in grid:
+        params = model.make_params()
+        params["E"].set(value=min(s["E"], float(loss.min()) * 0.999), min=0.0, max=float(loss.min()))
+        params["alpha"].set(value=s["alpha"], min=1e-4, max=3.0)
+        params["A"].set(value=s.get("A", max(1e-6, float(np.median(loss)) - s["E"])), min=0.0)
+        result = model.fit(np.log(loss), params, c=compute / c0, method="least_squares",
+                           fit_kws={"loss": "huber", "f_scale": HUBER_DELTA})
+        obj = huber(result.residual)
+        if obj < best_obj:
+            best, best_obj = result, obj
     return best, c0
+
+
+# --- stage 2: loss -> score ---------------------------------------------------------------
 
 
 def fit_linear(x, y):
     x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3:
+        raise FitError(f"a line needs at least 3 points, got {len(x)}")
     model = lmfit.models.LinearModel()
     return model.fit(y, model.make_params(slope=0.0, intercept=float(y.mean())), x=x)
 
 
-def _param_samples(result, rng):
-    """Parameter draws from the fit's normal approximation (or the point estimate without covariance)."""
-    names = list(result.var_names)
-    mean = np.array([result.params[n].value for n in names])
-    if result.covar is None:
-        return {n: np.full(N_SAMPLES, m) for n, m in zip(names, mean)}
-    draws = rng.multivariate_normal(mean, result.covar, size=N_SAMPLES, method="eigh")
-    return {n: draws[:, i] for i, n in enumerate(names)}
+def sigmoid(x, a, k, L0, b):
+    return a / (1.0 + np.exp(-k * (x - L0))) + b
 
 
-def _param_rows(result, family, stage, task, extra=None):
-    rows = []
-    for name, p in result.params.items():
-        rows.append({"family": family, "stage": stage, "task": task, "param": name, "value": float(p.value),
-                     "stderr": float(p.stderr) if p.stderr is not None else math.nan,
-                     "n_points": int(result.ndata), "redchi": float(result.redchi)})
-    for name, value in (extra or {}).items():
-        rows.append({"family": family, "stage": stage, "task": task, "param": name, "value": float(value),
-                     "stderr": math.nan, "n_points": int(result.ndata), "redchi": float(result.redchi)})
-    return rows
+def fit_sigmoid(x, y, start: dict | None = None):
+    """The ladder's Acc(L) = a / (1 + exp(-k (L - L0))) + b; k <= 0 (accuracy falls as loss rises)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 5:
+        raise FitError(f"the sigmoid has 4 parameters and needs at least 5 points, got {len(x)}")
+    model = lmfit.Model(sigmoid)
+    spread = float(np.std(x)) or 1.0
+    grid = [start] if start else [{"k": -k / spread, "L0": float(q)} for k in (1.0, 4.0) for q in np.quantile(x, [0.25, 0.5, 0.75])]
+    best = None
+    for s in grid:
+        params = model.make_params()
+        params["a"].set(value=s.get("a", max(0.01, float(y.max() - y.min()))), min=0.0, max=1.0)
+        params["b"].set(value=s.get("b", float(y.min())), min=0.0, max=1.0)
+        params["k"].set(value=s["k"], max=0.0, min=-1e3 / spread)
+        params["L0"].set(value=s["L0"], min=float(x.min()) - 3 * spread, max=float(x.max()) + 3 * spread)
+        result = model.fit(y, params, x=x)
+        if best is None or result.chisqr < best.chisqr:
+            best = result
+    return best
 
 
-def fit_flp(runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_losses: pl.DataFrame, task_scores: pl.DataFrame, cfg: dict, seed: int = 0):
-    """Fit both stages and the direct baseline per family; return (params, predictions, reports)."""
-    rng = np.random.default_rng(seed)
-    points = checkpoint_points(runs, checkpoints, domain_losses)
-    finals = points.join(points.group_by("run").agg(pl.col("step").max()), on=["run", "step"])
-    scores = select_scores(task_scores, cfg).join(points, on=["run", "step"])
-
-    param_rows, pred_rows, reports = [], [], []
-    for family in sorted(finals["family"].unique()):
-        fam = finals.filter(pl.col("family") == family).sort("flops")
-        if fam.height < 4:
-            reports.append(f"[{family}] skipped: {fam.height} runs, need at least 4 (3 to fit, 1 held out)")
-            continue
-        held = fam.tail(1)
-        train = fam.head(fam.height - 1)
-        held_run, held_c = held["run"][0], float(held["flops"][0])
-        stage1, c0 = fit_power_law(train["flops"], train["loss"])
-        param_rows += _param_rows(stage1, family, "loss", None, {"C0": c0})
-        reports.append(f"[{family}] stage 1: L(C) = E + A (C/C0)^-alpha, C0 = {c0:.4g}, held out {held_run}\n{stage1.fit_report()}")
-        s1 = _param_samples(stage1, rng)
-        loss_draws = power_law(held_c / c0, s1["A"], s1["alpha"], s1["E"])
-        loss_pred = float(stage1.eval(c=held_c / c0))
-        for task in sorted(scores["task"].unique()):
-            t = scores.filter((pl.col("task") == task) & (pl.col("family") == family))
-            fit_pts = t.filter((pl.col("run") != held_run) & (pl.col("value") > pl.col("chance") + cfg["emerged_margin"]))
-            actual = t.filter((pl.col("run") == held_run) & (pl.col("step") == held["step"][0]))
-            if actual.height == 0:
-                continue
-            base = {"family": family, "task": task, "run": held_run, "flops": held_c,
-                    "loss_actual": float(held["loss"][0]), "score_actual": float(actual["value"][0])}
-            if fit_pts.height >= 3:
-                stage2 = fit_linear(fit_pts["loss"], fit_pts["value"])
-                param_rows += _param_rows(stage2, family, "score", task)
-                reports.append(f"[{family}] stage 2 ({task}): score = intercept + slope * L\n{stage2.fit_report()}")
-                s2 = _param_samples(stage2, rng)
-                draws = s2["intercept"] + s2["slope"] * loss_draws
-                pred = float(stage2.eval(x=np.array([loss_pred]))[0])
-                pred_rows.append({**base, "predictor": "flp", "loss_pred": loss_pred, "score_pred": pred,
-                                  "score_lo": float(np.quantile(draws, 0.025)), "score_hi": float(np.quantile(draws, 0.975)),
-                                  "n_fit": fit_pts.height})
-            else:
-                reports.append(f"[{family}] stage 2 ({task}): only {fit_pts.height} emerged checkpoints, not fitted")
-            direct_pts = t.join(train.select("run", "step"), on=["run", "step"])
-            if direct_pts.height >= 3:
-                direct = fit_linear(np.log10(direct_pts["flops"].to_numpy()), direct_pts["value"])
-                param_rows += _param_rows(direct, family, "direct", task)
-                sd = _param_samples(direct, rng)
-                draws = sd["intercept"] + sd["slope"] * math.log10(held_c)
-                pred = float(direct.eval(x=np.array([math.log10(held_c)]))[0])
-                pred_rows.append({**base, "predictor": "direct", "loss_pred": math.nan, "score_pred": pred,
-                                  "score_lo": float(np.quantile(draws, 0.025)), "score_hi": float(np.quantile(draws, 0.975)),
-                                  "n_fit": direct_pts.height})
-    params = pl.DataFrame(param_rows, schema={"family": pl.String, "stage": pl.String, "task": pl.String, "param": pl.String,
-                                              "value": pl.Float64, "stderr": pl.Float64, "n_points": pl.Int64, "redchi": pl.Float64})
-    pred_schema = {"family": pl.String, "task": pl.String, "run": pl.String, "flops": pl.Float64, "loss_actual": pl.Float64,
-                   "score_actual": pl.Float64, "predictor": pl.String, "loss_pred": pl.Float64, "score_pred": pl.Float64,
-                   "score_lo": pl.Float64, "score_hi": pl.Float64, "n_fit": pl.Int64}
-    preds = pl.DataFrame(pred_rows, schema=pred_schema).with_columns(
-        (pl.col("score_pred") - pl.col("score_actual")).abs().alias("abs_error"),
-        ((pl.col("score_pred") - pl.col("score_actual")).abs() / pl.col("score_actual")).alias("rel_error"),
-    )
-    return params, preds, reports
+def start_of(result) -> dict:
+    """A fit's parameter values, as the start of a refit."""
+    return {name: p.value for name, p in result.params.items()}

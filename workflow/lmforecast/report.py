@@ -32,13 +32,13 @@ def plot_loss_vs_compute(points: pl.DataFrame, params: pl.DataFrame, preds: pl.D
         ax.scatter(p["flops"], p["loss"], s=10, alpha=0.35, color=colors[fam])
         last = p.group_by("run").agg(pl.all().sort_by("step").last())
         ax.scatter(last["flops"], last["loss"], s=40, color=colors[fam], label=f"{fam}: final checkpoints")
-        fp = params.filter((pl.col("family") == fam) & (pl.col("stage") == "loss"))
+        fp = params.filter((pl.col("predictor") == "flp") & (pl.col("family") == fam) & (pl.col("stage") == "loss"))
         if fp.height:
             v = dict(zip(fp["param"], fp["value"]))
             c = np.geomspace(last["flops"].min(), last["flops"].max() * 1.5, 100)  # where it was fitted, and beyond
             ax.plot(c, power_law(c / v["C0"], v["A"], v["alpha"], v["E"]), color=colors[fam],
                     label=f"fit: E={v['E']:.2f} + A (C/C0)^-{v['alpha']:.2f}")
-            held = preds.filter(pl.col("family") == fam).head(1)
+            held = preds.filter((pl.col("predictor") == "flp") & (pl.col("family") == fam)).head(1)
             if held.height:
                 ax.scatter(held["flops"], held["loss_actual"], marker="*", s=180, color=colors[fam], edgecolor="k",
                            label=f"held out: {held['run'][0]}")
@@ -89,6 +89,28 @@ def _table(df: pl.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def leaderboard(preds: pl.DataFrame) -> str:
+    """Predictor x task table of mean absolute error, the best per task in bold."""
+    if preds.height == 0:
+        return "<p>No predictor could be fitted (see results/fits/scaling_report.txt).</p>"
+    err = preds.group_by("predictor", "task").agg(pl.col("abs_error").mean())
+    cover = preds.group_by("predictor").agg(pl.col("covered").cast(float).mean().alias("coverage"))
+    tasks = sorted(err["task"].unique())
+    best = {t: err.filter(pl.col("task") == t).sort("abs_error")["predictor"][0] for t in tasks}
+    head = "<tr><th>predictor</th>" + "".join(f"<th>{html.escape(t)}</th>" for t in tasks) + "<th>mean</th><th>intervals cover</th></tr>"
+    body = ""
+    for row in err.group_by("predictor").agg(pl.col("abs_error").mean()).sort("abs_error").iter_rows(named=True):
+        name = row["predictor"]
+        cells = ""
+        for t in tasks:
+            v = err.filter((pl.col("predictor") == name) & (pl.col("task") == t))["abs_error"]
+            text = f"{v[0]:.3f}" if v.len() else ""
+            cells += f"<td><b>{text}</b></td>" if best[t] == name else f"<td>{text}</td>"
+        coverage = cover.filter(pl.col("predictor") == name)["coverage"][0]
+        body += f"<tr><td>{html.escape(name)}</td>{cells}<td>{row['abs_error']:.3f}</td><td>{coverage:.0%}</td></tr>"
+    return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
+
+
 def build_report(tables: dict, params: pl.DataFrame, preds: pl.DataFrame, fit_cfg: dict, out_dir):
     out_dir = Path(out_dir)
     points = checkpoint_points(tables["runs"], tables["checkpoints"], tables["domain_losses"])
@@ -112,9 +134,12 @@ checkpoint against its training compute; large dots are final checkpoints, lines
 (mixture/objective) on all but the largest-compute run (star), which is predicted.</figcaption></figure>
 <figure>{_img(out_dir / "score_vs_loss.png")}<figcaption>Task accuracy ({html.escape(fit_cfg['metric'])}, {fit_cfg['shots']}-shot,
 first prompt) of every checkpoint against its pre-training loss; crosses are the FLP predictions for the held-out runs with
-95% intervals from both stages' parameter uncertainty; dotted: chance.</figcaption></figure>
-<h3>Back-test: held-out run predicted from its compute</h3>{_table(preds)}
-<h3>Fitted parameters (standard errors from lmfit)</h3>{_table(params)}
+95% intervals from a bootstrap over the training runs (both stages refitted); dotted: chance.</figcaption></figure>
+<h3>Leaderboard: back-test error of every predictor</h3>
+<p>Mean absolute error of the predicted held-out score (over families); best per task in bold. Intervals: the
+share of held-out predictions whose 95% bootstrap interval contains the actual score.</p>{leaderboard(preds)}
+<h3>Back-test: held-out runs predicted from their compute</h3>{_table(preds)}
+<h3>Fitted parameters (stderr: lmfit's, from the Jacobian; stderr_boot: bootstrap over runs)</h3>{_table(params)}
 <h2>Runs</h2>{_table(runs)}
 <h3>Final-checkpoint accuracy (best prompt and shots)</h3>{_table(final_scores)}
 <h3>After SFT (accuracy on the evaluation split)</h3>{_table(sft)}

@@ -3,18 +3,18 @@
 TABLES = [f"results/tables/{name}.parquet" for name in ("runs", "checkpoints", "domain_losses", "task_scores")]
 
 
-rule fit_flp:
+rule fit_scaling:
     input:
         TABLES,
     output:
-        params="results/fits/flp_params.parquet",
-        predictions="results/fits/flp_predictions.parquet",
-        report="results/fits/flp_report.txt",
-        json="results/fits/flp.json",
+        params="results/fits/scaling_params.parquet",
+        predictions="results/fits/scaling_predictions.parquet",
+        report="results/fits/scaling_report.txt",
+        json="results/fits/scaling.json",
     params:
-        spec=as_json(config["fit"]["flp"]),
+        spec=as_json(config["fit"]["scaling"]),
     log:
-        "logs/fit_flp.log",
+        "logs/fit_scaling.log",
     shell:
-        "lmforecast fit-flp --spec {params.spec:q} --tables results/tables --params {output.params}"
+        "lmforecast fit-scaling --spec {params.spec:q} --tables results/tables --params {output.params}"
         " --predictions {output.predictions} --report {output.report} --json {output.json} > {log} 2>&1"

@@ -5,13 +5,13 @@ rule report:
     input:
         tables=expand("results/tables/{name}.parquet",
                       name=["runs", "checkpoints", "domain_losses", "task_scores", "example_scores", "sft_scores"]),
-        params="results/fits/flp_params.parquet",
-        predictions="results/fits/flp_predictions.parquet",
+        params="results/fits/scaling_params.parquet",
+        predictions="results/fits/scaling_predictions.parquet",
     output:
         html="results/report/index.html",
         plots=["results/report/loss_vs_compute.png", "results/report/score_vs_loss.png"],
     params:
-        spec=as_json(config["fit"]["flp"]),
+        spec=as_json(config["fit"]["scaling"]),
     log:
         "logs/report.log",
     shell:

@@ -1,0 +1,108 @@
+"""Back-test every predictor the same way: fit on a family's smaller runs, predict the held-out ones.
+
+A family is the runs of one mixture and objective. The held-out runs are the family's
+largest-compute run (`holdout: largest_compute`) or the named runs (`holdout: [names]`).
+Each predictor is fitted on the other runs' checkpoints and predicts the held-out runs'
+final scores from their compute (and N, D). Intervals come from a bootstrap over runs:
+the training runs are resampled with replacement `bootstrap` times, every predictor is
+refitted on each resample (from its full-data fit) and predicts again; the interval is the
+2.5-97.5 % range of those predictions, so it carries both stages' uncertainty. The same
+resamples give bootstrap standard errors of every parameter, beside lmfit's (Jacobian).
+"""
+
+import math
+import zlib
+from collections import defaultdict
+
+import numpy as np
+import polars as pl
+
+from lmforecast.flp import FitError, checkpoint_frame, tasks_of
+from lmforecast.predictors import PREDICTORS
+
+MIN_TRAIN_RUNS = 3
+
+PARAMS_SCHEMA = {"predictor": pl.String, "family": pl.String, "stage": pl.String, "task": pl.String, "param": pl.String,
+                 "value": pl.Float64, "stderr": pl.Float64, "stderr_boot": pl.Float64, "n_points": pl.Int64}
+PREDICTIONS_SCHEMA = {"predictor": pl.String, "family": pl.String, "task": pl.String, "run": pl.String, "flops": pl.Float64,
+                      "loss_actual": pl.Float64, "loss_pred": pl.Float64, "score_actual": pl.Float64, "score_pred": pl.Float64,
+                      "score_lo": pl.Float64, "score_hi": pl.Float64, "n_fit_runs": pl.Int64, "n_boot": pl.Int64}
+
+
+def held_out_runs(finals: pl.DataFrame, holdout) -> list[str]:
+    if holdout == "largest_compute":
+        return [finals.sort("flops")["run"][-1]]
+    return [r for r in holdout if r in set(finals["run"])]
+
+
+def resample_runs(train: pl.DataFrame, rng) -> pl.DataFrame | None:
+    """The training checkpoints of runs drawn with replacement (each draw a distinct run name)."""
+    names = sorted(train["run"].unique())
+    draw = rng.integers(0, len(names), len(names))
+    if len(set(draw.tolist())) < MIN_TRAIN_RUNS:
+        return None
+    return pl.concat([train.filter(pl.col("run") == names[i]).with_columns(pl.lit(f"{names[i]}#{j}").alias("run"))
+                      for j, i in enumerate(draw)])
+
+
+def backtest(tables: dict, cfg: dict, seed: int = 0):
+    """Returns (params, predictions, report lines) over every family x predictor x task."""
+    frame = checkpoint_frame(tables, cfg)
+    tasks = tasks_of(frame)
+    param_rows, pred_rows, report = [], [], []
+    for family in sorted(frame["family"].unique()):
+        fam = frame.filter(pl.col("family") == family)
+        held_runs = held_out_runs(fam.filter(pl.col("is_final")), cfg["holdout"])
+        train = fam.filter(~pl.col("run").is_in(held_runs))
+        held = fam.filter(pl.col("is_final") & pl.col("run").is_in(held_runs)).sort("run")
+        n_train = train["run"].n_unique()
+        if not held_runs or n_train < MIN_TRAIN_RUNS:
+            report.append(f"[{family}] skipped: {n_train} training runs and {len(held_runs)} held out;"
+                          f" need at least {MIN_TRAIN_RUNS} to fit and 1 to predict")
+            continue
+        report.append(f"[{family}] fitted on {n_train} runs, predicting {', '.join(held_runs)}")
+        for name in cfg["predictors"]:
+            # every predictor sees the same resamples: seeded by the family only (crc32: stable across processes)
+            rng = np.random.default_rng([seed, zlib.crc32(family.encode())])
+            try:
+                point = PREDICTORS[name](train, held, tasks, cfg, {})
+            except FitError as e:
+                report.append(f"  {name}: not fitted: {e}")
+                continue
+            for task, why in point.skipped.items():
+                report.append(f"  {name} ({task}): not fitted: {why}")
+            draws, boot_params = defaultdict(list), defaultdict(list)
+            for _ in range(cfg["bootstrap"]):
+                sample = resample_runs(train, rng)
+                if sample is None:
+                    continue
+                try:
+                    refit = PREDICTORS[name](sample, held, tasks, cfg, point.warm)
+                except FitError:
+                    continue
+                for task, scores in refit.scores.items():
+                    draws[task].append(scores)
+                for row in refit.params:
+                    boot_params[(row["stage"], row["task"], row["param"])].append(row["value"])
+            for row in point.params:
+                boot = boot_params.get((row["stage"], row["task"], row["param"]), [])
+                param_rows.append({"predictor": name, "family": family, **row,
+                                   "stderr_boot": float(np.std(boot, ddof=1)) if len(boot) > 1 else math.nan})
+            for task, scores in point.scores.items():
+                boot = np.array(draws[task]) if draws[task] else np.full((0, held.height), np.nan)
+                for i, run in enumerate(held["run"]):
+                    lo, hi = (np.quantile(boot[:, i], [0.025, 0.975]) if len(boot) else (math.nan, math.nan))
+                    pred_rows.append({
+                        "predictor": name, "family": family, "task": task, "run": run, "flops": float(held["flops"][i]),
+                        "loss_actual": float(held["loss"][i]),
+                        "loss_pred": float(point.loss[i]) if point.loss is not None else math.nan,
+                        "score_actual": float(held[f"score:{task}"][i]), "score_pred": float(scores[i]),
+                        "score_lo": float(lo), "score_hi": float(hi), "n_fit_runs": n_train, "n_boot": len(boot)})
+    params = pl.DataFrame(param_rows, schema=PARAMS_SCHEMA)
+    preds = pl.DataFrame(pred_rows, schema=PREDICTIONS_SCHEMA).with_columns(
+        (pl.col("score_pred") - pl.col("score_actual")).abs().alias("abs_error"),
+        ((pl.col("score_pred") - pl.col("score_actual")).abs() / pl.col("score_actual")).alias("rel_error"),
+        ((pl.col("score_lo") <= pl.col("score_actual")) & (pl.col("score_actual") <= pl.col("score_hi"))).alias("covered"),
+    )
+    return params, preds, report
+

@@ -1,0 +1,148 @@
+"""The downstream-score predictors that the back-test compares, all on the same data.
+
+Each predictor is fitted on the checkpoints of a family's training runs (`train`, rows of
+flp.checkpoint_frame) and predicts the score of the held-out runs' final checkpoints
+(`held`) from what is known before training them: compute, parameters and tokens.
+
+- direct: score = w0 + w1 log10 C on final checkpoints (the baseline the critique of FLP
+  prefers, arXiv 2512.08894);
+- flp: C -> pre-training loss (power law, final checkpoints) -> score (line, emerged
+  checkpoints: score above chance + margin) (seed 001);
+- chinchilla: (N, D) -> loss by L = E + A/N^alpha + B/D^beta (Epoch's protocol, on every
+  checkpoint: a family has too few runs for five parameters on final ones) -> FLP's line;
+- ladder: C -> task loss (bits per byte of the correct answer; power law per task) ->
+  score (sigmoid on checkpoints past the first 10% of their run) (OLMo ladder);
+- flpm: C -> each domain's loss (power law each) -> score (two-layer network on every
+  training checkpoint) (seed 001's FLP-M).
+
+A predictor returns a Prediction; `warm` carries its fitted parameters so that bootstrap
+refits start from them (one start instead of a grid).
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from lmforecast import chinchilla, flpm
+from lmforecast.flp import FitError, domains_of, fit_linear, fit_power_law, fit_sigmoid, sigmoid, start_of
+
+
+@dataclass
+class Prediction:
+    scores: dict  # task -> predicted score per held row
+    loss: np.ndarray | None = None  # predicted pre-training loss per held row, where the chain has one
+    params: list = field(default_factory=list)  # rows: stage, task, param, value, stderr, n_points
+    warm: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)  # task -> why it was not predicted
+
+
+def _rows(result, stage, task=None, extra=None):
+    rows = [{"stage": stage, "task": task, "param": n, "value": float(p.value),
+             "stderr": float(p.stderr) if p.stderr is not None else math.nan, "n_points": int(result.ndata)}
+            for n, p in result.params.items()]
+    return rows + [{"stage": stage, "task": task, "param": n, "value": float(v), "stderr": math.nan,
+                    "n_points": int(result.ndata)} for n, v in (extra or {}).items()]
+
+
+def _finals(train):
+    return train.filter(pl.col("is_final"))
+
+
+def _col(df, name):
+    return df[name].to_numpy().astype(float)
+
+
+def _stage1(finals, held, column, warm, key):
+    """Power law of `column` against compute on final checkpoints; its prediction at the held compute."""
+    result, c0 = fit_power_law(_col(finals, "flops"), _col(finals, column), start=warm.get(key))
+    pred = np.exp(result.eval(c=_col(held, "flops") / c0))
+    return result, c0, pred
+
+
+def _emerged(train, task, cfg):
+    return train.filter(pl.col(f"score:{task}") > pl.col(f"chance:{task}") + cfg["emerged_margin"])
+
+
+def direct(train, held, tasks, cfg, warm):
+    out = Prediction(scores={})
+    finals = _finals(train)
+    for task in tasks:
+        fit = fit_linear(np.log10(_col(finals, "flops")), _col(finals, f"score:{task}"))
+        out.scores[task] = fit.eval(x=np.log10(_col(held, "flops")))
+        out.params += _rows(fit, "direct", task)
+    return out
+
+
+def _line_from_loss(train, loss_pred, tasks, cfg, out: Prediction, x="loss"):
+    for task in tasks:
+        pts = _emerged(train, task, cfg)
+        if pts.height < 3:
+            out.skipped[task] = f"{pts.height} emerged checkpoints (score > chance + {cfg['emerged_margin']}), need 3"
+            continue
+        fit = fit_linear(_col(pts, x), _col(pts, f"score:{task}"))
+        out.scores[task] = fit.eval(x=loss_pred)
+        out.params += _rows(fit, "score", task)
+
+
+def flp(train, held, tasks, cfg, warm):
+    s1, c0, loss_pred = _stage1(_finals(train), held, "loss", warm, "loss")
+    out = Prediction(scores={}, loss=loss_pred, params=_rows(s1, "loss", extra={"C0": c0}), warm={"loss": start_of(s1)})
+    _line_from_loss(train, loss_pred, tasks, cfg, out)
+    return out
+
+
+def chinchilla_chain(train, held, tasks, cfg, warm):
+    fit = chinchilla.fit_chinchilla(_col(train, "n_params"), _col(train, "tokens"), _col(train, "loss"),
+                                    n_bootstrap=0, n_starts=10, start=warm.get("loss"))
+    p = fit.params
+    loss_pred = p["E"] + p["A"] / _col(held, "n_params") ** p["alpha"] + p["B"] / _col(held, "tokens") ** p["beta"]
+    params = [{"stage": "loss", "task": None, "param": k, "value": v, "stderr": math.nan, "n_points": fit.n_points}
+              for k, v in p.items()]
+    out = Prediction(scores={}, loss=loss_pred, params=params, warm={"loss": p})
+    _line_from_loss(train, loss_pred, tasks, cfg, out)
+    return out
+
+
+def ladder(train, held, tasks, cfg, warm):
+    out = Prediction(scores={})
+    finals = _finals(train)
+    late = train.filter(pl.col("frac") > 0.1)  # the ladder skips the first 10% of each run
+    for task in tasks:
+        if f"bpb:{task}" not in train.columns:
+            out.skipped[task] = "no task loss (bits_per_byte) in task_scores"
+            continue
+        s1, c0, bpb_pred = _stage1(finals, held, f"bpb:{task}", warm, f"bpb:{task}")
+        s2 = fit_sigmoid(_col(late, f"bpb:{task}"), _col(late, f"score:{task}"), start=warm.get(f"sigmoid:{task}"))
+        out.scores[task] = sigmoid(bpb_pred, **start_of(s2))
+        out.params += _rows(s1, "task_loss", task, {"C0": c0}) + _rows(s2, "score", task)
+        out.warm.update({f"bpb:{task}": start_of(s1), f"sigmoid:{task}": start_of(s2)})
+    return out
+
+
+def flpm_chain(train, held, tasks, cfg, warm):
+    domains = domains_of(train)
+    finals = _finals(train)
+    out = Prediction(scores={})
+    predicted = []
+    for d in domains:
+        s1, c0, pred = _stage1(finals, held, f"loss:{d}", warm, f"loss:{d}")
+        predicted.append(pred)
+        out.params += _rows(s1, f"loss:{d}", extra={"C0": c0})
+        out.warm[f"loss:{d}"] = start_of(s1)
+    x_held = np.stack(predicted, axis=1)
+    x_train = np.stack([_col(train, f"loss:{d}") for d in domains], axis=1)
+    for task in tasks:
+        if train.height < 2 * len(domains):
+            raise FitError(f"FLP-M needs at least {2 * len(domains)} checkpoints, got {train.height}")
+        net = flpm.fit_domain_net(x_train, _col(train, f"score:{task}"), start=warm.get(f"net:{task}"))
+        out.scores[task] = net.predict(x_held)
+        out.params.append({"stage": "score", "task": task, "param": "train_mse", "value": net.train_mse,
+                           "stderr": math.nan, "n_points": train.height})
+        out.warm[f"net:{task}"] = net.state()
+    return out
+
+
+PREDICTORS = {"direct": direct, "flp": flp, "chinchilla": chinchilla_chain, "ladder": ladder, "flpm": flpm_chain}
+
