@@ -36,6 +36,18 @@ CASES = [
     ("unknown sft method", lambda c: c["sft"]["methods"].append("prefix"), r"sft\.methods\[2\]: 'prefix' is not one of"),
     ("last layers beyond depth", lambda c: c["sft"].update(methods=["last_layers"], last_layers=3),
      r"sft\.last_layers: 3 exceeds sizes\.s\.n_layers \(2\)"),
+    ("pairwise group task not fine-tuned", lambda c: c["sft"].update(tasks=["fact_qa"]),
+     r"fit\.pairwise\.task_groups\.all: \['arith_mc', 'sentiment', 'var_track'\] are not in sft\.tasks"),
+    ("pairwise sft method not run", lambda c: c["fit"]["pairwise"].update(sft_method="last_layers"),
+     r"fit\.pairwise\.sft_method: 'last_layers' is not in sft\.methods"),
+    ("pairwise multitask without multitask sft", lambda c: c["sft"].update(multitask=False),
+     r"fit\.pairwise\.sft_data: 'multitask' needs sft\.multitask"),
+    ("pairwise every checkpoint without sft of every checkpoint", lambda c: c["fit"]["pairwise"].update(models="all"),
+     r"fit\.pairwise\.models: 'all' needs post-SFT scores at every checkpoint"),
+    ("pairwise unknown budget column", lambda c: c["fit"]["pairwise"].update(compare_within=["colour"]),
+     r"fit\.pairwise\.compare_within: \['colour'\] is not valid"),
+    ("pairwise unknown recipe column", lambda c: c["fit"]["pairwise"]["decision"].update(recipe=["colour"]),
+     r"fit\.pairwise\.decision\.recipe\[0\]: 'colour' is not one of"),
 ]
 
 
@@ -47,6 +59,10 @@ def test_default_config_is_valid():
 def test_bad_config_names_the_field(name, edit, message):
     with pytest.raises(ConfigError, match=message):
         validate(broken(edit))
+
+
+def test_smoke_config_is_valid():
+    load(ROOT / "tests" / "data" / "smoke.yaml")
 
 
 def test_unreadable_yaml_names_the_file(tmp_path):

@@ -80,6 +80,23 @@ def _semantic_errors(config) -> list[str]:
     unknown = set(config["sft"]["tasks"]) - set(config["evaluation"]["tasks"])
     if unknown:
         errors.append(f"sft.tasks: {sorted(unknown)} are not in evaluation.tasks")
+    errors += _pairwise_errors(config)
+    return errors
+
+
+def _pairwise_errors(config) -> list[str]:
+    """fit.pairwise against the SFT it labels pairs with."""
+    pw, sft, errors = config["fit"]["pairwise"], config["sft"], []
+    for group, tasks in pw["task_groups"].items():
+        unknown = sorted(set(tasks) - set(sft["tasks"]))
+        if unknown:
+            errors.append(f"fit.pairwise.task_groups.{group}: {unknown} are not in sft.tasks")
+    if pw["sft_method"] not in sft["methods"]:
+        errors.append(f"fit.pairwise.sft_method: {pw['sft_method']!r} is not in sft.methods {sft['methods']}")
+    if pw["sft_data"] == "multitask" and not (sft["multitask"] and len(sft["tasks"]) > 1):
+        errors.append("fit.pairwise.sft_data: 'multitask' needs sft.multitask: true and at least two sft.tasks")
+    if pw["models"] == "all" and sft["checkpoints"] != "all":
+        errors.append("fit.pairwise.models: 'all' needs post-SFT scores at every checkpoint (sft.checkpoints: all)")
     return errors
 
 
