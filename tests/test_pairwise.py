@@ -97,6 +97,15 @@ def test_ties_are_counted_and_excluded():
     assert d.n_ties == 1 and d.n_pairs == 14
 
 
+def test_pairs_only_within_a_comparable_budget():
+    a = np.linspace(0, 1, 8)
+    [d] = build_dataset(synthetic_tables(a, a, a), {**SPEC, "compare_within": ["size"]})
+    assert d.n_pairs == 2 * 6  # two sizes of four runs each
+    sizes = np.array(["sm"[k % 2] for k in range(8)])
+    i, j = np.nonzero(d.comparable)
+    assert (sizes[i] == sizes[j]).all()
+
+
 def test_learned_comparator_beats_every_single_proxy_on_a_non_monotone_score():
     rng = np.random.default_rng(1)
     n = 40
@@ -130,6 +139,9 @@ def test_too_few_models_gives_nan_with_a_reason():
     results, _, summary = fit_pairwise(t, SPEC)
     learned = results.filter(pl.col("proxy") == LEARNED).row(0, named=True)
     assert np.isnan(learned["heldout_mean"]) and learned["note"].startswith("not fitted")
+    # the unsupervised proxies keep their accuracy over all pairs; held out, they share the (missing) splits
+    ppl = results.filter(pl.col("proxy") == "inv_ppl").row(0, named=True)
+    assert ppl["accuracy"] == 1.0 and np.isnan(ppl["heldout_mean"]) and ppl["note"].startswith("no usable split")
     assert summary["all"]["learned"]["heldout_mean"] is None
     with pytest.raises(ConfigError, match="need at least 2"):
         fit_pairwise({name: table.filter(pl.col("run") == "r00") for name, table in t.items()}, SPEC)

@@ -131,10 +131,11 @@ def build_dataset(tables: dict, spec: dict) -> list[GroupData]:
             raise ConfigError(f"{_field('compare_within')}: columns {unknown} are in neither runs nor checkpoints; "
                               f"expected some of {sorted(models.columns)}")
     lab = labels(tables["sft_scores"], spec)
-    unlabelled = models.join(lab.select("run", "step").unique(), on=["run", "step"], how="anti")
-    if unlabelled.height:
-        raise ConfigError(f"{_field('models')} = {spec['models']!r}: no post-SFT scores for "
-                          f"{unlabelled.select('run', 'step').rows()[:5]}... (sft.checkpoints must cover them)")
+    for group in sorted(spec["task_groups"]):
+        unlabelled = models.join(lab.filter(pl.col("task_group") == group), on=["run", "step"], how="anti")
+        if unlabelled.height:
+            raise ConfigError(f"{_field('models')} = {spec['models']!r}: no post-SFT scores of every task of group "
+                              f"{group!r} for {unlabelled.select('run', 'step').rows()[:5]} (sft.checkpoints must cover them)")
     dom = domain_proxies(tables["domain_losses"])
     tsk = task_proxies(tables["task_scores"], spec["task_groups"])
     out = []
@@ -272,21 +273,21 @@ def evaluate_group(d: GroupData, spec: dict, learned_names: list[str]):
     for s, (train, test) in enumerate(splits):
         ti, tj = _pairs(train, d.valid)
         ei, ej = _pairs(test, d.valid)
+        # a split counts for every predictor or for none, so that their held-out numbers compare
         if len(ei) == 0:
             skipped.append(f"split {s}: no comparable non-tied pair among the test models")
             continue
-        y = d.diff[ti, tj] > 0
+        if len(ti) < MIN_TRAIN_PAIRS or not features:
+            skipped.append(f"split {s}: {len(ti)} comparable non-tied training pairs, need {MIN_TRAIN_PAIRS}")
+            continue
         truth = d.diff[ei, ej] > 0
+        test_idx = np.nonzero(test)[0]
         for p, col in enumerate(d.proxies):
             pred = np.sign(d.P[ei, p] - d.P[ej, p])
             heldout[col].append(float(np.mean(np.where(pred == 0, 0.5, (pred > 0) == truth))))
-        test_idx = np.nonzero(test)[0]
-        for p, col in enumerate(d.proxies):
             hits[col] += _top_k_hit(d.P[:, p], d.score, test_idx, d.budget, k)
         chance += _top_k_hit(np.zeros(n), d.score, test_idx, d.budget, k)  # a proxy that ties everything
-        if len(ti) < MIN_TRAIN_PAIRS or y.all() or not y.any() or not features:
-            skipped.append(f"split {s}: {len(ti)} training pairs ({int(y.sum())} with i better), need {MIN_TRAIN_PAIRS} of both kinds")
-            continue
+        y = d.diff[ti, tj] > 0
         booster = train_comparator(d.P[:, features], ti, tj, y, spec["lightgbm"], spec["seed"] + s)
         prob = predict_comparator(booster, d.P[:, features], ei, ej)
         correct = np.where(prob == 0.5, 0.5, (prob > 0.5) == truth)
@@ -322,6 +323,8 @@ def evaluate_group(d: GroupData, spec: dict, learned_names: list[str]):
         if col == LEARNED:
             note = (f"accuracy: out-of-split, over {int(upper.sum())} of {d.n_pairs} pairs tested at least once"
                     if h else "not fitted: " + "; ".join(skipped[:3]))
+        elif not h:
+            note = "no usable split: " + "; ".join(skipped[:3])
         rows.append({**base, "proxy": col, "family": families.get(col, LEARNED),
                      "features": ",".join(learned_names) if col == LEARNED else col,
                      "accuracy": acc, "ci_low": lo, "ci_high": hi,
