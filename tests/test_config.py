@@ -42,12 +42,14 @@ CASES = [
      r"fit\.pairwise\.sft_method: 'last_layers' is not in sft\.methods"),
     ("pairwise multitask without multitask sft", lambda c: c["sft"].update(multitask=False),
      r"fit\.pairwise\.sft_data: 'multitask' needs sft\.multitask"),
-    ("pairwise every checkpoint without sft of every checkpoint", lambda c: c["fit"]["pairwise"].update(models="all"),
-     r"fit\.pairwise\.models: 'all' needs post-SFT scores at every checkpoint"),
+    ("pairwise unknown learned proxies", lambda c: c["fit"]["pairwise"].update(learned_proxies="some"),
+     r"fit\.pairwise\.learned_proxies: 'some' is not valid; expected 'all' or a list of proxy names"),
     ("pairwise unknown budget column", lambda c: c["fit"]["pairwise"].update(compare_within=["colour"]),
      r"fit\.pairwise\.compare_within: \['colour'\] is not valid"),
     ("pairwise unknown recipe column", lambda c: c["fit"]["pairwise"]["decision"].update(recipe=["colour"]),
      r"fit\.pairwise\.decision\.recipe\[0\]: 'colour' is not one of"),
+    ("sft checkpoints neither a choice nor k", lambda c: c["sft"].update(checkpoints="first"), r"sft\.checkpoints: 'first' is not valid; expected 'last', 'all', or an integer k >= 1"),
+    ("sft every 0th checkpoint", lambda c: c["sft"].update(checkpoints=0), r"sft\.checkpoints: 0 is not valid"),
 ]
 
 

@@ -106,6 +106,15 @@ def test_pairs_only_within_a_comparable_budget():
     assert (sizes[i] == sizes[j]).all()
 
 
+def test_every_fine_tuned_checkpoint_is_a_model():
+    a = np.linspace(0, 1, 6)
+    t = synthetic_tables(a, a, a)
+    early = t["sft_scores"].filter(pl.col("run") < "r03").with_columns(pl.lit(5, pl.Int64).alias("step"), pl.col("value") - 0.5)
+    t["sft_scores"] = pl.concat([t["sft_scores"], early])
+    [d] = build_dataset(t, {**SPEC, "models": "all"})
+    assert d.models.height == 9 and d.models.filter(pl.col("step") == 5)["run"].to_list() == ["r00", "r01", "r02"]
+
+
 def test_learned_comparator_beats_every_single_proxy_on_a_non_monotone_score():
     rng = np.random.default_rng(1)
     n = 40
@@ -155,8 +164,8 @@ def test_bad_spec_is_named_before_fitting():
         fit_pairwise(t, {**SPEC, "task_groups": {"all": ["t1", "t3"]}})
     with pytest.raises(ConfigError, match=r"fit\.pairwise\.compare_within: columns \['colour'\]"):
         fit_pairwise(t, {**SPEC, "compare_within": ["colour"]})
-    with pytest.raises(ConfigError, match=r"no post-SFT scores"):
-        fit_pairwise(t, {**SPEC, "models": "all"})
+    with pytest.raises(ConfigError, match=r"no post-SFT scores of every task of group 'all' for \[\('r03', 10\)\]"):
+        fit_pairwise({**t, "sft_scores": t["sft_scores"].filter(pl.col("run") != "r03")}, SPEC)
 
 
 def test_decision_accuracy_small_scale_against_the_largest():

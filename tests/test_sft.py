@@ -45,10 +45,14 @@ def accuracy(model, tok, tasks):
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_sft_raises_accuracy_over_zero_shot(pretrained, method):
     model, tok, tasks = pretrained
-    table = pl.from_arrow(run_sft(model, tok, 0, {"run": "p", "step": 150}, tasks, CFG, method, 64, log=lambda m: None))
-    after = table.filter(pl.col("metric") == "acc")["value"][0]
+    scores, examples = run_sft(model, tok, 0, {"run": "p", "step": 150}, tasks, CFG, method, 64, log=lambda m: None)
+    after = pl.from_arrow(scores).filter(pl.col("metric") == "acc")["value"][0]
     before = accuracy(model, tok, tasks)
     assert after > before + 0.1, (method, before, after)
+    # The per-example rows are the same examples and average to the same accuracy.
+    examples = pl.from_arrow(examples)
+    assert examples.height == 60 and examples["example"].n_unique() == 60
+    assert examples["correct"].mean() == pytest.approx(after)
 
 
 def test_lora_trains_only_adapters_and_merges_into_a_transformers_checkpoint(pretrained, tmp_path):
@@ -80,7 +84,7 @@ def test_same_checkpoint_task_method_and_seed_give_identical_scores(pretrained, 
     a = run_sft(model, tok, 0, {"run": "p", "step": 150}, tasks, cfg, method, 64, log=lambda m: None)
     torch.rand(7)
     b = run_sft(model, tok, 0, {"run": "p", "step": 150}, tasks, cfg, method, 64, log=lambda m: None)
-    assert a.equals(b)
+    assert a[0].equals(b[0]) and a[1].equals(b[1])
 
 
 def test_last_layers_trains_only_the_top_blocks_the_final_norm_and_the_head(pretrained):
@@ -95,3 +99,9 @@ def test_last_layers_trains_only_the_top_blocks_the_final_norm_and_the_head(pret
     allowed = {k for k in base if k.startswith("model.layers.1.") or k.startswith("model.norm") or k in ("lm_head.weight", "model.embed_tokens.weight")}
     assert changed and changed <= allowed
     assert any(k.startswith("model.layers.1.") for k in changed)
+
+
+def test_cli_offers_exactly_the_sft_methods():
+    from lmforecast import cli, sft
+
+    assert cli.SFT_METHODS == sft.METHODS

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from lmforecast import tables
+from lmforecast.config import checkpoint_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "tests" / "data" / "smoke.yaml"
@@ -73,6 +74,12 @@ def test_tables_have_the_design_columns_and_types(finished):
     # every run x task x method, single-task and multi-task
     expected = len(config["runs"]) * len(config["sft"]["tasks"]) * len(config["sft"]["methods"]) * 2
     assert sft.select("run", "task", "sft_method", "sft_data").unique().height == expected
+    # per-example rows after SFT average to the accuracy in sft_scores
+    per_example = pl.read_parquet(finished / "results/tables/sft_example_scores.parquet")
+    keys = ["run", "step", "task", "sft_method", "sft_data"]
+    mean = per_example.group_by(keys).agg(pl.col("correct").mean().alias("mean"))
+    joined = sft.filter(pl.col("metric") == "acc").join(mean, on=keys)
+    assert joined.height == expected and (joined["value"] - joined["mean"]).abs().max() < 1e-12
 
 
 def test_loss_falls_within_each_run(finished):
@@ -112,6 +119,20 @@ def test_nothing_to_do_after_a_run_then_an_lr_edit_reruns_only_that_run(finished
     assert {w["run"] for _, w in per_run} == {target}
     assert {rule for rule, w in jobs if "run" not in w} == {"aggregate", "fit_flp", "report", "all"}
     assert len([r for r, _ in per_run if r == "pretrain"]) == config["training"]["checkpoints"]
+
+
+@pytest.mark.parametrize("which, expected", [("last", [4]), (3, [1, 4]), (2, [2, 4]), ("all", [1, 2, 3, 4])])
+def test_sft_checkpoint_selection(tmp_path, which, expected):
+    """Which checkpoints are fine-tuned: last, every k-th counted back from the last, or all (a dry run)."""
+    workdir = copy_workflow(tmp_path)
+    config = yaml.safe_load(SMOKE.read_text())
+    config["training"]["checkpoints"] = 4
+    config["sft"]["checkpoints"] = which
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    run = config["runs"][0]
+    sft = [w for rule, w in planned_jobs(workdir) if rule == "sft" and w["run"] == run["name"]]
+    all_steps = checkpoint_steps(run, config["training"])
+    assert sorted({int(w["step"]) for w in sft}) == [all_steps[k - 1] for k in expected]
 
 
 def test_bad_config_stops_before_any_job(tmp_path):

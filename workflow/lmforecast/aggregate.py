@@ -1,4 +1,4 @@
-"""Per-checkpoint outputs -> the six tables of results/tables/."""
+"""Per-checkpoint outputs -> the tables of results/tables/."""
 
 from pathlib import Path
 

@@ -10,6 +10,9 @@ import json
 import sys
 from pathlib import Path
 
+# = lmforecast.sft.METHODS, not imported from there: importing torch costs seconds per command.
+SFT_METHODS = ("full", "lora", "last_layers")
+
 
 def _log(msg):
     print(msg, flush=True)
@@ -139,7 +142,8 @@ def cmd_sft(args):
     model, tok, eos, state = _load_checkpoint(args.checkpoint)
     tasks = _load_tasks(args.task_specs, args.task_examples, args.spec["tasks"])
     keys = {"run": state["run"], "step": state["step"]}
-    table = run_sft(model, tok, eos, keys, tasks, args.spec, args.method, model.cfg.seq_len, log=_log)
+    table, examples = run_sft(model, tok, eos, keys, tasks, args.spec, args.method, model.cfg.seq_len, log=_log)
+    tables.write(examples, args.example_scores)
     tables.write(table, args.out)
     import polars as pl
 
@@ -223,8 +227,8 @@ def main(argv=None):
         (("--out",), one), threads)
     add("evaluate", cmd_evaluate, (("--checkpoint",), one), (("--domains",), many), (("--task-specs",), many),
         (("--task-examples",), many), (("--domain-losses",), one), (("--task-scores",), one), (("--example-scores",), one), threads)
-    add("sft", cmd_sft, (("--checkpoint",), one), (("--method",), one), (("--task-specs",), many), (("--task-examples",), many),
-        (("--out",), one), threads)
+    add("sft", cmd_sft, (("--checkpoint",), one), (("--method",), {"required": True, "choices": SFT_METHODS}), (("--task-specs",), many), (("--task-examples",), many),
+        (("--out",), one), (("--example-scores",), one), threads)
     add("fit-flp", cmd_fit_flp, (("--tables",), one), (("--params",), one), (("--predictions",), one),
         (("--report",), one), (("--json",), one))
     add("fit-pairwise", cmd_fit_pairwise, (("--tables",), one), (("--out",), one), (("--gap",), one),

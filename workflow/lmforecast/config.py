@@ -33,8 +33,9 @@ def _schema_errors(config) -> list[str]:
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
             expected = sorted(err.schema.get("properties", {}))
             messages.append(f"{_where(err.absolute_path)}: unknown key(s) {extra}; expected one of {expected}")
-        elif err.validator == "required":
-            messages.append(f"{_where(err.absolute_path)}: {err.message}")
+        elif err.validator == "oneOf" and "description" in err.schema:
+            # "not valid under any of the given schemas" says nothing: say what is expected
+            messages.append(f"{_where(err.absolute_path)}: {err.instance!r} is not valid; expected {err.schema['description']}")
         else:
             messages.append(f"{_where(err.absolute_path)}: {err.message}")
     return messages
@@ -95,8 +96,6 @@ def _pairwise_errors(config) -> list[str]:
         errors.append(f"fit.pairwise.sft_method: {pw['sft_method']!r} is not in sft.methods {sft['methods']}")
     if pw["sft_data"] == "multitask" and not (sft["multitask"] and len(sft["tasks"]) > 1):
         errors.append("fit.pairwise.sft_data: 'multitask' needs sft.multitask: true and at least two sft.tasks")
-    if pw["models"] == "all" and sft["checkpoints"] != "all":
-        errors.append("fit.pairwise.models: 'all' needs post-SFT scores at every checkpoint (sft.checkpoints: all)")
     return errors
 
 

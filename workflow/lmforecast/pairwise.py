@@ -1,6 +1,6 @@
 """Pairwise checkpoint selection (seed 000, Zeng et al. 2025): which of two models is better after SFT?
 
-A model is a run's last checkpoint (or every checkpoint). Over the unordered pairs of models
+A model is a run's last checkpoint (or every fine-tuned checkpoint). Over the unordered pairs of models
 at a comparable budget, the label says which one scores higher after SFT, averaged over a
 task group; pairs closer than `tie_epsilon` are ties, counted and left out. A proxy is a
 number measured before SFT, oriented so that higher = better; its pairwise accuracy is the
@@ -133,9 +133,9 @@ def build_dataset(tables: dict, spec: dict) -> list[GroupData]:
     lab = labels(tables["sft_scores"], spec)
     for group in sorted(spec["task_groups"]):
         unlabelled = models.join(lab.filter(pl.col("task_group") == group), on=["run", "step"], how="anti")
-        if unlabelled.height:
+        if unlabelled.height and spec["models"] == "last":  # with `all`, the fine-tuned checkpoints are the models
             raise ConfigError(f"{_field('models')} = {spec['models']!r}: no post-SFT scores of every task of group "
-                              f"{group!r} for {unlabelled.select('run', 'step').rows()[:5]} (sft.checkpoints must cover them)")
+                              f"{group!r} for {unlabelled.select('run', 'step').rows()[:5]} (is every run fine-tuned?)")
     dom = domain_proxies(tables["domain_losses"])
     tsk = task_proxies(tables["task_scores"], spec["task_groups"])
     out = []

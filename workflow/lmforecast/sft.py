@@ -101,30 +101,37 @@ def _prompt(task, cfg):
 
 
 def score_tasks(model, tok, eos, keys: dict, tasks: dict, cfg: dict, method: str, data_mix: str, max_len: int):
-    """sft_scores rows: each task's eval split, zero-shot, with the prompt SFT used."""
-    rows = []
+    """sft_scores rows and sft_example_scores rows: each task's eval split, zero-shot, with the prompt SFT used."""
+    rows, per_example = [], []
     for task, examples in tasks.values():
         requests = build_requests(task, examples, [_prompt(task, cfg)], [0], limit=cfg.get("examples_per_task"))
         metrics = score_requests(model, tok, eos, requests, max_len)
-        rows += [{**keys, "task": task.name, "sft_method": method, "sft_data": data_mix, "metric": metric,
-                  "value": float(np.mean([m[metric] for m in metrics])), "n": len(metrics)} for metric in SCORE_METRICS]
-    return rows
+        sft_keys = {**keys, "task": task.name, "sft_method": method, "sft_data": data_mix}
+        rows += [{**sft_keys, "metric": metric, "value": float(np.mean([m[metric] for m in metrics])), "n": len(metrics)}
+                 for metric in SCORE_METRICS]
+        per_example += [{**sft_keys, "example": req.example, "correct": m["acc"] == 1.0, "correct_norm": m["acc_norm"] == 1.0,
+                         "logprob_correct": m["logprob_correct"], "prob_correct_norm": m["norm_correct_prob"]}
+                        for req, m in zip(requests, metrics)]
+    return rows, per_example
 
 
 def run_sft(base_model, tok, eos, keys: dict, tasks: dict, cfg: dict, method: str, max_len: int, log=print):
     """Single-task SFT of a fresh copy of `base_model` per task (and one multi-task SFT if configured).
 
-    tasks: name -> (Task, examples). Returns the sft_scores table.
+    tasks: name -> (Task, examples). Returns the sft_scores and sft_example_scores tables.
     """
     data = {name: sft_batches(tok, eos, task, examples, _prompt(task, cfg), max_len) for name, (task, examples) in tasks.items()}
-    rows = []
+    rows, per_example = [], []
     for name in tasks:
         log(f"single-task {method} SFT on {name}")
         model = finish(fine_tune(prepare(copy.deepcopy(base_model), method, cfg), data[name], cfg, cfg["seed"], log), method)
-        rows += score_tasks(model, tok, eos, keys, {name: tasks[name]}, cfg, method, "single", max_len)
+        scores, examples = score_tasks(model, tok, eos, keys, {name: tasks[name]}, cfg, method, "single", max_len)
+        rows, per_example = rows + scores, per_example + examples
     if cfg.get("multitask") and len(tasks) > 1:
         log(f"multi-task {method} SFT on {sorted(tasks)}")
         mixed = [item for name in sorted(data) for item in data[name]]
         model = finish(fine_tune(prepare(copy.deepcopy(base_model), method, cfg), mixed, cfg, cfg["seed"], log), method)
-        rows += score_tasks(model, tok, eos, keys, tasks, cfg, method, "multitask", max_len)
-    return tables.to_table("sft_scores", tables.rows_to_columns(rows, "sft_scores"))
+        scores, examples = score_tasks(model, tok, eos, keys, tasks, cfg, method, "multitask", max_len)
+        rows, per_example = rows + scores, per_example + examples
+    return (tables.to_table("sft_scores", tables.rows_to_columns(rows, "sft_scores")),
+            tables.to_table("sft_example_scores", tables.rows_to_columns(per_example, "sft_example_scores")))

@@ -33,6 +33,11 @@ SCHEMAS = {
     "sft_scores": pa.schema([
         ("run", S), ("step", I), ("task", S), ("sft_method", S), ("sft_data", S), ("metric", S), ("value", F), ("n", I),
     ]),
+    # Per-example results after SFT (seed 002 correlates them with the zero-shot ones).
+    "sft_example_scores": pa.schema([
+        ("run", S), ("step", I), ("task", S), ("sft_method", S), ("sft_data", S), ("example", S), ("correct", B),
+        ("logprob_correct", F), ("prob_correct_norm", F), ("correct_norm", B),
+    ]),
 }
 
 

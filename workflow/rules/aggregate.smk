@@ -1,4 +1,4 @@
-# Per-checkpoint files -> the six tables of results/tables/ (schemas: lmforecast/tables.py).
+# Per-checkpoint files -> the seven tables of results/tables/ (schemas: lmforecast/tables.py).
 
 
 rule aggregate:
@@ -8,9 +8,10 @@ rule aggregate:
         task_scores=[f"results/evals/{r}/step{s}/task_scores.parquet" for r, s in all_checkpoints()],
         example_scores=[f"results/evals/{r}/step{s}/example_scores.parquet" for r, s in all_checkpoints()],
         sft_scores=[f"results/sft/{r}/step{s}/{m}.parquet" for r, s in sft_checkpoints() for m in SFT_METHODS],
+        sft_example_scores=[f"results/sft/{r}/step{s}/{m}.examples.parquet" for r, s in sft_checkpoints() for m in SFT_METHODS],
     output:
         **{name: f"results/tables/{name}.parquet" for name in
-           ("runs", "checkpoints", "domain_losses", "task_scores", "example_scores", "sft_scores")},
+           ("runs", "checkpoints", "domain_losses", "task_scores", "example_scores", "sft_scores", "sft_example_scores")},
     params:
         runs=list(RUNS.values()),
     log:

@@ -46,8 +46,10 @@ def all_checkpoints():
 
 
 def sft_checkpoints():
+    """last | all | k: every k-th checkpoint counted back from the last, so the last is always fine-tuned."""
     which = config["sft"]["checkpoints"]
-    return [(run, step) for run, steps in STEPS.items() for step in (steps if which == "all" else steps[-1:])]
+    every = {"last": None, "all": 1}.get(which, which)
+    return [(run, step) for run, steps in STEPS.items() for step in (steps[::-1][::every] if every else steps[-1:])]
 
 
 def task_specs(tasks):

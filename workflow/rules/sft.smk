@@ -9,7 +9,8 @@ rule sft:
         task_specs=task_specs(SFT_TASKS),
         task_examples=task_examples(SFT_TASKS),
     output:
-        "results/sft/{run}/step{step}/{method}.parquet",
+        scores="results/sft/{run}/step{step}/{method}.parquet",
+        example_scores="results/sft/{run}/step{step}/{method}.examples.parquet",
     params:
         spec=as_json(config["sft"]),
     threads: 1
@@ -17,4 +18,5 @@ rule sft:
         "logs/sft/{run}/step{step}/{method}.log",
     shell:
         "lmforecast sft --spec {params.spec:q} --checkpoint {input.checkpoint} --method {wildcards.method}"
-        " --task-specs {input.task_specs} --task-examples {input.task_examples} --out {output} --threads {threads} > {log} 2>&1"
+        " --task-specs {input.task_specs} --task-examples {input.task_examples} --out {output.scores}"
+        " --example-scores {output.example_scores} --threads {threads} > {log} 2>&1"

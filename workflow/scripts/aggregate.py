@@ -4,7 +4,7 @@ import sys
 from lmforecast.aggregate import aggregate
 
 with open(snakemake.log[0], "w") as sys.stderr:  # noqa: F821 (snakemake is injected)
-    names = ("domain_losses", "task_scores", "example_scores", "sft_scores")
+    names = ("domain_losses", "task_scores", "example_scores", "sft_scores", "sft_example_scores")
     aggregate(
         run_specs=snakemake.params.runs,  # noqa: F821
         checkpoint_dirs=snakemake.input.checkpoints,  # noqa: F821
