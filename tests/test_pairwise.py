@@ -11,7 +11,7 @@ from lmforecast.pairwise import (LEARNED, build_dataset, domain_proxies, fit_pai
                                  pairwise_accuracy)
 
 SPEC = {
-    "models": "last", "compare_within": "all", "task_groups": {"all": ["t1", "t2"]},
+    "models": "last", "compare_within": "all", "task_groups": [{"name": "all", "tasks": ["t1", "t2"]}],
     "sft_method": "full", "sft_data": "multitask", "sft_metric": "acc", "tie_epsilon": 0.0,
     "learned_proxies": "all", "splits": 20, "train_frac": 0.6, "bootstrap": 200, "gap_bins": 3, "top_k": 1,
     "lightgbm": {"n_estimators": 50, "learning_rate": 0.1, "num_leaves": 7, "min_child_samples": 3},
@@ -160,8 +160,8 @@ def test_bad_spec_is_named_before_fitting():
     t = synthetic_tables([0.1, 0.5, 0.9, 0.3], [0.1, 0.5, 0.9, 0.3], [0.2, 0.4, 0.6, 0.1])
     with pytest.raises(ConfigError, match=r"fit\.pairwise\.learned_proxies: \['nope'\]"):
         fit_pairwise(t, {**SPEC, "learned_proxies": ["nope"]})
-    with pytest.raises(ConfigError, match=r"fit\.pairwise\.task_groups\.all: tasks \['t3'\]"):
-        fit_pairwise(t, {**SPEC, "task_groups": {"all": ["t1", "t3"]}})
+    with pytest.raises(ConfigError, match=r"fit\.pairwise\.task_groups \('all'\): tasks \['t3'\]"):
+        fit_pairwise(t, {**SPEC, "task_groups": [{"name": "all", "tasks": ["t1", "t3"]}]})
     with pytest.raises(ConfigError, match=r"fit\.pairwise\.compare_within: columns \['colour'\]"):
         fit_pairwise(t, {**SPEC, "compare_within": ["colour"]})
     with pytest.raises(ConfigError, match=r"no post-SFT scores of every task of group 'all' for \[\('r03', 10\)\]"):

@@ -88,10 +88,13 @@ def _semantic_errors(config) -> list[str]:
 def _pairwise_errors(config) -> list[str]:
     """fit.pairwise against the SFT it labels pairs with."""
     pw, sft, errors = config["fit"]["pairwise"], config["sft"], []
-    for group, tasks in pw["task_groups"].items():
-        unknown = sorted(set(tasks) - set(sft["tasks"]))
+    names = [g["name"] for g in pw["task_groups"]]
+    for i, group in enumerate(pw["task_groups"]):
+        if group["name"] in names[:i]:
+            errors.append(f"fit.pairwise.task_groups[{i}].name: duplicate task group {group['name']!r}")
+        unknown = sorted(set(group["tasks"]) - set(sft["tasks"]))
         if unknown:
-            errors.append(f"fit.pairwise.task_groups.{group}: {unknown} are not in sft.tasks")
+            errors.append(f"fit.pairwise.task_groups[{i}].tasks: {unknown} are not in sft.tasks")
     if pw["sft_method"] not in sft["methods"]:
         errors.append(f"fit.pairwise.sft_method: {pw['sft_method']!r} is not in sft.methods {sft['methods']}")
     if pw["sft_data"] == "multitask" and not (sft["multitask"] and len(sft["tasks"]) > 1):

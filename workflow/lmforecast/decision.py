@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from lmforecast.config import ConfigError
-from lmforecast.pairwise import domain_proxies, labels, pairwise_accuracy, task_proxies
+from lmforecast.pairwise import domain_proxies, labels, pairwise_accuracy, task_groups, task_proxies
 
 DECISION_SCHEMA = {"task_group": pl.String, "scale": pl.String, "flops": pl.Float64, "target_scale": pl.String,
                    "proxy": pl.String, "family": pl.String, "accuracy": pl.Float64, "n_recipes": pl.Int64,
@@ -41,9 +41,10 @@ def decision_accuracy(tables: dict, spec: dict) -> pl.DataFrame:
     lab = labels(tables["sft_scores"], spec).rename({"score": "value"}).with_columns(
         pl.lit("sft_score").alias("proxy"), pl.lit("post_sft").alias("family"))
     dom = domain_proxies(tables["domain_losses"])
-    tsk = task_proxies(tables["task_scores"], spec["task_groups"])
+    groups = task_groups(spec)
+    tsk = task_proxies(tables["task_scores"], groups)
     rows = []
-    for group in sorted(spec["task_groups"]):
+    for group in sorted(groups):
         proxies = pl.concat([dom, tsk.filter(pl.col("task_group") == group).drop("task_group"),
                              lab.filter(pl.col("task_group") == group).select("run", "step", "proxy", "family", "value")])
         per_recipe = (proxies.join(finals.select("run", "step", "scale", "recipe"), on=["run", "step"])

@@ -37,6 +37,11 @@ def _field(name):
     return f"fit.pairwise.{name}"
 
 
+def task_groups(spec: dict) -> dict:
+    """fit.pairwise.task_groups (a list, so that a user's config replaces the default's) as name -> tasks."""
+    return {g["name"]: g["tasks"] for g in spec["task_groups"]}
+
+
 # ---- the dataset: models, labels, proxies --------------------------------------------------------
 
 def models_table(runs: pl.DataFrame, checkpoints: pl.DataFrame, which: str) -> pl.DataFrame:
@@ -56,10 +61,10 @@ def labels(sft_scores: pl.DataFrame, spec: dict) -> pl.DataFrame:
                           f"{spec['sft_method']!r}/{spec['sft_data']!r}/{spec['sft_metric']!r}; the table has "
                           f"{sorted(set(zip(sft_scores['sft_method'], sft_scores['sft_data'])))}")
     parts = []
-    for group, tasks in sorted(spec["task_groups"].items()):
+    for group, tasks in sorted(task_groups(spec).items()):
         missing = sorted(set(tasks) - set(sft["task"]))
         if missing:
-            raise ConfigError(f"{_field('task_groups')}.{group}: tasks {missing} have no sft_scores")
+            raise ConfigError(f"{_field('task_groups')} ({group!r}): tasks {missing} have no sft_scores")
         g = sft.filter(pl.col("task").is_in(tasks)).group_by("run", "step").agg(
             pl.col("value").mean().alias("score"), pl.col("task").n_unique().alias("n_tasks"))
         parts.append(g.filter(pl.col("n_tasks") == len(tasks)).drop("n_tasks").with_columns(pl.lit(group).alias("task_group")))
@@ -131,15 +136,15 @@ def build_dataset(tables: dict, spec: dict) -> list[GroupData]:
             raise ConfigError(f"{_field('compare_within')}: columns {unknown} are in neither runs nor checkpoints; "
                               f"expected some of {sorted(models.columns)}")
     lab = labels(tables["sft_scores"], spec)
-    for group in sorted(spec["task_groups"]):
+    for group in sorted(task_groups(spec)):
         unlabelled = models.join(lab.filter(pl.col("task_group") == group), on=["run", "step"], how="anti")
         if unlabelled.height and spec["models"] == "last":  # with `all`, the fine-tuned checkpoints are the models
             raise ConfigError(f"{_field('models')} = {spec['models']!r}: no post-SFT scores of every task of group "
                               f"{group!r} for {unlabelled.select('run', 'step').rows()[:5]} (is every run fine-tuned?)")
     dom = domain_proxies(tables["domain_losses"])
-    tsk = task_proxies(tables["task_scores"], spec["task_groups"])
+    tsk = task_proxies(tables["task_scores"], task_groups(spec))
     out = []
-    for group in sorted(spec["task_groups"]):
+    for group in sorted(task_groups(spec)):
         g_lab = lab.filter(pl.col("task_group") == group).join(models, on=["run", "step"]).sort("run", "step")
         long = pl.concat([dom, tsk.filter(pl.col("task_group") == group).drop("task_group")])
         wide = long.pivot(on="proxy", index=["run", "step"], values="value", aggregate_function="first")
@@ -417,7 +422,7 @@ def fit_pairwise(tables: dict, spec: dict):
     rows, gap_rows, skipped = [], [], {}
     for d in data:
         if len(d.score) < 2:
-            raise ConfigError(f"{_field('task_groups')}.{d.group}: {len(d.score)} model(s) with post-SFT scores, need at least 2")
+            raise ConfigError(f"{_field('task_groups')} ({d.group!r}): {len(d.score)} model(s) with post-SFT scores, need at least 2")
         r, g, skipped[d.group] = evaluate_group(d, spec, names[d.group])
         rows += r
         gap_rows += g
