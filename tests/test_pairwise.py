@@ -84,10 +84,23 @@ def test_proxies_are_data_driven_and_oriented_higher_is_better():
     assert plain == {"inv_ppl", "-loss[d1]", "-loss[d2]", "-bits_per_byte", "-bits_per_byte[d1]", "-bits_per_byte[d2]"}
     t = synthetic_tables(a, b, a, span_corruption=True)
     [d] = build_dataset(t, SPEC)
+    assert d.dropped == []
     assert {"-span_corruption_loss", "-span_corruption_loss[d1]", "-bits_per_byte@0shot", "acc@0shot"} <= set(d.proxies)
     # the label is a, so everything that falls with loss on d1 (lower bits per byte too) ranks perfectly
     for proxy in ("-loss[d1]", "-span_corruption_loss[d1]", "-bits_per_byte@0shot"):
         assert pairwise_accuracy(d.P[:, d.proxies.index(proxy)], d.score) == 1.0
+
+
+def test_a_column_only_some_models_have_is_dropped_and_a_model_without_evaluation_is_named():
+    a = np.linspace(0, 1, 6)
+    t = synthetic_tables(a, a, a, span_corruption=True)
+    t["domain_losses"] = t["domain_losses"].with_columns(
+        pl.when(pl.col("run") == "r02").then(None).otherwise(pl.col("span_corruption_loss")).alias("span_corruption_loss"))
+    [d] = build_dataset(t, SPEC)
+    assert "-span_corruption_loss" in d.dropped and "-span_corruption_loss" not in d.proxies and "inv_ppl" in d.proxies
+    t["task_scores"] = t["task_scores"].filter(pl.col("run") != "r04")
+    with pytest.raises(ValueError, match=r"table task_scores: no rows for the fine-tuned models \[\('r04', 10\)\]"):
+        build_dataset(t, SPEC)
 
 
 def test_ties_are_counted_and_excluded():

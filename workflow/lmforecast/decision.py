@@ -53,6 +53,8 @@ def decision_accuracy(tables: dict, spec: dict) -> pl.DataFrame:
         for scale, flops in compute.head(compute.height - 1).iter_rows():
             at = per_recipe.filter(pl.col("scale") == scale).join(truth, on="recipe")
             for (proxy, family), p in sorted(at.group_by("proxy", "family"), key=lambda kv: kv[0]):
+                if p.height < 2:
+                    continue
                 p = p.sort("recipe")
                 target_score = p["target"].to_numpy()
                 n = p.height

@@ -105,8 +105,8 @@ def task_proxies(task_scores: pl.DataFrame, groups: dict) -> pl.DataFrame:
 class GroupData:
     """The models of one task group: keys, post-SFT scores, proxy matrix and which pairs are comparable."""
 
-    def __init__(self, group, models, score, proxies, families, P, budget, eps):
-        self.group, self.models, self.score = group, models, score
+    def __init__(self, group, models, score, proxies, families, P, budget, eps, dropped=()):
+        self.group, self.models, self.score, self.dropped = group, models, score, list(dropped)
         self.proxies, self.families, self.P = proxies, families, P
         n = len(score)
         self.run = np.array(models["run"].to_list())
@@ -141,6 +141,12 @@ def build_dataset(tables: dict, spec: dict) -> list[GroupData]:
         if unlabelled.height and spec["models"] == "last":  # with `all`, the fine-tuned checkpoints are the models
             raise ConfigError(f"{_field('models')} = {spec['models']!r}: no post-SFT scores of every task of group "
                               f"{group!r} for {unlabelled.select('run', 'step').rows()[:5]} (is every run fine-tuned?)")
+    labelled = lab.select("run", "step").unique().join(models.select("run", "step"), on=["run", "step"])
+    for name in ("domain_losses", "task_scores"):
+        unevaluated = labelled.join(tables[name].select("run", "step").unique(), on=["run", "step"], how="anti")
+        if unevaluated.height:
+            raise ValueError(f"table {name}: no rows for the fine-tuned models {sorted(unevaluated.rows())[:5]} "
+                             f"({unevaluated.height} in all); every model needs its pre-SFT evaluation")
     dom = domain_proxies(tables["domain_losses"])
     tsk = task_proxies(tables["task_scores"], task_groups(spec))
     out = []
@@ -150,13 +156,14 @@ def build_dataset(tables: dict, spec: dict) -> list[GroupData]:
         wide = long.pivot(on="proxy", index=["run", "step"], values="value", aggregate_function="first")
         g = g_lab.join(wide, on=["run", "step"], how="left").sort("run", "step")
         families = dict(long.select("proxy", "family").unique().iter_rows())
-        # a proxy missing for any model is left out rather than imputed
+        # a proxy missing for some model (e.g. a column only some evaluations have) is left out, not imputed
         names = sorted(n for n in families if n in g.columns and g[n].null_count() == 0 and g[n].is_not_nan().all())
+        dropped = sorted(set(families) - set(names))
         budget = (np.zeros(g.height, int) if within == "all"
                   else g.select(pl.struct(within).rank("dense")).to_series().to_numpy())
         out.append(GroupData(group, g.select("run", "step"), g["score"].to_numpy(),
                              names, [families[n] for n in names], g.select(names).to_numpy().astype(float), budget,
-                             spec["tie_epsilon"]))
+                             spec["tie_epsilon"], dropped))
     return out
 
 
@@ -400,7 +407,7 @@ def summarize(results: pl.DataFrame, skipped: dict) -> dict:
         g = {"n_models": learned["n_models"], "n_pairs": learned["n_pairs"], "n_ties": learned["n_ties"],
              "learned": {k: _finite(learned[k]) for k in ("heldout_mean", "heldout_std", "accuracy", "ci_low", "ci_high", "top_k_recall", "n_splits", "note")},
              "best_single_proxy": best and {k: _finite(best[k]) for k in ("proxy", "heldout_mean", "heldout_std", "accuracy", "ci_low", "ci_high", "top_k_recall")},
-             "skipped_splits": skipped[group]}
+             "skipped_splits": skipped[group][0], "dropped_proxies": skipped[group][1]}
         if ppl is not None:
             err_ppl, err_learned = 1 - ppl["heldout_mean"], 1 - learned["heldout_mean"]
             g["perplexity"] = {
@@ -423,7 +430,8 @@ def fit_pairwise(tables: dict, spec: dict):
     for d in data:
         if len(d.score) < 2:
             raise ConfigError(f"{_field('task_groups')} ({d.group!r}): {len(d.score)} model(s) with post-SFT scores, need at least 2")
-        r, g, skipped[d.group] = evaluate_group(d, spec, names[d.group])
+        r, g, splits_skipped = evaluate_group(d, spec, names[d.group])
+        skipped[d.group] = (splits_skipped, d.dropped)
         rows += r
         gap_rows += g
     results = pl.DataFrame(rows, schema=PAIRWISE_SCHEMA)
