@@ -12,7 +12,9 @@ Unsupervised proxies are read off the tables, so new columns join in by themselv
                              and per domain; e.g. bits_per_byte, span_corruption_loss)
   -loss[<domain>]            each domain's held-out loss
   <metric>@<k>shot           each task_scores metric at k shots, averaged over the group's tasks
-                             and prompts (negated where lower is better: -bits_per_byte@<k>shot)
+                             and prompts (negated where lower is better: -bits_per_byte@<k>shot);
+                             DataDecide's (correct_prob, margin, norm_correct_prob, per token /
+                             per char) have family `datadecide`, the others `kshot`
 The learned comparator ("learning to compare") is a LightGBM classifier on the features
 [p_i - p_j, p_i * p_j, p_i, p_j] of the chosen proxies, evaluated on random 60/40 splits of
 the runs: trained on pairs within the train side, scored on pairs within the test side.
