@@ -110,6 +110,7 @@ def test_pairwise_selection_scores_every_proxy_and_the_learned_comparator(finish
     assert {"inv_ppl", "learned", "-loss[facts]", "acc@0shot"} <= set(results["proxy"])
     assert (results["n_pairs"] + results["n_ties"] == n * (n - 1) // 2).all()
     assert results.filter(pl.col("proxy") != "learned")["accuracy"].is_between(0, 1).all()
+    assert results.filter(pl.col("proxy") == "learned")["n_splits"][0] > 0  # the comparator was fitted
     summary = json.loads((finished / "results/fits/pairwise.json").read_text())
     assert summary["task_groups"]["all"]["n_models"] == n
     assert pl.read_parquet(finished / "results/fits/decision.parquet").height > 0
