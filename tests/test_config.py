@@ -36,6 +36,20 @@ CASES = [
     ("unknown sft method", lambda c: c["sft"]["methods"].append("prefix"), r"sft\.methods\[2\]: 'prefix' is not one of"),
     ("last layers beyond depth", lambda c: c["sft"].update(methods=["last_layers"], last_layers=3),
      r"sft\.last_layers: 3 exceeds sizes\.s\.n_layers \(2\)"),
+    ("pairwise group task not fine-tuned", lambda c: c["sft"].update(tasks=["fact_qa"]),
+     r"fit\.pairwise\.task_groups\[0\]\.tasks: \['arith_mc', 'sentiment', 'var_track'\] are not in sft\.tasks"),
+    ("pairwise duplicate task group", lambda c: c["fit"]["pairwise"]["task_groups"].append({"name": "all", "tasks": ["fact_qa"]}),
+     r"fit\.pairwise\.task_groups\[5\]\.name: duplicate task group 'all'"),
+    ("pairwise sft method not run", lambda c: c["fit"]["pairwise"].update(sft_method="last_layers"),
+     r"fit\.pairwise\.sft_method: 'last_layers' is not in sft\.methods"),
+    ("pairwise multitask without multitask sft", lambda c: c["sft"].update(multitask=False),
+     r"fit\.pairwise\.sft_data: 'multitask' needs sft\.multitask"),
+    ("pairwise unknown learned proxies", lambda c: c["fit"]["pairwise"].update(learned_proxies="some"),
+     r"fit\.pairwise\.learned_proxies: 'some' is not valid; expected 'all' or a list of proxy names"),
+    ("pairwise unknown budget column", lambda c: c["fit"]["pairwise"].update(compare_within=["colour"]),
+     r"fit\.pairwise\.compare_within: \['colour'\] is not valid"),
+    ("pairwise unknown recipe column", lambda c: c["fit"]["pairwise"]["decision"].update(recipe=["colour"]),
+     r"fit\.pairwise\.decision\.recipe\[0\]: 'colour' is not one of"),
     ("sft checkpoints neither a choice nor k", lambda c: c["sft"].update(checkpoints="first"), r"sft\.checkpoints: 'first' is not valid; expected 'last', 'all', or an integer k >= 1"),
     ("unknown held-out run", lambda c: c["fit"]["scaling"].update(holdout=["l-600k-uniform", "xl-1"]),
      r"fit\.scaling\.holdout\[1\]: unknown run 'xl-1'; expected a name from runs"),
@@ -52,6 +66,10 @@ def test_default_config_is_valid():
 def test_bad_config_names_the_field(name, edit, message):
     with pytest.raises(ConfigError, match=message):
         validate(broken(edit))
+
+
+def test_smoke_config_is_valid():
+    load(ROOT / "tests" / "data" / "smoke.yaml")
 
 
 def test_unreadable_yaml_names_the_file(tmp_path):

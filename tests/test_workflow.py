@@ -1,5 +1,6 @@
 """The whole chain on the smoke config, through Snakemake itself (about two minutes on 2 cores)."""
 
+import json
 import os
 import re
 import shutil
@@ -103,6 +104,20 @@ def test_fit_writes_parameters_with_standard_errors_and_the_report(finished):
     assert (finished / "results/report/loss_vs_compute.png").stat().st_size > 10_000
 
 
+def test_pairwise_selection_scores_every_proxy_and_the_learned_comparator(finished):
+    results = pl.read_parquet(finished / "results/fits/pairwise.parquet")
+    config = yaml.safe_load((finished / "config.yaml").read_text())
+    n = len(config["runs"])
+    assert set(results["task_group"]) == {g["name"] for g in config["fit"]["pairwise"]["task_groups"]}
+    assert {"inv_ppl", "learned", "-loss[facts]", "acc@0shot"} <= set(results["proxy"])
+    assert (results["n_pairs"] + results["n_ties"] == n * (n - 1) // 2).all()
+    assert results.filter(pl.col("proxy") != "learned")["accuracy"].is_between(0, 1).all()
+    assert results.filter(pl.col("proxy") == "learned")["n_splits"][0] > 0  # the comparator was fitted
+    summary = json.loads((finished / "results/fits/pairwise.json").read_text())
+    assert summary["task_groups"]["all"]["n_models"] == n
+    assert pl.read_parquet(finished / "results/fits/decision.parquet").height > 0
+
+
 def test_nothing_to_do_after_a_run_then_an_lr_edit_reruns_only_that_run(finished):
     assert planned_jobs(finished) == []
     config = yaml.safe_load((finished / "config.yaml").read_text())
@@ -119,7 +134,7 @@ def test_nothing_to_do_after_a_run_then_an_lr_edit_reruns_only_that_run(finished
     per_run = [(rule, w) for rule, w in jobs if "run" in w]
     assert {rule for rule, _ in per_run} == {"pretrain", "evaluate", "sft"}
     assert {w["run"] for _, w in per_run} == {target}
-    assert {rule for rule, w in jobs if "run" not in w} == {"aggregate", "fit_scaling", "report", "all"}
+    assert {rule for rule, w in jobs if "run" not in w} == {"aggregate", "fit_scaling", "fit_pairwise", "report", "all"}
     assert len([r for r, _ in per_run if r == "pretrain"]) == config["training"]["checkpoints"]
 
 
@@ -155,7 +170,7 @@ def test_same_config_twice_from_scratch_gives_equal_tables_and_fits(finished, tm
         a = pl.read_parquet(finished / "results/tables" / f"{name}.parquet")
         b = pl.read_parquet(again / "results/tables" / f"{name}.parquet")
         assert a.equals(b), name
-    for name in ("scaling_params", "scaling_predictions"):
+    for name in ("scaling_params", "scaling_predictions", "pairwise", "pairwise_gap", "decision"):
         a = pl.read_parquet(finished / "results/fits" / f"{name}.parquet")
         b = pl.read_parquet(again / "results/fits" / f"{name}.parquet")
         assert a.equals(b), name

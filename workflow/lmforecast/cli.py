@@ -187,6 +187,28 @@ def pl_mean(column):
     return pl.col(column).cast(float).mean()
 
 
+def cmd_fit_pairwise(args):
+    from lmforecast import io
+    from lmforecast.decision import decision_accuracy
+    from lmforecast.pairwise import _finite, fit_pairwise
+    from lmforecast.tables import write
+
+    t = _read_tables(args.tables)
+    results, gap, summary = fit_pairwise(t, args.spec)
+    decision = decision_accuracy(t, args.spec)
+    write(results.to_arrow(), args.out)
+    write(gap.to_arrow(), args.gap)
+    write(decision.to_arrow(), args.decision)
+    io.write_json({"config": args.spec, "task_groups": summary,
+                   "decision": [{k: _finite(v) for k, v in r.items()} for r in decision.to_dicts()]}, args.json)
+    for group, g in summary.items():
+        ppl = g.get("perplexity") or {}
+        _log(f"[{group}] {g['n_models']} models, {g['n_pairs']} pairs ({g['n_ties']} ties): "
+             f"1/PPL accuracy {ppl.get('accuracy')} held-out {ppl.get('heldout_mean')}; "
+             f"learned held-out {g['learned']['heldout_mean']} +- {g['learned']['heldout_std']}; "
+             f"best single proxy {g['best_single_proxy']}")
+
+
 def cmd_report(args):
     import polars as pl
 
@@ -225,6 +247,8 @@ def main(argv=None):
         (("--out",), one), (("--example-scores",), one), threads)
     add("fit-scaling", cmd_fit_scaling, (("--tables",), one), (("--params",), one), (("--predictions",), one),
         (("--report",), one), (("--json",), one))
+    add("fit-pairwise", cmd_fit_pairwise, (("--tables",), one), (("--out",), one), (("--gap",), one),
+        (("--decision",), one), (("--json",), one))
     add("report", cmd_report, (("--tables",), one), (("--params",), one), (("--predictions",), one), (("--out",), one))
 
     args = parser.parse_args(argv)

@@ -86,6 +86,24 @@ def _semantic_errors(config) -> list[str]:
         for i, name in enumerate(holdout):
             if name not in seen:
                 errors.append(f"fit.scaling.holdout[{i}]: unknown run {name!r}; expected a name from runs")
+    errors += _pairwise_errors(config)
+    return errors
+
+
+def _pairwise_errors(config) -> list[str]:
+    """fit.pairwise against the SFT it labels pairs with."""
+    pw, sft, errors = config["fit"]["pairwise"], config["sft"], []
+    names = [g["name"] for g in pw["task_groups"]]
+    for i, group in enumerate(pw["task_groups"]):
+        if group["name"] in names[:i]:
+            errors.append(f"fit.pairwise.task_groups[{i}].name: duplicate task group {group['name']!r}")
+        unknown = sorted(set(group["tasks"]) - set(sft["tasks"]))
+        if unknown:
+            errors.append(f"fit.pairwise.task_groups[{i}].tasks: {unknown} are not in sft.tasks")
+    if pw["sft_method"] not in sft["methods"]:
+        errors.append(f"fit.pairwise.sft_method: {pw['sft_method']!r} is not in sft.methods {sft['methods']}")
+    if pw["sft_data"] == "multitask" and not (sft["multitask"] and len(sft["tasks"]) > 1):
+        errors.append("fit.pairwise.sft_data: 'multitask' needs sft.multitask: true and at least two sft.tasks")
     return errors
 
 
