@@ -175,7 +175,7 @@ def read_ladder(path, run: str, spec: dict, chance: dict) -> dict:
     fixed = {k: spec[k] for k in ("step", "tokens", "flops", "train_loss") if spec.get(k)}
     missing = [f"{c!r} ({k})" for k, c in fixed.items() if c not in df.columns]
     if missing:
-        raise ImportDataError(f"{where}: columns {missing} missing; expected the columns that import.ladder names")
+        raise ImportDataError(f"{where}: column(s) {', '.join(missing)} missing; expected the columns that import.ladder names")
     steps = _numbers(df, spec["step"], path, integer=True, minimum=0)
     tokens = _numbers(df, spec["tokens"], path, integer=True, minimum=0)
     flops = _numbers(df, spec["flops"], path, minimum=0)
