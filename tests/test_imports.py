@@ -12,7 +12,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-
 from lmforecast import tables
 from lmforecast.cli import main as cli
 from lmforecast.config import ConfigError, validate
@@ -264,7 +263,7 @@ def test_config_with_neither_runs_nor_import():
 def snakemake(workdir, *args):
     cmd = [f"{BIN}/snakemake", "--cores", "2", "--configfile", "config/analysis.yaml", *args]
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 
@@ -274,7 +273,7 @@ def test_analysis_workflow_imports_then_fits_without_training(tmp_path):
     for name in ("workflow", "resources", "config"):
         shutil.copytree(ROOT / name, tmp_path / name)
     plan = snakemake(tmp_path, "--dry-run")
-    rules = set(re.findall(r"^(?:local)?rule (\w+):", plan, re.M))
+    rules = set(re.findall(r"^(?:local)?rule (\w+):", plan, re.MULTILINE))
     assert rules == {"import_tables", "fit_flp", "report", "all"}
     snakemake(tmp_path)
     preds = pl.read_parquet(tmp_path / "results/fits/flp_predictions.parquet")
