@@ -157,6 +157,17 @@ def cmd_sft(args):
     _log(f"{args.method} SFT of {args.checkpoint}, accuracy on the eval splits:\n{acc}")
 
 
+def cmd_import(args):
+    from lmforecast.imports import ImportDataError, import_tables, write_tables
+
+    try:
+        built = import_tables(args.spec)  # everything checked before the first table is written
+    except ImportDataError as e:
+        sys.exit(f"lmforecast import: {e}")
+    write_tables(built, args.out_dir)
+    _log("imported: " + ", ".join(f"{name} {t.num_rows} rows" for name, t in built.items()) + f" -> {args.out_dir}")
+
+
 def _read_tables(directory):
     import polars as pl
 
@@ -245,6 +256,7 @@ def main(argv=None):
         (("--task-examples",), many), (("--domain-losses",), one), (("--task-scores",), one), (("--example-scores",), one), threads)
     add("sft", cmd_sft, (("--checkpoint",), one), (("--method",), {"required": True, "choices": SFT_METHODS}), (("--task-specs",), many), (("--task-examples",), many),
         (("--out",), one), (("--example-scores",), one), threads)
+    add("import", cmd_import, (("--out-dir",), one))
     add("fit-scaling", cmd_fit_scaling, (("--tables",), one), (("--params",), one), (("--predictions",), one),
         (("--report",), one), (("--json",), one))
     add("fit-pairwise", cmd_fit_pairwise, (("--tables",), one), (("--out",), one), (("--gap",), one),

@@ -5,6 +5,7 @@
 cannot express (references between sections, divisibility, sums, budgets).
 """
 
+import re
 from pathlib import Path
 
 import jsonschema
@@ -41,7 +42,46 @@ def _schema_errors(config) -> list[str]:
     return messages
 
 
+def _regex_errors(where, pattern, groups) -> list[str]:
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        return [f"{where}: {pattern!r} is not a valid regex ({e})"]
+    missing = [g for g in groups if g not in rx.groupindex]
+    return [f"{where}: {pattern!r} lacks the named group(s) {missing}; expected (?P<{missing[0]}>...)"] if missing else []
+
+
+def _import_errors(imp) -> list[str]:
+    """The import section: a source, a way to name files, regexes with the groups they must have."""
+    errors = []
+    if "ladder" not in imp and "lm_eval" not in imp:
+        errors.append("import: neither 'ladder' nor 'lm_eval'; expected at least one source of tables")
+    ladder = imp.get("ladder", {})
+    if isinstance(ladder.get("domains"), str):
+        errors += _regex_errors("import.ladder.domains", ladder["domains"], ["domain"])
+    if isinstance(ladder.get("tasks"), str):
+        errors += _regex_errors("import.ladder.tasks", ladder["tasks"], ["task", "metric"])
+    if "lm_eval" in imp:
+        lm = imp["lm_eval"]
+        by_pattern, by_list = "dir" in lm or "pattern" in lm, "files" in lm
+        if by_pattern == by_list or (by_pattern and not ("dir" in lm and "pattern" in lm)):
+            errors.append("import.lm_eval: expected either 'dir' with 'pattern' (a regex with named groups run and step) "
+                          "or 'files' (a list of {path, run, step}), not both or neither")
+        elif by_pattern:
+            errors += _regex_errors("import.lm_eval.pattern", lm["pattern"], ["run", "step"])
+    return errors
+
+
 def _semantic_errors(config) -> list[str]:
+    if "import" in config:
+        errors = _import_errors(config["import"])
+        if config.get("runs"):
+            # the embedded default's runs are merged under a --configfile: an analysis config empties them
+            errors.append("runs: an analysis-only config (with 'import') trains nothing; expected 'runs: []' "
+                          "(or run with --replace-workflow-config and no runs)")
+        return errors
+    if not config["runs"]:
+        return ["runs: empty; expected at least one run to train, or an 'import' section (analysis-only)"]
     errors = []
     sizes, mixtures, training = config["sizes"], config["mixtures"], config["training"]
     for name, size in sizes.items():
@@ -86,7 +126,8 @@ def _semantic_errors(config) -> list[str]:
         for i, name in enumerate(holdout):
             if name not in seen:
                 errors.append(f"fit.scaling.holdout[{i}]: unknown run {name!r}; expected a name from runs")
-    errors += _pairwise_errors(config)
+    if "pairwise" in config["fit"]:
+        errors += _pairwise_errors(config)
     return errors
 
 

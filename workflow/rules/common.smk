@@ -8,17 +8,27 @@ from lmforecast.world import DOMAINS
 
 lmconfig.validate(config, "config (config/config.yaml and --config overrides)")
 
-RUNS = {r["name"]: lmconfig.run_spec(config, r["name"]) for r in config["runs"]}
-STEPS = {name: lmconfig.checkpoint_steps(r, config["training"]) for name, r in zip(RUNS, config["runs"])}
-EVAL_TASKS = config["evaluation"]["tasks"]
-SFT_TASKS = config["sft"]["tasks"]
-SFT_METHODS = config["sft"]["methods"]
+# Analysis-only mode: an `import` section replaces training (rules/imports.smk makes the tables).
+IMPORT = "import" in config
+if IMPORT:
+    from lmforecast.imports import ImportDataError, lm_eval_files
 
+    try:  # the files are the import job's inputs: a file that no pattern names stops the workflow here
+        IMPORT_FILES = [f["path"] for f in config["import"].get("ladder", {}).get("files", [])] + (
+            [path for path, _, _ in lm_eval_files(config["import"]["lm_eval"])] if "lm_eval" in config["import"] else [])
+    except ImportDataError as e:
+        raise ValueError(f"invalid import section: {e}") from None
+else:
+    RUNS = {r["name"]: lmconfig.run_spec(config, r["name"]) for r in config["runs"]}
+    STEPS = {name: lmconfig.checkpoint_steps(r, config["training"]) for name, r in zip(RUNS, config["runs"])}
+    EVAL_TASKS = config["evaluation"]["tasks"]
+    SFT_TASKS = config["sft"]["tasks"]
+    SFT_METHODS = config["sft"]["methods"]
 
-wildcard_constraints:
-    run="|".join(re.escape(name) for name in RUNS),
-    step=r"\d+",
-    method="|".join(SFT_METHODS),
+    wildcard_constraints:
+        run="|".join(re.escape(name) for name in RUNS),
+        step=r"\d+",
+        method="|".join(SFT_METHODS),
 
 
 def as_json(obj):

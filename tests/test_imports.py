@@ -1,0 +1,291 @@
+"""Analysis-only mode: imported ladder CSVs and lm-eval results JSON -> the tables, and the workflow on them."""
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from lmforecast import tables
+from lmforecast.cli import main as cli
+from lmforecast.config import ConfigError, validate
+from lmforecast.imports import ImportDataError, import_tables, read_ladder, read_lm_eval
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+ANALYSIS = yaml.safe_load((ROOT / "config" / "analysis.yaml").read_text())
+BIN = str(Path(sys.executable).parent)
+
+HEADER = "step,tokens,flops,val/web,val/code,arc/acc,arc/bpb"
+LADDER = {"step": "step", "tokens": "tokens", "flops": "flops", "domains": r"val/(?P<domain>\w+)",
+          "tasks": r"(?P<task>arc)/(?P<metric>acc|bpb)"}
+
+
+def csv(tmp_path, *lines, name="r1.csv", header=HEADER):
+    path = tmp_path / name
+    path.write_text("\n".join([header, *lines]) + "\n")
+    return path
+
+
+def results_json(tmp_path, name="r1-step200.json", **override):
+    data = {"results": {"sciq": {"alias": "sciq", "acc,none": 0.6, "acc_stderr,none": 0.01, "acc_norm,none": 0.55,
+                                 "acc_norm_stderr,none": "N/A"},
+                        "mmlu": {"alias": "mmlu", "acc,none": 0.3},
+                        "mmlu_law": {"alias": " - law", "acc,none": 0.28}},
+            "groups": {"mmlu": {"acc,none": 0.3}}, "group_subtasks": {"mmlu": ["mmlu_law"], "sciq": []},
+            "n-shot": {"sciq": 0, "mmlu_law": 5}, "n-samples": {"sciq": {"original": 1000, "effective": 1000}},
+            "config": {"model": "hf", "model_args": "pretrained=x"}, **override}
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def spec(tmp_path, ladder_files=None, lm_eval=None, **run_meta):
+    out = {"runs": [{"name": "r1", "n_params": 1000, **run_meta}], "chance": {"arc": 0.25, "sciq": 0.25}}
+    if ladder_files:
+        out["ladder"] = {**LADDER, "files": [{"run": "r1", "path": str(p)} for p in ladder_files]}
+    if lm_eval:
+        out["lm_eval"] = lm_eval
+    return out
+
+
+# --- readers ----------------------------------------------------------------------
+
+def test_ladder_csv_becomes_checkpoints_domain_losses_and_task_scores(tmp_path):
+    path = csv(tmp_path, "100,1000,6e6,3.5,2.5,0.3,1.2", "200,2000,1.2e7,3.0,2.0,0.4,1.0")
+    rows = read_ladder(path, "r1", {**LADDER, "shots": 0}, {"arc": 0.25})
+    assert [(c["step"], c["tokens"], c["flops"]) for c in rows["checkpoints"]] == [(100, 1000, 6e6), (200, 2000, 1.2e7)]
+    assert {(d["step"], d["domain"], d["loss"]) for d in rows["domain_losses"]} == {
+        (100, "web", 3.5), (100, "code", 2.5), (200, "web", 3.0), (200, "code", 2.0)}
+    assert {(t["step"], t["metric"], t["value"], t["chance"]) for t in rows["task_scores"]} == {
+        (100, "acc", 0.3, 0.25), (200, "acc", 0.4, 0.25), (100, "bpb", 1.2, 0.25), (200, "bpb", 1.0, 0.25)}
+
+
+def test_ladder_columns_by_explicit_map(tmp_path):
+    path = csv(tmp_path, "100,1000,6e6,3.5,2.5,0.3,1.2")
+    cfg = {**LADDER, "domains": {"val/web": "web"}, "tasks": {"arc/acc": {"task": "arc_easy", "metric": "acc"}}}
+    rows = read_ladder(path, "r1", cfg, {})
+    assert [d["domain"] for d in rows["domain_losses"]] == ["web"]
+    assert [(t["task"], t["metric"], t["chance"]) for t in rows["task_scores"]] == [("arc_easy", "acc", 0.0)]
+
+
+def test_lm_eval_results_skip_group_aggregates_and_stderr(tmp_path):
+    rows = read_lm_eval(results_json(tmp_path), "r1", 200, {}, {"sciq": 0.25})
+    got = {(r["task"], r["metric"]): (r["value"], r["shots"], r["n"]) for r in rows}
+    # mmlu is a group (aggregate of its subtasks): only the subtask is imported; n unknown without n-samples
+    assert got == {("sciq", "acc"): (0.6, 0, 1000), ("sciq", "acc_norm"): (0.55, 0, 1000), ("mmlu_law", "acc"): (0.28, 5, None)}
+    assert all(r["run"] == "r1" and r["step"] == 200 and r["prompt"] == "default" for r in rows)
+
+
+def test_import_combines_sources_and_writes_every_table_with_its_schema(tmp_path):
+    ladder = csv(tmp_path, "100,1000,6e6,3.5,2.5,0.3,1.2", "200,2000,1.2e7,3.0,2.0,0.4,1.0")
+    files = [{"path": str(results_json(tmp_path)), "run": "r1", "step": 200},
+             {"path": str(results_json(tmp_path, "r1-step300.json")), "run": "r1", "step": 300}]
+    built = import_tables(spec(tmp_path, [ladder], {"files": files, "tasks": ["sciq"]}, tokens_per_step=10, lr=0.01))
+    for name, table in built.items():
+        assert table.schema.equals(tables.SCHEMAS[name]), name
+    ck = pl.from_arrow(built["checkpoints"])
+    # step 300 is known only from its lm-eval file: tokens from tokens_per_step, compute 6 N D
+    assert ck.rows() == [("r1", 100, 1000, 6e6, None, None), ("r1", 200, 2000, 1.2e7, None, None),
+                         ("r1", 300, 3000, 6.0 * 1000 * 3000, None, None)]
+    runs = pl.from_arrow(built["runs"]).row(0, named=True)
+    assert (runs["n_params_nonembed"], runs["objective"], runs["mixture"], runs["lr"], runs["tokens_planned"]) == (
+        1000, "clm", "default", 0.01, 3000)
+    assert pl.from_arrow(built["task_scores"]).filter(pl.col("task") == "sciq").height == 4
+    assert built["example_scores"].num_rows == 0 and built["sft_scores"].num_rows == 0
+
+
+# --- rejections: each names the file, the row (CSV line) and the column or field ---------
+
+def _bad_csv(tmp_path, lines, header=HEADER, ladder=None):
+    path = csv(tmp_path, *lines, header=header)
+    s = spec(tmp_path, [path])
+    s["ladder"].update(ladder or {})
+    return s, path
+
+
+BAD_LADDERS = [
+    ("missing column", ["100,1000,3.5,2.5,0.3,1.2"], "step,tokens,val/web,val/code,arc/acc,arc/bpb", None,
+     r": header: column\(s\) 'flops' \(flops\) missing; expected the columns that import.ladder names"),
+    ("NaN", ["100,1000,6e6,3.5,2.5,0.3,1.2", "200,2000,1.2e7,nan,2.0,0.4,1.0"], HEADER, None,
+     r": line 3, column 'val/web': 'nan'; expected a finite number"),
+    ("empty cell", ["100,1000,6e6,3.5,,0.3,1.2"], HEADER, None, r": line 2, column 'val/code': empty; expected a number"),
+    ("not a number", ["100,1000,6e6,3.5,2.5,high,1.2"], HEADER, None, r": line 2, column 'arc/acc': 'high' is not a number"),
+    ("negative compute", ["100,1000,-6e6,3.5,2.5,0.3,1.2"], HEADER, None,
+     r": line 2, column 'flops': '-6e6' is negative; expected a value >= 0"),
+    ("negative tokens", ["100,-1000,6e6,3.5,2.5,0.3,1.2"], HEADER, None, r": line 2, column 'tokens': '-1000' is negative"),
+    ("fractional step", ["100.5,1000,6e6,3.5,2.5,0.3,1.2"], HEADER, None, r": line 2, column 'step': '100.5'; expected a whole number"),
+    ("same step twice", ["100,1000,6e6,3.5,2.5,0.3,1.2", "200,2000,1.2e7,3.0,2.0,0.4,1.0", "200,2000,1.2e7,3.0,2.0,0.4,1.0"],
+     HEADER, None, r": line 4, column 'step': step 200 already on line 3; expected one row per step"),
+    ("same task/metric twice", ["100,1000,6e6,3.5,2.5,0.3,1.2"], HEADER,
+     {"tasks": {"arc/acc": {"task": "arc", "metric": "acc"}, "arc/bpb": {"task": "arc", "metric": "acc"}}},
+     r": header: columns 'arc/acc' and 'arc/bpb' both give task 'arc' metric 'acc'; expected each task/metric once"),
+    ("pattern matches no column", ["100,1000,6e6,3.5,2.5,0.3,1.2"], HEADER, {"domains": r"eval/(?P<domain>\w+)"},
+     r": header \(import.ladder.domains\): no column matches"),
+]
+
+
+@pytest.mark.parametrize("name,lines,header,ladder,message", BAD_LADDERS, ids=[c[0] for c in BAD_LADDERS])
+def test_bad_ladder_csv_is_rejected_naming_file_line_and_column(tmp_path, name, lines, header, ladder, message):
+    s, path = _bad_csv(tmp_path, lines, header, ladder)
+    with pytest.raises(ImportDataError, match=re.escape(str(path)) + message):
+        import_tables(s)
+
+
+def _files(*entries):
+    return {"files": [{"path": str(p), "run": run, "step": step} for p, run, step in entries]}
+
+
+def test_lm_eval_duplicate_key_in_one_file(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text('{"results": {"sciq": {"acc,none": 0.5, "acc,none": 0.6}}, "n-shot": {"sciq": 0}}')
+    with pytest.raises(ImportDataError, match=re.escape(f"{path}: key 'acc,none' appears twice in one object")):
+        import_tables(spec(tmp_path, lm_eval=_files((path, "r1", 1)), tokens_per_step=1))
+
+
+def test_lm_eval_nan_score(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text('{"results": {"sciq": {"acc,none": NaN}}, "n-shot": {"sciq": 0}}')
+    with pytest.raises(ImportDataError, match=re.escape(f"{path}: field results.sciq.'acc,none': nan is not a finite number")):
+        import_tables(spec(tmp_path, lm_eval=_files((path, "r1", 1)), tokens_per_step=1))
+
+
+def test_lm_eval_missing_results_and_missing_shots(tmp_path):
+    path = results_json(tmp_path, results={})
+    with pytest.raises(ImportDataError, match=re.escape(f"{path}: field 'results' missing or empty")):
+        import_tables(spec(tmp_path, lm_eval=_files((path, "r1", 1)), tokens_per_step=1))
+    path = results_json(tmp_path, **{"n-shot": {}})
+    with pytest.raises(ImportDataError, match=re.escape(f"{path}: field n-shot.mmlu_law is None; expected a number of shots")):
+        import_tables(spec(tmp_path, lm_eval=_files((path, "r1", 1)), tokens_per_step=1))
+
+
+def test_lm_eval_same_checkpoint_twice(tmp_path):
+    a, b = results_json(tmp_path, "a.json"), results_json(tmp_path, "b.json")
+    with pytest.raises(ImportDataError, match=re.escape(f"{b}: run 'r1' step 7 already imported from {a}")):
+        import_tables(spec(tmp_path, lm_eval=_files((a, "r1", 7), (b, "r1", 7)), tokens_per_step=1))
+
+
+def test_score_in_both_ladder_and_lm_eval(tmp_path):
+    ladder = csv(tmp_path, "200,2000,1.2e7,3.0,2.0,0.4,1.0", header=HEADER.replace("arc/", "sciq/"))
+    s = spec(tmp_path, [ladder], _files((results_json(tmp_path), "r1", 200)))
+    s["ladder"]["tasks"] = r"(?P<task>sciq)/(?P<metric>acc|bpb)"
+    with pytest.raises(ImportDataError, match=r"task 'sciq' metric 'acc' \(0-shot\) of run 'r1' step 200 is also in "
+                                              + re.escape(str(ladder))):
+        import_tables(s)
+
+
+def test_lm_eval_file_that_the_pattern_does_not_name(tmp_path):
+    (tmp_path / "ladder__r1-step5").mkdir()
+    results_json(tmp_path / "ladder__r1-step5", "results_2025.json")
+    stray = results_json(tmp_path, "summary.json")
+    lm = {"dir": str(tmp_path), "pattern": r"ladder__(?P<run>\w+)-step(?P<step>\d+)/results_.*\.json"}
+    with pytest.raises(ImportDataError, match=re.escape(f"{stray}: the path 'summary.json' does not match import.lm_eval.pattern")):
+        import_tables(spec(tmp_path, lm_eval=lm, tokens_per_step=1))
+    stray.unlink()
+    built = import_tables(spec(tmp_path, lm_eval=lm, tokens_per_step=1))
+    assert pl.from_arrow(built["checkpoints"]).select("run", "step").rows() == [("r1", 5)]
+
+
+def test_unknown_run_and_checkpoint_without_tokens(tmp_path):
+    path = results_json(tmp_path)
+    with pytest.raises(ImportDataError, match=re.escape(f"{path}: run 'r9' is not in import.runs; expected one of ['r1']")):
+        import_tables(spec(tmp_path, lm_eval=_files((path, "r9", 1))))
+    with pytest.raises(ImportDataError, match=re.escape(f"{path}: run 'r1' step 1 is in no ladder file, and import.runs entry "
+                                                        "'r1' has no tokens_per_step")):
+        import_tables(spec(tmp_path, lm_eval=_files((path, "r1", 1))))
+
+
+def test_cli_rejects_bad_input_and_writes_no_table(tmp_path):
+    ladder = csv(tmp_path, "100,1000,6e6,3.5,2.5,0.3,1.2", "200,2000,1.2e7,3.0,2.0,0.4,nan")
+    out = tmp_path / "tables"
+    with pytest.raises(SystemExit, match=re.escape(f"{ladder}: line 3, column 'arc/bpb'")):
+        cli(["import", "--spec", json.dumps(spec(tmp_path, [ladder])), "--out-dir", str(out)])
+    assert not out.exists()
+    ladder.write_text(ladder.read_text().replace("nan", "1.0"))
+    cli(["import", "--spec", json.dumps(spec(tmp_path, [ladder])), "--out-dir", str(out)])
+    assert sorted(p.stem for p in out.glob("*.parquet")) == sorted(tables.SCHEMAS)
+
+
+# --- the config: either runs to train or an import section ----------------------------
+
+def analysis_config(edit=None):
+    config = copy.deepcopy(ANALYSIS)
+    if edit:
+        edit(config)
+    return config
+
+
+CONFIG_CASES = [
+    ("runs and import", lambda c: c.update(runs=DEFAULT["runs"]), r"runs: an analysis-only config \(with 'import'\) trains nothing"),
+    ("no source", lambda c: [c["import"].pop(k) for k in ("ladder", "lm_eval")], r"import: neither 'ladder' nor 'lm_eval'"),
+    ("lm_eval both ways", lambda c: c["import"]["lm_eval"].update(files=[{"path": "x.json", "run": "a", "step": 1}]),
+     r"import\.lm_eval: expected either 'dir' with 'pattern' .* or 'files'"),
+    ("pattern without step", lambda c: c["import"]["lm_eval"].update(pattern=r"(?P<run>\w+)\.json"),
+     r"import\.lm_eval\.pattern: .* lacks the named group\(s\) \['step'\]"),
+    ("bad regex", lambda c: c["import"]["ladder"].update(domains="eval/(?P<domain>"), r"import\.ladder\.domains: .* is not a valid regex"),
+    ("domains neither regex nor map", lambda c: c["import"]["ladder"].update(domains=3),
+     r"import\.ladder\.domains: 3 is not valid; expected a regex with the named group 'domain'"),
+    ("run without n_params", lambda c: c["import"]["runs"][0].pop("n_params"), r"import\.runs\[0\]: 'n_params' is a required property"),
+    ("chance above 1", lambda c: c["import"]["chance"].update(sciq=1.5), r"import\.chance\.sciq: 1\.5 is greater than the maximum of 1"),
+]
+
+
+def test_analysis_config_is_valid_alone_and_merged_over_the_default():
+    validate(analysis_config())
+    merged = {**copy.deepcopy(DEFAULT), **analysis_config()}  # what snakemake --configfile makes of it
+    validate(merged)
+
+
+@pytest.mark.parametrize("name,edit,message", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
+def test_bad_import_config_names_the_field(name, edit, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(analysis_config(edit))
+
+
+def test_config_with_neither_runs_nor_import():
+    config = copy.deepcopy(DEFAULT)
+    config["runs"] = []
+    with pytest.raises(ConfigError, match=r"runs: empty; expected at least one run to train, or an 'import' section"):
+        validate(config)
+    del config["world"]
+    with pytest.raises(ConfigError, match=r"\(top level\): 'world' is a required property"):
+        validate(config)
+
+
+# --- the workflow on config/analysis.yaml ---------------------------------------------
+
+def snakemake(workdir, *args):
+    cmd = [f"{BIN}/snakemake", "--cores", "2", "--configfile", "config/analysis.yaml", *args]
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+@pytest.mark.workflow
+def test_analysis_workflow_imports_then_fits_without_training(tmp_path):
+    for name in ("workflow", "resources", "config"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    plan = snakemake(tmp_path, "--dry-run")
+    rules = set(re.findall(r"^(?:local)?rule (\w+):", plan, re.MULTILINE))
+    assert rules == {"import_tables", "fit_scaling", "report", "all"}
+    snakemake(tmp_path)
+    preds = pl.read_parquet(tmp_path / "results/fits/scaling_predictions.parquet")
+    assert set(preds["run"]) == {"web-700M"}  # the largest compute, held out
+    flp = preds.filter(pl.col("predictor") == "flp")
+    assert set(flp["task"]) == {"arc_easy", "piqa", "lambada_openai", "sciq"}  # ladder and lm-eval tasks with acc
+    # the example's truth (make_examples.py): loss exponent 0.15, arc_easy score slope -0.30 per nat
+    params = pl.read_parquet(tmp_path / "results/fits/scaling_params.parquet")
+    params = params.filter(pl.col("predictor") == "flp")
+    alpha = params.filter(pl.col("param") == "alpha").row(0, named=True)
+    assert abs(alpha["value"] - 0.15) < 3 * alpha["stderr"]
+    slope = params.filter((pl.col("stage") == "score") & (pl.col("task") == "arc_easy") & (pl.col("param") == "slope")).row(0, named=True)
+    assert abs(slope["value"] + 0.30) < 3 * slope["stderr"]
+    assert (flp["abs_error"] < 0.05).all()
+    assert (tmp_path / "results/report/index.html").stat().st_size > 10_000
