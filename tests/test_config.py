@@ -36,6 +36,17 @@ CASES = [
     ("unknown sft method", lambda c: c["sft"]["methods"].append("prefix"), r"sft\.methods\[2\]: 'prefix' is not one of"),
     ("last layers beyond depth", lambda c: c["sft"].update(methods=["last_layers"], last_layers=3),
      r"sft\.last_layers: 3 exceeds sizes\.s\.n_layers \(2\)"),
+    ("selection source run unknown", lambda c: c["fit"]["selection"].update(source_runs=["nope"]),
+     r"fit\.selection\.source_runs: \['nope'\] are not names of runs"),
+    ("selection without target", lambda c: c["fit"]["selection"].update(source_runs=[r["name"] for r in c["runs"]]),
+     r"fit\.selection\.source_runs: lists every run, which leaves no held-out target run"),
+    ("selection fraction of 1", lambda c: c["fit"]["selection"].update(source_fraction=1.0),
+     r"fit\.selection\.source_fraction: 1\.0 is greater than or equal to the maximum of 1"),
+    ("selection budget zero", lambda c: c["fit"]["selection"].update(budgets=[0, 5]),
+     r"fit\.selection\.budgets\[0\]: 0 is less than the minimum of 1"),
+    ("relatedness shots not evaluated", lambda c: c["fit"]["relatedness"].update(shots=5),
+     r"fit\.relatedness\.shots: 5 is not in evaluation\.shots \[0, 2\]"),
+    ("transfer metric unknown", lambda c: c["fit"]["transfer"].update(metric="f1"), r"fit\.transfer\.metric: 'f1' is not one of"),
 ]
 
 

@@ -80,6 +80,26 @@ def _semantic_errors(config) -> list[str]:
     unknown = set(config["sft"]["tasks"]) - set(config["evaluation"]["tasks"])
     if unknown:
         errors.append(f"sft.tasks: {sorted(unknown)} are not in evaluation.tasks")
+    errors += _fit_errors(config)
+    return errors
+
+
+def _fit_errors(config) -> list[str]:
+    """The seed-002 fits: settings that must name evaluated shots and runs, and leave held-out runs."""
+    errors = []
+    fit, names = config["fit"], [r["name"] for r in config["runs"]]
+    for key in ("transfer", "relatedness", "selection"):
+        if fit[key]["shots"] not in config["evaluation"]["shots"]:
+            errors.append(f"fit.{key}.shots: {fit[key]['shots']} is not in evaluation.shots {config['evaluation']['shots']}")
+    selection = fit["selection"]
+    if len(names) < 2:
+        errors.append("fit.selection: needs at least 2 runs (source and held-out target)")
+    source = selection.get("source_runs") or []
+    unknown = sorted(set(source) - set(names))
+    if unknown:
+        errors.append(f"fit.selection.source_runs: {unknown} are not names of runs")
+    elif source and set(source) == set(names):
+        errors.append("fit.selection.source_runs: lists every run, which leaves no held-out target run")
     return errors
 
 
