@@ -81,3 +81,58 @@ def test_evaluation_rows_budgets_and_summary(scores):
     assert verdict["select_beats_random"] == (verdict["select_mae"] < verdict["random_mae"])
     again, _ = evaluate_selection(scores, CFG)
     assert again.equals(rows)  # deterministic
+
+
+def test_cli_runs_on_small_parquet_tables(tmp_path, scores):
+    """fit-selection, fit-relatedness and fit-transfer on synthetic tables of the aggregate schemas."""
+    import json
+
+    from lmforecast import tables
+    from lmforecast.cli import main
+
+    tdir = tmp_path / "tables"
+    tables.write(tables.to_table("example_scores", scores.to_dict(as_series=False)), tdir / "example_scores.parquet")
+    mean = scores.group_by("run", "step", "task", "prompt", "shots", maintain_order=True).agg(
+        pl.col("correct").cast(pl.Float64).mean().alias("acc"), pl.col("logprob_correct").mean())
+    ts = mean.unpivot(index=["run", "step", "task", "prompt", "shots"], variable_name="metric").with_columns(
+        pl.lit(40).alias("n"), pl.lit(0.25).alias("chance"))
+    tables.write(tables.to_table("task_scores", ts.to_dict(as_series=False)), tdir / "task_scores.parquet")
+    last = mean.filter(pl.col("step") == 40)
+    sft = last.select("run", "step", "task", pl.lit("full").alias("sft_method"), pl.lit("single").alias("sft_data"),
+                      pl.lit("acc").alias("metric"), (0.2 + pl.col("acc")).alias("value"), pl.lit(40).alias("n"))
+    tables.write(tables.to_table("sft_scores", sft.to_dict(as_series=False)), tdir / "sft_scores.parquet")
+    fits, plots = tmp_path / "fits", tmp_path / "report"
+
+    main(["fit-selection", "--spec", json.dumps(CFG), "--tables", str(tdir), "--out", str(fits / "selection.parquet"),
+          "--json", str(fits / "selection.json"), "--plot", str(plots / "selection.png")])
+    rows = pl.read_parquet(fits / "selection.parquet")
+    assert set(rows["method"]) == {"select", "anchor_points", "random"} and rows.height == 12
+    summary = json.loads((fits / "selection.json").read_text())
+    assert set(summary["tasks"]) == {"t1", "t2"}
+    assert isinstance(summary["tasks"]["t1"]["select_beats_random_at_small_budgets"], bool)
+
+    rel = {"shots": 0, "prompt": None, "clusters": 3, "degree": 3, "seed": 0}
+    main(["fit-relatedness", "--spec", json.dumps(rel), "--tables", str(tdir), "--tasks", str(fits / "task_relatedness.parquet"),
+          "--points", str(fits / "point_relatedness.parquet"), "--json", str(fits / "point_relatedness.json"),
+          "--heatmap", str(plots / "task_relatedness.png"), "--mds", str(plots / "point_relatedness.png")])
+    assert pl.read_parquet(fits / "task_relatedness.parquet").height == 4
+    assert len(json.loads((fits / "point_relatedness.json").read_text())["point_relatedness"]) == 2
+
+    main(["fit-transfer", "--spec", json.dumps({"metric": "acc", "shots": 0}), "--tables", str(tdir),
+          "--out", str(fits / "transfer.parquet"), "--json", str(fits / "transfer.json"), "--plot-dir", str(plots)])
+    corr = pl.read_parquet(fits / "transfer.parquet")
+    assert corr.height == 2 and (corr["pearson_r"] > 0.99).all()  # SFT accuracy = zero-shot + 0.2
+    for name in ("selection", "task_relatedness", "point_relatedness", "transfer_t1", "transfer_t2"):
+        assert (plots / f"{name}.png").stat().st_size > 5000, name
+
+
+def test_cli_names_a_table_of_the_wrong_schema(tmp_path):
+    import json
+
+    from lmforecast.cli import main
+
+    (tmp_path / "tables").mkdir()
+    pl.DataFrame({"run": ["a"], "step": [1]}).write_parquet(tmp_path / "tables" / "example_scores.parquet")
+    with pytest.raises(ValueError, match=r"example_scores.parquet: columns \[.*'task'.*\] missing"):
+        main(["fit-selection", "--spec", json.dumps(CFG), "--tables", str(tmp_path / "tables"), "--out", str(tmp_path / "s.parquet"),
+              "--json", str(tmp_path / "s.json"), "--plot", str(tmp_path / "s.png")])
