@@ -141,7 +141,8 @@ def k_medoids(dist: np.ndarray, k: int, seed: int, n_init: int = 5, max_iter: in
 
 def correlation_groups(x: np.ndarray, k: int, seed: int):
     """The O(n^2) grouping: K-medoids on 1 - Pearson r of the trajectories."""
-    dist = 1.0 - correlation_matrix(x, np.float32)
+    dist = correlation_matrix(x, np.float32)
+    np.subtract(1.0, dist, out=dist)  # in place: at 10k points one n x n float32 matrix is 400 MB
     return k_medoids(dist, k, seed)[1]
 
 
