@@ -212,10 +212,14 @@ def task_relatedness(task_scores: pl.DataFrame, cfg: dict) -> pl.DataFrame:
     for a in tasks:
         for b in tasks:
             x, y = wide[a].to_numpy(), wide[b].to_numpy()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", stats.ConstantInputWarning)
-                res = stats.pearsonr(x, y) if len(x) >= 3 else None
-            rows.append({"task_a": a, "task_b": b, "pearson_r": float(res.statistic) if res else np.nan,
-                         "p_value": float(res.pvalue) if res else np.nan, "n_checkpoints": len(x)})
+            r, p = np.nan, np.nan
+            if a == b:
+                r, p = 1.0, 0.0  # exactly; scipy's answer differs from it by rounding
+            elif len(x) >= 3:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", stats.ConstantInputWarning)  # a flat trajectory: NaN
+                    res = stats.pearsonr(x, y)
+                r, p = float(res.statistic), float(res.pvalue)
+            rows.append({"task_a": a, "task_b": b, "pearson_r": r, "p_value": p, "n_checkpoints": len(x)})
     return pl.DataFrame(rows, schema={"task_a": pl.String, "task_b": pl.String, "pearson_r": pl.Float64,
                                       "p_value": pl.Float64, "n_checkpoints": pl.Int64})

@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from lmforecast.report import _save  # noqa: E402  (same format as the report's plots)
 
@@ -65,7 +66,7 @@ def plot_point_relatedness(points: pl.DataFrame, comparison: pl.DataFrame, path)
         ax.set_title(f"{task}\nARI {c['adjusted_rand']:.2f}, distance r {c['distance_pearson']:.2f}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("Point relatedness: MDS of 1 - r of NLL trajectories (colour: polynomial-coefficient groups)", fontsize=9)
+    fig.suptitle("Point relatedness: MDS of 1 - r of NLL trajectories (colour: polynomial-coefficient groups)", fontsize=9, y=1.06)
     _save(fig, path)
 
 
@@ -85,8 +86,11 @@ def plot_selection(rows: pl.DataFrame, path):
                     lo, hi = m[value] - m[spread], m[value] + m[spread]
                     ax.fill_between(m["budget"], lo, hi, color=color, alpha=0.25)
         axes[0][col].set_title(task, fontsize=9)
+        budgets = sorted(t["budget"].unique())
         for row in (0, 1):
             axes[row][col].set_xscale("log")
+            axes[row][col].set_xticks(budgets, [str(b) for b in budgets])
+            axes[row][col].xaxis.set_minor_formatter(NullFormatter())
         axes[1][col].set_xlabel("budget B (examples)")
     axes[0][0].set_ylabel("MAE of full-benchmark accuracy")
     axes[1][0].set_ylabel("Kendall tau (LL on B points vs true acc)")
