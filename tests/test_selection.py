@@ -136,3 +136,14 @@ def test_cli_names_a_table_of_the_wrong_schema(tmp_path):
     with pytest.raises(ValueError, match=r"example_scores.parquet: columns \[.*'task'.*\] missing"):
         main(["fit-selection", "--spec", json.dumps(CFG), "--tables", str(tmp_path / "tables"), "--out", str(tmp_path / "s.parquet"),
               "--json", str(tmp_path / "s.json"), "--plot", str(tmp_path / "s.png")])
+
+
+def test_selection_plot_survives_an_undefined_ranking(tmp_path, scores):
+    """All target models tie on a task (tau NaN): the plot says so instead of failing."""
+    from lmforecast.selection_plots import plot_selection
+
+    rows, _ = evaluate_selection(scores, CFG)
+    rows = rows.with_columns(pl.when(pl.col("task") == "t2").then(float("nan")).otherwise(pl.col("kendall_tau")).alias("kendall_tau"),
+                             pl.when(pl.col("task") == "t2").then(float("nan")).otherwise(pl.col("kendall_tau_std")).alias("kendall_tau_std"))
+    plot_selection(rows, tmp_path / "selection.png")
+    assert (tmp_path / "selection.png").stat().st_size > 5000

@@ -71,26 +71,33 @@ def plot_point_relatedness(points: pl.DataFrame, comparison: pl.DataFrame, path)
 
 
 def plot_selection(rows: pl.DataFrame, path):
-    """MAE of the full-benchmark estimate and Kendall tau vs budget, per task; random: mean +- std over draws."""
+    """MAE of the full-benchmark estimate and Kendall tau vs budget, per task; random: mean +- std over draws.
+
+    A panel without a finite value (tau is undefined when all target models tie) says so.
+    """
     tasks = sorted(rows["task"].unique()) if rows.height else []
     fig, axes = plt.subplots(2, max(len(tasks), 1), figsize=(3.6 * max(len(tasks), 1), 6), squeeze=False)
     colors = {"select": "C0", "anchor_points": "C1", "random": "C7"}
+    metrics = (("mae", "mae_std"), ("kendall_tau", "kendall_tau_std"))
     for col, task in enumerate(tasks):
         t = rows.filter(pl.col("task") == task)
-        for method, color in colors.items():
-            m = t.filter(pl.col("method") == method).sort("budget")
-            for row, (value, spread) in enumerate((("mae", "mae_std"), ("kendall_tau", "kendall_tau_std"))):
-                ax = axes[row][col]
+        budgets = sorted(t["budget"].unique())
+        for row, (value, spread) in enumerate(metrics):
+            ax = axes[row][col]
+            finite = t.filter(pl.col(value).is_finite())
+            if finite.height == 0:
+                ax.text(0.5, 0.5, f"{value} undefined\n(target models tie)", ha="center", va="center", transform=ax.transAxes)
+                continue
+            for method, color in colors.items():
+                m = finite.filter(pl.col("method") == method).sort("budget")
                 ax.plot(m["budget"], m[value], "o-", color=color, label=method, ms=4)
                 if method == "random":
-                    lo, hi = m[value] - m[spread], m[value] + m[spread]
-                    ax.fill_between(m["budget"], lo, hi, color=color, alpha=0.25)
+                    sd = m[spread].fill_nan(0.0)
+                    ax.fill_between(m["budget"], m[value] - sd, m[value] + sd, color=color, alpha=0.25)
+            ax.set_xscale("log")
+            ax.set_xticks(budgets, [str(b) for b in budgets])
+            ax.xaxis.set_minor_formatter(NullFormatter())
         axes[0][col].set_title(task, fontsize=9)
-        budgets = sorted(t["budget"].unique())
-        for row in (0, 1):
-            axes[row][col].set_xscale("log")
-            axes[row][col].set_xticks(budgets, [str(b) for b in budgets])
-            axes[row][col].xaxis.set_minor_formatter(NullFormatter())
         axes[1][col].set_xlabel("budget B (examples)")
     axes[0][0].set_ylabel("MAE of full-benchmark accuracy")
     axes[1][0].set_ylabel("Kendall tau (LL on B points vs true acc)")
