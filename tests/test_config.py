@@ -55,6 +55,17 @@ CASES = [
      r"fit\.scaling\.holdout\[1\]: unknown run 'xl-1'; expected a name from runs"),
     ("unknown predictor", lambda c: c["fit"]["scaling"]["predictors"].append("gpt"), r"fit\.scaling\.predictors\[5\]: 'gpt' is not one of"),
     ("sft every 0th checkpoint", lambda c: c["sft"].update(checkpoints=0), r"sft\.checkpoints: 0 is not valid"),
+    ("selection source run unknown", lambda c: c["fit"]["selection"].update(source_runs=["nope"]),
+     r"fit\.selection\.source_runs: \['nope'\] are not names of runs"),
+    ("selection without target", lambda c: c["fit"]["selection"].update(source_runs=[r["name"] for r in c["runs"]]),
+     r"fit\.selection\.source_runs: lists every run, which leaves no held-out target run"),
+    ("selection fraction of 1", lambda c: c["fit"]["selection"].update(source_fraction=1.0),
+     r"fit\.selection\.source_fraction: 1\.0 is greater than or equal to the maximum of 1"),
+    ("selection budget zero", lambda c: c["fit"]["selection"].update(budgets=[0, 5]),
+     r"fit\.selection\.budgets\[0\]: 0 is less than the minimum of 1"),
+    ("relatedness shots not evaluated", lambda c: c["fit"]["relatedness"].update(shots=5),
+     r"fit\.relatedness\.shots: 5 is not in evaluation\.shots \[0, 2\]"),
+    ("transfer metric unknown", lambda c: c["fit"]["transfer"].update(metric="f1"), r"fit\.transfer\.metric: 'f1' is not one of"),
 ]
 
 

@@ -116,6 +116,27 @@ def test_pairwise_selection_scores_every_proxy_and_the_learned_comparator(finish
     summary = json.loads((finished / "results/fits/pairwise.json").read_text())
     assert summary["task_groups"]["all"]["n_models"] == n
     assert pl.read_parquet(finished / "results/fits/decision.parquet").height > 0
+def test_seed002_fits_write_tables_summaries_and_plots(finished):
+    import json
+
+    config = yaml.safe_load((finished / "config.yaml").read_text())
+    fits, report = finished / "results/fits", finished / "results/report"
+    selection = pl.read_parquet(fits / "selection.parquet")
+    summary = json.loads((fits / "selection.json").read_text())
+    assert set(summary["source_runs"]).isdisjoint(summary["target_runs"])
+    assert set(selection["task"]) == set(config["evaluation"]["tasks"]) == set(summary["tasks"])
+    assert set(selection["method"]) == {"select", "anchor_points", "random"}
+    assert set(selection["budget"]) == {b for b in config["fit"]["selection"]["budgets"] if b < config["evaluation"]["examples_per_task"]}
+    assert all(100 in t["skipped_budgets"] for t in summary["tasks"].values())
+    transfer = pl.read_parquet(fits / "transfer.parquet")
+    assert set(transfer["task"]) == set(config["sft"]["tasks"]) and (transfer["n"] == len(config["runs"])).all()
+    tasks = pl.read_parquet(fits / "task_relatedness.parquet")
+    assert tasks.height == len(config["evaluation"]["tasks"]) ** 2
+    points = json.loads((fits / "point_relatedness.json").read_text())["point_relatedness"]
+    assert {p["task"] for p in points} == set(config["evaluation"]["tasks"])
+    plots = ["selection", "task_relatedness", "point_relatedness", *(f"transfer_{t}" for t in config["sft"]["tasks"])]
+    for name in plots:
+        assert (report / f"{name}.png").stat().st_size > 5000, name
 
 
 def test_nothing_to_do_after_a_run_then_an_lr_edit_reruns_only_that_run(finished):
@@ -134,7 +155,8 @@ def test_nothing_to_do_after_a_run_then_an_lr_edit_reruns_only_that_run(finished
     per_run = [(rule, w) for rule, w in jobs if "run" in w]
     assert {rule for rule, _ in per_run} == {"pretrain", "evaluate", "sft"}
     assert {w["run"] for _, w in per_run} == {target}
-    assert {rule for rule, w in jobs if "run" not in w} == {"aggregate", "fit_scaling", "fit_pairwise", "report", "all"}
+    assert {rule for rule, w in jobs if "run" not in w} == {"aggregate", "fit_scaling", "fit_pairwise", "report", "fit_transfer",
+                                                            "fit_relatedness", "fit_selection", "all"}
     assert len([r for r, _ in per_run if r == "pretrain"]) == config["training"]["checkpoints"]
 
 
@@ -170,7 +192,8 @@ def test_same_config_twice_from_scratch_gives_equal_tables_and_fits(finished, tm
         a = pl.read_parquet(finished / "results/tables" / f"{name}.parquet")
         b = pl.read_parquet(again / "results/tables" / f"{name}.parquet")
         assert a.equals(b), name
-    for name in ("scaling_params", "scaling_predictions", "pairwise", "pairwise_gap", "decision"):
+    for name in ("scaling_params", "scaling_predictions", "pairwise", "pairwise_gap", "decision", "transfer", "task_relatedness",
+                 "point_relatedness", "selection"):
         a = pl.read_parquet(finished / "results/fits" / f"{name}.parquet")
         b = pl.read_parquet(again / "results/fits" / f"{name}.parquet")
         assert a.equals(b), name

@@ -220,6 +220,80 @@ def cmd_fit_pairwise(args):
              f"best single proxy {g['best_single_proxy']}")
 
 
+def _read_named(directory, *names):
+    """The named tables of a directory, each checked against its schema (a wrong file is named)."""
+    import polars as pl
+
+    from lmforecast import tables
+
+    out = {}
+    for name in names:
+        path = Path(directory) / f"{name}.parquet"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: table {name} not found (expected results of rule aggregate)")
+        out[name] = pl.from_arrow(tables.read(name, path))
+    return out
+
+
+def _json_safe(obj):
+    """NaN (an undefined correlation) as null, so that the JSON is standard."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def cmd_fit_transfer(args):
+    from lmforecast import io
+    from lmforecast.selection_plots import plot_transfer
+    from lmforecast.tables import write
+    from lmforecast.transfer import transfer_correlations
+
+    t = _read_named(args.tables, "task_scores", "sft_scores")
+    corr, pairs = transfer_correlations(t["task_scores"], t["sft_scores"], args.spec)
+    write(corr.to_arrow(), args.out)
+    for task in sorted(pairs["task"].unique()):
+        plot_transfer(pairs, corr, task, Path(args.plot_dir) / f"transfer_{task}.png")
+    io.write_json(_json_safe({"config": args.spec, "correlations": corr.to_dicts()}), args.json)
+    _log(str(corr.filter(corr["scope"] == "across_runs")))
+
+
+def cmd_fit_relatedness(args):
+    from lmforecast import io
+    from lmforecast.relatedness import point_relatedness, task_relatedness
+    from lmforecast.selection_plots import plot_point_relatedness, plot_task_relatedness
+    from lmforecast.tables import write
+
+    t = _read_named(args.tables, "task_scores", "example_scores")
+    matrix = task_relatedness(t["task_scores"], args.spec)
+    points, comparison = point_relatedness(t["example_scores"], args.spec)
+    write(matrix.to_arrow(), args.tasks)
+    write(points.to_arrow(), args.points)
+    io.write_json(_json_safe({"config": args.spec, "point_relatedness": comparison.to_dicts()}), args.json)
+    plot_task_relatedness(matrix, args.heatmap)
+    plot_point_relatedness(points, comparison, args.mds)
+    _log(f"task relatedness:\n{matrix}\npoint relatedness, O(n) vs O(n^2):\n{comparison}")
+
+
+def cmd_fit_selection(args):
+    from lmforecast import io
+    from lmforecast.selection import evaluate_selection
+    from lmforecast.selection_plots import plot_selection
+    from lmforecast.tables import write
+
+    t = _read_named(args.tables, "example_scores")
+    rows, summary = evaluate_selection(t["example_scores"], args.spec)
+    write(rows.to_arrow(), args.out)
+    io.write_json(_json_safe(summary), args.json)
+    plot_selection(rows, args.plot)
+    for task, s in summary["tasks"].items():
+        skipped = f"; budgets {s['skipped_budgets']} skipped (>= {s['n_examples']} examples)" if s["skipped_budgets"] else ""
+        _log(f"{task}: SELECT beats random at small budgets {s['small_budgets']}: {s['select_beats_random_at_small_budgets']}{skipped}")
+
+
 def cmd_report(args):
     import polars as pl
 
@@ -261,6 +335,10 @@ def main(argv=None):
         (("--report",), one), (("--json",), one))
     add("fit-pairwise", cmd_fit_pairwise, (("--tables",), one), (("--out",), one), (("--gap",), one),
         (("--decision",), one), (("--json",), one))
+    add("fit-transfer", cmd_fit_transfer, (("--tables",), one), (("--out",), one), (("--json",), one), (("--plot-dir",), one))
+    add("fit-relatedness", cmd_fit_relatedness, (("--tables",), one), (("--tasks",), one), (("--points",), one),
+        (("--json",), one), (("--heatmap",), one), (("--mds",), one))
+    add("fit-selection", cmd_fit_selection, (("--tables",), one), (("--out",), one), (("--json",), one), (("--plot",), one))
     add("report", cmd_report, (("--tables",), one), (("--params",), one), (("--predictions",), one), (("--out",), one))
 
     args = parser.parse_args(argv)

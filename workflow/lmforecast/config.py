@@ -128,6 +128,7 @@ def _semantic_errors(config) -> list[str]:
                 errors.append(f"fit.scaling.holdout[{i}]: unknown run {name!r}; expected a name from runs")
     if "pairwise" in config["fit"]:
         errors += _pairwise_errors(config)
+    errors += _fit_errors(config)
     return errors
 
 
@@ -145,6 +146,27 @@ def _pairwise_errors(config) -> list[str]:
         errors.append(f"fit.pairwise.sft_method: {pw['sft_method']!r} is not in sft.methods {sft['methods']}")
     if pw["sft_data"] == "multitask" and not (sft["multitask"] and len(sft["tasks"]) > 1):
         errors.append("fit.pairwise.sft_data: 'multitask' needs sft.multitask: true and at least two sft.tasks")
+    return errors
+
+
+def _fit_errors(config) -> list[str]:
+    """The seed-002 fits: settings that must name evaluated shots and runs, and leave held-out runs."""
+    errors = []
+    fit, names = config["fit"], [r["name"] for r in config["runs"]]
+    for key in ("transfer", "relatedness", "selection"):
+        if key in fit and fit[key]["shots"] not in config["evaluation"]["shots"]:
+            errors.append(f"fit.{key}.shots: {fit[key]['shots']} is not in evaluation.shots {config['evaluation']['shots']}")
+    if "selection" not in fit:
+        return errors
+    selection = fit["selection"]
+    if len(names) < 2:
+        errors.append("fit.selection: needs at least 2 runs (source and held-out target)")
+    source = selection.get("source_runs") or []
+    unknown = sorted(set(source) - set(names))
+    if unknown:
+        errors.append(f"fit.selection.source_runs: {unknown} are not names of runs")
+    elif source and set(source) == set(names):
+        errors.append("fit.selection.source_runs: lists every run, which leaves no held-out target run")
     return errors
 
 
