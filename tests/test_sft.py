@@ -25,7 +25,7 @@ def pretrained(tmp_path_factory):
     """A small model pre-trained on the prose domain only, so it has learned the adjectives."""
     d = tmp_path_factory.mktemp("sft")
     docs = domain_documents(WORLD, "prose", "train")
-    tokenizer_lib.save_hf(tokenizer_lib.train_tokenizer(docs, 300), d / "tok", model_max_length=64)
+    tokenizer_lib.save_hf(tokenizer_lib.train_tokenizer(docs, 300, sentinels=16), d / "tok", model_max_length=64)
     tok = tokenizer_lib.load(d / "tok")
     np.save(d / "prose.npy", encode_documents(tok, docs, 0))
     run = {"name": "p", "size": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "mixture": {"prose": 1.0},

@@ -9,7 +9,7 @@ from lmforecast.world import DOMAINS
 lmconfig.validate(config, "config (config/config.yaml and --config overrides)")
 
 RUNS = {r["name"]: lmconfig.run_spec(config, r["name"]) for r in config["runs"]}
-STEPS = {name: lmconfig.checkpoint_steps(r, config["training"]) for name, r in zip(RUNS, config["runs"])}
+STEPS = {name: lmconfig.checkpoint_steps(r, config["training"]) for name, r in RUNS.items()}
 EVAL_TASKS = config["evaluation"]["tasks"]
 SFT_TASKS = config["sft"]["tasks"]
 SFT_METHODS = config["sft"]["methods"]
