@@ -68,7 +68,7 @@ def build_model(directory, config_path):
     cfg = yaml.safe_load(Path(config_path).read_text())
     world = WorldSpec(**cfg["world"])
     texts = [d for dom in DOMAINS for d in domain_documents(world, dom, "train")]
-    tok = tokenizer_lib.train_tokenizer(texts, cfg["tokenizer"]["vocab_size"])
+    tok = tokenizer_lib.train_tokenizer(texts, cfg["tokenizer"]["vocab_size"], cfg["tokenizer"]["sentinels"])
     size = cfg["sizes"]["l"]
     torch.manual_seed(0)
     model = Llama(ModelConfig(vocab_size=tok.get_vocab_size(), seq_len=cfg["training"]["seq_len"],

@@ -21,5 +21,5 @@ def tiny_tokenizer(tmp_path_factory):
     """A BPE tokenizer trained on the tiny world, saved in HF format; returns its directory."""
     texts = [d for dom in DOMAINS for d in domain_documents(TINY_WORLD, dom, "train")]
     directory = tmp_path_factory.mktemp("tokenizer")
-    tokenizer_lib.save_hf(tokenizer_lib.train_tokenizer(texts, 300), directory, model_max_length=64)
+    tokenizer_lib.save_hf(tokenizer_lib.train_tokenizer(texts, 300, sentinels=16), directory, model_max_length=64)
     return directory

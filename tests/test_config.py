@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lmforecast.config import ConfigError, checkpoint_steps, load, validate
+from lmforecast.config import ConfigError, checkpoint_steps, load, n_params_nonembed, run_spec, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -30,7 +30,19 @@ CASES = [
     ("duplicate run", lambda c: c["runs"].append(dict(c["runs"][0])), r"runs\[12\]\.name: duplicate run name 's-200k-uniform'"),
     ("unknown size", lambda c: c["runs"][0].update(size="xl"), r"runs\[0\]\.size: unknown size 'xl'"),
     ("unknown mixture", lambda c: c["runs"][0].update(mixture="web"), r"runs\[0\]\.mixture: unknown mixture 'web'"),
-    ("budget below a segment", lambda c: c["runs"][0].update(tokens=1000), r"runs\[0\]\.tokens: 1000 is below one training step per segment"),
+    ("budget below a segment", lambda c: c["runs"][0].update(tokens=1000), r"runs\[0\]\.tokens: 1000 tokens is below one training step per segment"),
+    ("budget given twice", lambda c: c["runs"][0].update(tokens_per_param=20),
+     r"runs\[0\]: give exactly one of tokens or tokens_per_param \(the training budget\), got tokens and tokens_per_param"),
+    ("no budget", lambda c: c["runs"][0].pop("tokens"), r"runs\[0\]: give exactly one of tokens or tokens_per_param .*got neither"),
+    ("tokens per param below a segment", lambda c: (c["runs"][0].pop("tokens"), c["runs"][0].update(tokens_per_param=0.1)),
+     r"runs\[0\]\.tokens_per_param: 2678 tokens is below one training step per segment"),
+    ("unknown schedule", lambda c: c["training"].update(schedule="step"), r"training\.schedule: 'step' is not one of \['cosine', 'wsd'\]"),
+    ("wsd without decay", lambda c: (c["training"].update(schedule="wsd"), c["training"].pop("decay_frac")),
+     r"training\.decay_frac: required by schedule 'wsd'"),
+    ("wsd phases overlap", lambda c: c["training"].update(schedule="wsd", warmup_frac=0.5, decay_frac=0.6),
+     r"training: warmup_frac \+ decay_frac must be at most 1, got 0\.5 \+ 0\.6"),
+    ("too few sentinels", lambda c: (c["tokenizer"].update(sentinels=4), c["runs"][3].update(objective="ul2")),
+     r"runs\[3\]\.objective: ul2 at seq_len 128 needs 7 sentinel tokens; tokenizer\.sentinels is 4"),
     ("sft task not evaluated", lambda c: c["evaluation"].update(tasks=["arith_mc"]), r"sft\.tasks: \['fact_qa', 'sentiment', 'var_track'\] are not in evaluation\.tasks"),
     ("lora without rank", lambda c: c["sft"].pop("lora_r"), r"sft\.lora_r: required by sft method 'lora'"),
     ("unknown sft method", lambda c: c["sft"]["methods"].append("prefix"), r"sft\.methods\[2\]: 'prefix' is not one of"),
@@ -93,3 +105,17 @@ def test_unreadable_yaml_names_the_file(tmp_path):
 def test_checkpoint_steps_are_even_and_end_at_the_budget():
     run = {"tokens": 600_000}
     assert checkpoint_steps(run, DEFAULT["training"]) == [146, 292, 439, 585]
+
+
+def test_tokens_per_param_counts_the_models_non_embedding_parameters():
+    from lmforecast.model import ModelConfig, n_params
+
+    config = copy.deepcopy(DEFAULT)
+    config["runs"][0] = {**config["runs"][0], "tokens_per_param": 20}
+    del config["runs"][0]["tokens"]
+    validate(config)
+    for name, size in config["sizes"].items():
+        model = ModelConfig(vocab_size=528, seq_len=128, **size)
+        assert n_params_nonembed(size) == n_params(model)["n_params_nonembed"], name
+    spec = run_spec(config, config["runs"][0]["name"])  # size s: 26,784 non-embedding parameters
+    assert spec["tokens"] == 20 * 26_784 and spec["steps_total"] == 20 * 26_784 // 1024

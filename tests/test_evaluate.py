@@ -95,3 +95,26 @@ def test_score_requests_in_float64_equals_separate_sequences_exactly_enough_for_
         task = load_task(f"resources/tasks/{name}.yaml")
         requests += build_requests(task, task_examples(tiny_world, name), list(task.prompts), [0, 1], limit=5)
     assert_scores_match_separate_sequences(model, tok, eos, requests, score_requests(model, tok, eos, requests, 64), 64)
+
+
+def test_span_corruption_loss_equals_each_row_scored_alone(tiny_world, tiny_tokenizer):
+    from lmforecast.evaluate import SPAN_EVAL_SEED
+    from lmforecast.objectives import heldout_span_corruption
+
+    tok = tokenizer_lib.load(tiny_tokenizer)
+    eos, sentinels = tokenizer_lib.eos_id(tok), tokenizer_lib.sentinel_ids(tok)
+    model = _model(tok)
+    docs = domain_documents(tiny_world, "code", "valid")[:4]
+    (row,) = domain_losses(model, tok, eos, {"code": docs}, max_len=64)
+
+    nats = []
+    for d, doc in enumerate(docs):
+        for seq, p in heldout_span_corruption([eos] + tok.encode(doc).ids, 64, sentinels, SPAN_EVAL_SEED, d):
+            assert len(seq) <= 65 and any(t in sentinels for t in seq[:p])
+            n = len(seq) - 1  # one row, no padding; the mask written out as loops
+            mask = torch.tensor([[j <= i or j < p for j in range(n)] for i in range(n)])
+            with torch.no_grad():
+                logits = model(torch.tensor([seq[:-1]]), attn_mask=mask[None, None])[0]
+            nats.append(F.cross_entropy(logits[p - 1 :].double(), torch.tensor(seq[p:]), reduction="none"))
+    nats = torch.cat(nats)
+    assert row["span_corruption_loss"] == pytest.approx(float(nats.mean()), rel=1e-5)

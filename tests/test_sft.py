@@ -25,12 +25,12 @@ def pretrained(tmp_path_factory):
     """A small model pre-trained on the prose domain only, so it has learned the adjectives."""
     d = tmp_path_factory.mktemp("sft")
     docs = domain_documents(WORLD, "prose", "train")
-    tokenizer_lib.save_hf(tokenizer_lib.train_tokenizer(docs, 300), d / "tok", model_max_length=64)
+    tokenizer_lib.save_hf(tokenizer_lib.train_tokenizer(docs, 300, sentinels=16), d / "tok", model_max_length=64)
     tok = tokenizer_lib.load(d / "tok")
     np.save(d / "prose.npy", encode_documents(tok, docs, 0))
-    run = {"name": "p", "size": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "mixture": {"prose": 1.0},
+    run = {"name": "p", "size": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "mixture": {"prose": 1.0}, "objective": "clm",
            "lr": 5e-3, "seed": 0, "steps_total": 500}
-    training = {"seq_len": 64, "batch_size": 8, "warmup_frac": 0.05, "min_lr_frac": 0.1, "weight_decay": 0.1,
+    training = {"seq_len": 64, "batch_size": 8, "schedule": "cosine", "warmup_frac": 0.05, "min_lr_frac": 0.1, "weight_decay": 0.1,
                 "grad_clip": 1.0, "log_every": 1000}
     train_segment(run, training, 0, 500, {"prose": d / "prose.npy"}, d / "tok", None, d / "ckpt", log=lambda m: None)
     return load_model(d / "ckpt"), tok, {"sentiment": (SENTIMENT, task_examples(WORLD, "sentiment"))}

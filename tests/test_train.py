@@ -9,7 +9,7 @@ from lmforecast.model import load_model
 from lmforecast.train import TRAINER_STATE, lr_at, train_segment
 from lmforecast.world import DOMAINS, domain_documents
 
-TRAINING = {"seq_len": 32, "batch_size": 4, "warmup_frac": 0.1, "min_lr_frac": 0.1, "weight_decay": 0.1,
+TRAINING = {"seq_len": 32, "batch_size": 4, "schedule": "cosine", "warmup_frac": 0.1, "min_lr_frac": 0.1, "weight_decay": 0.1,
             "grad_clip": 1.0, "checkpoints": 2, "log_every": 1000}
 MIXTURE = {"facts": 0.4, "arithmetic": 0.2, "code": 0.2, "prose": 0.2}
 
@@ -37,21 +37,32 @@ def weights(path):
 
 def test_batches_follow_the_mixture_and_depend_only_on_seed_and_step(shards):
     data = {d: np.load(p) for d, p in shards.items()}
-    x1, y1, _ = get_batch(data, MIXTURE, 0, 7, 4, 32)
-    x2, y2, _ = get_batch(data, MIXTURE, 0, 7, 4, 32)
-    assert torch.equal(x1, x2) and torch.equal(x1[:, 1:], y1[:, :-1])
+    rows1, _ = get_batch(data, MIXTURE, 0, 7, 4, 32)
+    rows2, _ = get_batch(data, MIXTURE, 0, 7, 4, 32)
+    assert rows1.shape == (4, 33) and torch.equal(rows1, rows2)
     counts = {d: 0 for d in MIXTURE}
     for step in range(300):
-        for d, n in get_batch(data, MIXTURE, 0, step, 4, 32)[2].items():
+        for d, n in get_batch(data, MIXTURE, 0, step, 4, 32)[1].items():
             counts[d] += n
     total = sum(counts.values())
     assert abs(counts["facts"] / total - 0.4) < 0.05
 
 
 def test_schedule_warms_up_then_decays_to_the_floor():
-    assert lr_at(0, 100, 1.0, 0.1, 0.1) == pytest.approx(0.1)
-    assert lr_at(9, 100, 1.0, 0.1, 0.1) == pytest.approx(1.0)
-    assert lr_at(100, 100, 1.0, 0.1, 0.1) == pytest.approx(0.1)
+    cosine = {"schedule": "cosine", "warmup_frac": 0.1, "min_lr_frac": 0.1}
+    assert lr_at(0, 100, 1.0, cosine) == pytest.approx(0.1)
+    assert lr_at(9, 100, 1.0, cosine) == pytest.approx(1.0)
+    assert lr_at(55, 100, 1.0, cosine) == pytest.approx(0.55)  # half way through the decay: the mean of peak and floor
+    assert lr_at(100, 100, 1.0, cosine) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("shape,quarter", [("linear", 0.1 + 0.9 * 0.75), ("1-sqrt", 0.1 + 0.9 * 0.5)])
+def test_wsd_is_constant_then_decays_over_the_last_steps(shape, quarter):
+    wsd = {"schedule": "wsd", "warmup_frac": 0.1, "min_lr_frac": 0.1, "decay_frac": 0.2, "decay_shape": shape}
+    assert lr_at(0, 100, 1.0, wsd) == pytest.approx(0.1)
+    assert [lr_at(s, 100, 1.0, wsd) for s in (9, 40, 79, 80)] == pytest.approx([1.0] * 4)  # stable until the decay starts at 80
+    assert lr_at(85, 100, 1.0, wsd) == pytest.approx(quarter)  # a quarter into the decay
+    assert lr_at(100, 100, 1.0, wsd) == pytest.approx(0.1)
 
 
 def test_loss_falls_and_resumed_segments_equal_one_uninterrupted_run(shards, tiny_tokenizer, tmp_path):

@@ -83,6 +83,16 @@ def test_tables_have_the_design_columns_and_types(finished):
     assert joined.height == expected and (joined["value"] - joined["mean"]).abs().max() < 1e-12
 
 
+def test_tokens_by_domain_and_span_corruption_loss(finished):
+    ck = pl.read_parquet(finished / "results/tables/checkpoints.parquet")
+    by_domain = ck["tokens_by_domain"].str.json_decode()
+    assert [sum(d.values()) for d in by_domain.to_list()] == ck["tokens"].to_list()
+    dl = pl.read_parquet(finished / "results/tables/domain_losses.parquet")
+    assert dl["span_corruption_loss"].is_finite().all() and (dl["span_corruption_loss"] > 0).all()
+    runs = pl.read_parquet(finished / "results/tables/runs.parquet")
+    assert set(runs["objective"]) == {"clm", "ul2"}  # the smoke config's objectives
+
+
 def test_loss_falls_within_each_run(finished):
     dl = pl.read_parquet(finished / "results/tables/domain_losses.parquet")
     mean = dl.group_by("run", "step").agg(pl.col("loss").mean()).sort("run", "step")

@@ -1,5 +1,6 @@
 """Per-checkpoint outputs -> the tables of results/tables/."""
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,6 +12,8 @@ from lmforecast.train import TRAINER_STATE
 
 def checkpoints_table(checkpoint_dirs) -> pa.Table:
     rows = [read_json(Path(d) / TRAINER_STATE) for d in checkpoint_dirs]
+    for r in rows:
+        r["tokens_by_domain"] = json.dumps(r["tokens_per_domain"], sort_keys=True)
     rows.sort(key=lambda r: (r["run"], r["step"]))
     return tables.to_table("checkpoints", tables.rows_to_columns(rows, "checkpoints"))
 

@@ -59,7 +59,7 @@ def cmd_tokenizer(args):
     from lmforecast.tokenizer import save_hf, train_tokenizer
 
     texts = [doc for path in args.domains for doc in _documents(path, "train")]
-    tok = train_tokenizer(texts, args.spec["vocab_size"])
+    tok = train_tokenizer(texts, args.spec["vocab_size"], args.spec["sentinels"])
     with atomic_dir(args.out) as tmp:
         save_hf(tok, tmp, args.spec["seq_len"])
     _log(f"tokenizer: {tok.get_vocab_size()} tokens -> {args.out}")
@@ -87,12 +87,16 @@ def _shard_map(paths):
 def cmd_pretrain(args):
     import torch
 
-    from lmforecast.train import train_segment
+    from lmforecast.train import Terminated, train_segment
 
     torch.set_num_threads(args.threads)
     run, training = args.spec["run"], args.spec["training"]
     shards = {d: p for d, p in _shard_map(args.shards).items() if d in run["mixture"]}
-    state = train_segment(run, training, args.step_start, args.step_end, shards, args.tokenizer, args.init, args.out, log=_log)
+    try:
+        state = train_segment(run, training, args.step_start, args.step_end, shards, args.tokenizer, args.init, args.out, log=_log)
+    except Terminated as e:
+        _log(f"lmforecast: {e}")
+        sys.exit(128 + 15)  # the shell's code for a process ended by SIGTERM
     _log(f"checkpoint {args.out}: step {state['step']} train_loss {state['train_loss']:.4f}")
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from lmforecast.objectives import sentinels_needed
+
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
 
@@ -93,6 +95,13 @@ def _semantic_errors(config) -> list[str]:
         total = sum(weights.values())
         if abs(total - 1.0) > 1e-6:
             errors.append(f"mixtures.{name}: weights must sum to 1, got {total:g}")
+    if training["schedule"] == "wsd":
+        for key in ("decay_frac", "decay_shape"):
+            if key not in training:
+                errors.append(f"training.{key}: required by schedule 'wsd'")
+        if training.get("decay_frac", 0) + training["warmup_frac"] > 1:
+            errors.append(f"training: warmup_frac + decay_frac must be at most 1, got "
+                          f"{training['warmup_frac']:g} + {training['decay_frac']:g}")
     seen = set()
     tokens_per_step = training["batch_size"] * training["seq_len"]
     for i, run in enumerate(config["runs"]):
@@ -104,9 +113,20 @@ def _semantic_errors(config) -> list[str]:
             errors.append(f"{where}.size: unknown size {run['size']!r}; expected one of {sorted(sizes)}")
         if run["mixture"] not in mixtures:
             errors.append(f"{where}.mixture: unknown mixture {run['mixture']!r}; expected one of {sorted(mixtures)}")
-        minimum = training["checkpoints"] * tokens_per_step
-        if run["tokens"] < minimum:
-            errors.append(f"{where}.tokens: {run['tokens']} is below one training step per segment "
+        needed = sentinels_needed(run["objective"], training["seq_len"])
+        if needed > config["tokenizer"]["sentinels"]:
+            errors.append(f"{where}.objective: {run['objective']} at seq_len {training['seq_len']} needs {needed} sentinel tokens; "
+                          f"tokenizer.sentinels is {config['tokenizer']['sentinels']}")
+        given = [k for k in ("tokens", "tokens_per_param") if k in run]
+        if len(given) != 1:
+            errors.append(f"{where}: give exactly one of tokens or tokens_per_param (the training budget), got "
+                          + (" and ".join(given) if given else "neither"))
+            continue
+        if run["size"] not in sizes:
+            continue
+        tokens, minimum = run_tokens(run, sizes), training["checkpoints"] * tokens_per_step
+        if tokens < minimum:
+            errors.append(f"{where}.{given[0]}: {tokens} tokens is below one training step per segment "
                           f"({training['checkpoints']} segments x {tokens_per_step} tokens per step = {minimum})")
     sft = config["sft"]
     needs = {"lora": ("lora_r", "lora_alpha"), "last_layers": ("last_layers",)}
@@ -191,8 +211,28 @@ def load(path) -> dict:
     return validate(config, str(path))
 
 
+def n_params_nonembed(size: dict) -> int:
+    """Non-embedding parameters of a size; the same count as model.n_params (tests check), without importing torch."""
+    d, layers = size["d_model"], size["n_layers"]
+    ffn = int(round(size.get("ffn_ratio", 3.0) * d))
+    return layers * (4 * d * d + 3 * d * ffn + 2 * d) + d
+
+
+def run_tokens(run: dict, sizes: dict) -> int:
+    """A run's training budget: `tokens`, or tokens_per_param x its non-embedding parameters.
+
+    Non-embedding parameters (Kaplan et al. 2020; the OLMo ladder's N): the count does not
+    depend on the vocabulary, and at these sizes the embedding would dominate the total.
+    """
+    if "tokens" in run:
+        return run["tokens"]
+    return int(round(run["tokens_per_param"] * n_params_nonembed(sizes[run["size"]])))
+
+
 def checkpoint_steps(run: dict, training: dict) -> list[int]:
-    """Steps at which the run's segments end (evenly spaced, the last = the whole budget)."""
+    """Steps at which the run's segments end (evenly spaced, the last = the whole budget).
+
+    `run` is a run_spec (its tokens resolved)."""
     total = run["tokens"] // (training["batch_size"] * training["seq_len"])
     n = training["checkpoints"]
     return [round(total * (k + 1) / n) for k in range(n)]
@@ -201,6 +241,7 @@ def checkpoint_steps(run: dict, training: dict) -> list[int]:
 def run_spec(config: dict, name: str) -> dict:
     """Everything a run's training depends on, resolved: the `params` of its pretrain jobs."""
     run = next(r for r in config["runs"] if r["name"] == name)
+    run = {**run, "tokens": run_tokens(run, config["sizes"])}
     steps = checkpoint_steps(run, config["training"])
     return {**run, "size_name": run["size"], "size": config["sizes"][run["size"]],
             "mixture_name": run["mixture"], "mixture": config["mixtures"][run["mixture"]], "steps_total": steps[-1]}

@@ -24,7 +24,8 @@ def load_shards(paths: dict) -> dict:
 def get_batch(shards: dict, mixture: dict, seed: int, step: int, batch_size: int, seq_len: int):
     """Rows drawn from domains by mixture weight, each a random window of seq_len + 1 tokens.
 
-    Returns (inputs, targets, tokens_per_domain) with inputs/targets of shape (B, T).
+    Returns (rows, tokens_per_domain): rows of shape (B, T + 1), from which the objective
+    makes inputs and targets (lmforecast/objectives.py).
     """
     rng = np.random.default_rng([seed, step])
     domains = sorted(mixture)
@@ -36,5 +37,4 @@ def get_batch(shards: dict, mixture: dict, seed: int, step: int, batch_size: int
         start = int(rng.integers(0, len(shard) - seq_len - 1))
         rows.append(shard[start : start + seq_len + 1].astype(np.int64))
         counts[domains[i]] += seq_len
-    batch = torch.from_numpy(np.stack(rows))
-    return batch[:, :-1], batch[:, 1:], counts
+    return torch.from_numpy(np.stack(rows)), counts

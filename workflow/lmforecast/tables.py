@@ -3,6 +3,11 @@
 Required columns are those of DESIGN.md; extra columns are listed here too so that
 every writer produces the same types. `write` checks and casts before writing, and
 writes atomically.
+
+checkpoints.tokens_by_domain is the JSON object {domain: training tokens drawn from it so
+far}: one string column keeps the table one row per checkpoint whatever the domains
+(decode with polars' str.json_decode). domain_losses.span_corruption_loss is the mean
+target loss (nats per token) of a fixed span corruption of the same held-out text.
 """
 
 import pyarrow as pa
@@ -18,10 +23,11 @@ SCHEMAS = {
         ("seed", I), ("lr", F), ("tokens_planned", I), ("size", S), ("d_model", I), ("n_layers", I),
     ]),
     "checkpoints": pa.schema([
-        ("run", S), ("step", I), ("tokens", I), ("flops", F), ("train_loss", F), ("lr", F),
+        ("run", S), ("step", I), ("tokens", I), ("flops", F), ("train_loss", F), ("lr", F), ("tokens_by_domain", S),
     ]),
     "domain_losses": pa.schema([
         ("run", S), ("step", I), ("domain", S), ("loss", F), ("bits_per_byte", F), ("tokens", I), ("bytes", I),
+        ("span_corruption_loss", F),
     ]),
     "task_scores": pa.schema([
         ("run", S), ("step", I), ("task", S), ("prompt", S), ("shots", I), ("metric", S), ("value", F), ("n", I), ("chance", F),

@@ -2,20 +2,27 @@
 
 A run is a chain of segments; the segment ending at step s resumes from the checkpoint
 at the previous segment's end (model + optimizer state) and writes a checkpoint at s.
-Batches are a pure function of (seed, step) and there is no dropout, so a resumed
-segment gives the same weights as an uninterrupted run. The checkpoint directory is
-written under a temporary name and renamed when complete: a job killed by SIGTERM (as
-Slurm does at its time limit) leaves no checkpoint that looks finished.
+Batches and the objective's masks are pure functions of (seed, step) and there is no
+dropout, so a resumed segment gives the same weights as an uninterrupted run. The
+checkpoint directory is written under a temporary name and renamed when complete. On
+SIGTERM (as Slurm sends at its time limit) the segment stops at the end of the current
+step and writes nothing; a SIGTERM that arrives while the checkpoint is being written
+lets the write finish. Either way no checkpoint that looks finished is ever incomplete,
+and rerunning the segment gives the weights of an uninterrupted run.
 """
 
 import math
 import shutil
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from lmforecast import objectives
 from lmforecast import tokenizer as tokenizer_lib
 from lmforecast.checkpoint import CheckpointError, config_hash, verify, write_manifest
 from lmforecast.data import get_batch, load_shards
@@ -39,13 +46,44 @@ def model_config(run: dict, training: dict, vocab_size: int, eos: int) -> ModelC
     )
 
 
-def lr_at(step: int, total: int, peak: float, warmup_frac: float, min_lr_frac: float) -> float:
-    """Linear warmup to `peak`, then cosine decay to `min_lr_frac * peak` at the last step."""
-    warmup = max(1, round(warmup_frac * total))
+def lr_at(step: int, total: int, peak: float, training: dict) -> float:
+    """Learning rate of `step` of `total`: linear warmup to `peak`, then the schedule down to min_lr_frac * peak.
+
+    cosine: cosine decay over all steps after the warmup.
+    wsd (warmup-stable-decay): constant at the peak, then decay over the last decay_frac of
+    the steps, linear or "1-sqrt" (lr falls as 1 - sqrt(progress), Hägele et al. 2024).
+    """
+    warmup = max(1, round(training["warmup_frac"] * total))
+    floor = training["min_lr_frac"]
     if step < warmup:
         return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * (min_lr_frac + (1 - min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
+    if training["schedule"] == "cosine":
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+    decay_start = total - round(training["decay_frac"] * total)
+    if step < decay_start:
+        return peak
+    progress = min(1.0, (step - decay_start) / max(1, total - decay_start))
+    left = 1 - (math.sqrt(progress) if training["decay_shape"] == "1-sqrt" else progress)
+    return peak * (floor + (1 - floor) * left)
+
+
+class Terminated(Exception):
+    """SIGTERM arrived during training: the segment was abandoned and nothing written."""
+
+
+@contextmanager
+def stop_on_sigterm():
+    """Yield a flag set by SIGTERM (checked by the training loop at step boundaries)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield threading.Event()  # signal handlers can only be set from the main thread
+        return
+    flag = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def make_optimizer(model, lr, weight_decay):
@@ -58,13 +96,23 @@ def make_optimizer(model, lr, weight_decay):
 
 
 def train_segment(run: dict, training: dict, step_start: int, step_end: int, shard_paths: dict, tokenizer_dir, init_dir, out_dir, log=print):
-    """Train `run` from step_start (checkpoint `init_dir`, or scratch if 0) to step_end."""
+    """Train `run` from step_start (checkpoint `init_dir`, or scratch if 0) to step_end.
+
+    Raises Terminated, having written nothing, if SIGTERM arrives before the last step starts.
+    """
+    with stop_on_sigterm() as terminated:
+        return _train_segment(run, training, step_start, step_end, shard_paths, tokenizer_dir, init_dir, out_dir, log, terminated)
+
+
+def _train_segment(run, training, step_start, step_end, shard_paths, tokenizer_dir, init_dir, out_dir, log, terminated):
     torch.use_deterministic_algorithms(True)
     tok = tokenizer_lib.load(tokenizer_dir)
-    cfg = model_config(run, training, tok.get_vocab_size(), tokenizer_lib.eos_id(tok))
+    eos, sentinels = tokenizer_lib.eos_id(tok), tokenizer_lib.sentinel_ids(tok)
+    cfg = model_config(run, training, tok.get_vocab_size(), eos)
     steps_total = run["steps_total"]
     batch_size, seq_len = training["batch_size"], training["seq_len"]
     tokens_per_step = batch_size * seq_len
+    config = {"run": run, "training": training}  # what a checkpoint was trained with (its manifest's hash)
 
     torch.manual_seed(run["seed"])
     if step_start == 0:
@@ -72,7 +120,7 @@ def train_segment(run: dict, training: dict, step_start: int, step_end: int, sha
         opt = make_optimizer(model, run["lr"], training["weight_decay"])
     else:
         manifest = verify(init_dir)
-        if manifest["config_hash"] != config_hash({"run": run, "training": training}):
+        if manifest["config_hash"] != config_hash(config):
             raise CheckpointError(f"{init_dir}: trained with another run or training config; rerun the run's earlier segments")
         state = read_json(Path(init_dir) / TRAINER_STATE)
         if state["step"] != step_start:
@@ -88,12 +136,15 @@ def train_segment(run: dict, training: dict, step_start: int, step_end: int, sha
     losses, t0 = [], time.time()
     model.train()
     for step in range(step_start, step_end):
-        lr = lr_at(step, steps_total, run["lr"], training["warmup_frac"], training["min_lr_frac"])
+        if terminated.is_set():
+            raise Terminated(f"SIGTERM at step {step} of segment {step_start}-{step_end}; nothing written, rerun the segment")
+        lr = lr_at(step, steps_total, run["lr"], training)
         for group in opt.param_groups:
             group["lr"] = lr
-        x, y, counts = get_batch(shards, run["mixture"], run["seed"], step, batch_size, seq_len)
-        logits = model(x)
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1))
+        rows, counts = get_batch(shards, run["mixture"], run["seed"], step, batch_size, seq_len)
+        x, mask, y = objectives.make_batch(run["objective"], rows, run["seed"], step, sentinels, eos)
+        logits = model(x, attn_mask=mask)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1), ignore_index=objectives.IGNORE)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), training["grad_clip"])
@@ -123,5 +174,5 @@ def train_segment(run: dict, training: dict, step_start: int, step_end: int, sha
             shutil.copy(Path(tokenizer_dir) / name, tmp / name)
         torch.save({"optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state()}, tmp / RESUME_STATE)
         write_json(state, tmp / TRAINER_STATE)
-        write_manifest(tmp, run["name"], step_end, {"run": run, "training": training})
+        write_manifest(tmp, run["name"], step_end, config)
     return state

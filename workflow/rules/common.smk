@@ -20,7 +20,7 @@ if IMPORT:
         raise ValueError(f"invalid import section: {e}") from None
 else:
     RUNS = {r["name"]: lmconfig.run_spec(config, r["name"]) for r in config["runs"]}
-    STEPS = {name: lmconfig.checkpoint_steps(r, config["training"]) for name, r in zip(RUNS, config["runs"])}
+    STEPS = {name: lmconfig.checkpoint_steps(r, config["training"]) for name, r in RUNS.items()}
     EVAL_TASKS = config["evaluation"]["tasks"]
     SFT_TASKS = config["sft"]["tasks"]
     SFT_METHODS = config["sft"]["methods"]
