@@ -92,8 +92,8 @@ def test_import_combines_sources_and_writes_every_table_with_its_schema(tmp_path
         assert table.schema.equals(tables.SCHEMAS[name]), name
     ck = pl.from_arrow(built["checkpoints"])
     # step 300 is known only from its lm-eval file: tokens from tokens_per_step, compute 6 N D
-    assert ck.rows() == [("r1", 100, 1000, 6e6, None, None), ("r1", 200, 2000, 1.2e7, None, None),
-                         ("r1", 300, 3000, 6.0 * 1000 * 3000, None, None)]
+    assert ck.rows() == [("r1", 100, 1000, 6e6, None, None, None), ("r1", 200, 2000, 1.2e7, None, None, None),
+                         ("r1", 300, 3000, 6.0 * 1000 * 3000, None, None, None)]
     runs = pl.from_arrow(built["runs"]).row(0, named=True)
     assert (runs["n_params_nonembed"], runs["objective"], runs["mixture"], runs["lr"], runs["tokens_planned"]) == (
         1000, "clm", "default", 0.01, 3000)

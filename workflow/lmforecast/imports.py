@@ -201,11 +201,13 @@ def read_ladder(path, run: str, spec: dict, chance: dict) -> dict:
         owner[domain] = col
     out = {"checkpoints": [], "domain_losses": [], "task_scores": []}
     for s, t, c, tl in zip(steps, tokens, flops, train_loss):
-        out["checkpoints"].append({"run": run, "step": s, "tokens": t, "flops": c, "train_loss": tl, "lr": None})
+        out["checkpoints"].append({"run": run, "step": s, "tokens": t, "flops": c, "train_loss": tl, "lr": None,
+                                    "tokens_by_domain": None})
     for col, (domain,) in domains.items():
         for s, loss in zip(steps, _numbers(df, col, path, minimum=0)):
             out["domain_losses"].append({"run": run, "step": s, "domain": domain, "loss": loss,
-                                         "bits_per_byte": None, "tokens": None, "bytes": None})
+                                         "bits_per_byte": None, "tokens": None, "bytes": None,
+                                         "span_corruption_loss": None})
     shots = spec.get("shots", 0)
     for col, (task, metric) in task_cols.items():
         for s, value in zip(steps, _numbers(df, col, path)):
@@ -278,7 +280,7 @@ def import_tables(spec: dict) -> dict:
             # C = 6 N D (Kaplan et al.), N the non-embedding parameters: the architecture's extra terms are unknown here
             n = meta[run].get("n_params_nonembed", meta[run]["n_params"])
             rows["checkpoints"].append({"run": run, "step": step, "tokens": tokens, "flops": 6.0 * n * tokens,
-                                        "train_loss": None, "lr": None})
+                                        "train_loss": None, "lr": None, "tokens_by_domain": None})
             source[(run, step)] = path
     for i, (name, m) in enumerate(meta.items()):
         ck = [c for c in rows["checkpoints"] if c["run"] == name]
