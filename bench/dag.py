@@ -20,7 +20,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -30,6 +29,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from device import cpu_name  # bench/device.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # snakemake and lmforecast of this environment
@@ -51,13 +52,6 @@ def sweep_config(runs: int, checkpoints: int) -> dict:
     config["evaluation"]["tasks"] = TASKS
     config["sft"]["tasks"] = TASKS
     return config
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def breakdown(stats_file: Path) -> dict:

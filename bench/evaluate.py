@@ -45,6 +45,8 @@ import numpy as np
 import torch
 import yaml
 
+from device import cpu_name  # noqa: E402 (bench/device.py, beside this script)
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
@@ -54,13 +56,6 @@ from lmforecast.model import Llama, ModelConfig, load_model, save_model  # noqa:
 from lmforecast.scoring import encode_choices, group_logprobs  # noqa: E402
 from lmforecast.tasks import Request, load_task  # noqa: E402
 from lmforecast.world import DOMAINS, WorldSpec, domain_documents, task_examples  # noqa: E402
-
-
-def cpu_name():
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def build_model(directory, config_path):

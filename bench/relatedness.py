@@ -28,18 +28,13 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
+from device import cpu_name  # noqa: E402 (bench/device.py, beside this script)
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from lmforecast.planted import nll_matrix  # noqa: E402
 from lmforecast.relatedness import correlation_groups, distance_agreement, polynomial_groups  # noqa: E402
-
-
-def cpu_name():
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def timed(fn):

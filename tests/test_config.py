@@ -27,7 +27,7 @@ CASES = [
     ("unknown domain", lambda c: c["mixtures"]["uniform"].update(poetry=0.0), r"mixtures\.uniform: 'poetry' is not one of"),
     ("unknown objective", lambda c: c["runs"][0].update(objective="mlm"), r"runs\[0\]\.objective: 'mlm' is not one of"),
     ("unknown task", lambda c: c["evaluation"]["tasks"].append("trivia"), r"evaluation\.tasks\[4\]: 'trivia' is not one of"),
-    ("duplicate run", lambda c: c["runs"].append(dict(c["runs"][0])), r"runs\[12\]\.name: duplicate run name 's-200k-uniform'"),
+    ("duplicate run", lambda c: c["runs"].append(dict(c["runs"][0])), rf"runs\[{len(DEFAULT['runs'])}\]\.name: duplicate run name 's-200k-uniform'"),
     ("unknown size", lambda c: c["runs"][0].update(size="xl"), r"runs\[0\]\.size: unknown size 'xl'"),
     ("unknown mixture", lambda c: c["runs"][0].update(mixture="web"), r"runs\[0\]\.mixture: unknown mixture 'web'"),
     ("budget below a segment", lambda c: c["runs"][0].update(tokens=1000), r"runs\[0\]\.tokens: 1000 tokens is below one training step per segment"),

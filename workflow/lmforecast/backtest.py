@@ -91,6 +91,8 @@ def backtest(tables: dict, cfg: dict, seed: int = 0):
             for task, scores in point.scores.items():
                 boot = np.array(draws[task]) if draws[task] else np.full((0, held.height), np.nan)
                 for i, run in enumerate(held["run"]):
+                    if held[f"score:{task}"][i] is None:
+                        continue  # nothing to compare with
                     lo, hi = (np.quantile(boot[:, i], [0.025, 0.975]) if len(boot) else (math.nan, math.nan))
                     pred_rows.append({
                         "predictor": name, "family": family, "task": task, "run": run, "flops": float(held["flops"][i]),

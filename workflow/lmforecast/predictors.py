@@ -54,6 +54,11 @@ def _col(df, name):
     return df[name].to_numpy().astype(float)
 
 
+def _known(df, *columns):
+    """Rows where every named column has a value (imported tables may lack a task at some checkpoints)."""
+    return df.drop_nulls(list(columns)).filter(pl.all_horizontal([pl.col(c).is_not_nan() for c in columns]))
+
+
 def _stage1(finals, held, column, warm, key):
     """Power law of `column` against compute on final checkpoints; its prediction at the held compute."""
     result, c0 = fit_power_law(_col(finals, "flops"), _col(finals, column), start=warm.get(key))
@@ -62,28 +67,41 @@ def _stage1(finals, held, column, warm, key):
 
 
 def _emerged(train, task, cfg):
-    return train.filter(pl.col(f"score:{task}") > pl.col(f"chance:{task}") + cfg["emerged_margin"])
+    return _known(train, f"score:{task}", f"chance:{task}").filter(pl.col(f"score:{task}") > pl.col(f"chance:{task}") + cfg["emerged_margin"])
+
+
+def _per_task(tasks, out: Prediction, fit_one):
+    """fit_one(task) for each task; a task that cannot be fitted is noted, the others go on."""
+    for task in tasks:
+        try:
+            fit_one(task)
+        except FitError as e:
+            out.skipped[task] = str(e)
 
 
 def direct(train, held, tasks, cfg, warm):
     out = Prediction(scores={})
-    finals = _finals(train)
-    for task in tasks:
+
+    def fit_one(task):
+        finals = _known(_finals(train), f"score:{task}")
         fit = fit_linear(np.log10(_col(finals, "flops")), _col(finals, f"score:{task}"))
         out.scores[task] = fit.eval(x=np.log10(_col(held, "flops")))
         out.params += _rows(fit, "direct", task)
+
+    _per_task(tasks, out, fit_one)
     return out
 
 
-def _line_from_loss(train, loss_pred, tasks, cfg, out: Prediction, x="loss"):
-    for task in tasks:
+def _line_from_loss(train, loss_pred, tasks, cfg, out: Prediction):
+    def fit_one(task):
         pts = _emerged(train, task, cfg)
         if pts.height < 3:
-            out.skipped[task] = f"{pts.height} emerged checkpoints (score > chance + {cfg['emerged_margin']}), need 3"
-            continue
-        fit = fit_linear(_col(pts, x), _col(pts, f"score:{task}"))
+            raise FitError(f"{pts.height} emerged checkpoints (score > chance + {cfg['emerged_margin']}), need 3")
+        fit = fit_linear(_col(pts, "loss"), _col(pts, f"score:{task}"))
         out.scores[task] = fit.eval(x=loss_pred)
         out.params += _rows(fit, "score", task)
+
+    _per_task(tasks, out, fit_one)
 
 
 def flp(train, held, tasks, cfg, warm):
@@ -109,15 +127,18 @@ def ladder(train, held, tasks, cfg, warm):
     out = Prediction(scores={})
     finals = _finals(train)
     late = train.filter(pl.col("frac") > 0.1)  # the ladder skips the first 10% of each run
-    for task in tasks:
+
+    def fit_one(task):
         if f"bpb:{task}" not in train.columns:
-            out.skipped[task] = "no task loss (bits_per_byte) in task_scores"
-            continue
-        s1, c0, bpb_pred = _stage1(finals, held, f"bpb:{task}", warm, f"bpb:{task}")
-        s2 = fit_sigmoid(_col(late, f"bpb:{task}"), _col(late, f"score:{task}"), start=warm.get(f"sigmoid:{task}"))
+            raise FitError("no task loss (bits_per_byte) in task_scores")
+        s1, c0, bpb_pred = _stage1(_known(finals, f"bpb:{task}"), held, f"bpb:{task}", warm, f"bpb:{task}")
+        pts = _known(late, f"bpb:{task}", f"score:{task}")
+        s2 = fit_sigmoid(_col(pts, f"bpb:{task}"), _col(pts, f"score:{task}"), start=warm.get(f"sigmoid:{task}"))
         out.scores[task] = sigmoid(bpb_pred, **start_of(s2))
         out.params += _rows(s1, "task_loss", task, {"C0": c0}) + _rows(s2, "score", task)
         out.warm.update({f"bpb:{task}": start_of(s1), f"sigmoid:{task}": start_of(s2)})
+
+    _per_task(tasks, out, fit_one)
     return out
 
 
@@ -132,15 +153,19 @@ def flpm_chain(train, held, tasks, cfg, warm):
         out.params += _rows(s1, f"loss:{d}", extra={"C0": c0})
         out.warm[f"loss:{d}"] = start_of(s1)
     x_held = np.stack(predicted, axis=1)
-    x_train = np.stack([_col(train, f"loss:{d}") for d in domains], axis=1)
-    for task in tasks:
-        if train.height < 2 * len(domains):
-            raise FitError(f"FLP-M needs at least {2 * len(domains)} checkpoints, got {train.height}")
-        net = flpm.fit_domain_net(x_train, _col(train, f"score:{task}"), start=warm.get(f"net:{task}"))
+
+    def fit_one(task):
+        pts = _known(train, f"score:{task}", *(f"loss:{d}" for d in domains))
+        if pts.height < 2 * len(domains):
+            raise FitError(f"FLP-M needs at least {2 * len(domains)} checkpoints with domain losses and a score, got {pts.height}")
+        x_train = np.stack([_col(pts, f"loss:{d}") for d in domains], axis=1)
+        net = flpm.fit_domain_net(x_train, _col(pts, f"score:{task}"), start=warm.get(f"net:{task}"))
         out.scores[task] = net.predict(x_held)
         out.params.append({"stage": "score", "task": task, "param": "train_mse", "value": net.train_mse,
-                           "stderr": math.nan, "n_points": train.height})
+                           "stderr": math.nan, "n_points": pts.height})
         out.warm[f"net:{task}"] = net.state()
+
+    _per_task(tasks, out, fit_one)
     return out
 
 

@@ -61,9 +61,9 @@ def plot_score_vs_loss(scores: pl.DataFrame, preds: pl.DataFrame, path):
             ax.scatter(f["loss"], f["value"], s=8, alpha=0.6, color=color, label=fam)
             pr = preds.filter((pl.col("task") == task) & (pl.col("family") == fam) & (pl.col("predictor") == "flp"))
             if pr.height:
-                ax.errorbar(pr["loss_pred"], pr["score_pred"],
-                            yerr=[pr["score_pred"] - pr["score_lo"], pr["score_hi"] - pr["score_pred"]],
-                            fmt="x", color=color, capsize=3)
+                # a bootstrap percentile interval need not contain the point estimate: draw it as a bar
+                ax.vlines(pr["loss_pred"], pr["score_lo"], pr["score_hi"], color=color, lw=1.5)
+                ax.scatter(pr["loss_pred"], pr["score_pred"], marker="x", s=30, color=color)
         ax.axhline(float(t["chance"].mean()), color="grey", ls=":", lw=1)
         ax.set_title(task)
         ax.set_xlabel("pre-training loss")
