@@ -69,7 +69,7 @@ def synthetic_tables(n_runs=6, noise=0.0, seed=0):
     runs, ck, dl, ts = [], [], [], []
     for i in range(n_runs):
         run, n = f"r{i}", int(2e4 * 2 ** i)
-        runs.append({"run": run, "mixture": "m", "objective": "clm", "n_params": n})
+        runs.append({"run": run, "mixture": "m", "objective": "clm", "lr": 0.003, "n_params": n})
         for frac in (0.25, 0.5, 0.75, 1.0):
             tokens = int(20 * n * frac)
             flops = 6.0 * n * tokens

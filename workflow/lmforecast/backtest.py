@@ -1,7 +1,7 @@
 """Back-test every predictor the same way: fit on a family's smaller runs, predict the held-out ones.
 
-A family is the runs of one mixture and objective. The held-out runs are the family's
-largest-compute run (`holdout: largest_compute`) or the named runs (`holdout: [names]`).
+A family is the runs of one recipe (mixture, objective, learning rate) at several scales.
+The held-out runs are the family's largest-compute run (`holdout: largest_compute`) or the named runs (`holdout: [names]`).
 Each predictor is fitted on the other runs' checkpoints and predicts the held-out runs'
 final scores from their compute (and N, D). Intervals come from a bootstrap over runs:
 the training runs are resampled with replacement `bootstrap` times, every predictor is

@@ -30,10 +30,16 @@ def pretraining_loss(domain_losses: pl.DataFrame) -> pl.DataFrame:
 
 
 def checkpoint_points(runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_losses: pl.DataFrame) -> pl.DataFrame:
-    """One row per checkpoint: compute, pre-training loss and family (mixture/objective)."""
+    """One row per checkpoint: compute, pre-training loss and family.
+
+    A family is the runs of one recipe at different scales: same mixture, objective and
+    learning rate (a run at another learning rate is not on the same scaling curve).
+    """
+    # runs.lr is the run's peak learning rate (checkpoints.lr is the rate at that step)
+    lr = pl.when(pl.col("peak_lr").is_null()).then(pl.lit("lr=?")).otherwise(pl.format("lr={}", pl.col("peak_lr")))
     return (checkpoints.join(pretraining_loss(domain_losses), on=["run", "step"])
-            .join(runs.select("run", "mixture", "objective"), on="run")
-            .with_columns(pl.concat_str("mixture", "objective", separator="/").alias("family")))
+            .join(runs.select("run", "mixture", "objective", pl.col("lr").alias("peak_lr")), on="run")
+            .with_columns(pl.concat_str("mixture", "objective", lr, separator="/").alias("family")))
 
 
 def select_scores(task_scores: pl.DataFrame, cfg: dict, metric: str | None = None) -> pl.DataFrame:

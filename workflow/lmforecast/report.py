@@ -131,7 +131,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}th{{background:#e
 <h2>Scaling chain (FLP): compute &rarr; loss &rarr; score</h2>
 <figure>{_img(out_dir / "loss_vs_compute.png")}<figcaption>Pre-training loss (mean of the held-out domain losses) of every
 checkpoint against its training compute; large dots are final checkpoints, lines the stage-1 power-law fit per family
-(mixture/objective) on all but the largest-compute run (star), which is predicted.</figcaption></figure>
+(mixture/objective/learning rate) on all but the largest-compute run (star), which is predicted.</figcaption></figure>
 <figure>{_img(out_dir / "score_vs_loss.png")}<figcaption>Task accuracy ({html.escape(fit_cfg['metric'])}, {fit_cfg['shots']}-shot,
 first prompt) of every checkpoint against its pre-training loss; crosses are the FLP predictions for the held-out runs with
 95% intervals from a bootstrap over the training runs (both stages refitted); dotted: chance.</figcaption></figure>
