@@ -104,7 +104,7 @@ def leaderboard(preds: pl.DataFrame) -> str:
         cells = ""
         for t in tasks:
             v = err.filter((pl.col("predictor") == name) & (pl.col("task") == t))["abs_error"]
-            text = f"{v[0]:.3f}" if v.len() else ""
+            text = f"{v[0]:.3f}" if v.len() else "not fitted"  # why: results/fits/scaling_report.txt
             cells += f"<td><b>{text}</b></td>" if best[t] == name else f"<td>{text}</td>"
         coverage = cover.filter(pl.col("predictor") == name)["coverage"][0]
         body += f"<tr><td>{html.escape(name)}</td>{cells}<td>{row['abs_error']:.3f}</td><td>{coverage:.0%}</td></tr>"
