@@ -292,8 +292,9 @@ awk -F'|' -v v="$victim" -v n="$submitted" '
     END { if (jobs + 1 != n) { print "sacct lists " jobs + 1 " jobs, snakemake submitted " n; bad = 1 }; exit bad }
 ' "$DIR/log/sacct.txt" || die "sacct does not show every job COMPLETED with the right GPUs"
 # evaluate and sft jobs of a run went as one Slurm job each: the group post_<run>
-[[ $(grep -c '|rule_post_.*_evaluate_sft|' "$DIR/log/sacct.txt") -eq 6 ]] \
-    || die "expected 6 group jobs (one per run, evaluate and sft together) in sacct"
+n_runs=$(grep -c '^  - {name:' "$ROOT/tests/data/smoke.yaml")
+[[ $(grep -c '|rule_post_.*_evaluate_sft|' "$DIR/log/sacct.txt") -eq $n_runs ]] \
+    || die "expected $n_runs group jobs (one per run of tests/data/smoke.yaml, evaluate and sft together) in sacct"
 
 # --- 8. the same tables as an uninterrupted local run -------------------------------------------
 L=$DIR/work/local
