@@ -3,7 +3,7 @@
 # accounting (slurmdbd + MariaDB) and a declared GPU, on this machine, then the smoke workflow
 # submitted through the project's profile (profiles/slurm) with sbatch. Checks that:
 #   1. every job went through sbatch and sacct lists them COMPLETED, GPU rules with a GPU;
-#   2. the six tables of results/tables/ exist, have rows, and equal those of a local
+#   2. every table of results/tables/ exist, have rows, and equal those of a local
 #      `snakemake --cores 2` run of the same config (polars frame equality);
 #   3. a job killed with scancel in the middle of a pretraining segment is retried
 #      (--retries) and the run ends with the same tables again.
@@ -305,4 +305,4 @@ say "the same config locally, uninterrupted: snakemake --cores 2 (log: $DIR/log/
 python "$ROOT/tests/slurm/compare_tables.py" "$W" "$L" || die "the tables of the Slurm run differ from the local run's"
 
 say "PASSED: $submitted jobs through sbatch, all COMPLETED but the one killed, which was retried;"\
-" the six tables equal the local run's. Slurm run ${slurm_s}s, all ${SECONDS}s. Logs: $DIR/log/"
+" every table equals the local run's. Slurm run ${slurm_s}s, all ${SECONDS}s. Logs: $DIR/log/"
