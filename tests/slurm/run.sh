@@ -3,7 +3,7 @@
 # accounting (slurmdbd + MariaDB) and a declared GPU, on this machine, then the smoke workflow
 # submitted through the project's profile (profiles/slurm) with sbatch. Checks that:
 #   1. every job went through sbatch and sacct lists them COMPLETED, GPU rules with a GPU;
-#   2. every table of results/tables/ exist, have rows, and equal those of a local
+#   2. every table of results/tables/ exists, has rows, and equals that of a local
 #      `snakemake --cores 2` run of the same config (polars frame equality);
 #   3. a job killed with scancel in the middle of a pretraining segment is retried
 #      (--retries) and the run ends with the same tables again.
