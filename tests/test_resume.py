@@ -2,7 +2,7 @@
 
 The segment runs as the pretrain rule runs it (`lmforecast pretrain ...` in its own process),
 resuming from an earlier segment's checkpoint, with a non-trivial objective (ul2) and schedule
-(wsd) so that masks and learning rates must also be reproduced. LMF_RESUME_KILLS (default 3)
+(wsd) so that masks and learning rates must also be reproduced. LMF_RESUME_KILLS (default 10, as issue 11 asks)
 sets how many kills, LMF_RESUME_SEED (default 0) where they land.
 """
 
@@ -23,7 +23,7 @@ from lmforecast.train import TRAINER_STATE, train_segment
 from test_train import TRAINING, make_run, shards, weights  # noqa: F401 (shards is a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
-KILLS = int(os.environ.get("LMF_RESUME_KILLS", "3"))
+KILLS = int(os.environ.get("LMF_RESUME_KILLS", "10"))
 SEED = int(os.environ.get("LMF_RESUME_SEED", "0"))
 START, END = 10, 40  # the killed segment resumes from the checkpoint at START
 
