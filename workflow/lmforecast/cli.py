@@ -179,6 +179,7 @@ def _read_tables(directory):
 
 
 def cmd_fit_scaling(args):
+    import polars as pl
     import torch
 
     from lmforecast import io
@@ -192,14 +193,9 @@ def cmd_fit_scaling(args):
     write(preds.to_arrow(), args.predictions)
     io.write_text("\n".join(report) + "\n", args.report)
     io.write_json({"config": args.spec, "predictions": preds.to_dicts(), "params": params.to_dicts()}, args.json)
-    summary = preds.group_by("predictor").agg(pl_mean("abs_error"), pl_mean("covered")).sort("abs_error")
+    summary = (preds.group_by("predictor").agg(pl.col("abs_error").mean(), pl.col("covered").cast(float).mean())
+               .sort("abs_error"))
     _log("\n".join(report) + f"\n\nmean absolute error and interval coverage per predictor:\n{summary}")
-
-
-def pl_mean(column):
-    import polars as pl
-
-    return pl.col(column).cast(float).mean()
 
 
 def cmd_fit_pairwise(args):

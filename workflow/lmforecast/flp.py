@@ -51,22 +51,24 @@ def select_scores(task_scores: pl.DataFrame, cfg: dict, metric: str | None = Non
     return scores.join(first, on=["task", "prompt"])
 
 
+def _wide(long: pl.DataFrame, on: str, values: str, prefix: str) -> pl.DataFrame:
+    """One column `prefix:<key>` per value of `on`, one row per checkpoint."""
+    return (long.pivot(on=on, index=["run", "step"], values=values)
+            .rename(lambda c: c if c in ("run", "step") else f"{prefix}:{c}"))
+
+
 def checkpoint_frame(tables: dict, cfg: dict) -> pl.DataFrame:
     """One row per checkpoint with every column a predictor may use (see the module docstring)."""
     points = checkpoint_points(tables["runs"], tables["checkpoints"], tables["domain_losses"])
     points = points.join(tables["runs"].select("run", "n_params"), on="run")
-    domains = (tables["domain_losses"].pivot(on="domain", index=["run", "step"], values="loss")
-               .rename(lambda c: c if c in ("run", "step") else f"loss:{c}"))
     scores = select_scores(tables["task_scores"], cfg)
-    wide = [points, domains,
-            scores.pivot(on="task", index=["run", "step"], values="value").rename(lambda c: c if c in ("run", "step") else f"score:{c}"),
-            scores.pivot(on="task", index=["run", "step"], values="chance").rename(lambda c: c if c in ("run", "step") else f"chance:{c}")]
+    wide = [_wide(tables["domain_losses"], "domain", "loss", "loss"),
+            _wide(scores, "task", "value", "score"), _wide(scores, "task", "chance", "chance")]
     bpb = select_scores(tables["task_scores"], cfg, metric="bits_per_byte")
     if bpb.height:
-        wide.append(bpb.pivot(on="task", index=["run", "step"], values="value")
-                    .rename(lambda c: c if c in ("run", "step") else f"bpb:{c}"))
-    frame = wide[0]
-    for part in wide[1:]:
+        wide.append(_wide(bpb, "task", "value", "bpb"))
+    frame = points
+    for part in wide:
         frame = frame.join(part, on=["run", "step"], how="left")
     final = pl.col("step").max().over("run")
     return frame.with_columns((pl.col("step") / final).alias("frac"), (pl.col("step") == final).alias("is_final")).sort("run", "step")
