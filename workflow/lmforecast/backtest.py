@@ -11,8 +11,10 @@ resamples give bootstrap standard errors of every parameter, beside lmfit's (Jac
 """
 
 import math
+import multiprocessing
 import zlib
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import polars as pl
@@ -45,11 +47,15 @@ def resample_runs(train: pl.DataFrame, rng) -> pl.DataFrame | None:
                       for j, i in enumerate(draw)])
 
 
-def backtest(tables: dict, cfg: dict, seed: int = 0):
-    """Returns (params, predictions, report lines) over every family x predictor x task."""
+def backtest(tables: dict, cfg: dict, seed: int = 0, workers: int = 1):
+    """Returns (params, predictions, report lines) over every family x predictor x task.
+
+    Each (family, predictor) is fitted independently, with its own seeded resamples, so `workers`
+    processes give the same tables as one.
+    """
     frame = checkpoint_frame(tables, cfg)
     tasks = tasks_of(frame)
-    param_rows, pred_rows, report = [], [], []
+    plan = []  # (family's report line, its units): a unit is one predictor on one family
     for family in sorted(frame["family"].unique()):
         fam = frame.filter(pl.col("family") == family)
         held_runs = held_out_runs(fam.filter(pl.col("is_final")), cfg["holdout"])
@@ -57,49 +63,27 @@ def backtest(tables: dict, cfg: dict, seed: int = 0):
         held = fam.filter(pl.col("is_final") & pl.col("run").is_in(held_runs)).sort("run")
         n_train = train["run"].n_unique()
         if not held_runs or n_train < MIN_TRAIN_RUNS:
-            report.append(f"[{family}] skipped: {n_train} training runs and {len(held_runs)} held out;"
-                          f" need at least {MIN_TRAIN_RUNS} to fit and 1 to predict")
+            plan.append((f"[{family}] skipped: {n_train} training runs and {len(held_runs)} held out;"
+                         f" need at least {MIN_TRAIN_RUNS} to fit and 1 to predict", []))
             continue
-        report.append(f"[{family}] fitted on {n_train} runs, predicting {', '.join(held_runs)}")
-        for name in cfg["predictors"]:
-            # every predictor sees the same resamples: seeded by the family only (crc32: stable across processes)
-            rng = np.random.default_rng([seed, zlib.crc32(family.encode())])
-            try:
-                point = PREDICTORS[name](train, held, tasks, cfg, {})
-            except FitError as e:
-                report.append(f"  {name}: not fitted: {e}")
-                continue
-            for task, why in point.skipped.items():
-                report.append(f"  {name} ({task}): not fitted: {why}")
-            draws, boot_params = defaultdict(list), defaultdict(list)
-            for _ in range(cfg["bootstrap"]):
-                sample = resample_runs(train, rng)
-                if sample is None:
-                    continue
-                try:
-                    refit = PREDICTORS[name](sample, held, tasks, cfg, point.warm)
-                except FitError:
-                    continue
-                for task, scores in refit.scores.items():
-                    draws[task].append(scores)
-                for row in refit.params:
-                    boot_params[(row["stage"], row["task"], row["param"])].append(row["value"])
-            for row in point.params:
-                boot = boot_params.get((row["stage"], row["task"], row["param"]), [])
-                param_rows.append({"predictor": name, "family": family, **row,
-                                   "stderr_boot": float(np.std(boot, ddof=1)) if len(boot) > 1 else math.nan})
-            for task, scores in point.scores.items():
-                boot = np.array(draws[task]) if draws[task] else np.full((0, held.height), np.nan)
-                for i, run in enumerate(held["run"]):
-                    if held[f"score:{task}"][i] is None:
-                        continue  # nothing to compare with
-                    lo, hi = (np.quantile(boot[:, i], [0.025, 0.975]) if len(boot) else (math.nan, math.nan))
-                    pred_rows.append({
-                        "predictor": name, "family": family, "task": task, "run": run, "flops": float(held["flops"][i]),
-                        "loss_actual": float(held["loss"][i]),
-                        "loss_pred": float(point.loss[i]) if point.loss is not None else math.nan,
-                        "score_actual": float(held[f"score:{task}"][i]), "score_pred": float(scores[i]),
-                        "score_lo": float(lo), "score_hi": float(hi), "n_fit_runs": n_train, "n_boot": len(boot)})
+        plan.append((f"[{family}] fitted on {n_train} runs, predicting {', '.join(held_runs)}",
+                     [(family, name, train, held, tasks, cfg, seed) for name in cfg["predictors"]]))
+    units = [u for _, us in plan for u in us]
+    if workers > 1 and len(units) > 1:
+        # spawn, not fork: a forked child can deadlock on locks held by polars' and torch's thread pools
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_one_thread) as pool:
+            results = iter(list(pool.map(_fit_predictor, units)))
+    else:
+        results = (_fit_predictor(u) for u in units)
+    param_rows, pred_rows, report = [], [], []
+    for line, family_units in plan:
+        report.append(line)
+        for _ in family_units:
+            params, preds, lines = next(results)
+            param_rows += params
+            pred_rows += preds
+            report += lines
     params = pl.DataFrame(param_rows, schema=PARAMS_SCHEMA)
     preds = pl.DataFrame(pred_rows, schema=PREDICTIONS_SCHEMA).with_columns(
         (pl.col("score_pred") - pl.col("score_actual")).abs().alias("abs_error"),
@@ -108,3 +92,53 @@ def backtest(tables: dict, cfg: dict, seed: int = 0):
     )
     return params, preds, report
 
+
+def _one_thread():
+    import torch
+
+    torch.set_num_threads(1)  # as the parent: FLP-M's network is tiny
+
+
+def _fit_predictor(unit):
+    """One predictor on one family: the full-data fit, its bootstrap refits, and their rows."""
+    family, name, train, held, tasks, cfg, seed = unit
+    param_rows, pred_rows, report = [], [], []
+    # every predictor sees the same resamples: seeded by the family only (crc32: stable across processes)
+    rng = np.random.default_rng([seed, zlib.crc32(family.encode())])
+    try:
+        point = PREDICTORS[name](train, held, tasks, cfg, {})
+    except FitError as e:
+        return [], [], [f"  {name}: not fitted: {e}"]
+    for task, why in point.skipped.items():
+        report.append(f"  {name} ({task}): not fitted: {why}")
+    draws, boot_params = defaultdict(list), defaultdict(list)
+    for _ in range(cfg["bootstrap"]):
+        sample = resample_runs(train, rng)
+        if sample is None:
+            continue
+        try:
+            refit = PREDICTORS[name](sample, held, tasks, cfg, point.warm)
+        except FitError:
+            continue
+        for task, scores in refit.scores.items():
+            draws[task].append(scores)
+        for row in refit.params:
+            boot_params[(row["stage"], row["task"], row["param"])].append(row["value"])
+    n_train = train["run"].n_unique()
+    for row in point.params:
+        boot = boot_params.get((row["stage"], row["task"], row["param"]), [])
+        param_rows.append({"predictor": name, "family": family, **row,
+                           "stderr_boot": float(np.std(boot, ddof=1)) if len(boot) > 1 else math.nan})
+    for task, scores in point.scores.items():
+        boot = np.array(draws[task]) if draws[task] else np.full((0, held.height), np.nan)
+        for i, run in enumerate(held["run"]):
+            if held[f"score:{task}"][i] is None:
+                continue  # nothing to compare with
+            lo, hi = (np.quantile(boot[:, i], [0.025, 0.975]) if len(boot) else (math.nan, math.nan))
+            pred_rows.append({
+                "predictor": name, "family": family, "task": task, "run": run, "flops": float(held["flops"][i]),
+                "loss_actual": float(held["loss"][i]),
+                "loss_pred": float(point.loss[i]) if point.loss is not None else math.nan,
+                "score_actual": float(held[f"score:{task}"][i]), "score_pred": float(scores[i]),
+                "score_lo": float(lo), "score_hi": float(hi), "n_fit_runs": n_train, "n_boot": len(boot)})
+    return param_rows, pred_rows, report

@@ -188,7 +188,7 @@ def cmd_fit_scaling(args):
 
     torch.set_num_threads(1)  # FLP-M's network is tiny
 
-    params, preds, report = backtest(_read_tables(args.tables), args.spec)
+    params, preds, report = backtest(_read_tables(args.tables), args.spec, workers=args.threads)
     write(params.to_arrow(), args.params)
     write(preds.to_arrow(), args.predictions)
     io.write_text("\n".join(report) + "\n", args.report)
@@ -332,7 +332,7 @@ def main(argv=None):
         (("--out",), one), (("--example-scores",), one), threads)
     add("import", cmd_import, (("--out-dir",), one))
     add("fit-scaling", cmd_fit_scaling, (("--tables",), one), (("--params",), one), (("--predictions",), one),
-        (("--report",), one), (("--json",), one))
+        (("--report",), one), (("--json",), one), threads)
     add("fit-pairwise", cmd_fit_pairwise, (("--tables",), one), (("--out",), one), (("--gap",), one),
         (("--decision",), one), (("--json",), one))
     add("fit-transfer", cmd_fit_transfer, (("--tables",), one), (("--out",), one), (("--json",), one), (("--plot-dir",), one))

@@ -15,6 +15,10 @@ rule fit_scaling:
         spec=as_json(config["fit"]["scaling"]),
     log:
         "logs/fit_scaling.log",
+    # one process per (family, predictor) fit, up to the cores given: the other fits are short, so
+    # this one job is the workflow's tail
+    threads: 2
     shell:
         "lmforecast fit-scaling --spec {params.spec:q} --tables results/tables --params {output.params}"
-        " --predictions {output.predictions} --report {output.report} --json {output.json} > {log} 2>&1"
+        " --predictions {output.predictions} --report {output.report} --json {output.json}"
+        " --threads {threads} > {log} 2>&1"
