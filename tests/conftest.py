@@ -7,6 +7,7 @@ import pytest
 
 from lmforecast import tokenizer as tokenizer_lib
 from lmforecast.world import DOMAINS, WorldSpec, domain_documents
+from smoke import copy_workflow, snakemake
 
 TINY_WORLD = WorldSpec(seed=0, n_entities=12, train_docs=60, valid_docs=5, sft_examples=12, eval_examples=10)
 
@@ -23,3 +24,11 @@ def tiny_tokenizer(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tokenizer")
     tokenizer_lib.save_hf(tokenizer_lib.train_tokenizer(texts, 300, sentinels=16), directory, model_max_length=64)
     return directory
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory):
+    """A directory where the smoke workflow ran to the end (once per session: test_workflow and test_report share it)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    snakemake(workdir)
+    return workdir

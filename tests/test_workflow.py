@@ -1,12 +1,8 @@
 """The whole chain on the smoke config, through Snakemake itself (about two minutes on 2 cores)."""
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -16,21 +12,9 @@ import yaml
 from lmforecast import tables
 from lmforecast.config import checkpoint_steps
 
-ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "tests" / "data" / "smoke.yaml"
+from smoke import SMOKE, copy_workflow, snakemake
+
 pytestmark = pytest.mark.workflow
-
-
-BIN = str(Path(sys.executable).parent)  # snakemake and lmforecast of this environment
-
-
-def snakemake(workdir, *args, check=True):
-    cmd = [f"{BIN}/snakemake", "--cores", "2", "--configfile", str(workdir / "config.yaml"), *args]
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
 
 
 def planned_jobs(workdir):
@@ -43,21 +27,6 @@ def planned_jobs(workdir):
             w = re.search(r"wildcards: (.*)", block)
             jobs.append((m.group(1), dict(kv.split("=", 1) for kv in w.group(1).split(", ")) if w else {}))
     return jobs
-
-
-def copy_workflow(dest):
-    for name in ("workflow", "resources", "config"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
-    shutil.copy(SMOKE, dest / "config.yaml")
-    return dest
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
-    snakemake(workdir)
-    return workdir
 
 
 def test_tables_have_the_design_columns_and_types(finished):
@@ -109,8 +78,7 @@ def test_fit_writes_parameters_with_standard_errors_and_the_report(finished):
     preds = pl.read_parquet(finished / "results/fits/scaling_predictions.parquet")
     assert {"direct", "flp"} <= set(preds["predictor"])
     assert "fitted on" in (finished / "results/fits/scaling_report.txt").read_text()
-    html = (finished / "results/report/index.html").read_text()
-    assert html.count("data:image/png;base64,") == 2 and "Leaderboard" in html
+    assert "Leaderboard" in (finished / "results/report/index.html").read_text()  # the page itself: test_report.py
     assert (finished / "results/report/loss_vs_compute.png").stat().st_size > 10_000
 
 

@@ -295,12 +295,11 @@ def cmd_fit_selection(args):
 
 
 def cmd_report(args):
-    import polars as pl
-
     from lmforecast.report import build_report
 
-    build_report(_read_tables(args.tables), pl.read_parquet(args.params), pl.read_parquet(args.predictions), args.spec, args.out)
-    _log(f"report written to {args.out}")
+    tables = _read_named(args.tables, "runs", "checkpoints", "domain_losses", "task_scores", "sft_scores")
+    sections = build_report(tables, args.fits, args.spec, args.out, **({"captions": args.captions} if args.captions else {}))
+    _log(f"report written to {args.out}/index.html: sections {', '.join(sections)}")
 
 
 def main(argv=None):
@@ -339,7 +338,8 @@ def main(argv=None):
     add("fit-relatedness", cmd_fit_relatedness, (("--tables",), one), (("--tasks",), one), (("--points",), one),
         (("--json",), one), (("--heatmap",), one), (("--mds",), one))
     add("fit-selection", cmd_fit_selection, (("--tables",), one), (("--out",), one), (("--json",), one), (("--plot",), one))
-    add("report", cmd_report, (("--tables",), one), (("--params",), one), (("--predictions",), one), (("--out",), one))
+    add("report", cmd_report, (("--tables",), one), (("--fits",), one), (("--out",), one),
+        (("--captions",), {"default": None, "help": "directory of the figures' .rst captions (default: workflow/report)"}))
 
     args = parser.parse_args(argv)
     from lmforecast.checkpoint import CheckpointError

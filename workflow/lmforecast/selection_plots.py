@@ -1,4 +1,6 @@
-"""Plots (PNG, Agg) of the seed-002 analyses: zero-shot vs SFT, task and point relatedness, selection."""
+"""Plots (PNG, Agg) of the seed-002 analyses: zero-shot vs SFT, task and point relatedness, selection.
+
+Each is saved with the data it draws as Parquet beside it (same stem), as the report's own figures are."""
 
 import matplotlib
 
@@ -8,7 +10,7 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from lmforecast.report import _save  # noqa: E402  (same format as the report's plots)
+from lmforecast.report_plots import save_plot  # noqa: E402  (same format as the report's plots)
 
 
 def plot_transfer(pairs: pl.DataFrame, corr: pl.DataFrame, task: str, path):
@@ -31,7 +33,7 @@ def plot_transfer(pairs: pl.DataFrame, corr: pl.DataFrame, task: str, path):
         ax.legend(fontsize=6)
     axes[0][0].set_ylabel("accuracy after SFT")
     fig.suptitle("Zero-shot vs fine-tuned accuracy (r: across runs' last fine-tuned checkpoints)", fontsize=9)
-    _save(fig, path)
+    save_plot(fig, path, t)
 
 
 def plot_task_relatedness(matrix: pl.DataFrame, path):
@@ -52,7 +54,7 @@ def plot_task_relatedness(matrix: pl.DataFrame, path):
     ax.set_yticks(range(len(tasks)), tasks)
     fig.colorbar(im, ax=ax, label="Pearson r of mean NLL over checkpoints")
     ax.set_title("Task relatedness", fontsize=10)
-    _save(fig, path)
+    save_plot(fig, path, matrix)
 
 
 def plot_point_relatedness(points: pl.DataFrame, comparison: pl.DataFrame, path):
@@ -67,7 +69,7 @@ def plot_point_relatedness(points: pl.DataFrame, comparison: pl.DataFrame, path)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle("Point relatedness: MDS of 1 - r of NLL trajectories (colour: polynomial-coefficient groups)", fontsize=9, y=1.06)
-    _save(fig, path)
+    save_plot(fig, path, points)
 
 
 def plot_selection(rows: pl.DataFrame, path):
@@ -103,4 +105,4 @@ def plot_selection(rows: pl.DataFrame, path):
     axes[1][0].set_ylabel("Kendall tau (LL on B points vs true acc)")
     axes[0][0].legend(fontsize=7)
     fig.suptitle("Benchmark prediction from B selected points, held-out models", fontsize=9)
-    _save(fig, path)
+    save_plot(fig, path, rows)

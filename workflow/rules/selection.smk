@@ -9,7 +9,9 @@ rule fit_transfer:
     output:
         table="results/fits/transfer.parquet",
         json="results/fits/transfer.json",
-        plots=expand("results/report/transfer_{task}.png", task=SFT_TASKS),
+        plots=[report(f"results/report/transfer_{task}.png", caption="../report/transfer.rst",
+                      category="4 Zero-shot vs fine-tuned", subcategory=task) for task in SFT_TASKS],
+        data=expand("results/report/transfer_{task}.parquet", task=SFT_TASKS),  # each plot's data (same stem)
     params:
         spec=as_json(config["fit"]["transfer"]),
     log:
@@ -27,8 +29,11 @@ rule fit_relatedness:
         tasks="results/fits/task_relatedness.parquet",
         points="results/fits/point_relatedness.parquet",
         json="results/fits/point_relatedness.json",
-        heatmap="results/report/task_relatedness.png",
-        mds="results/report/point_relatedness.png",
+        heatmap=report("results/report/task_relatedness.png", caption="../report/task_relatedness.rst",
+                       category="5 Relatedness"),
+        mds=report("results/report/point_relatedness.png", caption="../report/point_relatedness.rst",
+                   category="5 Relatedness"),
+        data=["results/report/task_relatedness.parquet", "results/report/point_relatedness.parquet"],
     params:
         spec=as_json(config["fit"]["relatedness"]),
     log:
@@ -44,7 +49,8 @@ rule fit_selection:
     output:
         table="results/fits/selection.parquet",
         json="results/fits/selection.json",
-        plot="results/report/selection.png",
+        plot=report("results/report/selection.png", caption="../report/selection.rst", category="6 Point selection"),
+        data="results/report/selection.parquet",
     params:
         spec=as_json(config["fit"]["selection"]),
     log:

@@ -1,0 +1,32 @@
+"""The smoke workflow: the whole chain on tests/data/smoke.yaml, through Snakemake itself.
+
+Run once per test session (conftest's `finished` fixture) and shared by test_workflow and test_report.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "tests" / "data" / "smoke.yaml"
+BIN = str(Path(sys.executable).parent)  # snakemake and lmforecast of this environment
+
+
+def snakemake(workdir, *args, check=True):
+    cmd = [f"{BIN}/snakemake", "--cores", "2", "--configfile", str(workdir / "config.yaml"), *args]
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def copy_workflow(dest):
+    for name in ("workflow", "resources", "config"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+    shutil.copy(SMOKE, dest / "config.yaml")
+    return dest
+

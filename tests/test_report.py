@@ -1,0 +1,125 @@
+"""The report: rendered from the smoke workflow's outputs (the session's one smoke run), every section
+present, every figure non-empty with its data beside it; the leaderboard; `snakemake --report`."""
+
+import base64
+import io
+import re
+import shutil
+
+import matplotlib.image
+import polars as pl
+import pytest
+import yaml
+
+from lmforecast.leaderboard import leaderboard
+from lmforecast.report import SECTIONS, TRAINED, build_report
+
+from smoke import snakemake
+
+TABLES = ("runs", "checkpoints", "domain_losses", "task_scores", "sft_scores")
+
+
+def _tables(results):
+    return {name: pl.read_parquet(results / "tables" / f"{name}.parquet") for name in TABLES}
+
+
+def _spec(workdir, trained=TRAINED, imported=False):
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    return {"scaling": config["fit"]["scaling"], "trained_fits": list(trained), "imported": imported}
+
+
+def _render(finished, tmp_path, **kw):
+    """The report rendered again into a copy of results/report (the seed-002 fits' figures are there)."""
+    out = tmp_path / "report"
+    shutil.copytree(finished / "results/report", out)
+    for made_by_report in ("index.html", "leaderboard.parquet", "pairwise_accuracy.png", "pairwise_gap.png"):
+        (out / made_by_report).unlink()
+    results = finished / "results"
+    build_report(_tables(results), results / "fits", _spec(finished, **kw), out)
+    return out
+
+
+@pytest.mark.workflow
+def test_report_has_every_section_and_every_image_is_a_nonempty_figure(finished, tmp_path):
+    out = _render(finished, tmp_path)
+    html = (out / "index.html").read_text()
+    for key, title in SECTIONS.items():
+        assert f'<section id="{key}"><h2>{title}</h2>' in html, key
+    assert "Not in this report" not in html  # the smoke config runs every fit
+    images = re.findall(r'<figure id="fig-([\w]+)"><img alt="\1" src="data:image/png;base64,([^"]+)">', html)
+    stems = {stem for stem, _ in images}
+    config = yaml.safe_load((finished / "config.yaml").read_text())
+    expected = {"training_curves", "domain_losses", "loss_vs_compute", "score_vs_loss", "predicted_vs_actual",
+                "pairwise_accuracy", "pairwise_gap", "task_relatedness", "point_relatedness", "selection",
+                *(f"transfer_{t}" for t in config["sft"]["tasks"])}
+    assert stems == expected and len(images) == len(expected)
+    assert html.count("<img") == len(expected)  # nothing else embedded, nothing missing
+    for stem, data in images:
+        pixels = matplotlib.image.imread(io.BytesIO(base64.b64decode(data)), format="png")
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 300, stem
+        assert pixels[..., :3].std() > 0.02, f"{stem}: a blank image"
+        beside = pl.read_parquet(out / f"{stem}.parquet")  # its data, same stem
+        assert beside.height > 0, stem
+        assert re.search(rf'id="fig-{stem}">.*?<figcaption><b>{stem}</b>.{{80,}}?</figcaption>', html), f"{stem}: caption"
+    # the workflow's own page is the same page: rendering is deterministic
+    assert html == (finished / "results/report/index.html").read_text()
+
+
+@pytest.mark.workflow
+def test_leaderboard_covers_every_predictor_and_marks_the_best_per_target(finished, tmp_path):
+    out = _render(finished, tmp_path)
+    board = pl.read_parquet(out / "leaderboard.parquet")
+    fits = finished / "results/fits"
+    preds = pl.read_parquet(fits / "scaling_predictions.parquet")
+    pairwise = pl.read_parquet(fits / "pairwise.parquet")
+    selection = pl.read_parquet(fits / "selection.parquet")
+    assert board.height == preds.height + pairwise.height + selection.height
+    assert set(board.filter(pl.col("question") == "scaling")["predictor"]) == set(preds["predictor"])
+    assert "learned comparator" in set(board["predictor"])
+    assert {"select", "anchor_points", "random"} <= set(board["predictor"])
+    for (question, target), g in board.group_by("question", "target"):
+        finite = g.filter(pl.col("value").is_finite())
+        if finite.height == 0:
+            continue
+        best = finite["value"].min() if g["better"][0] == "lower" else finite["value"].max()
+        assert ((g.filter("best")["value"] - best).abs() < 1e-12).all(), target  # ties within rounding all marked
+        assert g.filter("best").height >= 1 and ((g.filter(~pl.col("best"))["value"] - best).abs() >= 1e-12).all(), target
+    html = (out / "index.html").read_text()
+    assert 'id="leaderboard" class="sortable"' in html and html.count("<tr class=best>") == board["best"].sum()
+
+
+@pytest.mark.workflow
+def test_sections_whose_fit_does_not_run_are_left_out_with_a_note(finished, tmp_path):
+    out = _render(finished, tmp_path, trained=())
+    html = (out / "index.html").read_text()
+    for key in TRAINED:
+        section = re.search(rf'<section id="{key}">(.*?)</section>', html).group(1)
+        assert "Not in this report: fit" in section and "<img" not in section, key
+    assert not (out / "pairwise_accuracy.png").exists()
+    board = pl.read_parquet(out / "leaderboard.parquet")
+    assert set(board["question"]) == {"scaling"}
+    imported = (_render(finished, tmp_path / "imported", trained=(), imported=True) / "index.html").read_text()
+    assert imported.count("analysis-only (import) mode") == len(TRAINED)
+
+
+@pytest.mark.workflow
+def test_snakemake_report_collects_the_flagged_figures(finished):
+    snakemake(finished, "--report", "results/report.html")
+    page = (finished / "results/report.html").read_text()
+    assert "Domain losses vs compute" in page or "domain_losses.png" in page
+    for stem in ("predicted_vs_actual", "pairwise_accuracy", "selection", "index"):
+        assert f"{stem}" in page, stem
+    (finished / "results/report.html").unlink()  # not an output of the workflow
+
+
+def test_leaderboard_marks_ties_and_knows_which_way_is_better():
+    preds = pl.DataFrame({"predictor": ["a", "b", "c"], "family": ["f"] * 3, "task": ["t"] * 3, "run": ["r"] * 3,
+                          "score_actual": [0.5] * 3, "score_pred": [0.6, 0.4, 0.8], "score_lo": [0.55, 0.3, 0.7],
+                          "score_hi": [0.7, 0.45, 0.9], "abs_error": [0.1, 0.1, 0.3], "covered": [False, False, False],
+                          "n_fit_runs": [4] * 3, "n_boot": [10] * 3})
+    pairwise = pl.DataFrame({"task_group": ["g", "g"], "proxy": ["inv_ppl", "learned"], "accuracy": [0.3, 0.7],
+                             "ci_low": [0.1, 0.5], "ci_high": [0.5, 0.9], "n_pairs": [10, 10]})
+    board = leaderboard(preds, pairwise, None)
+    assert board.filter("best")["predictor"].sort().to_list() == ["a", "b", "learned comparator"]
+    a = board.filter(pl.col("predictor") == "a").row(0, named=True)
+    assert (a["lo"], a["hi"]) == pytest.approx((0.05, 0.2))  # |0.5 - p| for p in [0.55, 0.7]
