@@ -1,7 +1,9 @@
 # Tables + fits -> results/report/: every figure as PNG with its data as Parquet, the leaderboard,
 # and a self-contained index.html. The PNGs (and those of the seed-002 fits) are also flagged for
-# `snakemake --report`, with captions from workflow/report/<figure>.rst (the page uses the package's copy:
-# lmforecast/../report, the same files when the package is installed from this tree).
+# `snakemake --report`, with captions from workflow/report/<figure>.rst (the page reads the same
+# files, through the package: lmforecast/../report).
+
+import glob
 
 REPORT_FIGURES = {"training_curves": "1 Runs", "domain_losses": "1 Runs", "loss_vs_compute": "2 Scaling fits",
                   "score_vs_loss": "2 Scaling fits", "predicted_vs_actual": "2 Scaling fits"}
@@ -19,6 +21,7 @@ rule report:
                       name=["runs", "checkpoints", "domain_losses", "task_scores", "sft_scores"]),
         scaling=["results/fits/scaling_params.parquet", "results/fits/scaling_predictions.parquet"],
         trained_fits=TRAINED_FIT_OUTPUTS,
+        captions=sorted(glob.glob(f"{workflow.basedir}/report/*.rst")),  # an edited caption rebuilds the page
     output:
         html=report("results/report/index.html", caption="../report/index.rst", category="0 Report page"),
         leaderboard="results/report/leaderboard.parquet",
