@@ -60,8 +60,8 @@ def test_packed_choices_equal_separate_sequences(dtype, tol):
     ctx = [0] + rand(8)
     groups.append([(ctx + rand(3), len(ctx)), (ctx[:-1] + rand(4), len(ctx) - 1), (ctx, len(ctx))])
     calls = []
-    forward = model.forward
-    model.forward = lambda ids, attn_mask=None, position_ids=None: calls.append(attn_mask is not None) or forward(ids, attn_mask, position_ids)
+    hidden = model.hidden  # the scorer runs the body, then the output head at scored positions only
+    model.hidden = lambda ids, attn_mask=None, position_ids=None: calls.append(attn_mask is not None) or hidden(ids, attn_mask, position_ids)
     for batch_tokens in (30, 4096):
         calls.clear()
         got = group_logprobs(model, groups, max_len=24, batch_tokens=batch_tokens)

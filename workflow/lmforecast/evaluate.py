@@ -70,10 +70,12 @@ def span_corruption_loss(model, documents_ids, sentinels, pad: int, max_len: int
     for i in range(0, len(rows), per_batch):
         batch = rows[i : i + per_batch]
         ids, mask, labels = objectives.to_batch(batch, max(len(seq) for seq, _ in batch) - 1, pad)
-        logits = model(ids, attn_mask=mask)
-        losses = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=objectives.IGNORE, reduction="none")
+        scored = labels != objectives.IGNORE
+        # The output head only at target positions (the corrupted input's positions predict nothing).
+        logits = model.lm_head(model.hidden(ids, attn_mask=mask)[scored])
+        losses = F.cross_entropy(logits.float(), labels[scored], reduction="none")
         nats += float(losses.double().sum())
-        n += int((labels != objectives.IGNORE).sum())
+        n += int(scored.sum())
     return nats / n
 
 
