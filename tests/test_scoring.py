@@ -31,6 +31,7 @@ def test_choice_metrics_by_hand():
     assert m["margin"] == pytest.approx(0.2 - 0.5)
     assert m["norm_correct_prob"] == pytest.approx(0.2 / 0.8)
     assert m["correct_prob_per_token"] == pytest.approx(math.sqrt(0.2))
+    assert m["ppl_correct"] == pytest.approx(1 / math.sqrt(0.2)) and m["tokens_correct"] == 2
     assert m["bits_per_byte"] == pytest.approx(-math.log2(0.2))
     assert choice_metrics(ll, [1, 1, 1], ["a", "b", "c"], gold=0)["acc"] == 1.0
 

@@ -172,4 +172,7 @@ def choice_metrics(logprobs, n_tokens, choices, gold: int) -> dict:
         "norm_correct_prob": float(probs[gold] / probs.sum()),
         "logprob_correct": float(ll[gold]),
         "bits_per_byte": float(-ll[gold] / gold_bytes / math.log(2)),
+        # cloze perplexity of the answer: per token of the gold continuation (its token count kept, for pooling)
+        "ppl_correct": float(math.exp(-ll[gold] / n_tokens[gold])) if n_tokens[gold] else math.nan,
+        "tokens_correct": int(n_tokens[gold]),
     }
