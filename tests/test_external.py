@@ -136,3 +136,34 @@ def test_config_checks_external_models_and_task_data(tmp_path):
     for edit, pattern in cases:
         with pytest.raises(ConfigError, match=pattern):
             validate(_config(edit))
+
+
+def test_workflow_runs_rule_evaluate_on_an_external_model_with_a_dataset_task(tiny_tokenizer, tmp_path):
+    """The smoke config plus `external` and arc_easy from local files: rules task_data and evaluate, for real."""
+    import os
+    import subprocess
+    import sys
+
+    from test_workflow import SMOKE, copy_workflow
+
+    copy_workflow(tmp_path)
+    _hf_model_dir(tiny_tokenizer, tmp_path / "hf")
+    for name in ("train", "test"):
+        (tmp_path / f"arc_{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ARC_ROWS[f"{name}.jsonl"]))
+    config = yaml.safe_load(SMOKE.read_text())
+    config["external"] = [{"name": "ext", "path": "hf"}]
+    config["evaluation"]["tasks"].append("arc_easy")
+    config["evaluation"]["task_data"] = {"arc_easy": {"train": "arc_train.jsonl", "test": "arc_test.jsonl"}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    target = "results/evals/ext/step0/task_scores.parquet"
+    bin_dir = Path(sys.executable).parent
+    plan = subprocess.run([f"{bin_dir}/snakemake", "--cores", "2", "--configfile", "config.yaml", "--dry-run"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "wildcards: run=ext, step=0" in plan.stdout and "rule task_data:" in plan.stdout
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}  # the rule's shell calls this environment's lmforecast
+    run = subprocess.run([f"{bin_dir}/snakemake", target, "--cores", "2", "--configfile", "config.yaml"], cwd=tmp_path,
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    scores = pl.read_parquet(tmp_path / target)
+    assert set(scores["run"]) == {"ext"} and "arc_easy" in set(scores["task"]) and "fact_qa" in set(scores["task"])
