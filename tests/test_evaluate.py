@@ -70,7 +70,7 @@ def test_checkpoint_domain_losses_and_task_scores_by_independent_computation(tin
 
     # Task scores: every choice scored as its own sequence, lm-eval style, then averaged per (prompt, shots).
     requests = build_requests(task, examples, list(task.prompts), cfg["shots"], limit=6, seed=1234)
-    expected = {}
+    expected, gold = {}, {}
     for req in requests:
         lps, ntok = [], []
         for cont in req.continuations:
@@ -79,11 +79,20 @@ def test_checkpoint_domain_losses_and_task_scores_by_independent_computation(tin
             lps.append(-float(_token_losses(model, seq)[start - 1 :].sum()))
             ntok.append(len(seq) - start)
         expected.setdefault((req.prompt, req.shots), []).append(choice_metrics(lps, ntok, req.choices, req.gold))
+        gold[(req.prompt, req.shots, req.example)] = (lps[req.gold], ntok[req.gold])
     scores = out["task_scores"].to_pylist()
-    assert len(scores) == len(expected) * 9
+    assert len(scores) == len(expected) * 10
     for row in scores:
+        if row["metric"] == "inv_ppl_correct":  # pooled over the gold answers' tokens, as a corpus perplexity
+            pooled = [v for k, v in gold.items() if k[:2] == (row["prompt"], row["shots"])]
+            value = math.exp(sum(lp for lp, _ in pooled) / sum(n for _, n in pooled))
+            assert row["value"] == pytest.approx(value, rel=1e-4), row
+            continue
         values = [m[row["metric"]] for m in expected[(row["prompt"], row["shots"])]]
         assert row["value"] == pytest.approx(sum(values) / len(values), rel=1e-4, abs=1e-6), row
+    for row in out["example_scores"].to_pylist():  # the answer's cloze perplexity, per token
+        lp, n = gold[(row["prompt"], row["shots"], row["example"])]
+        assert row["tokens_correct"] == n and row["ppl_correct"] == pytest.approx(math.exp(-lp / n), rel=1e-4)
 
 
 def test_score_requests_in_float64_equals_separate_sequences_exactly_enough_for_argmax(tiny_world, tiny_tokenizer):

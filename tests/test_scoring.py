@@ -31,6 +31,7 @@ def test_choice_metrics_by_hand():
     assert m["margin"] == pytest.approx(0.2 - 0.5)
     assert m["norm_correct_prob"] == pytest.approx(0.2 / 0.8)
     assert m["correct_prob_per_token"] == pytest.approx(math.sqrt(0.2))
+    assert m["ppl_correct"] == pytest.approx(1 / math.sqrt(0.2)) and m["tokens_correct"] == 2
     assert m["bits_per_byte"] == pytest.approx(-math.log2(0.2))
     assert choice_metrics(ll, [1, 1, 1], ["a", "b", "c"], gold=0)["acc"] == 1.0
 
@@ -60,8 +61,8 @@ def test_packed_choices_equal_separate_sequences(dtype, tol):
     ctx = [0] + rand(8)
     groups.append([(ctx + rand(3), len(ctx)), (ctx[:-1] + rand(4), len(ctx) - 1), (ctx, len(ctx))])
     calls = []
-    forward = model.forward
-    model.forward = lambda ids, attn_mask=None, position_ids=None: calls.append(attn_mask is not None) or forward(ids, attn_mask, position_ids)
+    hidden = model.hidden  # the scorer runs the body, then the output head at scored positions only
+    model.hidden = lambda ids, attn_mask=None, position_ids=None: calls.append(attn_mask is not None) or hidden(ids, attn_mask, position_ids)
     for batch_tokens in (30, 4096):
         calls.clear()
         got = group_logprobs(model, groups, max_len=24, batch_tokens=batch_tokens)

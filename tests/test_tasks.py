@@ -133,5 +133,5 @@ def test_hub_string_labels_load_and_hidden_test_labels_are_an_error(tmp_path):
         load_dataset_examples(HELLASWAG_YAML, data_dir=data, splits=["test"], cache_dir=tmp_path / "cache")
     original = {"hellaswag_test.jsonl": [{k: v for k, v in HELLASWAG_ROWS["hellaswag_val.jsonl"][1].items() if k != "label"}]}
     data = write_rows(tmp_path / "original", original)
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match=r"hellaswag_test.jsonl: row 0 lacks .*'label'"):
         load_dataset_examples(HELLASWAG_YAML, data_dir=data, splits=["test"], cache_dir=tmp_path / "cache")

@@ -10,10 +10,13 @@ from lmforecast.io import read_json
 from lmforecast.train import TRAINER_STATE
 
 
-def checkpoints_table(checkpoint_dirs) -> pa.Table:
+def checkpoints_table(checkpoint_dirs, external=()) -> pa.Table:
+    """One row per trained checkpoint, and per external model ({run, step}): its training is unknown, so nulls."""
     rows = [read_json(Path(d) / TRAINER_STATE) for d in checkpoint_dirs]
     for r in rows:
         r["tokens_by_domain"] = json.dumps(r["tokens_per_domain"], sort_keys=True)
+    unknown = {f.name: None for f in tables.SCHEMAS["checkpoints"]}
+    rows += [{**unknown, "run": e["run"], "step": e["step"]} for e in external]
     rows.sort(key=lambda r: (r["run"], r["step"]))
     return tables.to_table("checkpoints", tables.rows_to_columns(rows, "checkpoints"))
 
@@ -40,9 +43,9 @@ def concat(name: str, paths) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def aggregate(run_specs, checkpoint_dirs, per_checkpoint: dict, outputs: dict):
-    """per_checkpoint: table name -> list of parquet files; outputs: table name -> path."""
-    built = {"runs": runs_table(run_specs, checkpoint_dirs), "checkpoints": checkpoints_table(checkpoint_dirs)}
+def aggregate(run_specs, checkpoint_dirs, per_checkpoint: dict, outputs: dict, external=()):
+    """per_checkpoint: table name -> list of parquet files; outputs: table name -> path; external: [{run, step}]."""
+    built = {"runs": runs_table(run_specs, checkpoint_dirs), "checkpoints": checkpoints_table(checkpoint_dirs, external)}
     for name, paths in per_checkpoint.items():
         built[name] = concat(name, paths)
     for name, path in outputs.items():

@@ -65,6 +65,17 @@ def cmd_tokenizer(args):
     _log(f"tokenizer: {tok.get_vocab_size()} tokens -> {args.out}")
 
 
+def cmd_task_data(args):
+    from lmforecast.tasks import load_dataset_examples, write_examples
+
+    try:
+        examples = load_dataset_examples(args.task_spec, files=args.spec["files"])
+    except ValueError as e:
+        sys.exit(f"lmforecast task-data: {e}")
+    write_examples(examples, args.out)
+    _log(f"{args.out}: {len(examples)} examples from {sorted(args.spec['files'].values())}")
+
+
 def cmd_shards(args):
     import numpy as np
 
@@ -132,11 +143,20 @@ def cmd_evaluate(args):
 
     torch.set_num_threads(args.threads)
     cfg = args.spec
-    model, tok, eos, state = _load_checkpoint(args.checkpoint)
+    if args.external_run:  # an HF model directory from the config's `external` list, with its own tokenizer
+        from lmforecast.external import load
+
+        try:
+            model, tok, eos, max_len = load(args.checkpoint)
+        except ValueError as e:
+            sys.exit(f"lmforecast evaluate: external model {args.external_run!r}: {e}")
+        keys = {"run": args.external_run, "step": args.external_step}
+    else:
+        model, tok, eos, state = _load_checkpoint(args.checkpoint)
+        keys, max_len = {"run": state["run"], "step": state["step"]}, model.cfg.seq_len
     documents = {Path(p).name.removesuffix(".jsonl"): _documents(p, "valid", cfg["domain_docs"]) for p in args.domains}
     tasks = _load_tasks(args.task_specs, args.task_examples, cfg["tasks"])
-    keys = {"run": state["run"], "step": state["step"]}
-    out = evaluate_checkpoint(model, tok, eos, keys, documents, tasks, cfg, model.cfg.seq_len)
+    out = evaluate_checkpoint(model, tok, eos, keys, documents, tasks, cfg, max_len)
     for name in ("domain_losses", "task_scores", "example_scores"):
         tables.write(out[name], getattr(args, name))
     _log(f"evaluated {args.checkpoint}: {out['task_scores'].num_rows} task scores")
@@ -321,12 +341,15 @@ def main(argv=None):
     add("validate", cmd_validate, (("config",), {}), spec=False)
     add("world", cmd_world, (("--out",), one))
     add("tokenizer", cmd_tokenizer, (("--domains",), many), (("--out",), one))
+    add("task-data", cmd_task_data, (("--task-spec",), one), (("--out",), one))
     add("shards", cmd_shards, (("--domains",), many), (("--tokenizer",), one), (("--out",), many), spec=False)
     add("pretrain", cmd_pretrain, (("--shards",), many), (("--tokenizer",), one), (("--init",), {"default": None}),
         (("--step-start",), {"type": int, "required": True}), (("--step-end",), {"type": int, "required": True}),
         (("--out",), one), threads)
     add("evaluate", cmd_evaluate, (("--checkpoint",), one), (("--domains",), many), (("--task-specs",), many),
-        (("--task-examples",), many), (("--domain-losses",), one), (("--task-scores",), one), (("--example-scores",), one), threads)
+        (("--task-examples",), many), (("--domain-losses",), one), (("--task-scores",), one), (("--example-scores",), one), threads,
+        (("--external-run",), {"default": None, "help": "--checkpoint is an external HF model directory; its run name"}),
+        (("--external-step",), {"type": int, "default": 0, "help": "the step its rows carry"}))
     add("sft", cmd_sft, (("--checkpoint",), one), (("--method",), {"required": True, "choices": SFT_METHODS}), (("--task-specs",), many), (("--task-examples",), many),
         (("--out",), one), (("--example-scores",), one), threads)
     add("import", cmd_import, (("--out-dir",), one))

@@ -14,6 +14,10 @@ import yaml
 from lmforecast.objectives import sentinels_needed
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+TASKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tasks"
+# Tasks whose examples come from a dataset's files (evaluation.task_data), not from the world rule.
+DATASET_TASKS = ("arc_easy", "hellaswag")
+DATA_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}  # datasets' builder per file suffix
 
 
 class ConfigError(ValueError):
@@ -138,6 +142,7 @@ def _semantic_errors(config) -> list[str]:
         for name, size in sizes.items():
             if sft["last_layers"] > size["n_layers"]:
                 errors.append(f"sft.last_layers: {sft['last_layers']} exceeds sizes.{name}.n_layers ({size['n_layers']})")
+    errors += _evaluation_errors(config, seen)
     unknown = set(config["sft"]["tasks"]) - set(config["evaluation"]["tasks"])
     if unknown:
         errors.append(f"sft.tasks: {sorted(unknown)} are not in evaluation.tasks")
@@ -149,6 +154,42 @@ def _semantic_errors(config) -> list[str]:
     if "pairwise" in config["fit"]:
         errors += _pairwise_errors(config)
     errors += _fit_errors(config)
+    return errors
+
+
+def _evaluation_errors(config, run_names) -> list[str]:
+    """External model directories and the local files of dataset tasks: present, of a known format, every split needed."""
+    errors, ev = [], config["evaluation"]
+    names = []
+    for i, ext in enumerate(config.get("external", [])):
+        where = f"external[{i}]"
+        if ext["name"] in run_names or ext["name"] in names:
+            errors.append(f"{where}.name: {ext['name']!r} is already the name of a run or external model")
+        names.append(ext["name"])
+        path = Path(ext["path"])
+        if not path.is_dir():
+            errors.append(f"{where}.path: {ext['path']!r} is not a directory; expected a Hugging Face model directory "
+                          "(config.json, weights and tokenizer, as save_pretrained writes them)")
+        elif not (path / "config.json").is_file():
+            errors.append(f"{where}.path: {ext['path']!r} has no config.json; expected a Hugging Face model directory")
+    data = ev.get("task_data", {})
+    for task in ev["tasks"]:
+        if task in DATASET_TASKS and task not in data:
+            errors.append(f"evaluation.task_data.{task}: missing; {task} is read from local files, expected "
+                          f"{{split: path}} with the splits of resources/tasks/{task}.yaml")
+    for task, files in data.items():
+        spec = yaml.safe_load((TASKS_DIR / f"{task}.yaml").read_text())
+        needed = [spec["eval_split"]] + ([spec["fewshot_split"]] if max(ev["shots"]) > 0 else [])
+        for split in dict.fromkeys(needed):
+            if split not in files:
+                errors.append(f"evaluation.task_data.{task}.{split}: missing; {task} evaluates on {spec['eval_split']!r}"
+                              f" and draws demonstrations from {spec['fewshot_split']!r}")
+        for split, file in files.items():
+            where = f"evaluation.task_data.{task}.{split}"
+            if Path(file).suffix not in DATA_FORMATS:
+                errors.append(f"{where}: {file!r}; expected a file ending in one of {sorted(DATA_FORMATS)}")
+            elif not Path(file).is_file():
+                errors.append(f"{where}: {file!r} does not exist")
     return errors
 
 

@@ -70,10 +70,12 @@ def span_corruption_loss(model, documents_ids, sentinels, pad: int, max_len: int
     for i in range(0, len(rows), per_batch):
         batch = rows[i : i + per_batch]
         ids, mask, labels = objectives.to_batch(batch, max(len(seq) for seq, _ in batch) - 1, pad)
-        logits = model(ids, attn_mask=mask)
-        losses = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=objectives.IGNORE, reduction="none")
+        scored = labels != objectives.IGNORE
+        # The output head only at target positions (the corrupted input's positions predict nothing).
+        logits = model.lm_head(model.hidden(ids, attn_mask=mask)[scored])
+        losses = F.cross_entropy(logits.float(), labels[scored], reduction="none")
         nats += float(losses.double().sum())
-        n += int((labels != objectives.IGNORE).sum())
+        n += int(scored.sum())
     return nats / n
 
 
@@ -96,9 +98,14 @@ def summarize(requests, metrics, keys):
     rows = []
     for (task, prompt, shots), items in sorted(groups.items()):
         chance = float(np.mean([1.0 / len(req.continuations) for req, _ in items]))
-        for metric in TASK_METRICS:
+        values = {metric: float(np.mean([m[metric] for _, m in items])) for metric in TASK_METRICS}
+        # The answers' cloze perplexity pooled over their tokens (as a corpus perplexity), inverted so that
+        # higher is better like the other proxies (and like inv_ppl of the held-out text).
+        tokens = sum(m["tokens_correct"] for _, m in items)
+        values["inv_ppl_correct"] = math.exp(sum(m["logprob_correct"] for _, m in items) / tokens) if tokens else math.nan
+        for metric, value in values.items():
             rows.append({**keys, "task": task, "prompt": prompt, "shots": shots, "metric": metric,
-                         "value": float(np.mean([m[metric] for _, m in items])), "n": len(items), "chance": chance})
+                         "value": value, "n": len(items), "chance": chance})
     return rows
 
 
@@ -106,7 +113,8 @@ def example_rows(requests, metrics, keys):
     return [
         {**keys, "task": req.task, "prompt": req.prompt, "shots": req.shots, "example": req.example,
          "correct": m["acc"] == 1.0, "correct_norm": m["acc_norm"] == 1.0,
-         "logprob_correct": m["logprob_correct"], "prob_correct_norm": m["norm_correct_prob"]}
+         "logprob_correct": m["logprob_correct"], "prob_correct_norm": m["norm_correct_prob"],
+         "ppl_correct": m["ppl_correct"], "tokens_correct": m["tokens_correct"]}
         for req, m in zip(requests, metrics)
     ]
 

@@ -202,6 +202,10 @@ class Llama(nn.Module):
         position_ids: optional (B, T) rotary positions (default 0..T-1), so that packed
         sequences (several continuations after one shared context) see their own positions.
         """
+        return self.lm_head(self.hidden(input_ids, attn_mask, position_ids))
+
+    def hidden(self, input_ids, attn_mask=None, position_ids=None):
+        """The final normed hidden states (B, T, d): scorers apply lm_head only where a token is scored."""
         x = self.model.embed_tokens(input_ids)
         if position_ids is None:
             cos, sin = self.rope(torch.arange(input_ids.shape[1], device=input_ids.device))
@@ -209,7 +213,7 @@ class Llama(nn.Module):
             cos, sin = (c[:, None] for c in self.rope(position_ids))  # (B, 1, T, head_dim): broadcast over heads
         for block in self.model.layers:
             x = block(x, cos, sin, attn_mask)
-        return self.lm_head(self.model.norm(x))
+        return self.model.norm(x)
 
 
 def save_model(model: Llama, directory):

@@ -90,13 +90,13 @@ def tree_logprobs(model, trees, batch_tokens: int = 16384):
             ids[r, :n], pos[r, :n], seg[r, :n] = (torch.tensor(x) for x in packed[t][:3])
         if int(seg.max()) <= 1:
             # At most one branch per row: plain causal rows, the fast path (domain losses, truncated choices).
-            logits = model(ids)
+            hidden = model.hidden(ids)
         else:
             # Causal, and a branch token sees the prefix and its own branch; padding sees the prefix
             # and earlier padding, so that no row of the mask is empty (NaN) and no real token sees it.
             causal = torch.ones(width, width, dtype=torch.bool).tril()
             mask = causal & ((seg[:, None, :] == 0) | (seg[:, None, :] == seg[:, :, None]))
-            logits = model(ids, attn_mask=mask[:, None], position_ids=pos)
+            hidden = model.hidden(ids, attn_mask=mask[:, None], position_ids=pos)
         rows_idx, cols_idx, targets, owners = [], [], [], []
         for r, t in enumerate(batch):
             for b, (branch, pred) in enumerate(zip(trees[t][1], packed[t][3])):
@@ -104,7 +104,8 @@ def tree_logprobs(model, trees, batch_tokens: int = 16384):
                 cols_idx += pred
                 targets += branch
                 owners.append((t, b, len(branch)))
-        sel = logits[torch.tensor(rows_idx, dtype=torch.long), torch.tensor(cols_idx, dtype=torch.long)]
+        # The output head only where a token is scored: the context's other positions predict nothing we need.
+        sel = model.lm_head(hidden[torch.tensor(rows_idx, dtype=torch.long), torch.tensor(cols_idx, dtype=torch.long)])
         # float32 at least (as lm-eval's log_softmax); a float64 model keeps float64.
         logprobs = torch.log_softmax(sel if sel.dtype == torch.float64 else sel.float(), dim=-1)
         targets = torch.tensor(targets, dtype=torch.long)
@@ -171,4 +172,7 @@ def choice_metrics(logprobs, n_tokens, choices, gold: int) -> dict:
         "norm_correct_prob": float(probs[gold] / probs.sum()),
         "logprob_correct": float(ll[gold]),
         "bits_per_byte": float(-ll[gold] / gold_bytes / math.log(2)),
+        # cloze perplexity of the answer: per token of the gold continuation (its token count kept, for pooling)
+        "ppl_correct": float(math.exp(-ll[gold] / n_tokens[gold])) if n_tokens[gold] else math.nan,
+        "tokens_correct": int(n_tokens[gold]),
     }

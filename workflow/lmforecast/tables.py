@@ -8,6 +8,8 @@ checkpoints.tokens_by_domain is the JSON object {domain: training tokens drawn f
 far}: one string column keeps the table one row per checkpoint whatever the domains
 (decode with polars' str.json_decode). domain_losses.span_corruption_loss is the mean
 target loss (nats per token) of a fixed span corruption of the same held-out text.
+example_scores.ppl_correct is the cloze perplexity of the gold answer, exp(-logprob_correct /
+tokens_correct), per token of the answer as scored after its context.
 """
 
 import pyarrow as pa
@@ -34,7 +36,7 @@ SCHEMAS = {
     ]),
     "example_scores": pa.schema([
         ("run", S), ("step", I), ("task", S), ("prompt", S), ("shots", I), ("example", S), ("correct", B),
-        ("logprob_correct", F), ("prob_correct_norm", F), ("correct_norm", B),
+        ("logprob_correct", F), ("prob_correct_norm", F), ("correct_norm", B), ("ppl_correct", F), ("tokens_correct", I),
     ]),
     "sft_scores": pa.schema([
         ("run", S), ("step", I), ("task", S), ("sft_method", S), ("sft_data", S), ("metric", S), ("value", F), ("n", I),

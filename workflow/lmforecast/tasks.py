@@ -148,7 +148,7 @@ def _gold(row, spec):
     return list(_get(row, spec["in"])).index(_get(row, spec["index_of"]))
 
 
-def load_dataset_examples(task_yaml, data_dir=None, splits=None, cache_dir=None) -> list[dict]:
+def load_dataset_examples(task_yaml, data_dir=None, splits=None, cache_dir=None, files=None) -> list[dict]:
     """Examples ({id, split, fields, choices, gold}) of a task whose YAML describes a `datasets` dataset.
 
     data_dir: a local directory holding dataset.local_files (JSONL in the dataset's own
@@ -156,13 +156,24 @@ def load_dataset_examples(task_yaml, data_dir=None, splits=None, cache_dir=None)
     (a hub id, read from the local HF cache when offline). splits: the task's few-shot and
     evaluation splits by default; rows without a gold answer (e.g. a hidden test split)
     are an error, not skipped. cache_dir: the datasets cache (default ~/.cache/huggingface).
+    files: {split: path} of local JSONL or Parquet files instead (the workflow's evaluation.task_data);
+    the splits are then those given.
     """
     import datasets
 
     spec = yaml.safe_load(Path(task_yaml).read_text())
     ds = spec["dataset"]
-    splits = splits or list(dict.fromkeys([spec["fewshot_split"], spec["eval_split"]]))
-    if data_dir is not None:
+    splits = splits or (list(files) if files else list(dict.fromkeys([spec["fewshot_split"], spec["eval_split"]])))
+    if files is not None:
+        from lmforecast.config import DATA_FORMATS
+
+        loaded = {}
+        for split in splits:
+            fmt = DATA_FORMATS.get(Path(files[split]).suffix)
+            if fmt is None:
+                raise ValueError(f"{files[split]}: expected a file ending in one of {sorted(DATA_FORMATS)}")
+            loaded[split] = datasets.load_dataset(fmt, data_files={split: str(files[split])}, cache_dir=cache_dir)[split]
+    elif data_dir is not None:
         files = {s: str(Path(data_dir) / ds["local_files"][s]) for s in splits}
         loaded = datasets.load_dataset(ds.get("local_format", "json"), data_files=files, cache_dir=cache_dir)
     else:
@@ -171,13 +182,18 @@ def load_dataset_examples(task_yaml, data_dir=None, splits=None, cache_dir=None)
     examples = []
     for split in splits:
         for i, row in enumerate(loaded[split]):
-            row = process(row)
-            ident = row[ds["id"]] if ds.get("id") else i
-            examples.append({
-                "id": f"{spec['task']}-{split}-{ident}",
-                "split": split,
-                "fields": {f: row[f] for f in ds["fields"]},
-                "choices": [str(c) for c in _get(row, ds["choices"])],
-                "gold": _gold(row, ds["gold"]),
-            })
+            try:
+                row = process(row)
+                ident = row[ds["id"]] if ds.get("id") else i
+                examples.append({
+                    "id": f"{spec['task']}-{split}-{ident}",
+                    "split": split,
+                    "fields": {f: row[f] for f in ds["fields"]},
+                    "choices": [str(c) for c in _get(row, ds["choices"])],
+                    "gold": _gold(row, ds["gold"]),
+                })
+            except (KeyError, ValueError, TypeError) as e:
+                source = files[split] if files else split
+                raise ValueError(f"{spec['task']}: {source}: row {i} lacks or has a bad value for a field of "
+                                 f"{Path(task_yaml).name}'s dataset section ({type(e).__name__}: {e})") from e
     return examples

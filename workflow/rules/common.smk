@@ -22,11 +22,13 @@ else:
     RUNS = {r["name"]: lmconfig.run_spec(config, r["name"]) for r in config["runs"]}
     STEPS = {name: lmconfig.checkpoint_steps(r, config["training"]) for name, r in RUNS.items()}
     EVAL_TASKS = config["evaluation"]["tasks"]
+    # External HF model directories, evaluated by rule evaluate like checkpoints (run = name, one step).
+    EXTERNAL = {e["name"]: {**e, "step": e.get("step", 0)} for e in config.get("external", [])}
     SFT_TASKS = config["sft"]["tasks"]
     SFT_METHODS = config["sft"]["methods"]
 
     wildcard_constraints:
-        run="|".join(re.escape(name) for name in RUNS),
+        run="|".join(re.escape(name) for name in [*RUNS, *EXTERNAL]),
         step=r"\d+",
         method="|".join(SFT_METHODS),
 
@@ -55,6 +57,22 @@ def all_checkpoints():
     return [(run, step) for run, steps in STEPS.items() for step in steps]
 
 
+def external_checkpoints():
+    return [(name, e["step"]) for name, e in EXTERNAL.items()]
+
+
+def evaluated_checkpoint(wildcards):
+    """Rule evaluate's model: a trained checkpoint, or an external model's directory."""
+    if wildcards.run in EXTERNAL:
+        return EXTERNAL[wildcards.run]["path"]
+    return checkpoint_dir(wildcards.run, wildcards.step)
+
+
+def external_flags(wildcards):
+    e = EXTERNAL.get(wildcards.run)
+    return f"--external-run {e['name']} --external-step {e['step']}" if e else ""
+
+
 def sft_checkpoints():
     """last | all | k: every k-th checkpoint counted back from the last, so the last is always fine-tuned."""
     which = config["sft"]["checkpoints"]
@@ -68,7 +86,8 @@ def task_specs(tasks):
 
 
 def task_examples(tasks):
-    return [f"results/world/tasks/{t}.jsonl" for t in tasks]
+    # Synthetic tasks come from the world rule; dataset tasks (arc_easy, hellaswag) from rule task_data.
+    return [f"results/tasks/{t}.jsonl" if t in lmconfig.DATASET_TASKS else f"results/world/tasks/{t}.jsonl" for t in tasks]
 
 
 DOMAIN_FILES = [f"results/world/domains/{d}.jsonl" for d in DOMAINS]

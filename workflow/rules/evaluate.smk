@@ -1,10 +1,11 @@
 # Per checkpoint: domain losses on held-out text, multiple-choice scores of every task,
-# and per-example rows; one job per checkpoint (one model load, every task).
+# and per-example rows; one job per checkpoint (one model load, every task). External
+# model directories (config `external`) go through the same rule, with their own tokenizer.
 
 
 rule evaluate:
     input:
-        checkpoint="results/checkpoints/{run}/step{step}",
+        checkpoint=evaluated_checkpoint,
         domains=DOMAIN_FILES,
         task_specs=task_specs(EVAL_TASKS),
         task_examples=task_examples(EVAL_TASKS),
@@ -13,11 +14,32 @@ rule evaluate:
         task_scores="results/evals/{run}/step{step}/task_scores.parquet",
         example_scores="results/evals/{run}/step{step}/example_scores.parquet",
     params:
-        spec=as_json({**config["evaluation"], "domain_docs": config["world"]["valid_docs"]}),
+        spec=as_json({k: v for k, v in config["evaluation"].items() if k != "task_data"}
+                     | {"domain_docs": config["world"]["valid_docs"]}),
+        external=external_flags,
     threads: 1
     log:
         "logs/evaluate/{run}/step{step}.log",
     shell:
         "lmforecast evaluate --spec {params.spec:q} --checkpoint {input.checkpoint} --domains {input.domains}"
         " --task-specs {input.task_specs} --task-examples {input.task_examples} --domain-losses {output.domain_losses}"
-        " --task-scores {output.task_scores} --example-scores {output.example_scores} --threads {threads} > {log} 2>&1"
+        " --task-scores {output.task_scores} --example-scores {output.example_scores} --threads {threads}"
+        " {params.external} > {log} 2>&1"
+
+
+# A dataset task's examples (arc_easy, hellaswag) from the local files of evaluation.task_data,
+# in the JSONL form of the synthetic tasks' examples.
+rule task_data:
+    input:
+        spec=lambda wc: task_specs([wc.task])[0],
+        files=lambda wc: list(config["evaluation"]["task_data"][wc.task].values()),
+    output:
+        "results/tasks/{task}.jsonl",
+    params:
+        spec=lambda wc: as_json({"files": config["evaluation"]["task_data"][wc.task]}),
+    wildcard_constraints:
+        task="|".join(lmconfig.DATASET_TASKS),
+    log:
+        "logs/task_data/{task}.log",
+    shell:
+        "lmforecast task-data --spec {params.spec:q} --task-spec {input.spec} --out {output} > {log} 2>&1"

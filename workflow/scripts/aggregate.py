@@ -8,6 +8,7 @@ with open(snakemake.log[0], "w") as sys.stderr:  # noqa: F821 (snakemake is inje
     aggregate(
         run_specs=snakemake.params.runs,  # noqa: F821
         checkpoint_dirs=snakemake.input.checkpoints,  # noqa: F821
+        external=snakemake.params.external,  # noqa: F821
         per_checkpoint={n: list(getattr(snakemake.input, n)) for n in names},  # noqa: F821
         outputs={n: getattr(snakemake.output, n) for n in ("runs", "checkpoints", *names)},  # noqa: F821
     )
