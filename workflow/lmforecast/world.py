@@ -57,7 +57,7 @@ class WorldSpec:
     train_docs: int = 2000  # per domain
     valid_docs: int = 200  # per domain, held out for domain losses
     sft_examples: int = 200  # per task
-    eval_examples: int = 120  # per task (fact_qa is capped by n_entities / 2 * 3)
+    eval_examples: int = 120  # per task (fact_qa is capped by n_entities / 2 * 3, arith_mc by 950 - sft_examples)
 
 
 def _rng(spec, *stream):
@@ -94,7 +94,8 @@ def _fact_doc(rng, facts):
 
 def _arith_problem(rng):
     op = "+" if rng.random() < 0.5 else "-"
-    a, b = int(rng.integers(0, 20)), int(rng.integers(0, 20))
+    # operands below 25: 950 distinct problems, room for 200 SFT and 500 eval ones
+    a, b = int(rng.integers(0, 25)), int(rng.integers(0, 25))
     if op == "-" and b > a:
         a, b = b, a
     return a, op, b, a + b if op == "+" else a - b
