@@ -1,15 +1,15 @@
 """Pre-training throughput: lmforecast's training loop vs a bare PyTorch loop over the same model.
 
-    python bench/pretrain.py        # CPU, 1 thread, size l of config/config.yaml, batch 8 x seq 128; ~2 minutes
+    python bench/pretrain.py        # CPU, 1 thread, size l of config/config.yaml, batch 8 x seq 128; ~3 minutes
     python bench/pretrain.py --device cuda --precision bf16 --d-model 2048 --n-layers 24 --n-heads 16 \\
-        --batch-size 16 --seq-len 2048 --out bench/results/pretrain_gpu.json    # tokens/s and MFU on a GPU
+        --batch-size 8 --seq-len 2048 --out bench/results/pretrain_gpu.json    # tokens/s and MFU on a GPU (not run yet)
 
 Ours is `lmforecast.train.train_segment` as a pretrain job runs it (accelerate, the mixture
 sampler and the objective's batch maker, the schedule, SIGTERM checks, loss bookkeeping),
 timed between its log lines after a warm-up (model set-up and the checkpoint write are not
 timed). The reference is a bare loop written here: the same Llama (same init), the same
-batch and sequence, AdamW, cross-entropy, gradient clipping, on pre-made random batches
-already on the device, with autocast for bf16 and torch's default (non-deterministic)
+batches (made before its clock starts, already on the device), AdamW, cross-entropy,
+gradient clipping, with autocast for bf16 and torch's default (non-deterministic)
 algorithms; ours runs with torch.use_deterministic_algorithms(True), as the jobs do.
 Many short repeats alternate ours and the reference (ABBA order) so machine noise hits both
 alike; the ratio is median over median (wall clock). Tokens per second of process CPU time
@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from lmforecast import tokenizer as tokenizer_lib  # noqa: E402
-from lmforecast.data import encode_documents  # noqa: E402
+from lmforecast.data import encode_documents, get_batch, load_shards  # noqa: E402
 from lmforecast.model import Llama, flops_per_token, n_params  # noqa: E402
 from lmforecast.train import model_config, train_segment  # noqa: E402
 from lmforecast.world import DOMAINS, WorldSpec, domain_documents  # noqa: E402
@@ -90,22 +90,26 @@ def time_ours(run, training, shards, tokenizer_dir, out, warmup, steps):
     return steps * training["batch_size"] * training["seq_len"] / (stamps[-1] - stamps[0])
 
 
-def time_reference(cfg, run, training, device, warmup, steps):
-    """tokens/s (wall clock, process CPU time) of a bare loop: forward, cross-entropy, backward, clip, AdamW; pre-made batches on the device."""
+def time_reference(cfg, run, training, shards, device, warmup, steps):
+    """tokens/s (wall clock, process CPU time) of a bare loop: forward, cross-entropy, backward, clip, AdamW.
+
+    Its batches are ours (the mixture sampler's rows for the same steps), made before the clock starts and on the device.
+    """
     torch.use_deterministic_algorithms(False)  # torch's default; ours turns it on
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     torch.manual_seed(run["seed"])
     model = Llama(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=run["lr"], betas=(0.9, 0.95), eps=1e-8, weight_decay=training["weight_decay"])
-    gen = torch.Generator().manual_seed(0)
-    batches = torch.randint(0, cfg.vocab_size, (8, training["batch_size"], training["seq_len"] + 1), generator=gen).to(device)
+    data = load_shards(shards)
+    batches = torch.stack([get_batch(data, run["mixture"], run["seed"], step, training["batch_size"], training["seq_len"])[0]
+                           for step in range(warmup + steps)]).to(device)
     bf16 = training["precision"] == "bf16"
     model.train()
     for step in range(warmup + steps):
         if step == warmup:
             sync()
             start = clocks()
-        batch = batches[step % len(batches)]
+        batch = batches[step]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(batch[:, :-1])
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), batch[:, 1:].reshape(-1))
@@ -169,7 +173,7 @@ def main():
 
     times = {"ours": [], "reference": []}  # per rep: (wall-clock, CPU-time) tokens/s
     timers = {"ours": lambda rep: time_ours(run, training, shards, tmp, tmp / f"ours{rep}", args.warmup, args.steps),
-              "reference": lambda rep: time_reference(cfg, run, training, device, args.warmup, args.steps)}
+              "reference": lambda rep: time_reference(cfg, run, training, shards, device, args.warmup, args.steps)}
     for rep in range(args.reps):
         for name in ("ours", "reference") if rep % 2 == 0 else ("reference", "ours"):  # ABBA: neither always goes first
             times[name].append(timers[name](rep))
