@@ -37,6 +37,8 @@ CASES = [
     ("tokens per param below a segment", lambda c: (c["runs"][0].pop("tokens"), c["runs"][0].update(tokens_per_param=0.1)),
      r"runs\[0\]\.tokens_per_param: 2678 tokens is below one training step per segment"),
     ("unknown schedule", lambda c: c["training"].update(schedule="step"), r"training\.schedule: 'step' is not one of \['cosine', 'wsd'\]"),
+    ("precision as YAML's bare no", lambda c: c["training"].update(precision=yaml.safe_load("no")),
+     r"training\.precision: False is not one of \['fp32', 'bf16'\]"),
     ("wsd without decay", lambda c: (c["training"].update(schedule="wsd"), c["training"].pop("decay_frac")),
      r"training\.decay_frac: required by schedule 'wsd'"),
     ("wsd phases overlap", lambda c: c["training"].update(schedule="wsd", warmup_frac=0.5, decay_frac=0.6),

@@ -114,3 +114,33 @@ def test_resume_with_another_config_is_refused(shards, tiny_tokenizer, tmp_path)
     train_segment(make_run(), TRAINING, 0, 5, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
     with pytest.raises(CheckpointError, match="trained with another run or training config"):
         train_segment(make_run(lr=1e-3), TRAINING, 5, 10, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "b")
+
+
+def test_bf16_trains_through_accelerate_and_resumes_exactly(shards, tiny_tokenizer, tmp_path):
+    """bf16 autocast (accelerate's, on the CPU here): another arithmetic than fp32, float32 weights, loss falls, exact resume."""
+    bf16 = {**TRAINING, "precision": "bf16"}
+    run = make_run(steps_total=20)
+    logs = []
+    full = train_segment(run, bf16, 0, 20, shards, tiny_tokenizer, None, tmp_path / "full", log=logs.append)
+    train_segment(run, bf16, 0, 10, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
+    train_segment(run, bf16, 10, 20, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "b", log=lambda m: None)
+    train_segment(run, TRAINING, 0, 20, shards, tiny_tokenizer, None, tmp_path / "fp32", log=lambda m: None)
+    assert "device cpu, precision bf16" in logs[0]
+    assert full["train_loss"] < read_json(tmp_path / "a" / TRAINER_STATE)["train_loss"] < 5.7
+    full_w, resumed, fp32 = weights(tmp_path / "full"), weights(tmp_path / "b"), weights(tmp_path / "fp32")
+    assert all(v.dtype == torch.float32 for v in full_w.values())
+    assert all(torch.equal(full_w[k], resumed[k]) for k in full_w)
+    assert not all(torch.equal(full_w[k], fp32[k]) for k in full_w)  # autocast did change the arithmetic
+
+
+def test_precision_is_part_of_the_checkpoint_config_and_fp32_is_the_default(shards, tiny_tokenizer, tmp_path):
+    from lmforecast.checkpoint import CheckpointError
+
+    train_segment(make_run(), TRAINING, 0, 5, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
+    explicit = train_segment(make_run(), {**TRAINING, "precision": "fp32"}, 5, 10, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "b",
+                             log=lambda m: None)
+    assert explicit["step"] == 10  # a checkpoint written without the field resumes under an explicit fp32
+    with pytest.raises(CheckpointError, match="trained with another run or training config"):
+        train_segment(make_run(), {**TRAINING, "precision": "bf16"}, 5, 10, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "c")
+    with pytest.raises(ValueError, match=r"training.precision: expected one of \['fp32', 'bf16'\], got 'fp16'"):
+        train_segment(make_run(), {**TRAINING, "precision": "fp16"}, 0, 5, shards, tiny_tokenizer, None, tmp_path / "d")

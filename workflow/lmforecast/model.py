@@ -218,7 +218,7 @@ class Llama(nn.Module):
 
 def save_model(model: Llama, directory):
     directory = Path(directory)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
     save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
     (directory / "config.json").write_text(json.dumps(model.cfg.to_hf(), indent=2, sort_keys=True) + "\n")
 

@@ -9,13 +9,21 @@ SIGTERM (as Slurm sends at its time limit) the segment stops at the end of the c
 step and writes nothing; a SIGTERM that arrives while the checkpoint is being written
 lets the write finish. Either way no checkpoint that looks finished is ever incomplete,
 and rerunning the segment gives the weights of an uninterrupted run.
+
+Device placement and mixed precision are accelerate's (`training.precision`): the model
+trains on the GPU when there is one, else on the CPU. fp32 (the default) is plain float32
+arithmetic, bit-identical to a loop without accelerate; bf16 is autocast to bfloat16 with
+float32 master weights and optimizer state (on a CPU too, through torch's CPU autocast:
+slow there, but the same code path, so it can be tested without a GPU).
 """
 
 import math
+import os
 import shutil
 import signal
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +39,12 @@ from lmforecast.model import Llama, ModelConfig, flops_per_token, load_model, n_
 
 RESUME_STATE = "resume.pt"
 TRAINER_STATE = "trainer_state.json"
+PRECISIONS = {"fp32": "no", "bf16": "bf16"}  # training.precision -> accelerate's mixed_precision
+DEFAULT_PRECISION = "fp32"
+
+# cuBLAS is deterministic only with a fixed workspace (torch.use_deterministic_algorithms
+# raises without it); must be set before CUDA starts.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 def model_config(run: dict, training: dict, vocab_size: int, eos: int) -> ModelConfig:
@@ -87,12 +101,36 @@ def stop_on_sigterm():
 
 
 def make_optimizer(model, lr, weight_decay):
-    # Decay matrices only, as in nanoGPT; the tied embedding is one parameter.
+    # Decay matrices only, as in nanoGPT; the tied embedding is one parameter. foreach: one
+    # kernel call per step for all tensors, not a Python loop over them (torch's default only on
+    # GPUs); the same bits as the loop on the CPU (checked against checkpoints written before).
     params = {id(p): p for p in model.parameters()}.values()
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8)
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8, foreach=True)
+
+
+def make_accelerator(training: dict):
+    """accelerate's Accelerator for training.precision (GPU if there is one, else CPU)."""
+    from accelerate import Accelerator  # ~0.2 s of imports, only in the jobs that train
+    from accelerate.state import AcceleratorState
+
+    precision = training.get("precision", DEFAULT_PRECISION)
+    if precision not in PRECISIONS:
+        raise ValueError(f"training.precision: expected one of {list(PRECISIONS)}, got {precision!r}")
+    # accelerate keeps its state in a process-wide singleton that refuses a second precision;
+    # a job trains one segment, but tests and the benchmark train several in one process.
+    AcceleratorState._reset_state(reset_partial_state=True)
+    return Accelerator(mixed_precision=PRECISIONS[precision])
+
+
+def hashed_config(run: dict, training: dict) -> dict:
+    """What a checkpoint was trained with (its manifest's hash); the default precision is left
+    out so checkpoints written before training.precision existed still resume."""
+    if training.get("precision") == DEFAULT_PRECISION:
+        training = {k: v for k, v in training.items() if k != "precision"}
+    return {"run": run, "training": training}
 
 
 def train_segment(run: dict, training: dict, step_start: int, step_end: int, shard_paths: dict, tokenizer_dir, init_dir, out_dir, log=print):
@@ -112,12 +150,14 @@ def _train_segment(run, training, step_start, step_end, shard_paths, tokenizer_d
     steps_total = run["steps_total"]
     batch_size, seq_len = training["batch_size"], training["seq_len"]
     tokens_per_step = batch_size * seq_len
-    config = {"run": run, "training": training}  # what a checkpoint was trained with (its manifest's hash)
+    config = hashed_config(run, training)
+    accelerator = make_accelerator(training)
+    device = accelerator.device
 
     torch.manual_seed(run["seed"])
     if step_start == 0:
         model, state = Llama(cfg), {"step": 0, "tokens": 0, "tokens_per_domain": {d: 0 for d in run["mixture"]}}
-        opt = make_optimizer(model, run["lr"], training["weight_decay"])
+        resume = None
     else:
         manifest = verify(init_dir)
         if manifest["config_hash"] != config_hash(config):
@@ -126,14 +166,22 @@ def _train_segment(run, training, step_start, step_end, shard_paths, tokenizer_d
         if state["step"] != step_start:
             raise ValueError(f"{init_dir}: checkpoint is at step {state['step']}, segment expects {step_start}")
         model = load_model(init_dir)
-        opt = make_optimizer(model, run["lr"], training["weight_decay"])
-        resume = torch.load(Path(init_dir) / RESUME_STATE, weights_only=False)
-        opt.load_state_dict(resume["optimizer"])
+        resume = torch.load(Path(init_dir) / RESUME_STATE, weights_only=False, map_location="cpu")
         torch.set_rng_state(resume["torch_rng"])
 
+    model = accelerator.prepare(model)  # to the device; bf16: forward under autocast, float32 logits
+    # The optimizer is built on the placed model and not wrapped by accelerate: its wrapper adds
+    # nothing for one process without fp16 loss scaling, and its step() looks for an optional
+    # package on disk every call (importlib find_spec, measured ~1 ms per step here).
+    opt = make_optimizer(model, run["lr"], training["weight_decay"])
+    params = list(model.parameters())  # once: model.parameters() walks every module at each call
+    if resume is not None:
+        opt.load_state_dict(resume["optimizer"])  # torch moves the state to the parameters' device
     shards = load_shards(shard_paths)
     fpt = flops_per_token(cfg)
-    losses, t0 = [], time.time()
+    # Losses stay on the device until logged: loss.item() every step would stall a GPU.
+    losses, t0 = deque(maxlen=20), time.time()
+    log(f"device {device}, precision {training.get('precision', DEFAULT_PRECISION)}")
     model.train()
     for step in range(step_start, step_end):
         if terminated.is_set():
@@ -143,13 +191,14 @@ def _train_segment(run, training, step_start, step_end, shard_paths, tokenizer_d
             group["lr"] = lr
         rows, counts = get_batch(shards, run["mixture"], run["seed"], step, batch_size, seq_len)
         x, mask, y = objectives.make_batch(run["objective"], rows, run["seed"], step, sentinels, eos)
-        logits = model(x, attn_mask=mask)
+        x, y = x.to(device), y.to(device)
+        logits = model(x, attn_mask=None if mask is None else mask.to(device))
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1), ignore_index=objectives.IGNORE)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), training["grad_clip"])
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(params, training["grad_clip"])
         opt.step()
-        losses.append(loss.item())
+        losses.append(loss.detach())
         for d, n in counts.items():
             state["tokens_per_domain"][d] += n
         if (step + 1) % training["log_every"] == 0 or step + 1 == step_end:
@@ -158,7 +207,7 @@ def _train_segment(run, training, step_start, step_end, shard_paths, tokenizer_d
             log(f"step {step + 1}/{steps_total} loss {loss.item():.4f} lr {lr:.2e} "
                 f"{done * tokens_per_step / dt:.0f} tok/s {done * tokens_per_step * fpt / dt / 1e9:.2f} GFLOP/s")
 
-    tail = losses[-max(1, min(20, len(losses))):]
+    tail = [loss.item() for loss in losses]
     state.update(
         run=run["name"],
         step=step_end,
@@ -169,7 +218,7 @@ def _train_segment(run, training, step_start, step_end, shard_paths, tokenizer_d
         **n_params(cfg),
     )
     with atomic_dir(out_dir) as tmp:
-        save_model(model, tmp)
+        save_model(accelerator.unwrap_model(model), tmp)
         for name in tokenizer_lib.HF_FILES:
             shutil.copy(Path(tokenizer_dir) / name, tmp / name)
         torch.save({"optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state()}, tmp / RESUME_STATE)
