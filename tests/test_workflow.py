@@ -25,7 +25,8 @@ BIN = str(Path(sys.executable).parent)  # snakemake and lmforecast of this envir
 
 
 def snakemake(workdir, *args, check=True):
-    cmd = [f"{BIN}/snakemake", "--cores", "2", "--configfile", str(workdir / "config.yaml"), *args]
+    # args first: --configfile takes several values and would swallow a target after it
+    cmd = [f"{BIN}/snakemake", *args, "--cores", "2", "--configfile", str(workdir / "config.yaml")]
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
@@ -33,9 +34,9 @@ def snakemake(workdir, *args, check=True):
     return proc
 
 
-def planned_jobs(workdir):
-    """(rule, wildcards) of every job a dry run plans."""
-    out = snakemake(workdir, "--dry-run").stdout
+def planned_jobs(workdir, *args):
+    """(rule, wildcards) of every job a dry run (with more `args`: targets, options) plans."""
+    out = snakemake(workdir, "--dry-run", *args).stdout
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
         m = re.match(r"(?:local)?rule (\w+):", block)
