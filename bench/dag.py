@@ -6,13 +6,15 @@ The target sweep is 1000 runs x 20 checkpoints x 10 tasks. The schema has 4 task
 number of tasks does not change the number of jobs: one evaluate job scores every task of a
 checkpoint, one sft job per checkpoint and method fine-tunes on every SFT task. So the sweep
 here is 1000 runs x 20 checkpoints with all 4 tasks evaluated and fine-tuned and the default
-config's SFT methods (full, lora): 20,000 pretrain + 20,000 evaluate + 2,000 sft jobs, plus 7
+config's SFT methods (full, lora): 20,000 pretrain + 20,000 evaluate + 2,000 sft jobs, plus 11
 (data, aggregate, fits, report, all) - the job count of 1000 x 20 x 10.
 
 The dry run is timed from outside, in a fresh directory with a copy of workflow/, resources/
 and config/ as the workflow tests use: wall time (time.perf_counter) and peak memory of the
 snakemake process (getrusage of children). It includes Snakemake's start, the parse and config
-validation, the DAG build and the job listing: the time a user waits before the first job.
+validation, the DAG build and the job listing; `phases` splits the wall time at the lines Snakemake
+prints when it starts the DAG and when it has built it (its job stats). A real run waits for the
+start and the DAG build before its first job; it does the listing's per-job work as it submits jobs.
 With --profile it runs the dry run once more under cProfile and writes where the time goes.
 """
 
@@ -85,31 +87,54 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=TARGET_RUNS)
     p.add_argument("--checkpoints", type=int, default=TARGET_CHECKPOINTS)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "dag.json")
+    p.add_argument("--print-jobs", action="store_true",
+                   help="without --quiet rules: print every job, to see what the printing itself costs")
     p.add_argument("--profile", action="store_true", help="also run the dry run under cProfile: where the time goes")
     args = p.parse_args()
 
     config = sweep_config(args.runs, args.checkpoints)
     methods = len(config["sft"]["methods"])  # sft jobs per run: one per method on the last checkpoint
-    expected_jobs = args.runs * (2 * args.checkpoints + methods) + 7  # + world, tokenizer, shards, aggregate, fit_flp, report, all
+    # + world, tokenizer, shards, aggregate, fit_scaling, fit_pairwise, fit_transfer, fit_relatedness, fit_selection, report, all
+    expected_jobs = args.runs * (2 * args.checkpoints + methods) + 11
 
     with tempfile.TemporaryDirectory(prefix="lmforecast-dag-") as tmp:
         work = Path(tmp)
         for name in ("workflow", "resources", "config"):
             shutil.copytree(ROOT / name, work / name)
         (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        cmd = [str(BIN / "snakemake"), "-n", "--quiet", "rules", "--cores", "1", "--configfile", "config.yaml"]
+        quiet = [] if args.print_jobs else ["--quiet", "rules"]
+        cmd = [str(BIN / "snakemake"), "-n", *quiet, "--cores", "1", "--configfile", "config.yaml"]
         env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
 
         load = os.getloadavg()[0]  # other work on the machine makes the wall time longer
+        phases, lines = {}, []
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+        # unbuffered, so that each line's arrival time is when Snakemake wrote it
+        proc = subprocess.Popen(cmd, cwd=work, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        for line in proc.stdout:
+            lines.append(line)
+            for mark in ("Building DAG of jobs", "Job stats:"):  # the first of each: DAG build starts, ends
+                if line.startswith(mark) and mark not in phases:
+                    phases[mark] = time.perf_counter() - t0
+        proc.wait()
         wall = time.perf_counter() - t0
-        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_kb = usage.ru_maxrss
+        out = "".join(lines)
         if proc.returncode != 0:
-            sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            sys.exit(f"{' '.join(cmd)} failed:\n{out[-6000:]}")
         # the job count snakemake itself reports: the "total" row of its job stats
-        counts = [line.split() for line in proc.stdout.splitlines() if line.startswith("total")]
+        counts = [line.split() for line in out.splitlines() if line.startswith("total")]
         jobs = int(counts[-1][1]) if counts else None
+        dag_start, dag_end = phases["Building DAG of jobs"], phases["Job stats:"]
+        split = {
+            "start_and_parse_s": round(dag_start, 1),  # interpreter, Snakefile parse, config validation
+            "dag_build_s": round(dag_end - dag_start, 1),  # jobs and dependencies, what needs to run
+            # the dry-run executor "runs" every job: evaluates its resources and formats its shell command
+            # and file lists (a real run does the same as it submits each job); --quiet only hides the text
+            "job_listing_s": round(wall - dag_end, 1),
+        }
 
         profile = None
         if args.profile:
@@ -122,8 +147,10 @@ def main() -> int:
         "ours": round(wall, 1),
         "reference": REFERENCE_S,
         "ratio": round(wall / REFERENCE_S, 2),
-        "unit": "s (wall, snakemake -n)",
+        "unit": "s (wall, snakemake -n" + ("" if args.print_jobs else " --quiet rules") + ")",
         "reference_name": "goal: plan 1000 runs x 20 checkpoints x 10 tasks in 60 s",
+        "phases": split,
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
         "peak_rss_mb": round(peak_kb / 1024),  # the dry run is this script's first child
         "jobs": jobs,
         "jobs_expected": expected_jobs,

@@ -15,7 +15,8 @@ BIN = str(Path(sys.executable).parent)  # snakemake and lmforecast of this envir
 
 
 def snakemake(workdir, *args, check=True):
-    cmd = [f"{BIN}/snakemake", "--cores", "2", "--configfile", str(workdir / "config.yaml"), *args]
+    # args first: --configfile takes several values and would swallow a target after it
+    cmd = [f"{BIN}/snakemake", *args, "--cores", "2", "--configfile", str(workdir / "config.yaml")]
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:

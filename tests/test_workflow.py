@@ -17,9 +17,9 @@ from smoke import SMOKE, copy_workflow, snakemake
 pytestmark = pytest.mark.workflow
 
 
-def planned_jobs(workdir):
-    """(rule, wildcards) of every job a dry run plans."""
-    out = snakemake(workdir, "--dry-run").stdout
+def planned_jobs(workdir, *args):
+    """(rule, wildcards) of every job a dry run (with more `args`: targets, options) plans."""
+    out = snakemake(workdir, "--dry-run", *args).stdout
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
         m = re.match(r"(?:local)?rule (\w+):", block)

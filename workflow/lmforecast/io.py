@@ -1,11 +1,13 @@
 """Atomic file output: write to a temporary name beside the target, then rename.
 
-A job killed mid-write leaves only a `.tmp-*` file, never a truncated file under
-the name Snakemake (or a reader) takes as finished.
+A job killed mid-write leaves only a `.tmp-<pid>-<name>` file, never a truncated file under
+the name Snakemake (or a reader) takes as finished. A job killed by SIGKILL cannot remove
+its temporary; the next write of the same target (the rerun of that job) removes it.
 """
 
 import json
 import os
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,18 +17,32 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".tmp-{os.getpid()}-{path.name}")
 
 
+def _remove(path: Path):
+    (shutil.rmtree if path.is_dir() and not path.is_symlink() else os.remove)(path)
+
+
+def remove_stale_tmp(path: Path):
+    """Remove temporaries of `path` left by killed writers (any pid). Snakemake runs one job per
+    output at a time, so a temporary of this target that exists now is a dead job's."""
+    pattern = re.compile(rf"\.tmp-\d+-{re.escape(path.name)}")
+    for entry in os.scandir(path.parent):
+        if pattern.fullmatch(entry.name):
+            _remove(Path(entry.path))
+
+
 @contextmanager
 def atomic_path(path):
     """Yield a temporary path to write to; rename it onto `path` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(path)
     tmp = _tmp_name(path)
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         if tmp.exists():
-            (shutil.rmtree if tmp.is_dir() else os.remove)(tmp)
+            _remove(tmp)
 
 
 @contextmanager
@@ -34,9 +50,8 @@ def atomic_dir(path):
     """Yield a fresh temporary directory; it replaces `path` as a whole on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(path)
     tmp = _tmp_name(path)
-    if tmp.exists():
-        shutil.rmtree(tmp)
     tmp.mkdir()
     try:
         yield tmp
