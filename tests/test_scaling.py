@@ -113,12 +113,12 @@ def test_bootstrap_intervals_cover_the_noise_free_score_mostly():
     assert hits >= 8, hits
 
 
-def test_configured_holdout_and_determinism():
+def test_configured_holdout_and_determinism_in_one_or_two_processes():
     cfg = {**CFG, "predictors": ["flp", "direct"], "holdout": ["r4", "r5"]}
     a = backtest(synthetic_tables(noise=0.003), cfg)
-    b = backtest(synthetic_tables(noise=0.003), cfg)
+    b = backtest(synthetic_tables(noise=0.003), cfg, workers=2)  # one process per predictor: same tables
     assert set(a[1]["run"]) == {"r4", "r5"}
-    assert a[0].equals(b[0]) and a[1].equals(b[1])
+    assert a[0].equals(b[0]) and a[1].equals(b[1]) and a[2] == b[2]
 
 
 def test_resampled_runs_keep_whole_runs_under_distinct_names():
