@@ -7,6 +7,7 @@ uses too, so both reports say the same. A section whose fit did not run is left 
 
 import base64
 import html
+import json
 import math
 from pathlib import Path
 
@@ -93,6 +94,19 @@ def _read(path: Path, what: str) -> pl.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{path}: {what} not found (its fit is configured: expected the fit rule's output)")
     return pl.read_parquet(path)
+
+
+def _select_vs_random(path: Path) -> pl.DataFrame:
+    """Per task: the benchmark's size, and at which small budgets SELECT's MAE is below random's mean."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: selection summary not found (its fit is configured: expected fit_selection's output)")
+    rows = []
+    for task, d in json.loads(path.read_text())["tasks"].items():
+        wins = [b for b in d["small_budgets"] if d["by_budget"][str(b)]["select_beats_random"]]
+        rows.append({"task": task, "examples": d["n_examples"], "small budgets": ", ".join(map(str, d["small_budgets"])),
+                     "SELECT beats random at": ", ".join(map(str, wins)) or "none",
+                     "at every small budget": "yes" if d["select_beats_random_at_small_budgets"] else "no"})
+    return pl.DataFrame(rows)
 
 
 def _note(reason: str) -> str:
@@ -195,7 +209,9 @@ def build_report(tables: dict, fits_dir, spec: dict, out_dir, captions=CAPTIONS)
 
     if "selection" in trained:
         selection = _read(fits_dir / "selection.parquet", "selection results")
-        sections["selection"] = _figure(out_dir / "selection.png", captions)
+        sections["selection"] = (_figure(out_dir / "selection.png", captions)
+                                 + "<h3>Does SELECT beat random at small budgets? (results/fits/selection.json)</h3>"
+                                 + _table(_select_vs_random(fits_dir / "selection.json")))
     else:
         sections["selection"] = _note(absent("selection"))
 
