@@ -90,18 +90,20 @@ def leaderboard_html(board: pl.DataFrame) -> str:
             f"<tbody>{body}</tbody></table></div>")
 
 
-def _read(path: Path, what: str) -> pl.DataFrame:
+def _require(path: Path, what: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path}: {what} not found (its fit is configured: expected the fit rule's output)")
-    return pl.read_parquet(path)
+    return path
+
+
+def _read(path: Path, what: str) -> pl.DataFrame:
+    return pl.read_parquet(_require(path, what))
 
 
 def _select_vs_random(path: Path) -> pl.DataFrame:
     """Per task: the benchmark's size, and at which small budgets SELECT's MAE is below random's mean."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: selection summary not found (its fit is configured: expected fit_selection's output)")
     rows = []
-    for task, d in json.loads(path.read_text())["tasks"].items():
+    for task, d in json.loads(_require(path, "selection summary").read_text())["tasks"].items():
         wins = [b for b in d["small_budgets"] if d["by_budget"][str(b)]["select_beats_random"]]
         rows.append({"task": task, "examples": d["n_examples"], "small budgets": ", ".join(map(str, d["small_budgets"])),
                      "SELECT beats random at": ", ".join(map(str, wins)) or "none",
