@@ -13,8 +13,11 @@ from pathlib import Path
 
 # One BLAS thread per process: jobs run side by side, and on tiny problems (L-BFGS-B on a
 # few dozen points) BLAS threads that spin against each other were measured 8x slower.
+# Set, not defaulted: Snakemake exports a job's `threads` into these (2 for fit_scaling, whose
+# 2 worker processes would then run 4 BLAS threads on 2 cores). torch's threads are set per
+# command (torch.set_num_threads), so this binds only numpy's and scipy's BLAS.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+    os.environ[_var] = "1"
 
 # = lmforecast.sft.METHODS, not imported from there: importing torch costs seconds per command.
 SFT_METHODS = ("full", "lora", "last_layers")

@@ -19,6 +19,10 @@ import polars as pl
 import lmfit
 
 HUBER_DELTA = 1e-3
+# scipy's trust-region least_squares, not lmfit's default leastsq: leastsq (MINPACK, C) gave
+# different iterates from run to run on ill-conditioned sigmoids (a near-chance task), measured
+# as one of two results depending on the process's memory layout; least_squares gave one
+METHOD = "least_squares"
 
 
 class FitError(Exception):
@@ -116,7 +120,7 @@ def fit_power_law(compute, loss, start: dict | None = None):
         params["E"].set(value=min(s["E"], float(loss.min()) * 0.999), min=0.0, max=float(loss.min()))
         params["alpha"].set(value=s["alpha"], min=1e-4, max=3.0)
         params["A"].set(value=s.get("A", max(1e-6, float(np.median(loss)) - s["E"])), min=0.0)
-        result = model.fit(np.log(loss), params, c=compute / c0, method="least_squares",
+        result = model.fit(np.log(loss), params, c=compute / c0, method=METHOD,
                            fit_kws={"loss": "huber", "f_scale": HUBER_DELTA})
         obj = huber(result.residual)
         if obj < best_obj:
@@ -132,7 +136,7 @@ def fit_linear(x, y):
     if len(x) < 3:
         raise FitError(f"a line needs at least 3 points, got {len(x)}")
     model = lmfit.models.LinearModel()
-    return model.fit(y, model.make_params(slope=0.0, intercept=float(y.mean())), x=x)
+    return model.fit(y, model.make_params(slope=0.0, intercept=float(y.mean())), x=x, method=METHOD)
 
 
 def sigmoid(x, a, k, L0, b):
@@ -154,7 +158,7 @@ def fit_sigmoid(x, y, start: dict | None = None):
         params["b"].set(value=s.get("b", float(y.min())), min=0.0, max=1.0)
         params["k"].set(value=s["k"], max=0.0, min=-1e3 / spread)
         params["L0"].set(value=s["L0"], min=float(x.min()) - 3 * spread, max=float(x.max()) + 3 * spread)
-        result = model.fit(y, params, x=x)
+        result = model.fit(y, params, x=x, method=METHOD)
         if best is None or result.chisqr < best.chisqr:
             best = result
     return best
