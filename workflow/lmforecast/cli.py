@@ -107,7 +107,8 @@ def cmd_pretrain(args):
     run, training = args.spec["run"], args.spec["training"]
     shards = {d: p for d, p in _shard_map(args.shards).items() if d in run["mixture"]}
     try:
-        state = train_segment(run, training, args.step_start, args.step_end, shards, args.tokenizer, args.init, args.out, log=_log)
+        state = train_segment(run, training, args.step_start, args.step_end, shards, args.tokenizer, args.init, args.out, log=_log,
+                              save_steps=args.save_steps)
     except Terminated as e:
         _log(f"lmforecast: {e}")
         sys.exit(128 + 15)  # the shell's code for a process ended by SIGTERM
@@ -139,6 +140,7 @@ def _load_tasks(task_files, example_files, names):
 
 
 def cmd_evaluate(args):
+    import pyarrow as pa
     import torch
 
     from lmforecast import tables
@@ -146,23 +148,30 @@ def cmd_evaluate(args):
 
     torch.set_num_threads(args.threads)
     cfg = args.spec
-    if args.external_run:  # an HF model directory from the config's `external` list, with its own tokenizer
-        from lmforecast.external import load
-
-        try:
-            model, tok, eos, max_len = load(args.checkpoint)
-        except ValueError as e:
-            sys.exit(f"lmforecast evaluate: external model {args.external_run!r}: {e}")
-        keys = {"run": args.external_run, "step": args.external_step}
-    else:
-        model, tok, eos, state = _load_checkpoint(args.checkpoint)
-        keys, max_len = {"run": state["run"], "step": state["step"]}, model.cfg.seq_len
+    if args.external_run and len(args.checkpoint) != 1:
+        sys.exit(f"lmforecast evaluate: --external-run {args.external_run!r} takes one --checkpoint, got {len(args.checkpoint)}")
     documents = {Path(p).name.removesuffix(".jsonl"): _documents(p, "valid", cfg["domain_docs"]) for p in args.domains}
     tasks = _load_tasks(args.task_specs, args.task_examples, cfg["tasks"])
-    out = evaluate_checkpoint(model, tok, eos, keys, documents, tasks, cfg, max_len)
-    for name in ("domain_losses", "task_scores", "example_scores"):
-        tables.write(out[name], getattr(args, name))
-    _log(f"evaluated {args.checkpoint}: {out['task_scores'].num_rows} task scores")
+    names = ("domain_losses", "task_scores", "example_scores")
+    parts = {name: [] for name in names}
+    for path in args.checkpoint:  # a segment's checkpoints, in one process: one start-up, data and tasks read once
+        if args.external_run:  # an HF model directory from the config's `external` list, with its own tokenizer
+            from lmforecast.external import load
+
+            try:
+                model, tok, eos, max_len = load(path)
+            except ValueError as e:
+                sys.exit(f"lmforecast evaluate: external model {args.external_run!r}: {e}")
+            keys = {"run": args.external_run, "step": args.external_step}
+        else:
+            model, tok, eos, state = _load_checkpoint(path)
+            keys, max_len = {"run": state["run"], "step": state["step"]}, model.cfg.seq_len
+        out = evaluate_checkpoint(model, tok, eos, keys, documents, tasks, cfg, max_len)
+        for name in names:
+            parts[name].append(out[name])
+        _log(f"evaluated {path}: {out['task_scores'].num_rows} task scores")
+    for name in names:
+        tables.write(pa.concat_tables(parts[name]), getattr(args, name))
 
 
 def cmd_sft(args):
@@ -348,8 +357,9 @@ def main(argv=None):
     add("shards", cmd_shards, (("--domains",), many), (("--tokenizer",), one), (("--out",), many), spec=False)
     add("pretrain", cmd_pretrain, (("--shards",), many), (("--tokenizer",), one), (("--init",), {"default": None}),
         (("--step-start",), {"type": int, "required": True}), (("--step-end",), {"type": int, "required": True}),
+        (("--save-steps",), {"type": int, "nargs": "*", "default": [], "help": "the segment's earlier checkpoints, written to OUT/step{k}"}),
         (("--out",), one), threads)
-    add("evaluate", cmd_evaluate, (("--checkpoint",), one), (("--domains",), many), (("--task-specs",), many),
+    add("evaluate", cmd_evaluate, (("--checkpoint",), many), (("--domains",), many), (("--task-specs",), many),
         (("--task-examples",), many), (("--domain-losses",), one), (("--task-scores",), one), (("--example-scores",), one), threads,
         (("--external-run",), {"default": None, "help": "--checkpoint is an external HF model directory; its run name"}),
         (("--external-step",), {"type": int, "default": 0, "help": "the step its rows carry"}))

@@ -130,8 +130,8 @@ def _semantic_errors(config) -> list[str]:
             continue
         tokens, minimum = run_tokens(run, sizes), training["checkpoints"] * tokens_per_step
         if tokens < minimum:
-            errors.append(f"{where}.{given[0]}: {tokens} tokens is below one training step per segment "
-                          f"({training['checkpoints']} segments x {tokens_per_step} tokens per step = {minimum})")
+            errors.append(f"{where}.{given[0]}: {tokens} tokens is below one training step per checkpoint "
+                          f"({training['checkpoints']} checkpoints x {tokens_per_step} tokens per step = {minimum})")
     sft = config["sft"]
     needs = {"lora": ("lora_r", "lora_alpha"), "last_layers": ("last_layers",)}
     for method in sft["methods"]:
@@ -271,12 +271,19 @@ def run_tokens(run: dict, sizes: dict) -> int:
 
 
 def checkpoint_steps(run: dict, training: dict) -> list[int]:
-    """Steps at which the run's segments end (evenly spaced, the last = the whole budget).
+    """Steps of the run's checkpoints (evenly spaced, the last = the whole budget).
 
     `run` is a run_spec (its tokens resolved)."""
     total = run["tokens"] // (training["batch_size"] * training["seq_len"])
     n = training["checkpoints"]
     return [round(total * (k + 1) / n) for k in range(n)]
+
+
+def segments(steps: list[int], training: dict) -> list[list[int]]:
+    """The run's checkpoint steps grouped into segments (one pretrain job each), in order:
+    training.checkpoints_per_segment steps each, the last segment shorter if they do not divide."""
+    k = training.get("checkpoints_per_segment", 1)
+    return [steps[i:i + k] for i in range(0, len(steps), k)]
 
 
 def run_spec(config: dict, name: str) -> dict:

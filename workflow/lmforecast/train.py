@@ -1,7 +1,9 @@
 """Pre-training, one segment at a time.
 
 A run is a chain of segments; the segment ending at step s resumes from the checkpoint
-at the previous segment's end (model + optimizer state) and writes a checkpoint at s.
+at the previous segment's end (model + optimizer state) and writes a checkpoint at s, and
+one at each of its `save_steps` (inside its directory, as step{k}/: a segment of several
+checkpoints is one job, which a sweep of thousands of runs needs to keep its job count down).
 Batches and the objective's masks are pure functions of (seed, step) and there is no
 dropout, so a resumed segment gives the same weights as an uninterrupted run. The
 checkpoint directory is written under a temporary name and renamed when complete. On
@@ -126,23 +128,29 @@ def make_accelerator(training: dict):
 
 
 def hashed_config(run: dict, training: dict) -> dict:
-    """What a checkpoint was trained with (its manifest's hash); the default precision is left
-    out so checkpoints written before training.precision existed still resume."""
-    if training.get("precision") == DEFAULT_PRECISION:
-        training = {k: v for k, v in training.items() if k != "precision"}
+    """What a checkpoint was trained with (its manifest's hash). Left out: the default precision,
+    so checkpoints written before training.precision existed still resume, and how checkpoints
+    are grouped into jobs (checkpoints_per_segment), which does not change the weights."""
+    training = {k: v for k, v in training.items()
+                if k != "checkpoints_per_segment" and not (k == "precision" and v == DEFAULT_PRECISION)}
     return {"run": run, "training": training}
 
 
-def train_segment(run: dict, training: dict, step_start: int, step_end: int, shard_paths: dict, tokenizer_dir, init_dir, out_dir, log=print):
-    """Train `run` from step_start (checkpoint `init_dir`, or scratch if 0) to step_end.
+def train_segment(run: dict, training: dict, step_start: int, step_end: int, shard_paths: dict, tokenizer_dir, init_dir, out_dir,
+                  log=print, save_steps=()):
+    """Train `run` from step_start (checkpoint `init_dir`, or scratch if 0) to step_end; write the
+    checkpoint at step_end to `out_dir` and those at `save_steps` (between the two) to out_dir/step{k}.
 
     Raises Terminated, having written nothing, if SIGTERM arrives before the last step starts.
     """
+    if not all(step_start < k < step_end for k in save_steps):
+        raise ValueError(f"save_steps {list(save_steps)}: expected steps between {step_start} and {step_end}")
     with stop_on_sigterm() as terminated:
-        return _train_segment(run, training, step_start, step_end, shard_paths, tokenizer_dir, init_dir, out_dir, log, terminated)
+        return _train_segment(run, training, step_start, step_end, shard_paths, tokenizer_dir, init_dir, out_dir, log, terminated,
+                              set(save_steps))
 
 
-def _train_segment(run, training, step_start, step_end, shard_paths, tokenizer_dir, init_dir, out_dir, log, terminated):
+def _train_segment(run, training, step_start, step_end, shard_paths, tokenizer_dir, init_dir, out_dir, log, terminated, save_steps):
     torch.use_deterministic_algorithms(True)
     tok = tokenizer_lib.load(tokenizer_dir)
     eos, sentinels = tokenizer_lib.eos_id(tok), tokenizer_lib.sentinel_ids(tok)
@@ -183,45 +191,54 @@ def _train_segment(run, training, step_start, step_end, shard_paths, tokenizer_d
     losses, t0 = deque(maxlen=20), time.time()
     log(f"device {device}, precision {training.get('precision', DEFAULT_PRECISION)}")
     model.train()
-    for step in range(step_start, step_end):
-        if terminated.is_set():
-            raise Terminated(f"SIGTERM at step {step} of segment {step_start}-{step_end}; nothing written, rerun the segment")
-        lr = lr_at(step, steps_total, run["lr"], training)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        rows, counts = get_batch(shards, run["mixture"], run["seed"], step, batch_size, seq_len)
-        x, mask, y = objectives.make_batch(run["objective"], rows, run["seed"], step, sentinels, eos)
-        x, y = x.to(device), y.to(device)
-        logits = model(x, attn_mask=None if mask is None else mask.to(device))
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1), ignore_index=objectives.IGNORE)
-        opt.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(params, training["grad_clip"])
-        opt.step()
-        losses.append(loss.detach())
-        for d, n in counts.items():
-            state["tokens_per_domain"][d] += n
-        if (step + 1) % training["log_every"] == 0 or step + 1 == step_end:
-            dt = time.time() - t0
-            done = step + 1 - step_start
-            log(f"step {step + 1}/{steps_total} loss {loss.item():.4f} lr {lr:.2e} "
-                f"{done * tokens_per_step / dt:.0f} tok/s {done * tokens_per_step * fpt / dt / 1e9:.2f} GFLOP/s")
-
-    tail = [loss.item() for loss in losses]
-    state.update(
-        run=run["name"],
-        step=step_end,
-        tokens=step_end * tokens_per_step,
-        flops=float(fpt * step_end * tokens_per_step),
-        train_loss=float(sum(tail) / len(tail)),
-        lr=lr,
-        **n_params(cfg),
-    )
-    with atomic_dir(out_dir) as tmp:
-        save_model(accelerator.unwrap_model(model), tmp)
-        for name in tokenizer_lib.HF_FILES:
-            shutil.copy(Path(tokenizer_dir) / name, tmp / name)
-        torch.save({"optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state()}, tmp / RESUME_STATE)
-        write_json(state, tmp / TRAINER_STATE)
-        write_manifest(tmp, run["name"], step_end, config)
+    with atomic_dir(out_dir) as tmp:  # the whole segment lands at once: no checkpoint of it is visible before all are written
+        for step in range(step_start, step_end):
+            if terminated.is_set():
+                raise Terminated(f"SIGTERM at step {step} of segment {step_start}-{step_end}; nothing written, rerun the segment")
+            lr = lr_at(step, steps_total, run["lr"], training)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            rows, counts = get_batch(shards, run["mixture"], run["seed"], step, batch_size, seq_len)
+            x, mask, y = objectives.make_batch(run["objective"], rows, run["seed"], step, sentinels, eos)
+            x, y = x.to(device), y.to(device)
+            logits = model(x, attn_mask=None if mask is None else mask.to(device))
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1), ignore_index=objectives.IGNORE)
+            opt.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(params, training["grad_clip"])
+            opt.step()
+            losses.append(loss.detach())
+            for d, n in counts.items():
+                state["tokens_per_domain"][d] += n
+            if (step + 1) % training["log_every"] == 0 or step + 1 == step_end:
+                dt = time.time() - t0
+                done = step + 1 - step_start
+                log(f"step {step + 1}/{steps_total} loss {loss.item():.4f} lr {lr:.2e} "
+                    f"{done * tokens_per_step / dt:.0f} tok/s {done * tokens_per_step * fpt / dt / 1e9:.2f} GFLOP/s")
+            if step + 1 in save_steps:
+                tmp_step = tmp / f"step{step + 1}"
+                tmp_step.mkdir()
+                _save(tmp_step, accelerator.unwrap_model(model), opt, tokenizer_dir, _at(state, run, step + 1, losses, lr, cfg, fpt, tokens_per_step),
+                      config)
+                losses.clear()  # train_loss: the mean over the steps since the last checkpoint, as when segments are separate jobs
+        state = _at(state, run, step_end, losses, lr, cfg, fpt, tokens_per_step)
+        _save(tmp, accelerator.unwrap_model(model), opt, tokenizer_dir, state, config)
     return state
+
+
+def _at(state, run, step, losses, lr, cfg, fpt, tokens_per_step) -> dict:
+    """The trainer state of the checkpoint at `step`: counts so far, and the mean loss of its last (<= 20) steps."""
+    tail = [loss.item() for loss in losses]
+    return {**state, "tokens_per_domain": dict(state["tokens_per_domain"]), "run": run["name"], "step": step,
+            "tokens": step * tokens_per_step, "flops": float(fpt * step * tokens_per_step),
+            "train_loss": float(sum(tail) / len(tail)), "lr": lr, **n_params(cfg)}
+
+
+def _save(directory, model, opt, tokenizer_dir, state, config):
+    """One checkpoint: weights, tokenizer, resume state (optimizer, RNG), trainer state, and last its manifest."""
+    save_model(model, directory)
+    for name in tokenizer_lib.HF_FILES:
+        shutil.copy(Path(tokenizer_dir) / name, directory / name)
+    torch.save({"optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state()}, directory / RESUME_STATE)
+    write_json(state, directory / TRAINER_STATE)
+    write_manifest(directory, state["run"], state["step"], config)

@@ -1,12 +1,12 @@
-# Per-checkpoint files -> the seven tables of results/tables/ (schemas: lmforecast/tables.py).
+# Per-segment and per-checkpoint files -> the seven tables of results/tables/ (schemas: lmforecast/tables.py).
 
 
 rule aggregate:
     input:
-        checkpoints=[checkpoint_dir(r, s) for r, s in all_checkpoints()],
-        domain_losses=[f"results/evals/{r}/step{s}/domain_losses.parquet" for r, s in all_checkpoints() + external_checkpoints()],
-        task_scores=[f"results/evals/{r}/step{s}/task_scores.parquet" for r, s in all_checkpoints() + external_checkpoints()],
-        example_scores=[f"results/evals/{r}/step{s}/example_scores.parquet" for r, s in all_checkpoints() + external_checkpoints()],
+        segments=[segment_dir(r, end) for r, end in all_segments()],
+        domain_losses=[f"results/evals/{r}/step{s}/domain_losses.parquet" for r, s in all_segments() + external_checkpoints()],
+        task_scores=[f"results/evals/{r}/step{s}/task_scores.parquet" for r, s in all_segments() + external_checkpoints()],
+        example_scores=[f"results/evals/{r}/step{s}/example_scores.parquet" for r, s in all_segments() + external_checkpoints()],
         sft_scores=[f"results/sft/{r}/step{s}/{m}.parquet" for r, s in sft_checkpoints() for m in SFT_METHODS],
         sft_example_scores=[f"results/sft/{r}/step{s}/{m}.examples.parquet" for r, s in sft_checkpoints() for m in SFT_METHODS],
     output:
@@ -14,6 +14,7 @@ rule aggregate:
            ("runs", "checkpoints", "domain_losses", "task_scores", "example_scores", "sft_scores", "sft_example_scores")},
     params:
         runs=list(RUNS.values()),
+        checkpoints=[checkpoint_dir(r, s) for r, s in all_checkpoints()],
         external=[{"run": r, "step": s} for r, s in external_checkpoints()],
     log:
         "logs/aggregate.log",

@@ -21,6 +21,9 @@ if IMPORT:
 else:
     RUNS = {r["name"]: lmconfig.run_spec(config, r["name"]) for r in config["runs"]}
     STEPS = {name: lmconfig.checkpoint_steps(r, config["training"]) for name, r in RUNS.items()}
+    # Checkpoints grouped into segments, one pretrain job and one evaluate job each: run -> {last step: its steps}.
+    SEGMENTS = {name: {seg[-1]: seg for seg in lmconfig.segments(steps, config["training"])} for name, steps in STEPS.items()}
+    SEGMENT_END = {name: {step: end for end, seg in segs.items() for step in seg} for name, segs in SEGMENTS.items()}
     EVAL_TASKS = config["evaluation"]["tasks"]
     # External HF model directories, evaluated by rule evaluate like checkpoints (run = name, one step).
     EXTERNAL = {e["name"]: {**e, "step": e.get("step", 0)} for e in config.get("external", [])}
@@ -38,34 +41,59 @@ def as_json(obj):
     return json.dumps(obj, sort_keys=True)
 
 
+def segment_dir(run, end):
+    """A segment's output: the checkpoint at its last step, with its earlier checkpoints inside as step{k}/."""
+    return f"results/checkpoints/{run}/step{end}"
+
+
 def checkpoint_dir(run, step):
-    return f"results/checkpoints/{run}/step{step}"
+    step = int(step)
+    end = SEGMENT_END[run][step]
+    return segment_dir(run, end) if step == end else f"{segment_dir(run, end)}/step{step}"
 
 
 def previous_step(wildcards):
-    steps = STEPS[wildcards.run]
-    i = steps.index(int(wildcards.step))
-    return 0 if i == 0 else steps[i - 1]
+    """Where the segment ending at {step} starts: the previous segment's last step (0 for the first)."""
+    ends = list(SEGMENTS[wildcards.run])
+    i = ends.index(int(wildcards.step))
+    return 0 if i == 0 else ends[i - 1]
 
 
 def previous_checkpoint(wildcards):
     step = previous_step(wildcards)
-    return [] if step == 0 else [checkpoint_dir(wildcards.run, step)]
+    return [] if step == 0 else [segment_dir(wildcards.run, step)]
+
+
+def save_steps(wildcards):
+    """The segment's checkpoints before its last, written inside its directory (none by default)."""
+    earlier = SEGMENTS[wildcards.run][int(wildcards.step)][:-1]
+    return f"--save-steps {' '.join(map(str, earlier))}" if earlier else ""
 
 
 def all_checkpoints():
     return [(run, step) for run, steps in STEPS.items() for step in steps]
 
 
+def all_segments():
+    return [(run, end) for run, segs in SEGMENTS.items() for end in segs]
+
+
 def external_checkpoints():
     return [(name, e["step"]) for name, e in EXTERNAL.items()]
 
 
-def evaluated_checkpoint(wildcards):
-    """Rule evaluate's model: a trained checkpoint, or an external model's directory."""
+def evaluated_segment(wildcards):
+    """Rule evaluate's input: a segment's directory, or an external model's directory."""
     if wildcards.run in EXTERNAL:
         return EXTERNAL[wildcards.run]["path"]
-    return checkpoint_dir(wildcards.run, wildcards.step)
+    return segment_dir(wildcards.run, wildcards.step)
+
+
+def evaluated_checkpoints(wildcards):
+    """The models rule evaluate scores: every checkpoint of the segment, or the external model."""
+    if wildcards.run in EXTERNAL:
+        return EXTERNAL[wildcards.run]["path"]
+    return " ".join(checkpoint_dir(wildcards.run, s) for s in SEGMENTS[wildcards.run][int(wildcards.step)])
 
 
 def external_flags(wildcards):

@@ -1,11 +1,12 @@
 # Per checkpoint: domain losses on held-out text, multiple-choice scores of every task,
-# and per-example rows; one job per checkpoint (one model load, every task). External
-# model directories (config `external`) go through the same rule, with their own tokenizer.
+# and per-example rows; one job per pretrain segment (its checkpoints in one process, every
+# task), named by the segment's last step. External model directories (config `external`)
+# go through the same rule, with their own tokenizer.
 
 
 rule evaluate:
     input:
-        checkpoint=evaluated_checkpoint,
+        checkpoint=evaluated_segment,
         domains=DOMAIN_FILES,
         task_specs=task_specs(EVAL_TASKS),
         task_examples=task_examples(EVAL_TASKS),
@@ -16,12 +17,13 @@ rule evaluate:
     params:
         spec=as_json({k: v for k, v in config["evaluation"].items() if k != "task_data"}
                      | {"domain_docs": config["world"]["valid_docs"]}),
+        checkpoints=evaluated_checkpoints,
         external=external_flags,
     threads: 1
     log:
         "logs/evaluate/{run}/step{step}.log",
     shell:
-        "lmforecast evaluate --spec {params.spec:q} --checkpoint {input.checkpoint} --domains {input.domains}"
+        "lmforecast evaluate --spec {params.spec:q} --checkpoint {params.checkpoints} --domains {input.domains}"
         " --task-specs {input.task_specs} --task-examples {input.task_examples} --domain-losses {output.domain_losses}"
         " --task-scores {output.task_scores} --example-scores {output.example_scores} --threads {threads}"
         " {params.external} > {log} 2>&1"

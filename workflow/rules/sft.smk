@@ -5,7 +5,7 @@
 
 rule sft:
     input:
-        checkpoint="results/checkpoints/{run}/step{step}",
+        segment=lambda w: segment_dir(w.run, SEGMENT_END[w.run][int(w.step)]),
         task_specs=task_specs(SFT_TASKS),
         task_examples=task_examples(SFT_TASKS),
     output:
@@ -13,10 +13,11 @@ rule sft:
         example_scores="results/sft/{run}/step{step}/{method}.examples.parquet",
     params:
         spec=as_json(config["sft"]),
+        checkpoint=lambda w: checkpoint_dir(w.run, w.step),
     threads: 1
     log:
         "logs/sft/{run}/step{step}/{method}.log",
     shell:
-        "lmforecast sft --spec {params.spec:q} --checkpoint {input.checkpoint} --method {wildcards.method}"
+        "lmforecast sft --spec {params.spec:q} --checkpoint {params.checkpoint} --method {wildcards.method}"
         " --task-specs {input.task_specs} --task-examples {input.task_examples} --out {output.scores}"
         " --example-scores {output.example_scores} --threads {threads} > {log} 2>&1"

@@ -7,7 +7,7 @@ with open(snakemake.log[0], "w") as sys.stderr:  # noqa: F821 (snakemake is inje
     names = ("domain_losses", "task_scores", "example_scores", "sft_scores", "sft_example_scores")
     aggregate(
         run_specs=snakemake.params.runs,  # noqa: F821
-        checkpoint_dirs=snakemake.input.checkpoints,  # noqa: F821
+        checkpoint_dirs=snakemake.params.checkpoints,  # noqa: F821 (inside the segments of input.segments)
         external=snakemake.params.external,  # noqa: F821
         per_checkpoint={n: list(getattr(snakemake.input, n)) for n in names},  # noqa: F821
         outputs={n: getattr(snakemake.output, n) for n in ("runs", "checkpoints", *names)},  # noqa: F821
