@@ -78,6 +78,28 @@ def test_loss_falls_and_resumed_segments_equal_one_uninterrupted_run(shards, tin
     assert not list(tmp_path.glob(".tmp-*"))
 
 
+def test_a_segment_of_several_checkpoints_writes_those_of_one_job_each(shards, tiny_tokenizer, tmp_path):
+    """training.checkpoints_per_segment: one job writing steps 10, 25 (inside) and 40 gives the
+    checkpoints, trainer states and resume states of three jobs chained 0-10, 10-25, 25-40."""
+    run, quiet = make_run(), (lambda m: None)
+    grouped = {**TRAINING, "checkpoints": 3, "checkpoints_per_segment": 3}
+    train_segment(run, grouped, 0, 40, shards, tiny_tokenizer, None, tmp_path / "seg", log=quiet, save_steps=[10, 25])
+    single = {**TRAINING, "checkpoints": 3}
+    train_segment(run, single, 0, 10, shards, tiny_tokenizer, None, tmp_path / "10", log=quiet)
+    train_segment(run, single, 10, 25, shards, tiny_tokenizer, tmp_path / "10", tmp_path / "25", log=quiet)
+    train_segment(run, single, 25, 40, shards, tiny_tokenizer, tmp_path / "25", tmp_path / "40", log=quiet)
+    for mine, theirs in ((tmp_path / "seg" / "step10", tmp_path / "10"), (tmp_path / "seg" / "step25", tmp_path / "25"),
+                         (tmp_path / "seg", tmp_path / "40")):
+        a, b = weights(mine), weights(theirs)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert read_json(mine / TRAINER_STATE) == read_json(theirs / TRAINER_STATE)
+        # the manifests agree too (the grouping is not part of the config hash): either resumes the next segment
+        assert read_json(mine / "manifest.json") == read_json(theirs / "manifest.json")
+    with pytest.raises(ValueError, match=r"save_steps \[40\]: expected steps between 0 and 40"):
+        train_segment(run, grouped, 0, 40, shards, tiny_tokenizer, None, tmp_path / "bad", log=quiet, save_steps=[40])
+    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".tmp-*"))
+
+
 def test_same_seed_same_weights_other_seed_other_weights(shards, tiny_tokenizer, tmp_path):
     for name, seed in (("x", 0), ("y", 0), ("z", 1)):
         train_segment(make_run(seed=seed), TRAINING, 0, 5, shards, tiny_tokenizer, None, tmp_path / name, log=lambda m: None)

@@ -175,3 +175,29 @@ def test_same_config_twice_from_scratch_gives_equal_tables_and_fits(finished, tm
         a = pl.read_parquet(finished / "results/fits" / f"{name}.parquet")
         b = pl.read_parquet(again / "results/fits" / f"{name}.parquet")
         assert a.equals(b), name
+
+
+def test_checkpoints_per_segment_changes_the_jobs_not_the_tables(finished, tmp_path):
+    """Two checkpoints per segment: one pretrain and one evaluate job per run (the earlier
+    checkpoint inside the segment's directory), and the same tables as a job per checkpoint."""
+    workdir = copy_workflow(tmp_path)
+    config = yaml.safe_load(SMOKE.read_text())
+    config["training"]["checkpoints_per_segment"] = 2
+    config["sft"]["checkpoints"] = "all"  # the earlier checkpoint is fine-tuned from inside its segment
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(workdir, "results/tables/runs.parquet")
+    runs = {r["name"] for r in config["runs"]}
+    for rule in ("pretrain", "evaluate"):
+        assert sorted(w["run"] for r, w in jobs if r == rule) == sorted(runs), rule
+    assert len([r for r, _ in jobs if r == "sft"]) == 2 * len(runs) * len(config["sft"]["methods"])
+    snakemake(workdir, "results/tables/runs.parquet")
+    run = config["runs"][0]
+    first, last = checkpoint_steps(run, config["training"])
+    assert (workdir / f"results/checkpoints/{run['name']}/step{last}/step{first}/model.safetensors").is_file()
+    for name in tables.SCHEMAS:
+        a = pl.read_parquet(finished / "results/tables" / f"{name}.parquet")
+        b = pl.read_parquet(workdir / "results/tables" / f"{name}.parquet")
+        if name.startswith("sft"):  # the default fine-tunes the last checkpoints only
+            assert b.select("run", "step").unique().height == 2 * a.select("run", "step").unique().height, name
+            b = b.join(a.select("run", "step").unique(), on=["run", "step"])
+        assert a.sort(a.columns).equals(b.sort(b.columns)), name
