@@ -191,6 +191,14 @@ def _train_segment(run, training, step_start, step_end, shard_paths, tokenizer_d
     losses, t0 = deque(maxlen=20), time.time()
     log(f"device {device}, precision {training.get('precision', DEFAULT_PRECISION)}")
     model.train()
+
+    def trainer_state(step):
+        """The checkpoint's trainer state at `step`: counts so far, the mean loss of its last (<= 20) steps, the last lr."""
+        tail = [loss.item() for loss in losses]
+        return {**state, "tokens_per_domain": dict(state["tokens_per_domain"]), "run": run["name"], "step": step,
+                "tokens": step * tokens_per_step, "flops": float(fpt * step * tokens_per_step),
+                "train_loss": float(sum(tail) / len(tail)), "lr": lr, **n_params(cfg)}
+
     with atomic_dir(out_dir) as tmp:  # the whole segment lands at once: no checkpoint of it is visible before all are written
         for step in range(step_start, step_end):
             if terminated.is_set():
@@ -218,20 +226,11 @@ def _train_segment(run, training, step_start, step_end, shard_paths, tokenizer_d
             if step + 1 in save_steps:
                 tmp_step = tmp / f"step{step + 1}"
                 tmp_step.mkdir()
-                _save(tmp_step, accelerator.unwrap_model(model), opt, tokenizer_dir, _at(state, run, step + 1, losses, lr, cfg, fpt, tokens_per_step),
-                      config)
+                _save(tmp_step, accelerator.unwrap_model(model), opt, tokenizer_dir, trainer_state(step + 1), config)
                 losses.clear()  # train_loss: the mean over the steps since the last checkpoint, as when segments are separate jobs
-        state = _at(state, run, step_end, losses, lr, cfg, fpt, tokens_per_step)
-        _save(tmp, accelerator.unwrap_model(model), opt, tokenizer_dir, state, config)
-    return state
-
-
-def _at(state, run, step, losses, lr, cfg, fpt, tokens_per_step) -> dict:
-    """The trainer state of the checkpoint at `step`: counts so far, and the mean loss of its last (<= 20) steps."""
-    tail = [loss.item() for loss in losses]
-    return {**state, "tokens_per_domain": dict(state["tokens_per_domain"]), "run": run["name"], "step": step,
-            "tokens": step * tokens_per_step, "flops": float(fpt * step * tokens_per_step),
-            "train_loss": float(sum(tail) / len(tail)), "lr": lr, **n_params(cfg)}
+        final = trainer_state(step_end)
+        _save(tmp, accelerator.unwrap_model(model), opt, tokenizer_dir, final, config)
+    return final
 
 
 def _save(directory, model, opt, tokenizer_dir, state, config):
