@@ -147,11 +147,12 @@ def main() -> int:
 
     quiet = [] if args.print_jobs else ["--quiet", "rules"]
     load = os.getloadavg()[0]  # other work on the machine makes the wall time longer
-    methods = len(yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["sft"]["methods"])  # sft jobs per run
     plans = {}
-    for per_segment in (args.checkpoints_per_segment, 1):
+    for per_segment in dict.fromkeys((args.checkpoints_per_segment, 1)):  # once if they are the same
+        config = sweep_config(args.runs, args.checkpoints, per_segment)
+        methods = len(config["sft"]["methods"])  # sft jobs per run: one per method on the last checkpoint
         segments = -(-args.checkpoints // per_segment)
-        plan = dry_run(sweep_config(args.runs, args.checkpoints, per_segment), quiet, args.profile)
+        plan = dry_run(config, quiet, args.profile)
         # + world, tokenizer, shards, aggregate, fit_scaling, fit_pairwise, fit_transfer, fit_relatedness, fit_selection, report, all
         plans[per_segment] = {"checkpoints_per_segment": per_segment, **plan,
                               "jobs_expected": args.runs * (2 * segments + methods) + 11}

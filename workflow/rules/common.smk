@@ -46,6 +46,11 @@ def segment_dir(run, end):
     return f"results/checkpoints/{run}/step{end}"
 
 
+def segment_of(run, step):
+    """The directory of the segment that holds the checkpoint at `step`."""
+    return segment_dir(run, SEGMENT_END[run][int(step)])
+
+
 def checkpoint_dir(run, step):
     step = int(step)
     end = SEGMENT_END[run][step]

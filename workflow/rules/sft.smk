@@ -5,7 +5,7 @@
 
 rule sft:
     input:
-        segment=lambda w: segment_dir(w.run, SEGMENT_END[w.run][int(w.step)]),
+        segment=lambda w: segment_of(w.run, w.step),
         task_specs=task_specs(SFT_TASKS),
         task_examples=task_examples(SFT_TASKS),
     output:
