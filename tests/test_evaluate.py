@@ -127,3 +127,17 @@ def test_span_corruption_loss_equals_each_row_scored_alone(tiny_world, tiny_toke
             nats.append(F.cross_entropy(logits[p - 1 :].double(), torch.tensor(seq[p:]), reduction="none"))
     nats = torch.cat(nats)
     assert row["span_corruption_loss"] == pytest.approx(float(nats.mean()), rel=1e-5)
+
+
+def test_fewshot_limit_scores_k_shot_prompts_on_the_first_examples_only(tiny_world):
+    """evaluation.fewshot_examples_per_task: zero-shot on every example, k-shot on the first N, same demonstrations."""
+    task = load_task("resources/tasks/fact_qa.yaml")
+    examples = task_examples(tiny_world, "fact_qa")
+    prompts = list(task.prompts)
+    every = build_requests(task, examples, prompts, [0, 2], limit=6, seed=1234)
+    limited = build_requests(task, examples, prompts, [0, 2], limit=6, seed=1234, fewshot_limit=2)
+    assert [r for r in limited if r.shots == 0] == [r for r in every if r.shots == 0]
+    assert len([r for r in limited if r.shots == 0]) == 6 * len(prompts)
+    eval_ids = [x["id"] for x in examples if x["split"] == task.eval_split][:2]
+    assert [r for r in limited if r.shots == 2] == [r for r in every if r.shots == 2 and r.example in eval_ids]
+    assert len([r for r in limited if r.shots == 2]) == 2 * len(prompts)

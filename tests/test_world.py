@@ -53,6 +53,16 @@ def test_fact_qa_splits_by_entity_and_answers_are_the_pretraining_facts(tiny_wor
         assert f"{x['fields']['prefix']} {answer}." in corpus
 
 
+def test_fact_qa_sft_entities_sets_the_split(tiny_world):
+    """SFT on the first sft_entities entities (half by default); every other entity's facts are eval questions."""
+    for sft_entities, expected in ((None, tiny_world.n_entities // 2), (2, 2)):
+        spec = WorldSpec(**{**tiny_world.__dict__, "sft_entities": sft_entities, "sft_examples": 1000, "eval_examples": 1000})
+        examples = task_examples(spec, "fact_qa")
+        entities = {s: {x["fields"]["entity"] for x in examples if x["split"] == s} for s in ("sft", "eval")}
+        assert len(entities["sft"]) == expected and len(entities["eval"]) == tiny_world.n_entities - expected
+        assert sum(x["split"] == "eval" for x in examples) == 3 * (tiny_world.n_entities - expected)
+
+
 def test_gold_answers_are_correct(tiny_world):
     for x in task_examples(tiny_world, "arith_mc"):
         f = x["fields"]

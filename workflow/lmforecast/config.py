@@ -89,6 +89,10 @@ def _semantic_errors(config) -> list[str]:
     if not config["runs"]:
         return ["runs: empty; expected at least one run to train, or an 'import' section (analysis-only)"]
     errors = []
+    world = config["world"]
+    if world.get("sft_entities", 0) >= world["n_entities"]:
+        errors.append(f"world.sft_entities: {world['sft_entities']} leaves none of the {world['n_entities']} entities "
+                      f"(world.n_entities) for fact_qa's eval split; expected fewer than n_entities")
     sizes, mixtures, training = config["sizes"], config["mixtures"], config["training"]
     for name, size in sizes.items():
         if size["d_model"] % size["n_heads"]:

@@ -124,7 +124,8 @@ def evaluate_checkpoint(model, tok, eos, keys: dict, documents: dict, tasks: dic
     requests = []
     for name, (task, examples) in tasks.items():
         prompts = cfg.get("prompts", {}).get(name, list(task.prompts))
-        requests += build_requests(task, examples, prompts, cfg["shots"], limit=cfg["examples_per_task"], seed=cfg["fewshot_seed"])
+        requests += build_requests(task, examples, prompts, cfg["shots"], limit=cfg["examples_per_task"], seed=cfg["fewshot_seed"],
+                                   fewshot_limit=cfg.get("fewshot_examples_per_task"))
     metrics = score_requests(model, tok, eos, requests, max_len)
     losses = [{**keys, **row} for row in domain_losses(model, tok, eos, documents, max_len)]
     return {

@@ -82,17 +82,20 @@ def answer(task: Task, example: dict) -> str:
     return task.target_delimiter + example["choices"][example["gold"]]
 
 
-def build_requests(task: Task, examples, prompts, shots, limit=None, seed=1234) -> list[Request]:
+def build_requests(task: Task, examples, prompts, shots, limit=None, seed=1234, fewshot_limit=None) -> list[Request]:
     """Requests for every eval example x prompt x number of shots.
 
-    Demonstrations come from the few-shot split and depend only on (seed, example index,
-    shots), so every checkpoint and every prompt sees the same demonstrations.
+    The first `limit` eval examples, and of them only the first `fewshot_limit` with k > 0
+    shots. Demonstrations come from the few-shot split and depend only on (seed, example
+    index, shots), so every checkpoint and every prompt sees the same demonstrations.
     """
     pool = [x for x in examples if x["split"] == task.fewshot_split]
     targets = [x for x in examples if x["split"] == task.eval_split][:limit]
     requests = []
     for i, x in enumerate(targets):
         for k in shots:
+            if k and fewshot_limit is not None and i >= fewshot_limit:
+                continue
             demo_idx = np.random.default_rng([seed, i, k]).choice(len(pool), size=k, replace=False) if k else []
             demos = [pool[j] for j in demo_idx]
             for p in prompts:

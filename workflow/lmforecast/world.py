@@ -9,8 +9,9 @@ offline. Each task draws on exactly one domain (TASK_DOMAIN), and in a known way
 - code       -> var_track: the value of a variable after a short assignment program.
 - prose      -> sentiment: polarity of a templated review (majority of its adjectives).
 
-Task examples are split into `sft` and `eval`; for fact_qa the split is by entity, so
-post-SFT accuracy on `eval` measures what pre-training stored.
+Task examples are split into `sft` and `eval`; for fact_qa the split is by entity (the
+first `sft_entities` entities for SFT, the rest for eval), so post-SFT accuracy on `eval`
+measures what pre-training stored.
 """
 
 from dataclasses import dataclass
@@ -57,7 +58,8 @@ class WorldSpec:
     train_docs: int = 2000  # per domain
     valid_docs: int = 200  # per domain, held out for domain losses
     sft_examples: int = 200  # per task
-    eval_examples: int = 120  # per task (fact_qa is capped by n_entities / 2 * 3, arith_mc by 950 - sft_examples)
+    eval_examples: int = 120  # per task (fact_qa is capped by its eval entities x 3, arith_mc by 950 - sft_examples)
+    sft_entities: int | None = None  # fact_qa's SFT entities (None: half of them); the others are its eval split
 
 
 def _rng(spec, *stream):
@@ -174,13 +176,14 @@ def _with_distractors(rng, correct, pool, k=3):
 def _fact_qa(spec, rng):
     facts = _facts(spec)
     entities = list(facts)
-    half = len(entities) // 2
+    # SFT needs only enough entities to teach the answer format; every other entity's facts are eval questions.
+    n_sft = len(entities) // 2 if spec.sft_entities is None else spec.sft_entities
     out = []
     for i, e in enumerate(entities):
         for r, rel in _RELATIONS.items():
             choices, gold = _with_distractors(rng, facts[e][r], rel["values"])
             fields = {"entity": e, "relation": r, "prefix": rel["prefix"].format(e=e), "question": rel["question"].format(e=e)}
-            out.append({"split": "sft" if i < half else "eval", "fields": fields, "choices": choices, "gold": gold})
+            out.append({"split": "sft" if i < n_sft else "eval", "fields": fields, "choices": choices, "gold": gold})
     return out
 
 
