@@ -97,8 +97,13 @@ def test_bad_config_names_the_field(name, edit, message):
         validate(broken(edit))
 
 
-def test_smoke_config_is_valid():
-    load(ROOT / "tests" / "data" / "smoke.yaml")
+def test_smoke_config_is_valid_alone_and_merged_onto_the_default():
+    from snakemake.utils import update_config  # what --configfile does with it
+
+    smoke = load(ROOT / "tests" / "data" / "smoke.yaml")
+    merged = copy.deepcopy(DEFAULT)
+    update_config(merged, smoke)
+    validate(merged)
 
 
 def test_unreadable_yaml_names_the_file(tmp_path):
