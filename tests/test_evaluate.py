@@ -1,5 +1,6 @@
 import math
 
+import polars as pl
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,6 +11,7 @@ from lmforecast import tokenizer as tokenizer_lib
 from lmforecast.evaluate import domain_losses, evaluate_checkpoint, score_requests
 from lmforecast.model import Llama, ModelConfig, load_model, save_model
 from lmforecast.scoring import choice_metrics, encode_pair
+from lmforecast.tables import first_prompt
 from lmforecast.tasks import build_requests, load_task
 from lmforecast.world import domain_documents, task_examples
 
@@ -93,6 +95,12 @@ def test_checkpoint_domain_losses_and_task_scores_by_independent_computation(tin
     for row in out["example_scores"].to_pylist():  # the answer's cloze perplexity, per token
         lp, n = gold[(row["prompt"], row["shots"], row["example"])]
         assert row["tokens_correct"] == n and row["ppl_correct"] == pytest.approx(math.exp(-lp / n), rel=1e-4)
+
+    # Both tables list the prompts in the task's YAML order, so the fits' default (each task's first
+    # prompt in the table) is the same prompt whichever table a fit reads.
+    task_scores, example_scores = pl.from_arrow(out["task_scores"]), pl.from_arrow(out["example_scores"])
+    assert task_scores["prompt"].unique(maintain_order=True).to_list() == list(task.prompts)
+    assert set(first_prompt(task_scores)["prompt"]) == set(first_prompt(example_scores)["prompt"]) == {next(iter(task.prompts))}
 
 
 def test_score_requests_in_float64_equals_separate_sequences_exactly_enough_for_argmax(tiny_world, tiny_tokenizer):

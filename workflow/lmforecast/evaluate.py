@@ -91,12 +91,17 @@ def score_requests(model, tok, eos, requests, max_len: int):
 
 
 def summarize(requests, metrics, keys):
-    """task_scores rows: each metric averaged over the examples of one (task, prompt, shots)."""
+    """task_scores rows: each metric averaged over the examples of one (task, prompt, shots).
+
+    Groups keep the requests' order (tasks, then prompts as the task's YAML lists them), as
+    example_scores does: the fits' default prompt is each task's first one in the table, which
+    is then the same prompt in both tables.
+    """
     groups = defaultdict(list)
     for req, m in zip(requests, metrics):
         groups[(req.task, req.prompt, req.shots)].append((req, m))
     rows = []
-    for (task, prompt, shots), items in sorted(groups.items()):
+    for (task, prompt, shots), items in groups.items():
         chance = float(np.mean([1.0 / len(req.continuations) for req, _ in items]))
         values = {metric: float(np.mean([m[metric] for _, m in items])) for metric in TASK_METRICS}
         # The answers' cloze perplexity pooled over their tokens (as a corpus perplexity), inverted so that

@@ -18,6 +18,8 @@ import numpy as np
 import polars as pl
 import lmfit
 
+from lmforecast.tables import first_prompt
+
 HUBER_DELTA = 1e-3
 # scipy's trust-region least_squares, not lmfit's default leastsq: leastsq (MINPACK, C) gave
 # different iterates from run to run on ill-conditioned sigmoids (a near-chance task), measured
@@ -49,10 +51,7 @@ def checkpoint_points(runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_loss
 def select_scores(task_scores: pl.DataFrame, cfg: dict, metric: str | None = None) -> pl.DataFrame:
     """The score a chain predicts: one metric, shots and prompt (default: each task's first prompt)."""
     scores = task_scores.filter((pl.col("metric") == (metric or cfg["metric"])) & (pl.col("shots") == cfg["shots"]))
-    if cfg.get("prompt"):
-        return scores.filter(pl.col("prompt") == cfg["prompt"])
-    first = scores.group_by("task", maintain_order=True).agg(pl.col("prompt").first())
-    return scores.join(first, on=["task", "prompt"])
+    return first_prompt(scores, cfg.get("prompt"))
 
 
 def _wide(long: pl.DataFrame, on: str, values: str, prefix: str) -> pl.DataFrame:

@@ -23,16 +23,10 @@ from sklearn.cluster import KMeans
 from sklearn.manifold import MDS
 from sklearn.metrics import adjusted_rand_score
 
+from lmforecast.tables import first_prompt
+
 # The distance-matrix comparison is quadratic; beyond this many points it uses a seeded sample.
 COMPARE_MAX_POINTS = 2000
-
-
-def first_prompt(scores: pl.DataFrame, prompt) -> pl.DataFrame:
-    """Rows of the configured prompt, or each task's first prompt (as the FLP fit picks it)."""
-    if prompt:
-        return scores.filter(pl.col("prompt") == prompt)
-    first = scores.group_by("task", maintain_order=True).agg(pl.col("prompt").first())
-    return scores.join(first, on=["task", "prompt"])
 
 
 def trajectories(examples: pl.DataFrame, value: str, runs=None):

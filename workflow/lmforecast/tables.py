@@ -74,3 +74,15 @@ def read(name: str, path) -> pa.Table:
 
 def rows_to_columns(rows: list[dict], name: str) -> dict:
     return {f.name: [r[f.name] for r in rows] for f in SCHEMAS[name]}
+
+
+def first_prompt(scores, prompt=None):
+    """Rows (of a polars task_scores or example_scores frame) of `prompt`, or of each task's first prompt.
+
+    The first prompt is the first in the table, which is the first template of the task's YAML
+    (evaluation writes both tables in request order), so every fit defaults to the same one.
+    """
+    if prompt:
+        return scores.filter(scores["prompt"] == prompt)
+    first = scores.unique(subset="task", keep="first", maintain_order=True).select("task", "prompt")
+    return scores.join(first, on=["task", "prompt"])
