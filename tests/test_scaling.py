@@ -67,6 +67,18 @@ def test_sigmoid_recovers_the_ladder_curve():
         assert result.params[name].value == pytest.approx(value, rel=1e-3), name
 
 
+def test_sigmoid_is_an_accuracy_when_extrapolated():
+    """Fitted on points that rise ever faster as the loss falls (the sigmoid's upper half never seen), the
+    curve stays within [0, 1] beyond them: a + b <= 1 (unbounded it reached 1.26 at loss 0)."""
+    x = np.linspace(1.0, 2.0, 12)  # task loss (bits per byte): accuracy rises as it falls
+    y = 0.25 + 0.5 * np.exp(-4 * (x - 1))
+    result = fit_sigmoid(x, y)
+    a, b = result.params["a"].value, result.params["b"].value
+    assert 0.0 <= b and a + b <= 1.0 + 1e-12
+    far = result.eval(x=np.array([-5.0, 0.0, 0.5]))
+    assert np.all((far >= 0.0) & (far <= 1.0 + 1e-12)), far
+
+
 def synthetic_tables(n_runs=6, noise=0.0, seed=0):
     """One family whose loss follows known scaling laws in compute and (N, D), domain losses a fixed
     offset of it, task loss proportional to it, and accuracy linear in it (above chance)."""

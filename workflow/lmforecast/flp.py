@@ -143,7 +143,11 @@ def sigmoid(x, a, k, L0, b):
 
 
 def fit_sigmoid(x, y, start: dict | None = None):
-    """The ladder's Acc(L) = a / (1 + exp(-k (L - L0))) + b; k <= 0 (accuracy falls as loss rises)."""
+    """The ladder's Acc(L) = a / (1 + exp(-k (L - L0))) + b; k <= 0 (accuracy falls as loss rises).
+
+    An accuracy: 0 <= b and a + b <= 1, through a = headroom * (1 - b) with headroom in [0, 1]
+    (unbounded, a curve fitted on near-chance points extrapolated above 1).
+    """
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) < 5:
         raise FitError(f"the sigmoid has 4 parameters and needs at least 5 points, got {len(x)}")
@@ -153,8 +157,11 @@ def fit_sigmoid(x, y, start: dict | None = None):
     best = None
     for s in grid:
         params = model.make_params()
-        params["a"].set(value=s.get("a", max(0.01, float(y.max() - y.min()))), min=0.0, max=1.0)
-        params["b"].set(value=s.get("b", float(y.min())), min=0.0, max=1.0)
+        b0 = s.get("b", float(y.min()))
+        params["b"].set(value=b0, min=0.0, max=1.0)
+        params.add("headroom", value=s.get("headroom", min(1.0, max(0.01, float(y.max() - y.min())) / max(1e-6, 1.0 - b0))),
+                   min=0.0, max=1.0)
+        params["a"].set(expr="headroom * (1 - b)")
         params["k"].set(value=s["k"], max=0.0, min=-1e3 / spread)
         params["L0"].set(value=s["L0"], min=float(x.min()) - 3 * spread, max=float(x.max()) + 3 * spread)
         result = model.fit(y, params, x=x, method=METHOD)

@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from lmforecast import chinchilla, flpm
-from lmforecast.flp import FitError, domains_of, fit_linear, fit_power_law, fit_sigmoid, sigmoid, start_of
+from lmforecast.flp import FitError, domains_of, fit_linear, fit_power_law, fit_sigmoid, start_of
 
 
 @dataclass
@@ -134,7 +134,7 @@ def ladder(train, held, tasks, cfg, warm):
         s1, c0, bpb_pred = _stage1(_known(finals, f"bpb:{task}"), held, f"bpb:{task}", warm, f"bpb:{task}")
         pts = _known(late, f"bpb:{task}", f"score:{task}")
         s2 = fit_sigmoid(_col(pts, f"bpb:{task}"), _col(pts, f"score:{task}"), start=warm.get(f"sigmoid:{task}"))
-        out.scores[task] = sigmoid(bpb_pred, **start_of(s2))
+        out.scores[task] = s2.eval(x=bpb_pred)  # the fitted curve (its a is an expression of headroom and b)
         out.params += _rows(s1, "task_loss", task, {"C0": c0}) + _rows(s2, "score", task)
         out.warm.update({f"bpb:{task}": start_of(s1), f"sigmoid:{task}": start_of(s2)})
 
