@@ -105,3 +105,14 @@ def test_cli_offers_exactly_the_sft_methods():
     from lmforecast import cli, sft
 
     assert cli.SFT_METHODS == sft.METHODS
+
+
+def test_sft_prompt_is_a_name_a_mapping_per_task_or_the_first_template():
+    from lmforecast.sft import _prompt
+    from lmforecast.tasks import load_task
+
+    fact_qa, sentiment = load_task("resources/tasks/fact_qa.yaml"), load_task("resources/tasks/sentiment.yaml")
+    assert _prompt(fact_qa, {"prompt": None}) == "statement"
+    assert _prompt(fact_qa, {"prompt": "question"}) == "question"
+    mapping = {"prompt": {"fact_qa": "question"}}
+    assert _prompt(fact_qa, mapping) == "question" and _prompt(sentiment, mapping) == next(iter(sentiment.prompts))

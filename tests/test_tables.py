@@ -42,3 +42,12 @@ def test_read_rejects_wrong_types(tmp_path):
     pq.write_table(pa.table({"run": ["r"], "step": ["four"]}), path)
     with pytest.raises(ValueError, match="bad.parquet"):
         tables.read("checkpoints", path)
+
+
+def test_first_prompt_picks_each_tasks_first_or_the_named_ones():
+    import polars as pl
+
+    scores = pl.DataFrame({"task": ["a", "a", "b", "b", "c"], "prompt": ["p1", "p2", "q2", "q1", "r1"], "value": [1, 2, 3, 4, 5]})
+    assert tables.first_prompt(scores)["value"].to_list() == [1, 3, 5]  # first in the table, not by name
+    assert tables.first_prompt(scores, "p2")["value"].to_list() == [2]
+    assert tables.first_prompt(scores, {"b": "q1"})["value"].to_list() == [1, 4, 5]  # the others: their first

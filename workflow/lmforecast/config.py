@@ -158,6 +158,41 @@ def _semantic_errors(config) -> list[str]:
     if "pairwise" in config["fit"]:
         errors += _pairwise_errors(config)
     errors += _fit_errors(config)
+    errors += _prompt_errors(config)
+    return errors
+
+
+# Settings that pick one prompt template per task: a name every task has, or a mapping {task: name}
+# (tasks left out of it use their first template).
+PROMPT_SETTINGS = (("sft",), ("fit", "scaling"), ("fit", "relatedness"), ("fit", "selection"))
+
+
+def _prompt_errors(config) -> list[str]:
+    """Every prompt setting names a template of each task it applies to (an evaluated one, for the fits)."""
+    evaluation = config["evaluation"]
+    templates = {t: list(yaml.safe_load((TASKS_DIR / f"{t}.yaml").read_text())["prompts"]) for t in evaluation["tasks"]}
+    evaluated = {t: evaluation.get("prompts", {}).get(t, names) for t, names in templates.items()}
+    errors = []
+    for path in PROMPT_SETTINGS:
+        section = config.get(path[0], {}) if len(path) == 1 else config.get(path[0], {}).get(path[1], {})
+        prompt = section.get("prompt")
+        if not prompt:
+            continue
+        where = ".".join(path) + ".prompt"
+        # SFT renders its own requests from the task's templates; a fit reads the evaluated ones
+        usable = {t: templates[t] for t in config["sft"]["tasks"]} if path == ("sft",) else evaluated
+        if isinstance(prompt, str):
+            lacking = [t for t, names in usable.items() if prompt not in names]
+            if lacking:
+                common = sorted(set.intersection(*map(set, usable.values())))
+                errors.append(f"{where}: {prompt!r} is not a prompt of {lacking}; expected a mapping {{task: prompt}}"
+                              + (f" or a template every task has: {common}" if common else " (no template is common to all)"))
+            continue
+        for task, name in prompt.items():
+            if task not in usable:
+                errors.append(f"{where}.{task}: not one of the tasks it applies to {sorted(usable)}")
+            elif name not in usable[task]:
+                errors.append(f"{where}.{task}: {name!r} is not one of {task}'s prompts {usable[task]}")
     return errors
 
 

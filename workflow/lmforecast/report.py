@@ -161,8 +161,10 @@ def build_report(tables: dict, fits_dir, spec: dict, out_dir, captions=CAPTIONS)
     # Scaling fits
     params = _read(fits_dir / "scaling_params.parquet", "scaling parameters")
     preds = _read(fits_dir / "scaling_predictions.parquet", "scaling back-test")
-    settings = (f"Score: {fit_cfg['metric']}, {fit_cfg['shots']}-shot, "
-                f"{'prompt ' + fit_cfg['prompt'] if fit_cfg.get('prompt') else 'each task' + chr(39) + 's first prompt'}.")
+    # the prompt each task's score is read with (fit.scaling.prompt: a name, {task: name}, or each task's first)
+    used = select_scores(tables["task_scores"], fit_cfg).unique(subset="task", maintain_order=True)
+    settings = (f"Score: {fit_cfg['metric']}, {fit_cfg['shots']}-shot; prompt per task: "
+                + ", ".join(f"{task} {prompt}" for task, prompt in zip(used["task"], used["prompt"])) + ".")
     if preds.height:
         scores = select_scores(tables["task_scores"], fit_cfg).join(points, on=["run", "step"])
         plots.plot_loss_vs_compute(points, params, preds, out_dir / "loss_vs_compute.png")

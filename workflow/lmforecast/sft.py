@@ -97,7 +97,11 @@ def fine_tune(model, data, cfg: dict, seed: int, log=print):
 
 
 def _prompt(task, cfg):
-    return cfg.get("prompt") or next(iter(task.prompts))
+    """sft.prompt: a name, a mapping {task: name}, or null: the task's first template."""
+    prompt = cfg.get("prompt")
+    if isinstance(prompt, dict):
+        prompt = prompt.get(task.name)
+    return prompt or next(iter(task.prompts))
 
 
 def score_tasks(model, tok, eos, keys: dict, tasks: dict, cfg: dict, method: str, data_mix: str, max_len: int):

@@ -77,12 +77,17 @@ def rows_to_columns(rows: list[dict], name: str) -> dict:
 
 
 def first_prompt(scores, prompt=None):
-    """Rows (of a polars task_scores or example_scores frame) of `prompt`, or of each task's first prompt.
+    """Rows (of a polars task_scores or example_scores frame) of one prompt per task.
 
-    The first prompt is the first in the table, which is the first template of the task's YAML
+    `prompt`: a name (for every task), a mapping {task: name}, or None. A task without a named
+    prompt gets its first, the first in the table: the first template of the task's YAML
     (evaluation writes both tables in request order), so every fit defaults to the same one.
     """
+    import polars as pl  # here: the jobs that write tables do not need polars, the fits that call this have it
+
+    if isinstance(prompt, str):
+        return scores.filter(pl.col("prompt") == prompt)
+    chosen = scores.unique(subset="task", keep="first", maintain_order=True).select("task", "prompt")
     if prompt:
-        return scores.filter(scores["prompt"] == prompt)
-    first = scores.unique(subset="task", keep="first", maintain_order=True).select("task", "prompt")
-    return scores.join(first, on=["task", "prompt"])
+        chosen = chosen.with_columns(pl.col("task").replace_strict(prompt, default=pl.col("prompt")).alias("prompt"))
+    return scores.join(chosen, on=["task", "prompt"])
