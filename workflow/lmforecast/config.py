@@ -12,6 +12,7 @@ import jsonschema
 import yaml
 
 from lmforecast.objectives import sentinels_needed
+from lmforecast.tasks import load_task
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 TASKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tasks"
@@ -170,7 +171,7 @@ PROMPT_SETTINGS = (("sft",), ("fit", "scaling"), ("fit", "relatedness"), ("fit",
 def _prompt_errors(config) -> list[str]:
     """Every prompt setting names a template of each task it applies to (an evaluated one, for the fits)."""
     evaluation = config["evaluation"]
-    templates = {t: list(yaml.safe_load((TASKS_DIR / f"{t}.yaml").read_text())["prompts"]) for t in evaluation["tasks"]}
+    templates = {t: list(load_task(TASKS_DIR / f"{t}.yaml").prompts) for t in evaluation["tasks"]}
     evaluated = {t: evaluation.get("prompts", {}).get(t, names) for t, names in templates.items()}
     errors = []
     for path in PROMPT_SETTINGS:
@@ -217,12 +218,12 @@ def _evaluation_errors(config, run_names) -> list[str]:
             errors.append(f"evaluation.task_data.{task}: missing; {task} is read from local files, expected "
                           f"{{split: path}} with the splits of resources/tasks/{task}.yaml")
     for task, files in data.items():
-        spec = yaml.safe_load((TASKS_DIR / f"{task}.yaml").read_text())
-        needed = [spec["eval_split"]] + ([spec["fewshot_split"]] if max(ev["shots"]) > 0 else [])
+        spec = load_task(TASKS_DIR / f"{task}.yaml")
+        needed = [spec.eval_split] + ([spec.fewshot_split] if max(ev["shots"]) > 0 else [])
         for split in dict.fromkeys(needed):
             if split not in files:
-                errors.append(f"evaluation.task_data.{task}.{split}: missing; {task} evaluates on {spec['eval_split']!r}"
-                              f" and draws demonstrations from {spec['fewshot_split']!r}")
+                errors.append(f"evaluation.task_data.{task}.{split}: missing; {task} evaluates on {spec.eval_split!r}"
+                              f" and draws demonstrations from {spec.fewshot_split!r}")
         for split, file in files.items():
             where = f"evaluation.task_data.{task}.{split}"
             if Path(file).suffix not in DATA_FORMATS:
