@@ -50,12 +50,12 @@ from device import cpu_name  # noqa: E402 (bench/device.py, beside this script)
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
-from lmforecast import tokenizer as tokenizer_lib  # noqa: E402
-from lmforecast.evaluate import score_requests  # noqa: E402
-from lmforecast.model import Llama, ModelConfig, load_model, save_model  # noqa: E402
-from lmforecast.scoring import encode_choices, group_logprobs  # noqa: E402
-from lmforecast.tasks import Request, load_task  # noqa: E402
-from lmforecast.world import DOMAINS, WorldSpec, domain_documents, task_examples  # noqa: E402
+from lmforecast.data import tokenizer as tokenizer_lib  # noqa: E402
+from lmforecast.measure.evaluate import score_requests  # noqa: E402
+from lmforecast.train.model import Llama, ModelConfig, load_model, save_model  # noqa: E402
+from lmforecast.measure.scoring import encode_choices, group_logprobs  # noqa: E402
+from lmforecast.measure.tasks import Request, load_task  # noqa: E402
+from lmforecast.data.world import DOMAINS, WorldSpec, domain_documents, task_examples  # noqa: E402
 
 
 def build_model(directory, config_path):

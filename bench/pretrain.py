@@ -15,7 +15,7 @@ Many short repeats alternate ours and the reference (ABBA order) so machine nois
 alike; the ratio is median over median (wall clock). Tokens per second of process CPU time
 are recorded too: on a shared machine they vary less than wall-clock figures.
 
-MFU (on CUDA only) = tokens/s x FLOPs per token (lmforecast.model.flops_per_token: 6N with
+MFU (on CUDA only) = tokens/s x FLOPs per token (lmforecast.train.model.flops_per_token: 6N with
 the output head, + 12 L d T) / the device's peak dense FLOP/s for the precision (a table
 below, or --peak-tflops). The accelerate start-up a job pays (importing accelerate and
 building the Accelerator, in a fresh process after torch) is measured too.
@@ -48,11 +48,11 @@ from device import cpu_name  # noqa: E402 (bench/device.py, beside this script)
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
-from lmforecast import tokenizer as tokenizer_lib  # noqa: E402
-from lmforecast.data import encode_documents, get_batch, load_shards  # noqa: E402
-from lmforecast.model import Llama, flops_per_token, n_params  # noqa: E402
-from lmforecast.train import model_config, train_segment  # noqa: E402
-from lmforecast.world import DOMAINS, WorldSpec, domain_documents  # noqa: E402
+from lmforecast.data import tokenizer as tokenizer_lib  # noqa: E402
+from lmforecast.data.shards import encode_documents, get_batch, load_shards  # noqa: E402
+from lmforecast.train.model import Llama, flops_per_token, n_params  # noqa: E402
+from lmforecast.train.loop import model_config, train_segment  # noqa: E402
+from lmforecast.data.world import DOMAINS, WorldSpec, domain_documents  # noqa: E402
 
 # Peak dense tensor-core FLOP/s by device name and precision (vendor data sheets; SXM parts).
 # fp32 is the plain (non-TF32) rate: torch keeps TF32 off for float32 matmuls by default.

@@ -1,6 +1,6 @@
 """Point relatedness, O(n) vs O(n^2): polynomial coefficients + K-means vs all-pairs correlation + K-medoids.
 
-Both group the same synthetic benchmark (lmforecast.planted: examples in planted groups of
+Both group the same synthetic benchmark (lmforecast.data.planted: examples in planted groups of
 training dynamics) into the same number of groups, in one process, one thread, timed side
 by side; the O(n^2) method (the seed's all-pairs correlation of NLL trajectories) is the
 reference:
@@ -33,8 +33,8 @@ from device import cpu_name  # noqa: E402 (bench/device.py, beside this script)
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
-from lmforecast.planted import nll_matrix  # noqa: E402
-from lmforecast.relatedness import correlation_groups, distance_agreement, polynomial_groups  # noqa: E402
+from lmforecast.data.planted import nll_matrix  # noqa: E402
+from lmforecast.fits.relatedness import correlation_groups, distance_agreement, polynomial_groups  # noqa: E402
 
 
 def timed(fn):
@@ -105,7 +105,7 @@ def main():
         "distance_pearson": round(dist_r, 4),
         "examples": args.examples,
         "checkpoints": args.runs * args.checkpoints,
-        "data": f"lmforecast.planted: {args.groups} planted groups, {args.runs} runs x {args.checkpoints} checkpoints, "
+        "data": f"lmforecast.data.planted: {args.groups} planted groups, {args.runs} runs x {args.checkpoints} checkpoints, "
                 f"noise {args.noise}, seed {args.seed}",
         "device": f"cpu: {cpu_name()}, 1 thread",
         "versions": {"numpy": np.__version__, "scikit-learn": __import__("sklearn").__version__, "python": platform.python_version()},

@@ -5,8 +5,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # a
 
 import pytest
 
-from lmforecast import tokenizer as tokenizer_lib
-from lmforecast.world import DOMAINS, WorldSpec, domain_documents
+from lmforecast.data import tokenizer as tokenizer_lib
+from lmforecast.data.world import DOMAINS, WorldSpec, domain_documents
 from smoke import copy_workflow, snakemake
 
 TINY_WORLD = WorldSpec(seed=0, n_entities=12, train_docs=60, valid_docs=5, sft_examples=12, eval_examples=10)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lmforecast.scoring import choice_metrics, encode_pair
+from lmforecast.measure.scoring import choice_metrics, encode_pair
 
 
 def assert_scores_match_separate_sequences(model, tok, eos, requests, scores, max_len):

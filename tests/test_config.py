@@ -125,7 +125,7 @@ def test_checkpoint_steps_are_even_and_end_at_the_budget():
 
 
 def test_tokens_per_param_counts_the_models_non_embedding_parameters():
-    from lmforecast.model import ModelConfig, n_params
+    from lmforecast.train.model import ModelConfig, n_params
 
     config = copy.deepcopy(DEFAULT)
     config["runs"][0] = {**config["runs"][0], "tokens_per_param": 20}

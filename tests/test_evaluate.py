@@ -7,13 +7,13 @@ import torch.nn.functional as F
 
 from reference import assert_scores_match_separate_sequences
 
-from lmforecast import tokenizer as tokenizer_lib
-from lmforecast.evaluate import domain_losses, evaluate_checkpoint, score_requests
-from lmforecast.model import Llama, ModelConfig, load_model, save_model
-from lmforecast.scoring import choice_metrics, encode_pair
+from lmforecast.data import tokenizer as tokenizer_lib
+from lmforecast.measure.evaluate import domain_losses, evaluate_checkpoint, score_requests
+from lmforecast.train.model import Llama, ModelConfig, load_model, save_model
+from lmforecast.measure.scoring import choice_metrics, encode_pair
 from lmforecast.tables import first_prompt
-from lmforecast.tasks import build_requests, load_task
-from lmforecast.world import domain_documents, task_examples
+from lmforecast.measure.tasks import build_requests, load_task
+from lmforecast.data.world import domain_documents, task_examples
 
 
 def _model(tok, seq_len=64, seed=0):
@@ -115,8 +115,8 @@ def test_score_requests_in_float64_equals_separate_sequences_exactly_enough_for_
 
 
 def test_span_corruption_loss_equals_each_row_scored_alone(tiny_world, tiny_tokenizer):
-    from lmforecast.evaluate import SPAN_EVAL_SEED
-    from lmforecast.objectives import heldout_span_corruption
+    from lmforecast.measure.evaluate import SPAN_EVAL_SEED
+    from lmforecast.train.objectives import heldout_span_corruption
 
     tok = tokenizer_lib.load(tiny_tokenizer)
     eos, sentinels = tokenizer_lib.eos_id(tok), tokenizer_lib.sentinel_ids(tok)

@@ -12,11 +12,11 @@ import yaml
 
 from test_tasks import ARC_ROWS, HELLASWAG_ROWS
 
-from lmforecast import tokenizer as tokenizer_lib
+from lmforecast.data import tokenizer as tokenizer_lib
 from lmforecast.cli import _documents, _load_tasks, main
 from lmforecast.config import ConfigError, validate
-from lmforecast.evaluate import evaluate_checkpoint
-from lmforecast.model import load_model
+from lmforecast.measure.evaluate import evaluate_checkpoint
+from lmforecast.train.model import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())

@@ -15,7 +15,7 @@ import yaml
 from lmforecast import tables
 from lmforecast.cli import main as cli
 from lmforecast.config import ConfigError, validate
-from lmforecast.imports import ImportDataError, import_tables, read_ladder, read_lm_eval
+from lmforecast.measure.imports import ImportDataError, import_tables, read_ladder, read_lm_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())

@@ -30,12 +30,12 @@ lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is not installed (pinne
 import torch  # noqa: E402
 from test_tasks import ARC_ROWS, HELLASWAG_ROWS, write_rows  # noqa: E402
 
-from lmforecast import tokenizer as tokenizer_lib  # noqa: E402
-from lmforecast.evaluate import score_requests  # noqa: E402
-from lmforecast.model import Llama, ModelConfig, load_model, save_model  # noqa: E402
-from lmforecast.scoring import encode_choices, group_logprobs  # noqa: E402
-from lmforecast.tasks import Request, Task, build_requests, load_dataset_examples, load_task  # noqa: E402
-from lmforecast.world import task_examples  # noqa: E402
+from lmforecast.data import tokenizer as tokenizer_lib  # noqa: E402
+from lmforecast.measure.evaluate import score_requests  # noqa: E402
+from lmforecast.train.model import Llama, ModelConfig, load_model, save_model  # noqa: E402
+from lmforecast.measure.scoring import encode_choices, group_logprobs  # noqa: E402
+from lmforecast.measure.tasks import Request, Task, build_requests, load_dataset_examples, load_task  # noqa: E402
+from lmforecast.data.world import task_examples  # noqa: E402
 
 MAX_LEN = 64
 TOL = 1e-6

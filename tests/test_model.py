@@ -1,7 +1,7 @@
 import torch
 from transformers import AutoModelForCausalLM
 
-from lmforecast.model import Llama, ModelConfig, flops_per_token, load_model, n_params, save_model
+from lmforecast.train.model import Llama, ModelConfig, flops_per_token, load_model, n_params, save_model
 
 CFG = ModelConfig(vocab_size=300, d_model=32, n_layers=2, n_heads=4, ffn_ratio=3.0, seq_len=64)
 

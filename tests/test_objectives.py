@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from lmforecast import objectives
+from lmforecast.train import objectives
 from lmforecast.io import read_json
-from lmforecast.model import Llama, ModelConfig
-from lmforecast.objectives import IGNORE, make_batch, random_spans_noise_mask, span_corrupt, to_batch
-from lmforecast.train import TRAINER_STATE, train_segment
+from lmforecast.train.model import Llama, ModelConfig
+from lmforecast.train.objectives import IGNORE, make_batch, random_spans_noise_mask, span_corrupt, to_batch
+from lmforecast.train.loop import TRAINER_STATE, train_segment
 
 from test_train import TRAINING, make_run, shards  # noqa: F401 (shards is a fixture)
 

@@ -6,8 +6,8 @@ import pytest
 
 from lmforecast.cli import main
 from lmforecast.config import ConfigError
-from lmforecast.decision import decision_accuracy
-from lmforecast.pairwise import (LEARNED, build_dataset, domain_proxies, fit_pairwise, model_splits, pair_features,
+from lmforecast.fits.decision import decision_accuracy
+from lmforecast.fits.pairwise import (LEARNED, build_dataset, domain_proxies, fit_pairwise, model_splits, pair_features,
                                  pairwise_accuracy)
 
 SPEC = {

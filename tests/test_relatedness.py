@@ -4,8 +4,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import adjusted_rand_score
 
-from lmforecast import planted
-from lmforecast.relatedness import (correlation_groups, correlation_matrix, k_medoids, point_relatedness,
+from lmforecast.data import planted
+from lmforecast.fits.relatedness import (correlation_groups, correlation_matrix, k_medoids, point_relatedness,
                                     polynomial_features, polynomial_groups, task_relatedness, trajectories)
 
 CFG = {"shots": 0, "prompt": None, "clusters": 4, "degree": 3, "seed": 0}

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 import yaml
 
-from lmforecast.leaderboard import leaderboard
-from lmforecast.report import SECTIONS, TRAINED, build_report
+from lmforecast.report.leaderboard import leaderboard
+from lmforecast.report.page import SECTIONS, TRAINED, build_report
 
 from smoke import snakemake
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lmforecast.checkpoint import verify
+from lmforecast.train.checkpoint import verify
 from lmforecast.io import read_json
-from lmforecast.train import TRAINER_STATE, train_segment
+from lmforecast.train.loop import TRAINER_STATE, train_segment
 
 from test_train import TRAINING, make_run, shards, weights  # noqa: F401 (shards is a fixture)
 

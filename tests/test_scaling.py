@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 from scipy.stats import t
 
-from lmforecast.backtest import backtest, resample_runs
-from lmforecast.flp import fit_power_law, fit_sigmoid, power_law, sigmoid
+from lmforecast.fits.scaling import backtest, resample_runs
+from lmforecast.fits.curves import fit_power_law, fit_sigmoid, power_law, sigmoid
 
 PREDICTORS = ["direct", "flp", "chinchilla", "ladder", "flpm"]
 CFG = {"metric": "acc", "shots": 0, "prompt": None, "emerged_margin": 0.05, "holdout": "largest_compute",
@@ -157,13 +157,13 @@ def test_family_with_too_few_runs_is_reported_not_fitted():
 _REFIT_SCRIPT = """
 import json, sys
 import numpy as np
-import lmforecast.backtest  # the imports of a fit-scaling job: they shape the process's memory
-from lmforecast import flp
+import lmforecast.fits.scaling  # the imports of a fit-scaling job: they shape the process's memory
+from lmforecast.fits import curves
 data = json.load(open(sys.argv[1]))
 shift = []
 for k in range(20):
     shift.append(np.empty(3 * k + 1))
-    r = flp.fit_sigmoid(np.array(data["x"]), np.array(data["y"]))
+    r = curves.fit_sigmoid(np.array(data["x"]), np.array(data["y"]))
     print([(p.value.hex(), repr(p.stderr)) for p in r.params.values()])
 """
 

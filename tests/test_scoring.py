@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from lmforecast.model import Llama, ModelConfig
-from lmforecast import tokenizer as tokenizer_lib
-from lmforecast.scoring import choice_metrics, encode_choices, encode_pair, group_logprobs, span_logprobs
+from lmforecast.train.model import Llama, ModelConfig
+from lmforecast.data import tokenizer as tokenizer_lib
+from lmforecast.measure.scoring import choice_metrics, encode_choices, encode_pair, group_logprobs, span_logprobs
 
 
 def test_batched_span_logprobs_equal_one_sequence_at_a_time():

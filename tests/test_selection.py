@@ -2,9 +2,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from lmforecast import planted
-from lmforecast.relatedness import correlation_matrix
-from lmforecast.selection import (anchor_points, evaluate_selection, kendall_tau, random_points, score_selection, select_points,
+from lmforecast.data import planted
+from lmforecast.fits.relatedness import correlation_matrix
+from lmforecast.fits.selection import (anchor_points, evaluate_selection, kendall_tau, random_points, score_selection, select_points,
                                   split_runs, task_benchmark, weighted_mean)
 
 CFG = {"metric": "acc", "shots": 0, "prompt": None, "budgets": [5, 10, 40, 60], "source_runs": None,
@@ -140,7 +140,7 @@ def test_cli_names_a_table_of_the_wrong_schema(tmp_path):
 
 def test_selection_plot_survives_an_undefined_ranking(tmp_path, scores):
     """All target models tie on a task (tau NaN): the plot says so instead of failing."""
-    from lmforecast.selection_plots import plot_selection
+    from lmforecast.report.plots import plot_selection
 
     rows, _ = evaluate_selection(scores, CFG)
     rows = rows.with_columns(pl.when(pl.col("task") == "t2").then(float("nan")).otherwise(pl.col("kendall_tau")).alias("kendall_tau"),

@@ -4,14 +4,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from lmforecast import tokenizer as tokenizer_lib
-from lmforecast.data import encode_documents
-from lmforecast.evaluate import score_requests
-from lmforecast.model import load_model, save_model
-from lmforecast.sft import fine_tune, finish, prepare, run_sft, sft_batches
-from lmforecast.tasks import Task, build_requests
-from lmforecast.train import train_segment
-from lmforecast.world import WorldSpec, domain_documents, task_examples
+from lmforecast.data import tokenizer as tokenizer_lib
+from lmforecast.data.shards import encode_documents
+from lmforecast.measure.evaluate import score_requests
+from lmforecast.train.model import load_model, save_model
+from lmforecast.measure.sft import fine_tune, finish, prepare, run_sft, sft_batches
+from lmforecast.measure.tasks import Task, build_requests
+from lmforecast.train.loop import train_segment
+from lmforecast.data.world import WorldSpec, domain_documents, task_examples
 
 SENTIMENT = Task(name="sentiment", domain="prose", prompts={"label": "Review: {review}\nSentiment:"},
                  fewshot_split="sft", eval_split="eval", target_delimiter=" ", fewshot_delimiter="\n\n")
@@ -102,14 +102,15 @@ def test_last_layers_trains_only_the_top_blocks_the_final_norm_and_the_head(pret
 
 
 def test_cli_offers_exactly_the_sft_methods():
-    from lmforecast import cli, sft
+    from lmforecast import cli
+    from lmforecast.measure import sft
 
     assert cli.SFT_METHODS == sft.METHODS
 
 
 def test_sft_prompt_is_a_name_a_mapping_per_task_or_the_first_template():
-    from lmforecast.sft import _prompt
-    from lmforecast.tasks import load_task
+    from lmforecast.measure.sft import _prompt
+    from lmforecast.measure.tasks import load_task
 
     fact_qa, sentiment = load_task("resources/tasks/fact_qa.yaml"), load_task("resources/tasks/sentiment.yaml")
     assert _prompt(fact_qa, {"prompt": None}) == "statement"

@@ -11,10 +11,10 @@ import torch
 
 from reference import assert_scores_match_separate_sequences
 
-from lmforecast import tokenizer as tokenizer_lib
-from lmforecast.evaluate import score_requests
-from lmforecast.model import Llama, ModelConfig
-from lmforecast.tasks import build_requests, load_dataset_examples, load_task
+from lmforecast.data import tokenizer as tokenizer_lib
+from lmforecast.measure.evaluate import score_requests
+from lmforecast.train.model import Llama, ModelConfig
+from lmforecast.measure.tasks import build_requests, load_dataset_examples, load_task
 
 ARC_YAML = "resources/tasks/arc_easy.yaml"
 HELLASWAG_YAML = "resources/tasks/hellaswag.yaml"

@@ -1,7 +1,7 @@
 from transformers import AutoTokenizer
 
-from lmforecast import tokenizer as tokenizer_lib
-from lmforecast.world import domain_documents
+from lmforecast.data import tokenizer as tokenizer_lib
+from lmforecast.data.world import domain_documents
 
 
 def test_round_trip_and_hf_format(tiny_world, tiny_tokenizer):

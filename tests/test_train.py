@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from lmforecast import tokenizer as tokenizer_lib
-from lmforecast.data import encode_documents, get_batch
+from lmforecast.data import tokenizer as tokenizer_lib
+from lmforecast.data.shards import encode_documents, get_batch
 from lmforecast.io import read_json
-from lmforecast.model import load_model
-from lmforecast.train import TRAINER_STATE, lr_at, train_segment
-from lmforecast.world import DOMAINS, domain_documents
+from lmforecast.train.model import load_model
+from lmforecast.train.loop import TRAINER_STATE, lr_at, train_segment
+from lmforecast.data.world import DOMAINS, domain_documents
 
 TRAINING = {"seq_len": 32, "batch_size": 4, "schedule": "cosine", "warmup_frac": 0.1, "min_lr_frac": 0.1, "weight_decay": 0.1,
             "grad_clip": 1.0, "checkpoints": 2, "log_every": 1000}
@@ -115,7 +115,7 @@ def test_resume_from_a_checkpoint_at_the_wrong_step_is_refused(shards, tiny_toke
 
 
 def test_corrupted_or_truncated_checkpoint_is_named_and_refused(shards, tiny_tokenizer, tmp_path):
-    from lmforecast.checkpoint import CheckpointError, verify
+    from lmforecast.train.checkpoint import CheckpointError, verify
 
     train_segment(make_run(), TRAINING, 0, 5, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
     assert verify(tmp_path / "a")["step"] == 5
@@ -131,7 +131,7 @@ def test_corrupted_or_truncated_checkpoint_is_named_and_refused(shards, tiny_tok
 
 
 def test_resume_with_another_config_is_refused(shards, tiny_tokenizer, tmp_path):
-    from lmforecast.checkpoint import CheckpointError
+    from lmforecast.train.checkpoint import CheckpointError
 
     train_segment(make_run(), TRAINING, 0, 5, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
     with pytest.raises(CheckpointError, match="trained with another run or training config"):
@@ -156,7 +156,7 @@ def test_bf16_trains_through_accelerate_and_resumes_exactly(shards, tiny_tokeniz
 
 
 def test_precision_is_part_of_the_checkpoint_config_and_fp32_is_the_default(shards, tiny_tokenizer, tmp_path):
-    from lmforecast.checkpoint import CheckpointError
+    from lmforecast.train.checkpoint import CheckpointError
 
     train_segment(make_run(), TRAINING, 0, 5, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
     explicit = train_segment(make_run(), {**TRAINING, "precision": "fp32"}, 5, 10, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "b",

@@ -3,7 +3,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from lmforecast.transfer import correlations, transfer_correlations
+from lmforecast.fits.transfer import correlations, transfer_correlations
 
 CFG = {"metric": "acc", "shots": 0}
 

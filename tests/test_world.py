@@ -3,7 +3,7 @@ from pathlib import Path
 
 import yaml
 
-from lmforecast.world import DOMAINS, TASK_DOMAIN, TASKS, WorldSpec, domain_documents, task_examples
+from lmforecast.data.world import DOMAINS, TASK_DOMAIN, TASKS, WorldSpec, domain_documents, task_examples
 
 TASK_DIR = Path(__file__).resolve().parents[1] / "resources" / "tasks"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
-# = lmforecast.sft.METHODS, not imported from there: importing torch costs seconds per command.
+# = lmforecast.measure.sft.METHODS, not imported from there: importing torch costs seconds per command.
 SFT_METHODS = ("full", "lora", "last_layers")
 
 
@@ -36,8 +36,8 @@ def cmd_validate(args):
 
 def cmd_world(args):
     from lmforecast.io import atomic_path
-    from lmforecast.tasks import write_examples
-    from lmforecast.world import DOMAINS, TASKS, WorldSpec, domain_documents, task_examples
+    from lmforecast.measure.tasks import write_examples
+    from lmforecast.data.world import DOMAINS, TASKS, WorldSpec, domain_documents, task_examples
 
     spec = WorldSpec(**args.spec)
     out = Path(args.out)
@@ -59,7 +59,7 @@ def _documents(path, split, limit=None):
 
 def cmd_tokenizer(args):
     from lmforecast.io import atomic_dir
-    from lmforecast.tokenizer import save_hf, train_tokenizer
+    from lmforecast.data.tokenizer import save_hf, train_tokenizer
 
     texts = [doc for path in args.domains for doc in _documents(path, "train")]
     tok = train_tokenizer(texts, args.spec["vocab_size"], args.spec["sentinels"])
@@ -69,7 +69,7 @@ def cmd_tokenizer(args):
 
 
 def cmd_task_data(args):
-    from lmforecast.tasks import load_dataset_examples, write_examples
+    from lmforecast.measure.tasks import load_dataset_examples, write_examples
 
     try:
         examples = load_dataset_examples(args.task_spec, files=args.spec["files"])
@@ -82,8 +82,8 @@ def cmd_task_data(args):
 def cmd_shards(args):
     import numpy as np
 
-    from lmforecast import tokenizer as tokenizer_lib
-    from lmforecast.data import encode_documents
+    from lmforecast.data import tokenizer as tokenizer_lib
+    from lmforecast.data.shards import encode_documents
     from lmforecast.io import atomic_path
 
     tok = tokenizer_lib.load(args.tokenizer)
@@ -101,7 +101,7 @@ def _shard_map(paths):
 def cmd_pretrain(args):
     import torch
 
-    from lmforecast.train import Terminated, train_segment
+    from lmforecast.train.loop import Terminated, train_segment
 
     torch.set_num_threads(args.threads)
     run, training = args.spec["run"], args.spec["training"]
@@ -116,11 +116,11 @@ def cmd_pretrain(args):
 
 
 def _load_checkpoint(path):
-    from lmforecast import tokenizer as tokenizer_lib
-    from lmforecast.checkpoint import verify
+    from lmforecast.data import tokenizer as tokenizer_lib
+    from lmforecast.train.checkpoint import verify
     from lmforecast.io import read_json
-    from lmforecast.model import load_model
-    from lmforecast.train import TRAINER_STATE
+    from lmforecast.train.model import load_model
+    from lmforecast.train.loop import TRAINER_STATE
 
     verify(path)  # a truncated or corrupted checkpoint is named, never used
     tok = tokenizer_lib.load(path)
@@ -128,7 +128,7 @@ def _load_checkpoint(path):
 
 
 def _load_tasks(task_files, example_files, names):
-    from lmforecast.tasks import load_task, read_examples
+    from lmforecast.measure.tasks import load_task, read_examples
 
     tasks = {}
     for spec_path in task_files:
@@ -144,7 +144,7 @@ def cmd_evaluate(args):
     import torch
 
     from lmforecast import tables
-    from lmforecast.evaluate import evaluate_checkpoint
+    from lmforecast.measure.evaluate import evaluate_checkpoint
 
     torch.set_num_threads(args.threads)
     cfg = args.spec
@@ -156,7 +156,7 @@ def cmd_evaluate(args):
     parts = {name: [] for name in names}
     for path in args.checkpoint:  # a segment's checkpoints, in one process: one start-up, data and tasks read once
         if args.external_run:  # an HF model directory from the config's `external` list, with its own tokenizer
-            from lmforecast.external import load
+            from lmforecast.measure.external import load
 
             try:
                 model, tok, eos, max_len = load(path)
@@ -178,7 +178,7 @@ def cmd_sft(args):
     import torch
 
     from lmforecast import tables
-    from lmforecast.sft import run_sft
+    from lmforecast.measure.sft import run_sft
 
     torch.set_num_threads(args.threads)
     model, tok, eos, state = _load_checkpoint(args.checkpoint)
@@ -194,7 +194,7 @@ def cmd_sft(args):
 
 
 def cmd_import(args):
-    from lmforecast.imports import ImportDataError, import_tables, write_tables
+    from lmforecast.measure.imports import ImportDataError, import_tables, write_tables
 
     try:
         built = import_tables(args.spec)  # everything checked before the first table is written
@@ -215,7 +215,7 @@ def cmd_fit_scaling(args):
     import torch
 
     from lmforecast import io
-    from lmforecast.backtest import backtest
+    from lmforecast.fits.scaling import backtest
     from lmforecast.tables import write
 
     torch.set_num_threads(1)  # FLP-M's network is tiny
@@ -232,8 +232,8 @@ def cmd_fit_scaling(args):
 
 def cmd_fit_pairwise(args):
     from lmforecast import io
-    from lmforecast.decision import decision_accuracy
-    from lmforecast.pairwise import _finite, fit_pairwise
+    from lmforecast.fits.decision import decision_accuracy
+    from lmforecast.fits.pairwise import _finite, fit_pairwise
     from lmforecast.tables import write
 
     t = _read_tables(args.tables)
@@ -280,9 +280,9 @@ def _json_safe(obj):
 
 def cmd_fit_transfer(args):
     from lmforecast import io
-    from lmforecast.selection_plots import plot_transfer
+    from lmforecast.report.plots import plot_transfer
     from lmforecast.tables import write
-    from lmforecast.transfer import transfer_correlations
+    from lmforecast.fits.transfer import transfer_correlations
 
     t = _read_named(args.tables, "task_scores", "sft_scores")
     corr, pairs = transfer_correlations(t["task_scores"], t["sft_scores"], args.spec)
@@ -295,8 +295,8 @@ def cmd_fit_transfer(args):
 
 def cmd_fit_relatedness(args):
     from lmforecast import io
-    from lmforecast.relatedness import point_relatedness, task_relatedness
-    from lmforecast.selection_plots import plot_point_relatedness, plot_task_relatedness
+    from lmforecast.fits.relatedness import point_relatedness, task_relatedness
+    from lmforecast.report.plots import plot_point_relatedness, plot_task_relatedness
     from lmforecast.tables import write
 
     t = _read_named(args.tables, "task_scores", "example_scores")
@@ -312,8 +312,8 @@ def cmd_fit_relatedness(args):
 
 def cmd_fit_selection(args):
     from lmforecast import io
-    from lmforecast.selection import evaluate_selection
-    from lmforecast.selection_plots import plot_selection
+    from lmforecast.fits.selection import evaluate_selection
+    from lmforecast.report.plots import plot_selection
     from lmforecast.tables import write
 
     t = _read_named(args.tables, "example_scores")
@@ -327,7 +327,7 @@ def cmd_fit_selection(args):
 
 
 def cmd_report(args):
-    from lmforecast.report import build_report
+    from lmforecast.report.page import build_report
 
     tables = _read_named(args.tables, "runs", "checkpoints", "domain_losses", "task_scores", "sft_scores")
     sections = build_report(tables, args.fits, args.spec, args.out, **({"captions": args.captions} if args.captions else {}))
@@ -378,7 +378,7 @@ def main(argv=None):
         (("--captions",), {"default": None, "help": "directory of the figures' .rst captions (default: workflow/report)"}))
 
     args = parser.parse_args(argv)
-    from lmforecast.checkpoint import CheckpointError
+    from lmforecast.train.checkpoint import CheckpointError
     from lmforecast.config import ConfigError
 
     try:

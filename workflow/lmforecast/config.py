@@ -11,14 +11,13 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from lmforecast.objectives import sentinels_needed
-from lmforecast.tasks import load_task
+from lmforecast.train.objectives import sentinels_needed
+from lmforecast.measure.tasks import DATA_FORMATS, load_task
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 TASKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tasks"
 # Tasks whose examples come from a dataset's files (evaluation.task_data), not from the world rule.
 DATASET_TASKS = ("arc_easy", "hellaswag")
-DATA_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}  # datasets' builder per file suffix
 
 
 class ConfigError(ValueError):

@@ -4,14 +4,14 @@ import json
 import re
 
 from lmforecast import config as lmconfig
-from lmforecast.world import DOMAINS
+from lmforecast.data.world import DOMAINS
 
 lmconfig.validate(config, "config (config/config.yaml and --config overrides)")
 
 # Analysis-only mode: an `import` section replaces training (rules/imports.smk makes the tables).
 IMPORT = "import" in config
 if IMPORT:
-    from lmforecast.imports import ImportDataError, lm_eval_files
+    from lmforecast.measure.imports import ImportDataError, lm_eval_files
 
     try:  # the files are the import job's inputs: a file that no pattern names stops the workflow here
         IMPORT_FILES = [f["path"] for f in config["import"].get("ladder", {}).get("files", [])] + (

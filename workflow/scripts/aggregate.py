@@ -1,7 +1,7 @@
 # Called by rule aggregate: file lists come from Snakemake directly (no command-line length limit).
 import sys
 
-from lmforecast.aggregate import aggregate
+from lmforecast.measure.aggregate import aggregate
 
 with open(snakemake.log[0], "w") as sys.stderr:  # noqa: F821 (snakemake is injected)
     names = ("domain_losses", "task_scores", "example_scores", "sft_scores", "sft_example_scores")

@@ -13,10 +13,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lmforecast import objectives, tables
-from lmforecast.tokenizer import sentinel_ids
-from lmforecast.scoring import choice_metrics, encode_choices, group_logprobs, span_logprobs
-from lmforecast.tasks import build_requests
+from lmforecast.train import objectives
+from lmforecast import tables
+from lmforecast.data.tokenizer import sentinel_ids
+from lmforecast.measure.scoring import choice_metrics, encode_choices, group_logprobs, span_logprobs
+from lmforecast.measure.tasks import build_requests
 
 # The per-example proxies that are averaged into task_scores (metric names as in lm-eval / DataDecide).
 TASK_METRICS = ("acc", "acc_norm", "correct_prob", "correct_prob_per_token", "correct_prob_per_char",

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from lmforecast.relatedness import correlation_matrix, k_means, k_medoids, polynomial_features, trajectories
+from lmforecast.fits.relatedness import correlation_matrix, k_means, k_medoids, polynomial_features, trajectories
 from lmforecast.tables import first_prompt
 
 METHODS = ("select", "anchor_points", "random")

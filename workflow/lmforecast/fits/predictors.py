@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from lmforecast import chinchilla, flpm
-from lmforecast.flp import FitError, domains_of, fit_linear, fit_power_law, fit_sigmoid, start_of
+from lmforecast.fits import chinchilla
+from lmforecast.fits import flpm
+from lmforecast.fits.curves import FitError, fit_linear, fit_power_law, fit_sigmoid, start_of
+from lmforecast.fits.frames import domains_of
 
 
 @dataclass

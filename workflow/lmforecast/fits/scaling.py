@@ -19,8 +19,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import polars as pl
 
-from lmforecast.flp import FitError, checkpoint_frame, tasks_of
-from lmforecast.predictors import PREDICTORS
+from lmforecast.fits.curves import FitError
+from lmforecast.fits.frames import checkpoint_frame, tasks_of
+from lmforecast.fits.predictors import PREDICTORS
 
 MIN_TRAIN_RUNS = 3
 

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from lmforecast.config import ConfigError
-from lmforecast.pairwise import domain_proxies, labels, pairwise_accuracy, task_groups, task_proxies
+from lmforecast.fits.pairwise import domain_proxies, labels, pairwise_accuracy, task_groups, task_proxies
 
 DECISION_SCHEMA = {"task_group": pl.String, "scale": pl.String, "flops": pl.Float64, "target_scale": pl.String,
                    "proxy": pl.String, "family": pl.String, "accuracy": pl.Float64, "n_recipes": pl.Int64,

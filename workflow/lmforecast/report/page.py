@@ -13,12 +13,12 @@ from pathlib import Path
 
 import polars as pl
 
-from lmforecast import report_plots as plots
-from lmforecast.flp import checkpoint_points, select_scores
+from lmforecast.report import plots
+from lmforecast.fits.frames import checkpoint_points, select_scores
 from lmforecast.io import atomic_path, write_text
-from lmforecast.leaderboard import leaderboard
+from lmforecast.report.leaderboard import leaderboard
 
-CAPTIONS = Path(__file__).resolve().parents[1] / "report"  # workflow/report/
+CAPTIONS = Path(__file__).resolve().parents[2] / "report"  # workflow/report/
 # section id -> title; the test checks every one is present
 SECTIONS = {"runs": "Runs and training curves", "domains": "Domain losses vs compute", "scaling": "Scaling fits",
             "leaderboard": "Leaderboard", "pairwise": "Pairwise selection (seed 000)",

@@ -32,12 +32,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lmforecast import objectives
-from lmforecast import tokenizer as tokenizer_lib
-from lmforecast.checkpoint import CheckpointError, config_hash, verify, write_manifest
-from lmforecast.data import get_batch, load_shards
+from lmforecast.train import objectives
+from lmforecast.data import tokenizer as tokenizer_lib
+from lmforecast.train.checkpoint import CheckpointError, config_hash, verify, write_manifest
+from lmforecast.data.shards import get_batch, load_shards
 from lmforecast.io import atomic_dir, read_json, write_json
-from lmforecast.model import Llama, ModelConfig, flops_per_token, load_model, n_params, save_model
+from lmforecast.train.model import Llama, ModelConfig, flops_per_token, load_model, n_params, save_model
 
 RESUME_STATE = "resume.pt"
 TRAINER_STATE = "trainer_state.json"

@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from lmforecast import tables
 from lmforecast.io import read_json
-from lmforecast.train import TRAINER_STATE
+from lmforecast.train.loop import TRAINER_STATE
 
 
 def checkpoints_table(checkpoint_dirs, external=()) -> pa.Table:

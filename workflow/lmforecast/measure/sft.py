@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from lmforecast import tables
-from lmforecast.evaluate import score_requests
-from lmforecast.scoring import encode_pair
-from lmforecast.tasks import answer, build_requests, render
+from lmforecast.measure.evaluate import score_requests
+from lmforecast.measure.scoring import encode_pair
+from lmforecast.measure.tasks import answer, build_requests, render
 
 METHODS = ("full", "lora", "last_layers")
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+# A dataset task's local files: the `datasets` builder per file suffix.
+DATA_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
 
 @dataclass(frozen=True)
 class Task:
@@ -168,8 +171,6 @@ def load_dataset_examples(task_yaml, data_dir=None, splits=None, cache_dir=None,
     ds = spec["dataset"]
     splits = splits or (list(files) if files else list(dict.fromkeys([spec["fewshot_split"], spec["eval_split"]])))
     if files is not None:
-        from lmforecast.config import DATA_FORMATS
-
         loaded = {}
         for split in splits:
             fmt = DATA_FORMATS.get(Path(files[split]).suffix)

@@ -25,7 +25,7 @@ def get_batch(shards: dict, mixture: dict, seed: int, step: int, batch_size: int
     """Rows drawn from domains by mixture weight, each a random window of seq_len + 1 tokens.
 
     Returns (rows, tokens_per_domain): rows of shape (B, T + 1), from which the objective
-    makes inputs and targets (lmforecast/objectives.py).
+    makes inputs and targets (lmforecast/train/objectives.py).
     """
     rng = np.random.default_rng([seed, step])
     domains = sorted(mixture)

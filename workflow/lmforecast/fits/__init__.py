@@ -1,0 +1,1 @@
+"""The predictors fitted on the tables, one module per fit, and the curves they share."""

@@ -1,0 +1,67 @@
+"""The data the scaling chains run on: one row per checkpoint, built from the tables.
+
+`checkpoint_frame` gives compute, tokens, parameters, the pre-training loss, each domain's loss
+and, per task, the score, its chance level and the task loss (bits per byte of the correct
+answer), as columns `loss:<domain>`, `score:<task>`, `chance:<task>`, `bpb:<task>`.
+
+"Pre-training loss" is the mean of the domain losses (nats per token) over domains, i.e.
+the loss on a fixed uniform validation mixture, comparable across training mixtures.
+"""
+
+import polars as pl
+
+from lmforecast.tables import first_prompt
+
+
+def pretraining_loss(domain_losses: pl.DataFrame) -> pl.DataFrame:
+    return domain_losses.group_by("run", "step").agg(pl.col("loss").mean().alias("loss"))
+
+
+def checkpoint_points(runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_losses: pl.DataFrame) -> pl.DataFrame:
+    """One row per checkpoint: compute, pre-training loss and family.
+
+    A family is the runs of one recipe at different scales: same mixture, objective and
+    learning rate (a run at another learning rate is not on the same scaling curve).
+    """
+    # runs.lr is the run's peak learning rate (checkpoints.lr is the rate at that step)
+    lr = pl.when(pl.col("peak_lr").is_null()).then(pl.lit("lr=?")).otherwise(pl.format("lr={}", pl.col("peak_lr")))
+    return (checkpoints.join(pretraining_loss(domain_losses), on=["run", "step"])
+            .join(runs.select("run", "mixture", "objective", pl.col("lr").alias("peak_lr")), on="run")
+            .with_columns(pl.concat_str("mixture", "objective", lr, separator="/").alias("family")))
+
+
+def select_scores(task_scores: pl.DataFrame, cfg: dict, metric: str | None = None) -> pl.DataFrame:
+    """The score a chain predicts: one metric, shots and prompt (default: each task's first prompt)."""
+    scores = task_scores.filter((pl.col("metric") == (metric or cfg["metric"])) & (pl.col("shots") == cfg["shots"]))
+    return first_prompt(scores, cfg.get("prompt"))
+
+
+def _wide(long: pl.DataFrame, on: str, values: str, prefix: str) -> pl.DataFrame:
+    """One column `prefix:<key>` per value of `on`, one row per checkpoint."""
+    return (long.pivot(on=on, index=["run", "step"], values=values)
+            .rename(lambda c: c if c in ("run", "step") else f"{prefix}:{c}"))
+
+
+def checkpoint_frame(tables: dict, cfg: dict) -> pl.DataFrame:
+    """One row per checkpoint with every column a predictor may use (see the module docstring)."""
+    points = checkpoint_points(tables["runs"], tables["checkpoints"], tables["domain_losses"])
+    points = points.join(tables["runs"].select("run", "n_params"), on="run")
+    scores = select_scores(tables["task_scores"], cfg)
+    wide = [_wide(tables["domain_losses"], "domain", "loss", "loss"),
+            _wide(scores, "task", "value", "score"), _wide(scores, "task", "chance", "chance")]
+    bpb = select_scores(tables["task_scores"], cfg, metric="bits_per_byte")
+    if bpb.height:
+        wide.append(_wide(bpb, "task", "value", "bpb"))
+    frame = points
+    for part in wide:
+        frame = frame.join(part, on=["run", "step"], how="left")
+    final = pl.col("step").max().over("run")
+    return frame.with_columns((pl.col("step") / final).alias("frac"), (pl.col("step") == final).alias("is_final")).sort("run", "step")
+
+
+def tasks_of(frame: pl.DataFrame) -> list[str]:
+    return sorted(c.split(":", 1)[1] for c in frame.columns if c.startswith("score:"))
+
+
+def domains_of(frame: pl.DataFrame) -> list[str]:
+    return sorted(c.split(":", 1)[1] for c in frame.columns if c.startswith("loss:"))

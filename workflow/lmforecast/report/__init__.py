@@ -1,0 +1,1 @@
+"""results/report/: the figures, the leaderboard and the self-contained page."""
