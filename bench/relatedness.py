@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from lmforecast.data.planted import nll_matrix  # noqa: E402
-from lmforecast.fits.relatedness import correlation_groups, distance_agreement, polynomial_groups  # noqa: E402
+from lmforecast.fits.relatedness.trajectories import correlation_groups, distance_agreement, polynomial_groups  # noqa: E402
 
 
 def timed(fn):

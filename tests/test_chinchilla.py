@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from lmforecast.fits.chinchilla import fit_chinchilla, huber_objective
+from lmforecast.fits.scaling.chinchilla import fit_chinchilla, huber_objective
 
 DATA = Path(__file__).parent / "data" / "chinchilla_svg_extracted_data.csv"
 PUBLISHED = {"A": (482.0, 124.5), "B": (2085.0, 1293.0), "E": (1.817, 0.026), "alpha": (0.348, 0.015), "beta": (0.366, 0.021)}

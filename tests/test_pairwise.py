@@ -4,10 +4,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from lmforecast.fits.pairwise import PairwiseSettings
 from lmforecast.cli import main
 from lmforecast.config import ConfigError
-from lmforecast.fits.decision import decision_accuracy
-from lmforecast.fits.pairwise import (LEARNED, build_dataset, domain_proxies, fit_pairwise, model_splits, pair_features,
+from lmforecast.fits.pairwise.decision import decision_accuracy
+from lmforecast.fits.pairwise.proxies import (LEARNED, build_dataset, domain_proxies, fit_pairwise, model_splits, pair_features,
                                  pairwise_accuracy)
 
 SPEC = {
@@ -83,7 +84,7 @@ def test_proxies_are_data_driven_and_oriented_higher_is_better():
     plain = set(domain_proxies(synthetic_tables(a, b, a)["domain_losses"])["proxy"])
     assert plain == {"inv_ppl", "-loss[d1]", "-loss[d2]", "-bits_per_byte", "-bits_per_byte[d1]", "-bits_per_byte[d2]"}
     t = synthetic_tables(a, b, a, span_corruption=True)
-    [d] = build_dataset(t, SPEC)
+    [d] = build_dataset(t, PairwiseSettings.from_dict(SPEC))
     assert d.dropped == []
     assert {"-span_corruption_loss", "-span_corruption_loss[d1]", "-bits_per_byte@0shot", "acc@0shot"} <= set(d.proxies)
     # the label is a, so everything that falls with loss on d1 (lower bits per byte too) ranks perfectly
@@ -96,23 +97,23 @@ def test_a_column_only_some_models_have_is_dropped_and_a_model_without_evaluatio
     t = synthetic_tables(a, a, a, span_corruption=True)
     t["domain_losses"] = t["domain_losses"].with_columns(
         pl.when(pl.col("run") == "r02").then(None).otherwise(pl.col("span_corruption_loss")).alias("span_corruption_loss"))
-    [d] = build_dataset(t, SPEC)
+    [d] = build_dataset(t, PairwiseSettings.from_dict(SPEC))
     assert "-span_corruption_loss" in d.dropped and "-span_corruption_loss" not in d.proxies and "inv_ppl" in d.proxies
     t["task_scores"] = t["task_scores"].filter(pl.col("run") != "r04")
     with pytest.raises(ValueError, match=r"table task_scores: no rows for the fine-tuned models \[\('r04', 10\)\]"):
-        build_dataset(t, SPEC)
+        build_dataset(t, PairwiseSettings.from_dict(SPEC))
 
 
 def test_ties_are_counted_and_excluded():
     a = np.linspace(0, 1, 6)
     t = synthetic_tables(a, a, [0.1, 0.1, 0.3, 0.5, 0.7, 0.9])
-    [d] = build_dataset(t, {**SPEC, "tie_epsilon": 0.01})
+    [d] = build_dataset(t, PairwiseSettings.from_dict({**SPEC, "tie_epsilon": 0.01}))
     assert d.n_ties == 1 and d.n_pairs == 14
 
 
 def test_pairs_only_within_a_comparable_budget():
     a = np.linspace(0, 1, 8)
-    [d] = build_dataset(synthetic_tables(a, a, a), {**SPEC, "compare_within": ["size"]})
+    [d] = build_dataset(synthetic_tables(a, a, a), PairwiseSettings.from_dict({**SPEC, "compare_within": ["size"]}))
     assert d.n_pairs == 2 * 6  # two sizes of four runs each
     sizes = np.array(["sm"[k % 2] for k in range(8)])
     i, j = np.nonzero(d.comparable)
@@ -124,7 +125,7 @@ def test_every_fine_tuned_checkpoint_is_a_model():
     t = synthetic_tables(a, a, a)
     early = t["sft_scores"].filter(pl.col("run") < "r03").with_columns(pl.lit(5, pl.Int64).alias("step"), pl.col("value") - 0.5)
     t["sft_scores"] = pl.concat([t["sft_scores"], early])
-    [d] = build_dataset(t, {**SPEC, "models": "all"})
+    [d] = build_dataset(t, PairwiseSettings.from_dict({**SPEC, "models": "all"}))
     assert d.models.height == 9 and d.models.filter(pl.col("step") == 5)["run"].to_list() == ["r00", "r01", "r02"]
 
 
@@ -133,7 +134,7 @@ def test_learned_comparator_beats_every_single_proxy_on_a_non_monotone_score():
     n = 40
     a, b = rng.uniform(size=n), rng.uniform(size=n)
     score = -np.abs(a - 0.5) - np.abs(b - 0.5)  # best in the middle: no single proxy orders it
-    results, gap, summary = fit_pairwise(synthetic_tables(a, b, score), SPEC)
+    results, gap, summary = fit_pairwise(synthetic_tables(a, b, score), PairwiseSettings.from_dict(SPEC))
     learned = results.filter(pl.col("proxy") == LEARNED).row(0, named=True)
     singles = results.filter(pl.col("proxy") != LEARNED)
     assert learned["n_splits"] == 20
@@ -142,14 +143,14 @@ def test_learned_comparator_beats_every_single_proxy_on_a_non_monotone_score():
     assert learned["top_k_recall"] > learned["top_k_chance"]
     assert summary["all"]["learned"]["heldout_mean"] == pytest.approx(learned["heldout_mean"])
     # deterministic: the same tables and seed give the same numbers
-    again, _, _ = fit_pairwise(synthetic_tables(a, b, score), SPEC)
+    again, _, _ = fit_pairwise(synthetic_tables(a, b, score), PairwiseSettings.from_dict(SPEC))
     assert again.equals(results)
 
 
 def test_perplexity_that_disagrees_with_sft_is_flagged():
     rng = np.random.default_rng(2)
     a = rng.uniform(size=12)
-    results, gap, summary = fit_pairwise(synthetic_tables(a, a, -a), {**SPEC, "learned_proxies": ["inv_ppl"]})
+    results, gap, summary = fit_pairwise(synthetic_tables(a, a, -a), PairwiseSettings.from_dict({**SPEC, "learned_proxies": ["inv_ppl"]}))
     ppl = summary["all"]["perplexity"]
     assert ppl["accuracy"] == 0.0 and ppl["disagreement_rate"] == 1.0 and ppl["worse_than_chance"]
     # gap bins partition the pairs
@@ -158,7 +159,7 @@ def test_perplexity_that_disagrees_with_sft_is_flagged():
 
 def test_too_few_models_gives_nan_with_a_reason():
     t = synthetic_tables([0.1, 0.5, 0.9], [0.1, 0.5, 0.9], [0.2, 0.4, 0.6])
-    results, _, summary = fit_pairwise(t, SPEC)
+    results, _, summary = fit_pairwise(t, PairwiseSettings.from_dict(SPEC))
     learned = results.filter(pl.col("proxy") == LEARNED).row(0, named=True)
     assert np.isnan(learned["heldout_mean"]) and learned["note"].startswith("not fitted")
     # the unsupervised proxies keep their accuracy over all pairs; held out, they share the (missing) splits
@@ -166,26 +167,26 @@ def test_too_few_models_gives_nan_with_a_reason():
     assert ppl["accuracy"] == 1.0 and np.isnan(ppl["heldout_mean"]) and ppl["note"].startswith("no usable split")
     assert summary["all"]["learned"]["heldout_mean"] is None
     with pytest.raises(ConfigError, match="need at least 2"):
-        fit_pairwise({name: table.filter(pl.col("run") == "r00") for name, table in t.items()}, SPEC)
+        fit_pairwise({name: table.filter(pl.col("run") == "r00") for name, table in t.items()}, PairwiseSettings.from_dict(SPEC))
 
 
 def test_bad_spec_is_named_before_fitting():
     t = synthetic_tables([0.1, 0.5, 0.9, 0.3], [0.1, 0.5, 0.9, 0.3], [0.2, 0.4, 0.6, 0.1])
     with pytest.raises(ConfigError, match=r"fit\.pairwise\.learned_proxies: \['nope'\]"):
-        fit_pairwise(t, {**SPEC, "learned_proxies": ["nope"]})
+        fit_pairwise(t, PairwiseSettings.from_dict({**SPEC, "learned_proxies": ["nope"]}))
     with pytest.raises(ConfigError, match=r"fit\.pairwise\.task_groups \('all'\): tasks \['t3'\]"):
-        fit_pairwise(t, {**SPEC, "task_groups": [{"name": "all", "tasks": ["t1", "t3"]}]})
+        fit_pairwise(t, PairwiseSettings.from_dict({**SPEC, "task_groups": [{"name": "all", "tasks": ["t1", "t3"]}]}))
     with pytest.raises(ConfigError, match=r"fit\.pairwise\.compare_within: columns \['colour'\]"):
-        fit_pairwise(t, {**SPEC, "compare_within": ["colour"]})
+        fit_pairwise(t, PairwiseSettings.from_dict({**SPEC, "compare_within": ["colour"]}))
     with pytest.raises(ConfigError, match=r"no post-SFT scores of every task of group 'all' for \[\('r03', 10\)\]"):
-        fit_pairwise({**t, "sft_scores": t["sft_scores"].filter(pl.col("run") != "r03")}, SPEC)
+        fit_pairwise({**t, "sft_scores": t["sft_scores"].filter(pl.col("run") != "r03")}, PairwiseSettings.from_dict(SPEC))
 
 
 def test_decision_accuracy_small_scale_against_the_largest():
     # 8 runs: mixtures mix0..mix3 at sizes s and m; at m (more compute) the score is the mixture's index
     a = np.array([0.4, 0.1, 0.3, 0.2, 0.2, 0.3, 0.1, 0.4])
     score = np.repeat([0.1, 0.2, 0.3, 0.4], 2) + np.where(np.arange(8) % 2, 0.0, 0.05)
-    d = decision_accuracy(synthetic_tables(a, a, score), SPEC)
+    d = decision_accuracy(synthetic_tables(a, a, score), PairwiseSettings.from_dict(SPEC))
     assert set(d["scale"]) == {"size=s"} and set(d["target_scale"]) == {"size=m"}
     row = {r["proxy"]: r for r in d.iter_rows(named=True)}
     assert row["sft_score"]["accuracy"] == 1.0 and row["sft_score"]["n_pairs"] == 6
@@ -195,14 +196,21 @@ def test_decision_accuracy_small_scale_against_the_largest():
 def test_cli_writes_the_outputs(tmp_path):
     rng = np.random.default_rng(3)
     a, b = rng.uniform(size=10), rng.uniform(size=10)
-    for name, table in synthetic_tables(a, b, a + b).items():
-        table.write_parquet(tmp_path / f"{name}.parquet")
+    from lmforecast import tables
+
+    for name, table in synthetic_tables(a, b, a + b).items():  # as the aggregate schemas (the CLI checks them)
+        columns = table.to_dict(as_series=False)
+        full = {f.name: columns.get(f.name, [None] * table.height) for f in tables.SCHEMAS[name]}
+        tables.write(tables.to_table(name, full), tmp_path / f"{name}.parquet")
     out = tmp_path / "fits"
-    main(["fit-pairwise", "--spec", json.dumps(SPEC), "--tables", str(tmp_path), "--out", str(out / "pairwise.parquet"),
-          "--gap", str(out / "pairwise_gap.parquet"), "--decision", str(out / "decision.parquet"), "--json", str(out / "pairwise.json")])
+    main(["fit", "pairwise", "--spec", json.dumps(SPEC), "--tables", str(tmp_path), "--fits", str(out),
+          "--report-dir", str(tmp_path / "report")])
     results = pl.read_parquet(out / "pairwise.parquet")
     assert LEARNED in set(results["proxy"]) and results["n_pairs"][0] == 45
     assert pl.read_parquet(out / "pairwise_gap.parquet").height > 0
     assert pl.read_parquet(out / "decision.parquet")["scale"].unique().to_list() == ["size=s"]
     summary = json.loads((out / "pairwise.json").read_text())
     assert summary["config"] == SPEC and "perplexity" in summary["task_groups"]["all"]
+    for figure in ("pairwise_accuracy", "pairwise_gap"):  # drawn by the fit, captioned beside it
+        assert (tmp_path / "report" / f"{figure}.png").stat().st_size > 5000
+        assert "Zeng et al." in (tmp_path / "report" / f"{figure}.rst").read_text()

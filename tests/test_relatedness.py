@@ -4,8 +4,9 @@ import pytest
 from scipy import stats
 from sklearn.metrics import adjusted_rand_score
 
+from lmforecast.fits.relatedness import RelatednessSettings
 from lmforecast.data import planted
-from lmforecast.fits.relatedness import (correlation_groups, correlation_matrix, k_medoids, point_relatedness,
+from lmforecast.fits.relatedness.trajectories import (correlation_groups, correlation_matrix, k_medoids, point_relatedness,
                                     polynomial_features, polynomial_groups, task_relatedness, trajectories)
 
 CFG = {"shots": 0, "prompt": None, "clusters": 4, "degree": 3, "seed": 0}
@@ -64,7 +65,7 @@ def test_linear_and_quadratic_relatedness_agree_on_planted_groups():
 
 def test_point_relatedness_on_a_table():
     scores = planted.example_scores(n_examples=80, runs=6, checkpoints=4, groups=3, tasks=("t1", "t2"))
-    points, comparison = point_relatedness(scores, {**CFG, "clusters": 3})
+    points, comparison = point_relatedness(scores, RelatednessSettings.from_dict({**CFG, "clusters": 3}))
     assert points.height == 160 and set(points["task"]) == {"t1", "t2"}
     assert comparison["n_checkpoints"].to_list() == [24, 24]
     assert (comparison["adjusted_rand"] >= 0.9).all()
@@ -86,7 +87,7 @@ def test_task_relatedness_matches_scipy_and_is_symmetric():
     values = {"a": base, "b": 2 * base + 0.1 * rng.normal(size=n), "c": rng.normal(size=n)}
     rows = [{"run": f"r{i // 4}", "step": i % 4, "task": t, "prompt": "p", "shots": 0, "metric": "logprob_correct",
              "value": float(v[i])} for t, v in values.items() for i in range(n)]
-    m = task_relatedness(pl.DataFrame(rows), CFG)
+    m = task_relatedness(pl.DataFrame(rows), RelatednessSettings.from_dict(CFG))
     assert m.height == 9
     ab = m.filter((pl.col("task_a") == "a") & (pl.col("task_b") == "b")).row(0, named=True)
     ref = stats.pearsonr(values["a"], values["b"])

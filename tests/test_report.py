@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from lmforecast.report.leaderboard import leaderboard
-from lmforecast.report.page import SECTIONS, TRAINED, build_report
+from lmforecast.fits.registry import registry
+from lmforecast.report.page import build_report, sections
 
 from smoke import snakemake
 
@@ -23,16 +24,19 @@ def _tables(results):
     return {name: pl.read_parquet(results / "tables" / f"{name}.parquet") for name in TABLES}
 
 
-def _spec(workdir, trained=TRAINED, imported=False):
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
-    return {"scaling": config["fit"]["scaling"], "trained_fits": list(trained), "imported": imported}
+# the fits that need SFT labels or per-example scores (left out in analysis-only mode)
+TRAINED = tuple(fit.name for fit in registry() if fit.needs_training)
+
+
+def _spec(workdir, fits=tuple(fit.name for fit in registry()), imported=False):
+    return {"fits": list(fits), "imported": imported}
 
 
 def _render(finished, tmp_path, **kw):
-    """The report rendered again into a copy of results/report (the seed-002 fits' figures are there)."""
+    """The report rendered again into a copy of results/report (the fits' figures are there: their rules drew them)."""
     out = tmp_path / "report"
     shutil.copytree(finished / "results/report", out)
-    for made_by_report in ("index.html", "leaderboard.parquet", "pairwise_accuracy.png", "pairwise_gap.png"):
+    for made_by_report in ("index.html", "leaderboard.parquet", "training_curves.png", "domain_losses.png"):
         (out / made_by_report).unlink()
     results = finished / "results"
     build_report(_tables(results), results / "fits", _spec(finished, **kw), out)
@@ -43,7 +47,7 @@ def _render(finished, tmp_path, **kw):
 def test_report_has_every_section_and_every_image_is_a_nonempty_figure(finished, tmp_path):
     out = _render(finished, tmp_path)
     html = (out / "index.html").read_text()
-    for key, title in SECTIONS.items():
+    for key, title in sections(_spec(finished)).items():
         assert f'<section id="{key}"><h2>{title}</h2>' in html, key
     assert "Not in this report" not in html  # the smoke config runs every fit
     images = re.findall(r'<figure id="fig-([\w]+)"><img alt="\1" src="data:image/png;base64,([^"]+)">', html)
@@ -90,15 +94,14 @@ def test_leaderboard_covers_every_predictor_and_marks_the_best_per_target(finish
 
 @pytest.mark.workflow
 def test_sections_whose_fit_does_not_run_are_left_out_with_a_note(finished, tmp_path):
-    out = _render(finished, tmp_path, trained=())
+    out = _render(finished, tmp_path, fits=["scaling"])
     html = (out / "index.html").read_text()
     for key in TRAINED:
         section = re.search(rf'<section id="{key}">(.*?)</section>', html).group(1)
         assert "Not in this report: fit" in section and "<img" not in section, key
-    assert not (out / "pairwise_accuracy.png").exists()
     board = pl.read_parquet(out / "leaderboard.parquet")
     assert set(board["question"]) == {"scaling"}
-    imported = (_render(finished, tmp_path / "imported", trained=(), imported=True) / "index.html").read_text()
+    imported = (_render(finished, tmp_path / "imported", fits=["scaling"], imported=True) / "index.html").read_text()
     assert imported.count("analysis-only (import) mode") == len(TRAINED)
 
 
@@ -112,14 +115,21 @@ def test_snakemake_report_collects_the_flagged_figures(finished):
     (finished / "results/report.html").unlink()  # not an output of the workflow
 
 
-def test_leaderboard_marks_ties_and_knows_which_way_is_better():
+def test_leaderboard_marks_ties_and_knows_which_way_is_better(tmp_path):
     preds = pl.DataFrame({"predictor": ["a", "b", "c"], "family": ["f"] * 3, "task": ["t"] * 3, "run": ["r"] * 3,
                           "score_actual": [0.5] * 3, "score_pred": [0.6, 0.4, 0.8], "score_lo": [0.55, 0.3, 0.7],
                           "score_hi": [0.7, 0.45, 0.9], "abs_error": [0.1, 0.1, 0.3], "covered": [False, False, False],
                           "n_fit_runs": [4] * 3, "n_boot": [10] * 3})
     pairwise = pl.DataFrame({"task_group": ["g", "g"], "proxy": ["inv_ppl", "learned"], "accuracy": [0.3, 0.7],
                              "ci_low": [0.1, 0.5], "ci_high": [0.5, 0.9], "n_pairs": [10, 10]})
-    board = leaderboard(preds, pairwise, None)
+    from lmforecast.fits.pairwise import leaderboard_rows as pairwise_rows
+    from lmforecast.fits.scaling import leaderboard_rows as scaling_rows
+
+    fits = tmp_path / "fits"
+    fits.mkdir()
+    preds.write_parquet(fits / "scaling_predictions.parquet")
+    pairwise.write_parquet(fits / "pairwise.parquet")
+    board = leaderboard(scaling_rows(fits) + pairwise_rows(fits))
     assert board.filter("best")["predictor"].sort().to_list() == ["a", "b", "learned comparator"]
     a = board.filter(pl.col("predictor") == "a").row(0, named=True)
     assert (a["lo"], a["hi"]) == pytest.approx((0.05, 0.2))  # |0.5 - p| for p in [0.55, 0.7]

@@ -8,8 +8,9 @@ import polars as pl
 import pytest
 from scipy.stats import t
 
-from lmforecast.fits.scaling import backtest, resample_runs
-from lmforecast.fits.curves import fit_power_law, fit_sigmoid, power_law, sigmoid
+from lmforecast.fits.scaling import ScalingSettings
+from lmforecast.fits.scaling.backtest import backtest, resample_runs
+from lmforecast.fits.scaling.curves import fit_power_law, fit_sigmoid, power_law, sigmoid
 
 PREDICTORS = ["direct", "flp", "chinchilla", "ladder", "flpm"]
 CFG = {"metric": "acc", "shots": 0, "prompt": None, "emerged_margin": 0.05, "holdout": "largest_compute",
@@ -102,7 +103,7 @@ def synthetic_tables(n_runs=6, noise=0.0, seed=0):
 
 
 def test_every_predictor_predicts_the_held_out_run_of_a_noise_free_family():
-    params, preds, report = backtest(synthetic_tables(), CFG)
+    params, preds, report = backtest(synthetic_tables(), ScalingSettings.from_dict(CFG))
     assert set(preds["predictor"]) == set(PREDICTORS), report
     assert set(preds["run"]) == {"r5"}  # the largest compute is held out
     by = {r["predictor"]: r for r in preds.iter_rows(named=True)}
@@ -123,7 +124,7 @@ def test_bootstrap_intervals_cover_the_noise_free_score_mostly():
     truth = 1.0375 - 0.175 * power_law(4.9152e13 / 1e12, 1.0, 0.2, 2.0)
     hits = 0
     for seed in range(10):
-        _, preds, _ = backtest(synthetic_tables(noise=0.003, seed=seed), {**CFG, "predictors": ["flp"], "bootstrap": 30})
+        _, preds, _ = backtest(synthetic_tables(noise=0.003, seed=seed), ScalingSettings.from_dict({**CFG, "predictors": ["flp"], "bootstrap": 30}))
         row = preds.row(0, named=True)
         assert row["score_lo"] < row["score_pred"] < row["score_hi"]
         hits += row["score_lo"] <= truth <= row["score_hi"]
@@ -132,8 +133,8 @@ def test_bootstrap_intervals_cover_the_noise_free_score_mostly():
 
 def test_configured_holdout_and_determinism_in_one_or_two_processes():
     cfg = {**CFG, "predictors": ["flp", "direct"], "holdout": ["r4", "r5"]}
-    a = backtest(synthetic_tables(noise=0.003), cfg)
-    b = backtest(synthetic_tables(noise=0.003), cfg, workers=2)  # one process per predictor: same tables
+    a = backtest(synthetic_tables(noise=0.003), ScalingSettings.from_dict(cfg))
+    b = backtest(synthetic_tables(noise=0.003), ScalingSettings.from_dict(cfg), workers=2)  # one process per predictor: same tables
     assert set(a[1]["run"]) == {"r4", "r5"}
     assert a[0].equals(b[0]) and a[1].equals(b[1]) and a[2] == b[2]
 
@@ -147,7 +148,7 @@ def test_resampled_runs_keep_whole_runs_under_distinct_names():
 
 def test_family_with_too_few_runs_is_reported_not_fitted():
     tables = synthetic_tables(n_runs=3)
-    params, preds, report = backtest(tables, CFG)
+    params, preds, report = backtest(tables, ScalingSettings.from_dict(CFG))
     assert params.height == 0 and preds.height == 0
     assert "need at least 3 to fit and 1 to predict" in report[0]
 
@@ -157,8 +158,8 @@ def test_family_with_too_few_runs_is_reported_not_fitted():
 _REFIT_SCRIPT = """
 import json, sys
 import numpy as np
-import lmforecast.fits.scaling  # the imports of a fit-scaling job: they shape the process's memory
-from lmforecast.fits import curves
+import lmforecast.fits.scaling.backtest  # the imports of a fit-scaling job: they shape the process's memory
+from lmforecast.fits.scaling import curves
 data = json.load(open(sys.argv[1]))
 shift = []
 for k in range(20):

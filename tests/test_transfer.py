@@ -3,7 +3,8 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from lmforecast.fits.transfer import correlations, transfer_correlations
+from lmforecast.fits.transfer import TransferSettings
+from lmforecast.fits.transfer.correlations import correlations, transfer_correlations
 
 CFG = {"metric": "acc", "shots": 0}
 
@@ -27,7 +28,7 @@ def synthetic(steps_tuned):
 
 def test_across_runs_uses_last_checkpoints_and_matches_scipy():
     ts, sft = synthetic(steps_tuned=(40,))
-    corr, pairs = transfer_correlations(ts, sft, CFG)
+    corr, pairs = transfer_correlations(ts, sft, TransferSettings.from_dict(CFG))
     assert set(corr["scope"]) == {"across_runs"}  # one fine-tuned checkpoint per run: no within-run rows
     good = corr.filter(pl.col("prompt") == "good").row(0, named=True)
     assert good["n"] == 5 and good["pearson_r"] > 0.99 and good["spearman_rho"] == pytest.approx(1.0)
@@ -39,7 +40,7 @@ def test_across_runs_uses_last_checkpoints_and_matches_scipy():
 
 def test_across_checkpoints_when_several_are_fine_tuned():
     ts, sft = synthetic(steps_tuned=(10, 20, 30, 40))
-    corr, _ = transfer_correlations(ts, sft, CFG)
+    corr, _ = transfer_correlations(ts, sft, TransferSettings.from_dict(CFG))
     within = corr.filter((pl.col("scope") == "across_checkpoints") & (pl.col("prompt") == "good"))
     assert within.height == 5 and (within["n"] == 4).all() and (within["spearman_rho"] == 1.0).all()
     across = corr.filter(pl.col("scope") == "across_runs")
@@ -54,4 +55,4 @@ def test_constant_or_short_input_gives_nan():
 def test_no_overlap_is_named():
     ts, sft = synthetic(steps_tuned=(40,))
     with pytest.raises(ValueError, match="no checkpoint has both a zero-shot acc"):
-        transfer_correlations(ts, sft.with_columns(pl.lit(99).alias("step")), CFG)
+        transfer_correlations(ts, sft.with_columns(pl.lit(99).alias("step")), TransferSettings.from_dict(CFG))

@@ -204,54 +204,6 @@ def cmd_import(args):
     _log("imported: " + ", ".join(f"{name} {t.num_rows} rows" for name, t in built.items()) + f" -> {args.out_dir}")
 
 
-def _read_tables(directory):
-    import polars as pl
-
-    return {p.stem: pl.read_parquet(p) for p in Path(directory).glob("*.parquet")}
-
-
-def cmd_fit_scaling(args):
-    import polars as pl
-    import torch
-
-    from lmforecast import io
-    from lmforecast.fits.scaling import backtest
-    from lmforecast.tables import write
-
-    torch.set_num_threads(1)  # FLP-M's network is tiny
-
-    params, preds, report = backtest(_read_tables(args.tables), args.spec, workers=args.threads)
-    write(params.to_arrow(), args.params)
-    write(preds.to_arrow(), args.predictions)
-    io.write_text("\n".join(report) + "\n", args.report)
-    io.write_json({"config": args.spec, "predictions": preds.to_dicts(), "params": params.to_dicts()}, args.json)
-    summary = (preds.group_by("predictor").agg(pl.col("abs_error").mean(), pl.col("covered").cast(float).mean())
-               .sort("abs_error"))
-    _log("\n".join(report) + f"\n\nmean absolute error and interval coverage per predictor:\n{summary}")
-
-
-def cmd_fit_pairwise(args):
-    from lmforecast import io
-    from lmforecast.fits.decision import decision_accuracy
-    from lmforecast.fits.pairwise import _finite, fit_pairwise
-    from lmforecast.tables import write
-
-    t = _read_tables(args.tables)
-    results, gap, summary = fit_pairwise(t, args.spec)
-    decision = decision_accuracy(t, args.spec)
-    write(results.to_arrow(), args.out)
-    write(gap.to_arrow(), args.gap)
-    write(decision.to_arrow(), args.decision)
-    io.write_json({"config": args.spec, "task_groups": summary,
-                   "decision": [{k: _finite(v) for k, v in r.items()} for r in decision.to_dicts()]}, args.json)
-    for group, g in summary.items():
-        ppl = g.get("perplexity") or {}
-        _log(f"[{group}] {g['n_models']} models, {g['n_pairs']} pairs ({g['n_ties']} ties): "
-             f"1/PPL accuracy {ppl.get('accuracy')} held-out {ppl.get('heldout_mean')}; "
-             f"learned held-out {g['learned']['heldout_mean']} +- {g['learned']['heldout_std']}; "
-             f"best single proxy {g['best_single_proxy']}")
-
-
 def _read_named(directory, *names):
     """The named tables of a directory, each checked against its schema (a wrong file is named)."""
     import polars as pl
@@ -267,63 +219,14 @@ def _read_named(directory, *names):
     return out
 
 
-def _json_safe(obj):
-    """NaN (an undefined correlation) as null, so that the JSON is standard."""
-    if isinstance(obj, float) and obj != obj:
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
+def cmd_fit(args):
+    """One registered fit (lmforecast/fits/registry.py): its tables in, its outputs and figures out."""
+    from lmforecast.fits.registry import FitInputs, registry
 
-
-def cmd_fit_transfer(args):
-    from lmforecast import io
-    from lmforecast.report.plots import plot_transfer
-    from lmforecast.tables import write
-    from lmforecast.fits.transfer import transfer_correlations
-
-    t = _read_named(args.tables, "task_scores", "sft_scores")
-    corr, pairs = transfer_correlations(t["task_scores"], t["sft_scores"], args.spec)
-    write(corr.to_arrow(), args.out)
-    for task in sorted(pairs["task"].unique()):
-        plot_transfer(pairs, corr, task, Path(args.plot_dir) / f"transfer_{task}.png")
-    io.write_json(_json_safe({"config": args.spec, "correlations": corr.to_dicts()}), args.json)
-    _log(str(corr.filter(corr["scope"] == "across_runs")))
-
-
-def cmd_fit_relatedness(args):
-    from lmforecast import io
-    from lmforecast.fits.relatedness import point_relatedness, task_relatedness
-    from lmforecast.report.plots import plot_point_relatedness, plot_task_relatedness
-    from lmforecast.tables import write
-
-    t = _read_named(args.tables, "task_scores", "example_scores")
-    matrix = task_relatedness(t["task_scores"], args.spec)
-    points, comparison = point_relatedness(t["example_scores"], args.spec)
-    write(matrix.to_arrow(), args.tasks)
-    write(points.to_arrow(), args.points)
-    io.write_json(_json_safe({"config": args.spec, "point_relatedness": comparison.to_dicts()}), args.json)
-    plot_task_relatedness(matrix, args.heatmap)
-    plot_point_relatedness(points, comparison, args.mds)
-    _log(f"task relatedness:\n{matrix}\npoint relatedness, O(n) vs O(n^2):\n{comparison}")
-
-
-def cmd_fit_selection(args):
-    from lmforecast import io
-    from lmforecast.fits.selection import evaluate_selection
-    from lmforecast.report.plots import plot_selection
-    from lmforecast.tables import write
-
-    t = _read_named(args.tables, "example_scores")
-    rows, summary = evaluate_selection(t["example_scores"], args.spec)
-    write(rows.to_arrow(), args.out)
-    io.write_json(_json_safe(summary), args.json)
-    plot_selection(rows, args.plot)
-    for task, s in summary["tasks"].items():
-        skipped = f"; budgets {s['skipped_budgets']} skipped (>= {s['n_examples']} examples)" if s["skipped_budgets"] else ""
-        _log(f"{task}: SELECT beats random at small budgets {s['small_budgets']}: {s['select_beats_random_at_small_budgets']}{skipped}")
+    fit = registry()[args.name]
+    inputs = FitInputs(tables=_read_named(args.tables, *fit.tables), settings=fit.settings.from_dict(args.spec),
+                       spec=args.spec, fits_dir=Path(args.fits), report_dir=Path(args.report_dir), threads=args.threads)
+    _log("\n".join(fit.run(inputs)))
 
 
 def cmd_report(args):
@@ -366,14 +269,8 @@ def main(argv=None):
     add("sft", cmd_sft, (("--checkpoint",), one), (("--method",), {"required": True, "choices": SFT_METHODS}), (("--task-specs",), many), (("--task-examples",), many),
         (("--out",), one), (("--example-scores",), one), threads)
     add("import", cmd_import, (("--out-dir",), one))
-    add("fit-scaling", cmd_fit_scaling, (("--tables",), one), (("--params",), one), (("--predictions",), one),
-        (("--report",), one), (("--json",), one), threads)
-    add("fit-pairwise", cmd_fit_pairwise, (("--tables",), one), (("--out",), one), (("--gap",), one),
-        (("--decision",), one), (("--json",), one))
-    add("fit-transfer", cmd_fit_transfer, (("--tables",), one), (("--out",), one), (("--json",), one), (("--plot-dir",), one))
-    add("fit-relatedness", cmd_fit_relatedness, (("--tables",), one), (("--tasks",), one), (("--points",), one),
-        (("--json",), one), (("--heatmap",), one), (("--mds",), one))
-    add("fit-selection", cmd_fit_selection, (("--tables",), one), (("--out",), one), (("--json",), one), (("--plot",), one))
+    add("fit", cmd_fit, (("name",), {"help": "a registered fit (lmforecast/fits/*/__init__.py: FIT)"}),
+        (("--tables",), one), (("--fits",), one), (("--report-dir",), one), threads)
     add("report", cmd_report, (("--tables",), one), (("--fits",), one), (("--out",), one),
         (("--captions",), {"default": None, "help": "directory of the figures' .rst captions (default: workflow/report)"}))
 

@@ -31,9 +31,20 @@ def _where(path) -> str:
     return out or "(top level)"
 
 
+def schema() -> dict:
+    """The config's JSON schema: workflow/schemas/config.schema.yaml, with each registered fit's
+    schema as fit.<name> (a fit's settings are declared once, by the fit)."""
+    from lmforecast.fits.registry import registry
+
+    full = yaml.safe_load(SCHEMA_PATH.read_text())
+    fit = full["properties"]["fit"]
+    fit["properties"] = {f.name: f.schema_dict() for f in registry()}
+    fit["additionalProperties"] = False
+    return full
+
+
 def _schema_errors(config) -> list[str]:
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.Draft202012Validator(schema())
     messages = []
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         if err.validator == "additionalProperties":
@@ -85,7 +96,7 @@ def _semantic_errors(config) -> list[str]:
             # the embedded default's runs are merged under a --configfile: an analysis config empties them
             errors.append("runs: an analysis-only config (with 'import') trains nothing; expected 'runs: []' "
                           "(or run with --replace-workflow-config and no runs)")
-        return errors
+        return errors + _fit_errors(config)
     if not config["runs"]:
         return ["runs: empty; expected at least one run to train, or an 'import' section (analysis-only)"]
     errors = []
@@ -150,21 +161,24 @@ def _semantic_errors(config) -> list[str]:
     unknown = set(config["sft"]["tasks"]) - set(config["evaluation"]["tasks"])
     if unknown:
         errors.append(f"sft.tasks: {sorted(unknown)} are not in evaluation.tasks")
-    holdout = config["fit"]["scaling"]["holdout"]
-    if isinstance(holdout, list):
-        for i, name in enumerate(holdout):
-            if name not in seen:
-                errors.append(f"fit.scaling.holdout[{i}]: unknown run {name!r}; expected a name from runs")
-    if "pairwise" in config["fit"]:
-        errors += _pairwise_errors(config)
     errors += _fit_errors(config)
     errors += _prompt_errors(config)
     return errors
 
 
-# Settings that pick one prompt template per task: a name every task has, or a mapping {task: name}
-# (tasks left out of it use their first template).
-PROMPT_SETTINGS = (("sft",), ("fit", "scaling"), ("fit", "relatedness"), ("fit", "selection"))
+def _fit_errors(config) -> list[str]:
+    """Each configured fit's own checks against the whole config (its registry entry's `check`)."""
+    from lmforecast.fits.registry import registry
+
+    return [e for fit in registry() if fit.name in config["fit"] for e in fit.check(config)]
+
+
+def _prompt_settings() -> list[tuple]:
+    """Settings that pick one prompt template per task (a name every task has, or a mapping {task: name};
+    tasks left out of it use their first template): sft's, and every fit's that has a `prompt`."""
+    from lmforecast.fits.registry import registry
+
+    return [("sft",)] + [("fit", f.name) for f in registry() if "prompt" in f.schema_dict()["properties"]]
 
 
 def _prompt_errors(config) -> list[str]:
@@ -173,7 +187,7 @@ def _prompt_errors(config) -> list[str]:
     templates = {t: list(load_task(TASKS_DIR / f"{t}.yaml").prompts) for t in evaluation["tasks"]}
     evaluated = {t: evaluation.get("prompts", {}).get(t, names) for t, names in templates.items()}
     errors = []
-    for path in PROMPT_SETTINGS:
+    for path in _prompt_settings():
         section = config.get(path[0], {}) if len(path) == 1 else config.get(path[0], {}).get(path[1], {})
         prompt = section.get("prompt")
         if not prompt:
@@ -229,44 +243,6 @@ def _evaluation_errors(config, run_names) -> list[str]:
                 errors.append(f"{where}: {file!r}; expected a file ending in one of {sorted(DATA_FORMATS)}")
             elif not Path(file).is_file():
                 errors.append(f"{where}: {file!r} does not exist")
-    return errors
-
-
-def _pairwise_errors(config) -> list[str]:
-    """fit.pairwise against the SFT it labels pairs with."""
-    pw, sft, errors = config["fit"]["pairwise"], config["sft"], []
-    names = [g["name"] for g in pw["task_groups"]]
-    for i, group in enumerate(pw["task_groups"]):
-        if group["name"] in names[:i]:
-            errors.append(f"fit.pairwise.task_groups[{i}].name: duplicate task group {group['name']!r}")
-        unknown = sorted(set(group["tasks"]) - set(sft["tasks"]))
-        if unknown:
-            errors.append(f"fit.pairwise.task_groups[{i}].tasks: {unknown} are not in sft.tasks")
-    if pw["sft_method"] not in sft["methods"]:
-        errors.append(f"fit.pairwise.sft_method: {pw['sft_method']!r} is not in sft.methods {sft['methods']}")
-    if pw["sft_data"] == "multitask" and not (sft["multitask"] and len(sft["tasks"]) > 1):
-        errors.append("fit.pairwise.sft_data: 'multitask' needs sft.multitask: true and at least two sft.tasks")
-    return errors
-
-
-def _fit_errors(config) -> list[str]:
-    """The seed-002 fits: settings that must name evaluated shots and runs, and leave held-out runs."""
-    errors = []
-    fit, names = config["fit"], [r["name"] for r in config["runs"]]
-    for key in ("transfer", "relatedness", "selection"):
-        if key in fit and fit[key]["shots"] not in config["evaluation"]["shots"]:
-            errors.append(f"fit.{key}.shots: {fit[key]['shots']} is not in evaluation.shots {config['evaluation']['shots']}")
-    if "selection" not in fit:
-        return errors
-    selection = fit["selection"]
-    if len(names) < 2:
-        errors.append("fit.selection: needs at least 2 runs (source and held-out target)")
-    source = selection.get("source_runs") or []
-    unknown = sorted(set(source) - set(names))
-    if unknown:
-        errors.append(f"fit.selection.source_runs: {unknown} are not names of runs")
-    elif source and set(source) == set(names):
-        errors.append("fit.selection.source_runs: lists every run, which leaves no held-out target run")
     return errors
 
 

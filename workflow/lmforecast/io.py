@@ -6,6 +6,7 @@ its temporary; the next write of the same target (the rerun of that job) removes
 """
 
 import json
+import math
 import os
 import re
 import shutil
@@ -61,6 +62,17 @@ def atomic_dir(path):
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def json_safe(obj):
+    """NaN and infinities (an undefined correlation or accuracy) as null, so that the JSON is standard."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def write_json(obj, path):

@@ -1,15 +1,20 @@
 # Config access and run/step enumeration. The config is validated here, when the
 # workflow is parsed, so a bad config stops before any job with the field named.
 import json
+import os
 import re
 
 from lmforecast import config as lmconfig
 from lmforecast.data.world import DOMAINS
+from lmforecast.fits.registry import registry
 
 lmconfig.validate(config, "config (config/config.yaml and --config overrides)")
 
 # Analysis-only mode: an `import` section replaces training (rules/imports.smk makes the tables).
 IMPORT = "import" in config
+# The registered fits this config runs (a fit.<name> section each; in analysis-only mode, not those
+# that need SFT labels or per-example scores): rules/fit.smk makes a rule for each.
+FITS = registry().configured(config, imported=IMPORT)
 if IMPORT:
     from lmforecast.measure.imports import ImportDataError, lm_eval_files
 

@@ -1,24 +1,30 @@
-# Tables -> fitted predictors with standard errors, and their back-tests.
+# Tables -> fits: one rule per registered fit (lmforecast/fits/registry.py), each writing its outputs
+# under results/fits/ and its figures (PNG, data as Parquet, caption as .rst) under results/report/.
 
-TABLES = [f"results/tables/{name}.parquet" for name in ("runs", "checkpoints", "domain_losses", "task_scores")]
+
+def fit_figures(fit):
+    return [f.name for f in fit.figures(config)]
 
 
-rule fit_scaling:
-    input:
-        TABLES,
-    output:
-        params="results/fits/scaling_params.parquet",
-        predictions="results/fits/scaling_predictions.parquet",
-        report="results/fits/scaling_report.txt",
-        json="results/fits/scaling.json",
-    params:
-        spec=as_json(config["fit"]["scaling"]),
-    log:
-        "logs/fit_scaling.log",
-    # one process per (family, predictor) fit, up to the cores given: the other fits are short, so
-    # this one job is the workflow's tail
-    threads: 2
-    shell:
-        "lmforecast fit-scaling --spec {params.spec:q} --tables results/tables --params {output.params}"
-        " --predictions {output.predictions} --report {output.report} --json {output.json}"
-        " --threads {threads} > {log} 2>&1"
+for fit in FITS:
+
+    rule:
+        name:
+            f"fit_{fit.name}"
+        input:
+            [f"results/tables/{t}.parquet" for t in fit.tables],
+        output:
+            fits=[f"results/fits/{o}" for o in fit.outputs],
+            # the caption each figure shows in `snakemake --report`: the .rst the fit writes beside it
+            plots=[report(f"results/report/{name}.png", caption=f"{os.getcwd()}/results/report/{name}.rst",
+                          category=fit.title) for name in fit_figures(fit)],
+            data=[f"results/report/{name}.parquet" for name in fit_figures(fit)],
+            captions=[f"results/report/{name}.rst" for name in fit_figures(fit)],
+        params:
+            spec=as_json(config["fit"][fit.name]),
+        threads: fit.threads
+        log:
+            f"logs/fit_{fit.name}.log",
+        shell:
+            f"lmforecast fit {fit.name} --spec {{params.spec:q}} --tables results/tables --fits results/fits"
+            " --report-dir results/report --threads {threads} > {log} 2>&1"

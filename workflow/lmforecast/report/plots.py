@@ -13,7 +13,7 @@ import polars as pl  # noqa: E402
 
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from lmforecast.fits.curves import power_law  # noqa: E402
+from lmforecast.fits.scaling.curves import power_law  # noqa: E402
 from lmforecast.io import atomic_path  # noqa: E402
 
 DPI = 110

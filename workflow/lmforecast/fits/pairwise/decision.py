@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from lmforecast.config import ConfigError
-from lmforecast.fits.pairwise import domain_proxies, labels, pairwise_accuracy, task_groups, task_proxies
+from lmforecast.fits.pairwise.proxies import domain_proxies, labels, pairwise_accuracy, task_groups, task_proxies
 
 DECISION_SCHEMA = {"task_group": pl.String, "scale": pl.String, "flops": pl.Float64, "target_scale": pl.String,
                    "proxy": pl.String, "family": pl.String, "accuracy": pl.Float64, "n_recipes": pl.Int64,
@@ -23,17 +23,17 @@ def _scale_name(columns):
     return pl.concat_str([pl.format(f"{c}={{}}", pl.col(c)) for c in columns], separator=",")
 
 
-def decision_accuracy(tables: dict, spec: dict) -> pl.DataFrame:
-    cfg = spec["decision"]
+def decision_accuracy(tables: dict, spec) -> pl.DataFrame:
+    cfg = spec.decision
     runs, ck = tables["runs"], tables["checkpoints"]
     for key in ("scale", "recipe"):
-        unknown = sorted(set(cfg[key]) - set(runs.columns))
+        unknown = sorted(set(getattr(cfg, key)) - set(runs.columns))
         if unknown:
             raise ConfigError(f"fit.pairwise.decision.{key}: {unknown} are not columns of the runs table; "
                               f"expected some of {sorted(runs.columns)}")
     finals = ck.join(ck.group_by("run").agg(pl.col("step").max()), on=["run", "step"]).select("run", "step", "flops")
-    finals = finals.join(runs, on="run").with_columns(_scale_name(cfg["scale"]).alias("scale"),
-                                                      pl.concat_str([pl.col(c).cast(pl.String) for c in cfg["recipe"]], separator="/").alias("recipe"))
+    finals = finals.join(runs, on="run").with_columns(_scale_name(cfg.scale).alias("scale"),
+                                                      pl.concat_str([pl.col(c).cast(pl.String) for c in cfg.recipe], separator="/").alias("recipe"))
     compute = finals.group_by("scale").agg(pl.col("flops").mean()).sort("flops", "scale")
     if compute.height < 2:
         return pl.DataFrame([], schema=DECISION_SCHEMA)
@@ -59,8 +59,8 @@ def decision_accuracy(tables: dict, spec: dict) -> pl.DataFrame:
                 target_score = p["target"].to_numpy()
                 n = p.height
                 diff = np.abs(target_score[:, None] - target_score[None, :])[np.triu_indices(n, 1)]
-                ties = int(np.sum(diff < max(spec["tie_epsilon"], 1e-300)))
+                ties = int(np.sum(diff < max(spec.tie_epsilon, 1e-300)))
                 rows.append({"task_group": group, "scale": scale, "flops": flops, "target_scale": target, "proxy": proxy,
-                             "family": family, "accuracy": pairwise_accuracy(p["value"].to_numpy(), target_score, spec["tie_epsilon"]),
+                             "family": family, "accuracy": pairwise_accuracy(p["value"].to_numpy(), target_score, spec.tie_epsilon),
                              "n_recipes": n, "n_pairs": len(diff) - ties, "n_ties": ties})
     return pl.DataFrame(rows, schema=DECISION_SCHEMA)

@@ -24,23 +24,23 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from lmforecast.fits.relatedness import correlation_matrix, k_means, k_medoids, polynomial_features, trajectories
+from lmforecast.fits.relatedness.trajectories import correlation_matrix, k_means, k_medoids, polynomial_features, trajectories
 from lmforecast.tables import first_prompt
 
 METHODS = ("select", "anchor_points", "random")
 
 
-def split_runs(runs, cfg: dict):
+def split_runs(runs, cfg):
     """(source runs, target runs): the configured list, or a seeded fraction; never a run on both sides."""
     runs = sorted(runs)
-    if cfg.get("source_runs"):
-        unknown = sorted(set(cfg["source_runs"]) - set(runs))
+    if cfg.source_runs:
+        unknown = sorted(set(cfg.source_runs) - set(runs))
         if unknown:
             raise ValueError(f"fit.selection.source_runs: {unknown} are not runs of the tables; expected some of {runs}")
-        source = sorted(cfg["source_runs"])
+        source = sorted(cfg.source_runs)
     else:
-        n_source = min(max(round(cfg["source_fraction"] * len(runs)), 1), len(runs) - 1)
-        order = np.random.default_rng(cfg["seed"]).permutation(len(runs))
+        n_source = min(max(round(cfg.source_fraction * len(runs)), 1), len(runs) - 1)
+        order = np.random.default_rng(cfg.seed).permutation(len(runs))
         source = sorted(runs[i] for i in order[:n_source])
     target = [r for r in runs if r not in source]
     if not source or not target:
@@ -114,40 +114,40 @@ def task_benchmark(scores: pl.DataFrame, metric: str, source, target):
             "correct": hit, "logprob": logprob, "n_source_models": len(src_ckpts), "n_target_models": len(tgt_ckpts)}
 
 
-def evaluate_selection(example_scores: pl.DataFrame, cfg: dict):
-    """All tasks x budgets x methods. Returns (rows as a DataFrame, summary dict)."""
-    scores = first_prompt(example_scores.filter(pl.col("shots") == cfg["shots"]), cfg.get("prompt"))
+def evaluate_selection(example_scores: pl.DataFrame, cfg):
+    """All tasks x budgets x methods (`cfg`: SelectionSettings). Returns (rows as a DataFrame, summary dict)."""
+    scores = first_prompt(example_scores.filter(pl.col("shots") == cfg.shots), cfg.prompt)
     if scores.height == 0:
-        raise ValueError(f"example_scores: no rows with shots = {cfg['shots']} (fit.selection.shots)")
+        raise ValueError(f"example_scores: no rows with shots = {cfg.shots} (fit.selection.shots)")
     source, target = split_runs(scores["run"].unique().to_list(), cfg)
-    rows, summary = [], {"config": cfg, "source_runs": source, "target_runs": target, "tasks": {}}
+    rows, summary = [], {"source_runs": source, "target_runs": target, "tasks": {}}
     for task in sorted(scores["task"].unique()):
         t = scores.filter(pl.col("task") == task)
-        bench = task_benchmark(t, cfg["metric"], source, target)
+        bench = task_benchmark(t, cfg.metric, source, target)
         n = len(bench["examples"])
         correct, logprob = bench["correct"], bench["logprob"]
         anchor_dist = 1.0 - correlation_matrix(bench["confidence"])
-        base = {"task": task, "prompt": t["prompt"][0], "shots": cfg["shots"], "n_examples": n,
+        base = {"task": task, "prompt": t["prompt"][0], "shots": cfg.shots, "n_examples": n,
                 "n_source_models": bench["n_source_models"], "n_target_models": bench["n_target_models"]}
-        budgets = [b for b in cfg["budgets"] if b < n]
-        info = {"n_examples": n, "skipped_budgets": [b for b in cfg["budgets"] if b >= n],
+        budgets = [b for b in cfg.budgets if b < n]
+        info = {"n_examples": n, "skipped_budgets": [b for b in cfg.budgets if b >= n],
                 "kendall_tau_all_points": kendall_tau(logprob.mean(axis=0), correct.mean(axis=0))}
         for b in budgets:
-            idx, w = select_points(bench["nll"], bench["segments"], cfg["degree"], b, cfg["seed"])
+            idx, w = select_points(bench["nll"], bench["segments"], cfg.degree, b, cfg.seed)
             mae, tau = score_selection(correct, logprob, idx, w)
             rows.append({**base, "budget": b, "method": "select", "n_selected": len(idx), "draws": 1,
                          "mae": mae, "mae_std": np.nan, "kendall_tau": tau, "kendall_tau_std": np.nan})
-            idx, w = anchor_points(anchor_dist, b, cfg["seed"])
+            idx, w = anchor_points(anchor_dist, b, cfg.seed)
             mae, tau = score_selection(correct, logprob, idx, w)
             rows.append({**base, "budget": b, "method": "anchor_points", "n_selected": len(idx), "draws": 1,
                          "mae": mae, "mae_std": np.nan, "kendall_tau": tau, "kendall_tau_std": np.nan})
-            rng = np.random.default_rng([cfg["seed"], b])
-            draws = np.array([score_selection(correct, logprob, *random_points(n, b, rng)) for _ in range(cfg["random_draws"])])
-            rows.append({**base, "budget": b, "method": "random", "n_selected": b, "draws": cfg["random_draws"],
+            rng = np.random.default_rng([cfg.seed, b])
+            draws = np.array([score_selection(correct, logprob, *random_points(n, b, rng)) for _ in range(cfg.random_draws)])
+            rows.append({**base, "budget": b, "method": "random", "n_selected": b, "draws": cfg.random_draws,
                          "mae": float(draws[:, 0].mean()), "mae_std": float(draws[:, 0].std(ddof=1)),
                          "kendall_tau": float(np.nanmean(draws[:, 1])) if np.isfinite(draws[:, 1]).any() else np.nan,
                          "kendall_tau_std": float(np.nanstd(draws[:, 1], ddof=1)) if np.isfinite(draws[:, 1]).sum() > 1 else np.nan})
-        summary["tasks"][task] = {**info, **_verdict(rows, task, cfg["small_budget_max"])}
+        summary["tasks"][task] = {**info, **_verdict(rows, task, cfg.small_budget_max)}
     return pl.DataFrame(rows, schema=ROW_SCHEMA), summary
 
 

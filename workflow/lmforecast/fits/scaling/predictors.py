@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from lmforecast.fits import chinchilla
-from lmforecast.fits import flpm
-from lmforecast.fits.curves import FitError, fit_linear, fit_power_law, fit_sigmoid, start_of
-from lmforecast.fits.frames import domains_of
+from lmforecast.fits.scaling import chinchilla
+from lmforecast.fits.scaling import flpm
+from lmforecast.fits.scaling.curves import FitError, fit_linear, fit_power_law, fit_sigmoid, start_of
+from lmforecast.fits.scaling.frames import domains_of
 
 
 @dataclass
@@ -69,7 +69,7 @@ def _stage1(finals, held, column, warm, key):
 
 
 def _emerged(train, task, cfg):
-    return _known(train, f"score:{task}", f"chance:{task}").filter(pl.col(f"score:{task}") > pl.col(f"chance:{task}") + cfg["emerged_margin"])
+    return _known(train, f"score:{task}", f"chance:{task}").filter(pl.col(f"score:{task}") > pl.col(f"chance:{task}") + cfg.emerged_margin)
 
 
 def _per_task(tasks, out: Prediction, fit_one):
@@ -98,7 +98,7 @@ def _line_from_loss(train, loss_pred, tasks, cfg, out: Prediction):
     def fit_one(task):
         pts = _emerged(train, task, cfg)
         if pts.height < 3:
-            raise FitError(f"{pts.height} emerged checkpoints (score > chance + {cfg['emerged_margin']}), need 3")
+            raise FitError(f"{pts.height} emerged checkpoints (score > chance + {cfg.emerged_margin}), need 3")
         fit = fit_linear(_col(pts, "loss"), _col(pts, f"score:{task}"))
         out.scores[task] = fit.eval(x=loss_pred)
         out.params += _rows(fit, "score", task)

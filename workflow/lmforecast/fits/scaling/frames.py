@@ -27,13 +27,14 @@ def checkpoint_points(runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_loss
     lr = pl.when(pl.col("peak_lr").is_null()).then(pl.lit("lr=?")).otherwise(pl.format("lr={}", pl.col("peak_lr")))
     return (checkpoints.join(pretraining_loss(domain_losses), on=["run", "step"])
             .join(runs.select("run", "mixture", "objective", pl.col("lr").alias("peak_lr")), on="run")
-            .with_columns(pl.concat_str("mixture", "objective", lr, separator="/").alias("family")))
+            .with_columns(pl.concat_str("mixture", "objective", lr, separator="/").alias("family"))
+            .sort("run", "step"))  # a join keeps no order: sorted, so that figures and their data are deterministic
 
 
-def select_scores(task_scores: pl.DataFrame, cfg: dict, metric: str | None = None) -> pl.DataFrame:
-    """The score a chain predicts: one metric, shots and prompt (default: each task's first prompt)."""
-    scores = task_scores.filter((pl.col("metric") == (metric or cfg["metric"])) & (pl.col("shots") == cfg["shots"]))
-    return first_prompt(scores, cfg.get("prompt"))
+def select_scores(task_scores: pl.DataFrame, cfg, metric: str | None = None) -> pl.DataFrame:
+    """The score a chain predicts (`cfg`: ScalingSettings): one metric, shots and prompt (default: each task's first prompt)."""
+    scores = task_scores.filter((pl.col("metric") == (metric or cfg.metric)) & (pl.col("shots") == cfg.shots))
+    return first_prompt(scores, cfg.prompt)
 
 
 def _wide(long: pl.DataFrame, on: str, values: str, prefix: str) -> pl.DataFrame:
@@ -42,7 +43,7 @@ def _wide(long: pl.DataFrame, on: str, values: str, prefix: str) -> pl.DataFrame
             .rename(lambda c: c if c in ("run", "step") else f"{prefix}:{c}"))
 
 
-def checkpoint_frame(tables: dict, cfg: dict) -> pl.DataFrame:
+def checkpoint_frame(tables: dict, cfg) -> pl.DataFrame:
     """One row per checkpoint with every column a predictor may use (see the module docstring)."""
     points = checkpoint_points(tables["runs"], tables["checkpoints"], tables["domain_losses"])
     points = points.join(tables["runs"].select("run", "n_params"), on="run")

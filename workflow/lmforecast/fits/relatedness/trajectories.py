@@ -170,35 +170,35 @@ def mds_embedding(x: np.ndarray, seed: int) -> np.ndarray:
     return mds.fit_transform(dist)
 
 
-def point_relatedness(example_scores: pl.DataFrame, cfg: dict):
+def point_relatedness(example_scores: pl.DataFrame, cfg):
     """Per task: both groupings of the examples, their agreement and an MDS embedding.
 
     Returns (points: one row per task x example, comparison: one row per task).
     """
-    scores = first_prompt(example_scores.filter(pl.col("shots") == cfg["shots"]), cfg.get("prompt"))
+    scores = first_prompt(example_scores.filter(pl.col("shots") == cfg.shots), cfg.prompt)
     point_rows, compare_rows = [], []
     for task in sorted(scores["task"].unique()):
         t = scores.filter(pl.col("task") == task).with_columns((-pl.col("logprob_correct")).alias("nll"))
         ids, ckpts, x = trajectories(t, "nll")
         segments = [run for run, _ in ckpts]
-        k = min(cfg["clusters"], len(ids))
-        corr_labels = correlation_groups(x, k, cfg["seed"])
-        poly_labels = polynomial_groups(x, segments, cfg["degree"], k, cfg["seed"])
-        xy = mds_embedding(x, cfg["seed"])
+        k = min(cfg.clusters, len(ids))
+        corr_labels = correlation_groups(x, k, cfg.seed)
+        poly_labels = polynomial_groups(x, segments, cfg.degree, k, cfg.seed)
+        xy = mds_embedding(x, cfg.seed)
         prompt = t["prompt"][0]
         point_rows += [{"task": task, "prompt": prompt, "example": e, "group_correlation": int(a), "group_polynomial": int(b),
                         "mds_x": float(p[0]), "mds_y": float(p[1])} for e, a, b, p in zip(ids, corr_labels, poly_labels, xy)]
-        compare_rows.append({"task": task, "prompt": prompt, "shots": cfg["shots"], "n_examples": len(ids),
+        compare_rows.append({"task": task, "prompt": prompt, "shots": cfg.shots, "n_examples": len(ids),
                              "n_checkpoints": len(ckpts), "clusters": k,
                              "adjusted_rand": float(adjusted_rand_score(corr_labels, poly_labels)),
-                             "distance_pearson": distance_agreement(x, segments, cfg["degree"], cfg["seed"])})
+                             "distance_pearson": distance_agreement(x, segments, cfg.degree, cfg.seed)})
     return pl.DataFrame(point_rows), pl.DataFrame(compare_rows)
 
 
-def task_relatedness(task_scores: pl.DataFrame, cfg: dict) -> pl.DataFrame:
+def task_relatedness(task_scores: pl.DataFrame, cfg) -> pl.DataFrame:
     """Pearson r (with p-value) between tasks' mean-NLL trajectories over all checkpoints; long format, both orders."""
-    nll = (first_prompt(task_scores.filter((pl.col("metric") == "logprob_correct") & (pl.col("shots") == cfg["shots"])),
-                        cfg.get("prompt"))
+    nll = (first_prompt(task_scores.filter((pl.col("metric") == "logprob_correct") & (pl.col("shots") == cfg.shots)),
+                        cfg.prompt)
            .with_columns(pl.format("{}@{}", "run", "step").alias("ckpt"), (-pl.col("value")).alias("nll")))
     wide = nll.pivot(on="task", index="ckpt", values="nll").sort("ckpt").drop_nulls()
     tasks = sorted(c for c in wide.columns if c != "ckpt")

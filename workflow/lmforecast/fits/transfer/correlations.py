@@ -34,21 +34,21 @@ def correlations(x, y) -> dict:
             "spearman_rho": float(s.statistic), "spearman_p": float(s.pvalue)}
 
 
-def paired_scores(task_scores: pl.DataFrame, sft_scores: pl.DataFrame, cfg: dict) -> pl.DataFrame:
+def paired_scores(task_scores: pl.DataFrame, sft_scores: pl.DataFrame, cfg) -> pl.DataFrame:
     """One row per fine-tuned checkpoint x task x prompt x SFT method x data: zero-shot and post-SFT accuracy."""
-    zero = (task_scores.filter((pl.col("metric") == cfg["metric"]) & (pl.col("shots") == cfg["shots"]))
+    zero = (task_scores.filter((pl.col("metric") == cfg.metric) & (pl.col("shots") == cfg.shots))
             .select("run", "step", "task", "prompt", "shots", pl.col("value").alias("zero_shot")))
-    tuned = (sft_scores.filter(pl.col("metric") == cfg["metric"])
+    tuned = (sft_scores.filter(pl.col("metric") == cfg.metric)
              .select("run", "step", "task", "sft_method", "sft_data", pl.col("value").alias("fine_tuned")))
     return zero.join(tuned, on=["run", "step", "task"]).sort("task", "prompt", "sft_method", "sft_data", "run", "step")
 
 
-def transfer_correlations(task_scores: pl.DataFrame, sft_scores: pl.DataFrame, cfg: dict):
+def transfer_correlations(task_scores: pl.DataFrame, sft_scores: pl.DataFrame, cfg):
     """Returns (correlations table, paired scores used for it)."""
     pairs = paired_scores(task_scores, sft_scores, cfg)
     if pairs.height == 0:
-        raise ValueError(f"no checkpoint has both a zero-shot {cfg['metric']} ({cfg['shots']}-shot, task_scores) "
-                         f"and a post-SFT {cfg['metric']} (sft_scores)")
+        raise ValueError(f"no checkpoint has both a zero-shot {cfg.metric} ({cfg.shots}-shot, task_scores) "
+                         f"and a post-SFT {cfg.metric} (sft_scores)")
     keys = ["task", "prompt", "shots", "sft_method", "sft_data"]
     rows = []
     last = pairs.join(pairs.group_by("run").agg(pl.col("step").max()), on=["run", "step"])

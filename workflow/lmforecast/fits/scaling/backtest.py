@@ -19,9 +19,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import polars as pl
 
-from lmforecast.fits.curves import FitError
-from lmforecast.fits.frames import checkpoint_frame, tasks_of
-from lmforecast.fits.predictors import PREDICTORS
+from lmforecast.fits.scaling.curves import FitError
+from lmforecast.fits.scaling.frames import checkpoint_frame, tasks_of
+from lmforecast.fits.scaling.predictors import PREDICTORS
 
 MIN_TRAIN_RUNS = 3
 
@@ -48,18 +48,22 @@ def resample_runs(train: pl.DataFrame, rng) -> pl.DataFrame | None:
                       for j, i in enumerate(draw)])
 
 
-def backtest(tables: dict, cfg: dict, seed: int = 0, workers: int = 1):
+def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
     """Returns (params, predictions, report lines) over every family x predictor x task.
 
-    Each (family, predictor) is fitted independently, with its own seeded resamples, so `workers`
-    processes give the same tables as one.
+    `cfg`: the fit's ScalingSettings. Each (family, predictor) is fitted independently, with its
+    own seeded resamples, so `workers` processes give the same tables as one.
     """
     frame = checkpoint_frame(tables, cfg)
+    if cfg.holdout != "largest_compute":
+        unknown = sorted(set(cfg.holdout) - set(frame["run"]))
+        if unknown:  # would otherwise leave a family without a held-out run, silently
+            raise ValueError(f"fit.scaling.holdout: {unknown} are not runs of the tables; expected names from runs.run")
     tasks = tasks_of(frame)
     plan = []  # (family's report line, its units): a unit is one predictor on one family
     for family in sorted(frame["family"].unique()):
         fam = frame.filter(pl.col("family") == family)
-        held_runs = held_out_runs(fam.filter(pl.col("is_final")), cfg["holdout"])
+        held_runs = held_out_runs(fam.filter(pl.col("is_final")), cfg.holdout)
         train = fam.filter(~pl.col("run").is_in(held_runs))
         held = fam.filter(pl.col("is_final") & pl.col("run").is_in(held_runs)).sort("run")
         n_train = train["run"].n_unique()
@@ -68,7 +72,7 @@ def backtest(tables: dict, cfg: dict, seed: int = 0, workers: int = 1):
                          f" need at least {MIN_TRAIN_RUNS} to fit and 1 to predict", []))
             continue
         plan.append((f"[{family}] fitted on {n_train} runs, predicting {', '.join(held_runs)}",
-                     [(family, name, train, held, tasks, cfg, seed) for name in cfg["predictors"]]))
+                     [(family, name, train, held, tasks, cfg, seed) for name in cfg.predictors]))
     units = [u for _, us in plan for u in us]
     if workers > 1 and len(units) > 1:
         # spawn, not fork: a forked child can deadlock on locks held by polars' and torch's thread pools
@@ -113,7 +117,7 @@ def _fit_predictor(unit):
     for task, why in point.skipped.items():
         report.append(f"  {name} ({task}): not fitted: {why}")
     draws, boot_params = defaultdict(list), defaultdict(list)
-    for _ in range(cfg["bootstrap"]):
+    for _ in range(cfg.bootstrap):
         sample = resample_runs(train, rng)
         if sample is None:
             continue

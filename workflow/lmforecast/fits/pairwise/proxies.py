@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from lmforecast.config import ConfigError
+from lmforecast.io import json_safe
 
 DOMAIN_KEYS = ("run", "step", "domain", "tokens", "bytes")  # domain_losses columns that are not losses
 LOWER_IS_BETTER = {"bits_per_byte"}  # task_scores metrics where less is better
@@ -39,9 +40,9 @@ def _field(name):
     return f"fit.pairwise.{name}"
 
 
-def task_groups(spec: dict) -> dict:
+def task_groups(spec) -> dict:
     """fit.pairwise.task_groups (a list, so that a user's config replaces the default's) as name -> tasks."""
-    return {g["name"]: g["tasks"] for g in spec["task_groups"]}
+    return {g.name: list(g.tasks) for g in spec.task_groups}
 
 
 # ---- the dataset: models, labels, proxies --------------------------------------------------------
@@ -54,13 +55,13 @@ def models_table(runs: pl.DataFrame, checkpoints: pl.DataFrame, which: str) -> p
     return ck.drop("lr", strict=False).join(runs, on="run").sort("run", "step")
 
 
-def labels(sft_scores: pl.DataFrame, spec: dict) -> pl.DataFrame:
+def labels(sft_scores: pl.DataFrame, spec) -> pl.DataFrame:
     """Post-SFT score per model and task group: the selected metric averaged over the group's tasks."""
-    sft = sft_scores.filter((pl.col("sft_method") == spec["sft_method"]) & (pl.col("sft_data") == spec["sft_data"])
-                            & (pl.col("metric") == spec["sft_metric"]))
+    sft = sft_scores.filter((pl.col("sft_method") == spec.sft_method) & (pl.col("sft_data") == spec.sft_data)
+                            & (pl.col("metric") == spec.sft_metric))
     if sft.height == 0:
         raise ConfigError(f"{_field('sft_method')}/{_field('sft_data')}/{_field('sft_metric')}: no sft_scores rows for "
-                          f"{spec['sft_method']!r}/{spec['sft_data']!r}/{spec['sft_metric']!r}; the table has "
+                          f"{spec.sft_method!r}/{spec.sft_data!r}/{spec.sft_metric!r}; the table has "
                           f"{sorted(set(zip(sft_scores['sft_method'], sft_scores['sft_data'])))}")
     parts = []
     for group, tasks in sorted(task_groups(spec).items()):
@@ -128,10 +129,10 @@ class GroupData:
         return int(np.triu(self.tie).sum())
 
 
-def build_dataset(tables: dict, spec: dict) -> list[GroupData]:
+def build_dataset(tables: dict, spec) -> list[GroupData]:
     """Per task group: the models that have both a label and every proxy; checks the spec against the data first."""
-    models = models_table(tables["runs"], tables["checkpoints"], spec["models"])
-    within = spec["compare_within"]
+    models = models_table(tables["runs"], tables["checkpoints"], spec.models)
+    within = spec.compare_within
     if within != "all":
         unknown = sorted(set(within) - set(models.columns))
         if unknown:
@@ -140,8 +141,8 @@ def build_dataset(tables: dict, spec: dict) -> list[GroupData]:
     lab = labels(tables["sft_scores"], spec)
     for group in sorted(task_groups(spec)):
         unlabelled = models.join(lab.filter(pl.col("task_group") == group), on=["run", "step"], how="anti")
-        if unlabelled.height and spec["models"] == "last":  # with `all`, the fine-tuned checkpoints are the models
-            raise ConfigError(f"{_field('models')} = {spec['models']!r}: no post-SFT scores of every task of group "
+        if unlabelled.height and spec.models == "last":  # with `all`, the fine-tuned checkpoints are the models
+            raise ConfigError(f"{_field('models')} = {spec.models!r}: no post-SFT scores of every task of group "
                               f"{group!r} for {unlabelled.select('run', 'step').rows()[:5]} (is every run fine-tuned?)")
     labelled = lab.select("run", "step").unique().join(models.select("run", "step"), on=["run", "step"])
     for name in ("domain_losses", "task_scores"):
@@ -165,7 +166,7 @@ def build_dataset(tables: dict, spec: dict) -> list[GroupData]:
                   else g.select(pl.struct(within).rank("dense")).to_series().to_numpy())
         out.append(GroupData(group, g.select("run", "step"), g["score"].to_numpy(),
                              names, [families[n] for n in names], g.select(names).to_numpy().astype(float), budget,
-                             spec["tie_epsilon"], dropped))
+                             spec.tie_epsilon, dropped))
     return out
 
 
@@ -226,10 +227,10 @@ def train_comparator(P, i, j, y, params, seed):
     X = pair_features(P, np.concatenate([i, j]), np.concatenate([j, i]))
     target = np.concatenate([y, 1 - y])
     lgb_params = {"objective": "binary", "verbosity": -1, "seed": seed, "deterministic": True, "num_threads": 1,
-                  "force_col_wise": True, "learning_rate": params["learning_rate"], "num_leaves": params["num_leaves"],
-                  "min_data_in_leaf": params["min_child_samples"], "min_data_in_bin": 1}
+                  "force_col_wise": True, "learning_rate": params.learning_rate, "num_leaves": params.num_leaves,
+                  "min_data_in_leaf": params.min_child_samples, "min_data_in_bin": 1}
     data = lightgbm.Dataset(X, target, params={"min_data_in_bin": 1, "verbosity": -1})
-    return lightgbm.train(lgb_params, data, num_boost_round=params["n_estimators"])
+    return lightgbm.train(lgb_params, data, num_boost_round=params.n_estimators)
 
 
 def predict_comparator(booster, P, i, j):
@@ -271,13 +272,13 @@ def _top_k_hit(score_pred, truth, models, budget, k):
     return hits
 
 
-def evaluate_group(d: GroupData, spec: dict, learned_names: list[str]):
+def evaluate_group(d: GroupData, spec, learned_names: list[str]):
     """Rows of pairwise.parquet and gap-binned rows for one task group."""
-    rng = np.random.default_rng(spec["seed"])
+    rng = np.random.default_rng(spec.seed)
     n = len(d.score)
     features = [d.proxies.index(p) for p in learned_names]
-    splits = model_splits(d.run, spec["splits"], spec["train_frac"], spec["seed"])
-    k = spec["top_k"]
+    splits = model_splits(d.run, spec.splits, spec.train_frac, spec.seed)
+    k = spec.top_k
     predictors = list(d.proxies) + [LEARNED]
     heldout = {p: [] for p in predictors}
     hits = {p: [] for p in predictors}
@@ -302,7 +303,7 @@ def evaluate_group(d: GroupData, spec: dict, learned_names: list[str]):
             hits[col] += _top_k_hit(d.P[:, p], d.score, test_idx, d.budget, k)
         chance += _top_k_hit(np.zeros(n), d.score, test_idx, d.budget, k)  # a proxy that ties everything
         y = d.diff[ti, tj] > 0
-        booster = train_comparator(d.P[:, features], ti, tj, y, spec["lightgbm"], spec["seed"] + s)
+        booster = train_comparator(d.P[:, features], ti, tj, y, spec.lightgbm, spec.seed + s)
         prob = predict_comparator(booster, d.P[:, features], ei, ej)
         correct = np.where(prob == 0.5, 0.5, (prob > 0.5) == truth)
         heldout[LEARNED].append(float(np.mean(correct)))
@@ -331,7 +332,7 @@ def evaluate_group(d: GroupData, spec: dict, learned_names: list[str]):
         c = correctness[col]
         upper = np.triu(~np.isnan(c))
         acc = float(np.mean(c[upper])) if upper.any() else math.nan
-        lo, hi = bootstrap_accuracy(c, rng, spec["bootstrap"])
+        lo, hi = bootstrap_accuracy(c, rng, spec.bootstrap)
         h = heldout[col]
         note = ""
         if col == LEARNED:
@@ -345,7 +346,7 @@ def evaluate_group(d: GroupData, spec: dict, learned_names: list[str]):
                      "heldout_mean": float(np.mean(h)) if h else math.nan, "heldout_std": float(np.std(h)) if h else math.nan,
                      "heldout_min": float(np.min(h)) if h else math.nan, "heldout_max": float(np.max(h)) if h else math.nan,
                      "n_splits": len(h), "top_k_recall": float(np.mean(hits[col])) if hits[col] else math.nan, "note": note})
-    gap_rows = gap_accuracy(d, correctness, spec["gap_bins"])
+    gap_rows = gap_accuracy(d, correctness, spec.gap_bins)
     return rows, gap_rows, skipped
 
 
@@ -369,8 +370,8 @@ def gap_accuracy(d: GroupData, correctness: dict, n_bins: int):
     return rows
 
 
-def learned_proxies(d: GroupData, spec: dict) -> list[str]:
-    wanted = spec["learned_proxies"]
+def learned_proxies(d: GroupData, spec) -> list[str]:
+    wanted = spec.learned_proxies
     if wanted == "all":
         return list(d.proxies)
     missing = [p for p in wanted if p not in d.proxies]
@@ -393,10 +394,6 @@ GAP_SCHEMA = {"task_group": pl.String, "proxy": pl.String, "bin": pl.Int64, "gap
               "gap_mean": pl.Float64, "accuracy": pl.Float64, "n_pairs": pl.Int64}
 
 
-def _finite(x):
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
-
-
 def summarize(results: pl.DataFrame, skipped: dict) -> dict:
     """Per task group: perplexity against the post-SFT score, the best single proxy and the learned comparator."""
     out = {}
@@ -407,24 +404,24 @@ def summarize(results: pl.DataFrame, skipped: dict) -> dict:
         singles = r.filter((pl.col("proxy") != LEARNED) & pl.col("heldout_mean").is_not_nan()).sort("heldout_mean", "proxy", descending=[True, False])
         best = singles.row(0, named=True) if singles.height else None
         g = {"n_models": learned["n_models"], "n_pairs": learned["n_pairs"], "n_ties": learned["n_ties"],
-             "learned": {k: _finite(learned[k]) for k in ("heldout_mean", "heldout_std", "accuracy", "ci_low", "ci_high", "top_k_recall", "n_splits", "note")},
-             "best_single_proxy": best and {k: _finite(best[k]) for k in ("proxy", "heldout_mean", "heldout_std", "accuracy", "ci_low", "ci_high", "top_k_recall")},
+             "learned": {k: json_safe(learned[k]) for k in ("heldout_mean", "heldout_std", "accuracy", "ci_low", "ci_high", "top_k_recall", "n_splits", "note")},
+             "best_single_proxy": best and {k: json_safe(best[k]) for k in ("proxy", "heldout_mean", "heldout_std", "accuracy", "ci_low", "ci_high", "top_k_recall")},
              "skipped_splits": skipped[group][0], "dropped_proxies": skipped[group][1]}
         if ppl is not None:
             err_ppl, err_learned = 1 - ppl["heldout_mean"], 1 - learned["heldout_mean"]
             g["perplexity"] = {
-                **{k: _finite(ppl[k]) for k in ("accuracy", "ci_low", "ci_high", "heldout_mean", "heldout_std", "top_k_recall")},
+                **{k: json_safe(ppl[k]) for k in ("accuracy", "ci_low", "ci_high", "heldout_mean", "heldout_std", "top_k_recall")},
                 # the seed's finding: 1/PPL orders pairs unlike the post-SFT score (accuracy well below 1)
-                "disagreement_rate": _finite(1 - ppl["accuracy"]),
+                "disagreement_rate": json_safe(1 - ppl["accuracy"]),
                 "worse_than_chance": bool(ppl["ci_high"] < 0.5),
                 "better_than_chance": bool(ppl["ci_low"] > 0.5),
-                "learned_error_reduction": _finite((err_ppl - err_learned) / err_ppl) if err_ppl > 0 else None,
+                "learned_error_reduction": json_safe((err_ppl - err_learned) / err_ppl) if err_ppl > 0 else None,
             }
         out[group] = g
     return out
 
 
-def fit_pairwise(tables: dict, spec: dict):
+def fit_pairwise(tables: dict, spec):
     """(pairwise table, gap-binned table, summary dict) for every task group of the spec."""
     data = build_dataset(tables, spec)
     names = {d.group: learned_proxies(d, spec) for d in data}  # checked for every group before any fitting

@@ -1,0 +1,147 @@
+"""The fits, registered once: rules/fit.smk, the CLI (`lmforecast fit NAME`), config validation and
+the report are all made from this registry.
+
+A fit is a module of this package (lmforecast/fits/*.py) that defines `FIT = Fit(...)`: its typed
+settings (config `fit.<name>`, with the JSON schema of that section), the tables it reads, the
+files it writes under results/fits/ (the first JSON one is its summary, what `rule all` asks
+for), the figures it draws under results/report/ with their captions, and its section of the
+report page. The registry finds every such module by itself, so a new fit is one new file
+(README, "Adding a fit").
+"""
+
+import dataclasses
+import importlib
+import pkgutil
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+
+class Settings:
+    """Base of a fit's typed settings: a frozen dataclass built from its validated config section."""
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Fields from `d` (the schema has checked it); nested settings classes built from their mappings."""
+        hints = typing.get_type_hints(cls)
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown setting(s) {unknown}")
+        values = {}
+        for name, value in d.items():
+            kind = hints[name]
+            if isinstance(kind, type) and issubclass(kind, Settings) and isinstance(value, dict):
+                value = kind.from_dict(value)
+            elif isinstance(value, list):  # frozen and hashable: lists of the YAML as tuples
+                value = tuple(kind_item.from_dict(v) if isinstance(v, dict) and (kind_item := _item_type(kind)) else v
+                              for v in value)
+            values[name] = value
+        return cls(**values)
+
+
+def _item_type(kind):
+    """The Settings class of a `tuple[X, ...]` field's items, or None."""
+    for arg in typing.get_args(kind):
+        for inner in typing.get_args(arg) or (arg,):
+            if isinstance(inner, type) and issubclass(inner, Settings):
+                return inner
+    return None
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of the report: results/report/<name>.png, the data it draws in <name>.parquet, its caption."""
+
+    name: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class FitInputs:
+    """What a fit's `run` gets: its tables (polars frames, checked against their schemas), its
+    settings, the raw config section (written into its JSON summary as given), where to write."""
+
+    tables: dict
+    settings: Settings
+    spec: dict
+    fits_dir: Path
+    report_dir: Path
+    threads: int = 1
+
+    def out(self, name: str) -> Path:
+        return self.fits_dir / name
+
+    def figure(self, name: str) -> Path:
+        return self.report_dir / f"{name}.png"
+
+
+@dataclass(frozen=True)
+class Fit:
+    name: str  # config fit.<name>, rule fit_<name>, `lmforecast fit <name>`, report section <name>
+    title: str  # the report section's title
+    settings: type  # a frozen Settings dataclass of fit.<name>
+    schema: str  # the JSON schema of fit.<name>, as YAML ($refs into the config schema's $defs work)
+    tables: tuple[str, ...]  # its input tables (results/tables/<name>.parquet)
+    outputs: tuple[str, ...]  # its files under results/fits/; the first .json is its summary
+    run: Callable[[FitInputs], list[str]]  # writes outputs and figures; returns lines for the log
+    section: Callable  # (fits_dir, report_dir, figure_html, table_html, config) -> the section's HTML
+    figures: Callable[[dict], tuple[Figure, ...]] = lambda config: ()  # from the whole config
+    needs_training: bool = False  # needs SFT labels or per-example scores: not in analysis-only mode
+    threads: int = 1
+    check: Callable[[dict], list[str]] = lambda config: []  # errors of fit.<name> against the whole config
+    leaderboard: Callable[[Path], list[dict]] | None = None  # its rows of the leaderboard, from results/fits/
+    order: int = 100  # position in the report and the rule list
+
+    @property
+    def summary(self) -> str:
+        return next(o for o in self.outputs if o.endswith(".json"))
+
+    def schema_dict(self) -> dict:
+        return yaml.safe_load(self.schema)
+
+
+@dataclass(frozen=True)
+class Registry:
+    fits: dict = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Fit:
+        if name not in self.fits:
+            raise KeyError(f"no fit {name!r}; registered: {sorted(self.fits)}")
+        return self.fits[name]
+
+    def __iter__(self):
+        return iter(sorted(self.fits.values(), key=lambda f: (f.order, f.name)))
+
+    def configured(self, config: dict, imported: bool = False) -> list[Fit]:
+        """The fits that run for this config: those with a fit.<name> section (in analysis-only mode,
+        those that need no SFT labels or per-example scores)."""
+        return [f for f in self if f.name in config.get("fit", {}) and not (imported and f.needs_training)]
+
+
+def _discover(package: types.ModuleType) -> Registry:
+    fits = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        fit = getattr(module, "FIT", None)
+        if isinstance(fit, Fit):
+            if fit.name in fits:
+                raise ValueError(f"fit {fit.name!r} registered twice ({module.__name__})")
+            fits[fit.name] = fit
+    return Registry(fits)
+
+
+_REGISTRY = None
+
+
+def registry() -> Registry:
+    """Every registered fit (the modules of lmforecast.fits that define FIT), found once per process."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        import lmforecast.fits
+
+        _REGISTRY = _discover(lmforecast.fits)
+    return _REGISTRY

@@ -1,0 +1,168 @@
+"""Scaling chains (FLP, Chen et al. 2024; the OLMo ladder; Chinchilla; FLP-M), back-tested per family.
+
+Each predictor is fitted on a family's smaller runs and predicts the held-out runs' final task
+scores from their compute (backtest.py); the chains' curves are in curves.py, chinchilla.py and
+flpm.py, the rows they fit on in frames.py. This module registers the fit (kept free of heavy
+imports: Snakemake reads it when it parses the workflow).
+"""
+
+from dataclasses import dataclass
+
+from lmforecast.fits.registry import Figure, Fit, Settings
+
+
+@dataclass(frozen=True)
+class ScalingSettings(Settings):
+    metric: str  # the score predicted: acc or acc_norm
+    shots: int
+    emerged_margin: float  # FLP's stage 2 fits checkpoints whose score exceeds chance by this much
+    holdout: str | tuple[str, ...]  # largest_compute, or the held-out runs by name
+    predictors: tuple[str, ...]
+    bootstrap: int  # resamples of the training runs, for intervals and bootstrap standard errors
+    prompt: str | dict | None = None  # None: each task's first prompt
+
+
+FIGURES = (
+    Figure("loss_vs_compute", """Stage 1 of FLP: pre-training loss (mean of the held-out domain losses) of every
+checkpoint against its training compute; large dots are final checkpoints, lines the power law
+L = E + A (C/C0)^-alpha fitted per family (Huber loss on log-residuals) to the final checkpoints of all
+but the held-out run (star); x marks the loss the fit predicts for the held-out run."""),
+    Figure("score_vs_loss", """Stage 2 of FLP: task accuracy of every checkpoint against its pre-training loss,
+one panel per task; crosses are FLP's predictions for each family's held-out run, with 95% intervals
+(2.5-97.5% of the predictions of bootstrap refits over the training runs, both stages refitted),
+stars the actual score; dotted: chance."""),
+    Figure("predicted_vs_actual", """Back-test of every scaling predictor (direct compute to score, FLP,
+Chinchilla L(N, D) chain, OLMo ladder sigmoid chain, FLP-M): the score each predicts for a family's
+held-out run (fitted without it) against the actual score, with its 95% bootstrap interval as a bar;
+marker shape is the family; points on the dashed diagonal are exact. From
+results/fits/scaling_predictions.parquet."""),
+)
+
+
+def run(fit) -> list[str]:
+    import polars as pl
+    import torch
+
+    from lmforecast import io
+    from lmforecast.fits.scaling.backtest import backtest
+    from lmforecast.fits.scaling.frames import checkpoint_points, select_scores
+    from lmforecast.report import plots
+    from lmforecast.report.html import write_caption
+    from lmforecast.tables import write
+
+    torch.set_num_threads(1)  # FLP-M's network is tiny
+    t, cfg = fit.tables, fit.settings
+    params, preds, report = backtest(t, cfg, workers=fit.threads)
+    write(params.to_arrow(), fit.out("scaling_params.parquet"))
+    write(preds.to_arrow(), fit.out("scaling_predictions.parquet"))
+    io.write_text("\n".join(report) + "\n", fit.out("scaling_report.txt"))
+    io.write_json({"config": fit.spec, "predictions": preds.to_dicts(), "params": params.to_dicts()}, fit.out("scaling.json"))
+
+    # the prompt each task's score is read with (a name, {task: name}, or each task's first), said in the captions
+    selected = select_scores(t["task_scores"], cfg)
+    used = selected.unique(subset="task", maintain_order=True)
+    settings = (f"Score: {cfg.metric}, {cfg.shots}-shot; prompt per task: "
+                + ", ".join(f"{task} {prompt}" for task, prompt in zip(used["task"], used["prompt"])) + ".")
+    points = checkpoint_points(t["runs"], t["checkpoints"], t["domain_losses"])
+    if preds.height:
+        plots.plot_loss_vs_compute(points, params, preds, fit.figure("loss_vs_compute"))
+        plots.plot_score_vs_loss(selected.join(points, on=["run", "step"]), preds, fit.figure("score_vs_loss"))
+        plots.plot_predicted_vs_actual(preds, fit.figure("predicted_vs_actual"))
+    else:
+        for figure in FIGURES:
+            plots.empty_plot(fit.figure(figure.name), NOT_FITTED, preds)
+    for figure in FIGURES:
+        write_caption(figure.caption + ("" if figure.name == "loss_vs_compute" else f" {settings}"), fit.figure(figure.name))
+    summary = (preds.group_by("predictor").agg(pl.col("abs_error").mean(), pl.col("covered").cast(float).mean())
+               .sort("abs_error"))
+    return report + ["", f"mean absolute error and interval coverage per predictor:\n{summary}"]
+
+
+NOT_FITTED = "no scaling predictor could be fitted (see results/fits/scaling_report.txt)."
+
+
+def section(fits_dir, report_dir) -> str:
+    from lmforecast.report import html
+
+    preds = html.read(fits_dir / "scaling_predictions.parquet", "scaling back-test")
+    params = html.read(fits_dir / "scaling_params.parquet", "scaling parameters")
+    if not preds.height:
+        return html.note(NOT_FITTED)
+    return ("".join(html.figure(report_dir / f"{f.name}.png") for f in FIGURES)
+            + "<details><summary>Back-test table (results/fits/scaling_predictions.parquet)</summary>"
+            + html.table(preds, sortable=True) + "</details><details><summary>Fitted parameters (stderr: "
+            "lmfit's, from the Jacobian; stderr_boot: bootstrap over runs)</summary>"
+            + html.table(params, sortable=True) + "</details>")
+
+
+def _error_range(actual: float, lo: float, hi: float) -> tuple[float, float]:
+    """Range of |actual - p| over predictions p in [lo, hi]: the back-test error the prediction interval allows."""
+    far = max(abs(actual - lo), abs(actual - hi))
+    return (0.0, far) if lo <= actual <= hi else (min(abs(actual - lo), abs(actual - hi)), far)
+
+
+def leaderboard_rows(fits_dir) -> list[dict]:
+    """A held-out run's final score on a task, from compute (absolute error; lower is better)."""
+    from lmforecast.report import html
+
+    rows = []
+    for r in html.read(fits_dir / "scaling_predictions.parquet", "scaling back-test").iter_rows(named=True):
+        lo, hi = _error_range(r["score_actual"], r["score_lo"], r["score_hi"])
+        rows.append({"question": "scaling", "target": f"{r['task']}: final score of {r['run']} (held out)",
+                     "predictor": r["predictor"], "measure": "abs. error", "value": r["abs_error"], "lo": lo, "hi": hi,
+                     "interval": f"error allowed by the 95% bootstrap prediction interval ({r['n_boot']} refits)"
+                                 + ("" if r["covered"] else "; interval misses the actual score"),
+                     "n": r["n_fit_runs"], "better": "lower"})
+    return rows
+
+
+def check(config: dict) -> list[str]:
+    """Held-out runs named by fit.scaling.holdout are runs of the sweep (trained runs; imported ones are
+    checked when the fit reads the tables)."""
+    holdout = config["fit"]["scaling"]["holdout"]
+    if not isinstance(holdout, list) or "import" in config:
+        return []
+    names = {r["name"] for r in config["runs"]}
+    return [f"fit.scaling.holdout[{i}]: unknown run {name!r}; expected a name from runs"
+            for i, name in enumerate(holdout) if name not in names]
+
+
+SCHEMA = """
+type: object
+additionalProperties: false
+required: [metric, shots, emerged_margin, holdout, predictors, bootstrap]
+properties:
+  metric: {enum: [acc, acc_norm]}
+  shots: {type: integer, minimum: 0}
+  prompt: {$ref: "#/$defs/prompt_choice"}
+  emerged_margin: {type: number, minimum: 0, maximum: 1}
+  holdout:
+    description: "'largest_compute' or a non-empty list of run names"
+    oneOf:
+      - {enum: [largest_compute]}
+      - {type: array, minItems: 1, uniqueItems: true, items: {type: string}}
+  predictors:
+    type: array
+    minItems: 1
+    uniqueItems: true
+    items: {enum: [direct, flp, chinchilla, ladder, flpm]}
+  bootstrap: {type: integer, minimum: 0, description: resamples of the training runs for intervals}
+"""
+
+FIT = Fit(
+    name="scaling",
+    title="Scaling fits",
+    settings=ScalingSettings,
+    schema=SCHEMA,
+    tables=("runs", "checkpoints", "domain_losses", "task_scores"),
+    outputs=("scaling_params.parquet", "scaling_predictions.parquet", "scaling_report.txt", "scaling.json"),
+    figures=lambda config: FIGURES,
+    run=run,
+    section=section,
+    # one process per (family, predictor) fit, up to the cores given: the other fits are short, so
+    # this one job is the workflow's tail
+    threads=2,
+    check=check,
+    leaderboard=leaderboard_rows,
+    order=10,
+)
