@@ -13,8 +13,9 @@ import yaml
 from test_tasks import ARC_ROWS, HELLASWAG_ROWS
 
 from lmforecast.data import tokenizer as tokenizer_lib
-from lmforecast.cli import _documents, _load_tasks, main
+from lmforecast.cli import _load_tasks, main
 from lmforecast.config import ConfigError, validate
+from lmforecast.data.world import read_documents
 from lmforecast.measure.evaluate import evaluate_checkpoint
 from lmforecast.train.model import load_model
 
@@ -73,7 +74,7 @@ def test_external_model_directory_gives_the_tables_of_the_same_model_scored_as_a
 
     # The same weights through our own Llama (it reads transformers' LlamaForCausalLM directories) and tokenizer.
     model, tok = load_model(model_dir), tokenizer_lib.load(model_dir)
-    documents = {d: _documents(world_dir / "domains" / f"{d}.jsonl", "valid", 3) for d in DOMAINS}
+    documents = {d: read_documents(world_dir / "domains" / f"{d}.jsonl", "valid", 3) for d in DOMAINS}
     tasks = _load_tasks([ROOT / "resources" / "tasks" / f"{t}.yaml" for t in SYNTHETIC], examples, SYNTHETIC)
     ref = evaluate_checkpoint(model, tok, tokenizer_lib.eos_id(tok), {"run": "ext", "step": 7}, documents, tasks, spec, 64)
     for short, name in (("dl", "domain_losses"), ("ts", "task_scores"), ("es", "example_scores")):

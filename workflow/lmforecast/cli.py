@@ -35,33 +35,23 @@ def cmd_validate(args):
 
 
 def cmd_world(args):
-    from lmforecast.io import atomic_path
     from lmforecast.measure.tasks import write_examples
-    from lmforecast.data.world import DOMAINS, TASKS, WorldSpec, domain_documents, task_examples
+    from lmforecast.data.world import TASKS, WorldSpec, task_examples, write_domains
 
     spec = WorldSpec(**args.spec)
     out = Path(args.out)
-    for domain in DOMAINS:
-        with atomic_path(out / "domains" / f"{domain}.jsonl") as tmp, open(tmp, "w") as f:
-            for split in ("train", "valid"):
-                for doc in domain_documents(spec, domain, split):
-                    f.write(json.dumps({"split": split, "text": doc}) + "\n")
+    write_domains(spec, out / "domains")
     for task in TASKS:
         write_examples(task_examples(spec, task), out / "tasks" / f"{task}.jsonl")
     _log(f"world written to {out}")
 
 
-def _documents(path, split, limit=None):
-    with open(path) as f:
-        docs = [d["text"] for d in map(json.loads, f) if d["split"] == split]
-    return docs[:limit]
-
-
 def cmd_tokenizer(args):
     from lmforecast.io import atomic_dir
     from lmforecast.data.tokenizer import save_hf, train_tokenizer
+    from lmforecast.data.world import read_documents
 
-    texts = [doc for path in args.domains for doc in _documents(path, "train")]
+    texts = [doc for path in args.domains for doc in read_documents(path, "train")]
     tok = train_tokenizer(texts, args.spec["vocab_size"], args.spec["sentinels"])
     with atomic_dir(args.out) as tmp:
         save_hf(tok, tmp, args.spec["seq_len"])
@@ -84,11 +74,12 @@ def cmd_shards(args):
 
     from lmforecast.data import tokenizer as tokenizer_lib
     from lmforecast.data.shards import encode_documents
+    from lmforecast.data.world import read_documents
     from lmforecast.io import atomic_path
 
     tok = tokenizer_lib.load(args.tokenizer)
     for src, dst in zip(args.domains, args.out):
-        ids = encode_documents(tok, _documents(src, "train"), tokenizer_lib.eos_id(tok))
+        ids = encode_documents(tok, read_documents(src, "train"), tokenizer_lib.eos_id(tok))
         with atomic_path(dst) as tmp, open(tmp, "wb") as f:
             np.save(f, ids)
         _log(f"{dst}: {len(ids)} tokens")
@@ -144,13 +135,14 @@ def cmd_evaluate(args):
     import torch
 
     from lmforecast import tables
+    from lmforecast.data.world import read_documents
     from lmforecast.measure.evaluate import evaluate_checkpoint
 
     torch.set_num_threads(args.threads)
     cfg = args.spec
     if args.external_run and len(args.checkpoint) != 1:
         sys.exit(f"lmforecast evaluate: --external-run {args.external_run!r} takes one --checkpoint, got {len(args.checkpoint)}")
-    documents = {Path(p).name.removesuffix(".jsonl"): _documents(p, "valid", cfg["domain_docs"]) for p in args.domains}
+    documents = {Path(p).name.removesuffix(".jsonl"): read_documents(p, "valid", cfg["domain_docs"]) for p in args.domains}
     tasks = _load_tasks(args.task_specs, args.task_examples, cfg["tasks"])
     names = ("domain_losses", "task_scores", "example_scores")
     parts = {name: [] for name in names}
