@@ -107,15 +107,12 @@ def cmd_pretrain(args):
 
 
 def _load_checkpoint(path):
-    from lmforecast.data import tokenizer as tokenizer_lib
-    from lmforecast.train.checkpoint import verify
+    """The checkpoint's LM (verified against its manifest) and its trainer state (run, step)."""
     from lmforecast.io import read_json
-    from lmforecast.train.model import load_model
+    from lmforecast.measure.lm import load_lm
     from lmforecast.train.loop import TRAINER_STATE
 
-    verify(path)  # a truncated or corrupted checkpoint is named, never used
-    tok = tokenizer_lib.load(path)
-    return load_model(path), tok, tokenizer_lib.eos_id(tok), read_json(Path(path) / TRAINER_STATE)
+    return load_lm(path), read_json(Path(path) / TRAINER_STATE)
 
 
 def _load_tasks(task_files, example_files, names):
@@ -137,6 +134,7 @@ def cmd_evaluate(args):
     from lmforecast import tables
     from lmforecast.data.world import read_documents
     from lmforecast.measure.evaluate import evaluate_checkpoint
+    from lmforecast.measure.lm import load_lm
 
     torch.set_num_threads(args.threads)
     cfg = args.spec
@@ -148,17 +146,15 @@ def cmd_evaluate(args):
     parts = {name: [] for name in names}
     for path in args.checkpoint:  # a segment's checkpoints, in one process: one start-up, data and tasks read once
         if args.external_run:  # an HF model directory from the config's `external` list, with its own tokenizer
-            from lmforecast.measure.external import load
-
             try:
-                model, tok, eos, max_len = load(path)
+                lm = load_lm(path, external=True)
             except ValueError as e:
                 sys.exit(f"lmforecast evaluate: external model {args.external_run!r}: {e}")
             keys = {"run": args.external_run, "step": args.external_step}
         else:
-            model, tok, eos, state = _load_checkpoint(path)
-            keys, max_len = {"run": state["run"], "step": state["step"]}, model.cfg.seq_len
-        out = evaluate_checkpoint(model, tok, eos, keys, documents, tasks, cfg, max_len)
+            lm, state = _load_checkpoint(path)
+            keys = {"run": state["run"], "step": state["step"]}
+        out = evaluate_checkpoint(lm, keys, documents, tasks, cfg)
         for name in names:
             parts[name].append(out[name])
         _log(f"evaluated {path}: {out['task_scores'].num_rows} task scores")
@@ -173,10 +169,10 @@ def cmd_sft(args):
     from lmforecast.measure.sft import run_sft
 
     torch.set_num_threads(args.threads)
-    model, tok, eos, state = _load_checkpoint(args.checkpoint)
+    lm, state = _load_checkpoint(args.checkpoint)
     tasks = _load_tasks(args.task_specs, args.task_examples, args.spec["tasks"])
     keys = {"run": state["run"], "step": state["step"]}
-    table, examples = run_sft(model, tok, eos, keys, tasks, args.spec, args.method, model.cfg.seq_len, log=_log)
+    table, examples = run_sft(lm, keys, tasks, args.spec, args.method, log=_log)
     tables.write(examples, args.example_scores)
     tables.write(table, args.out)
     import polars as pl
