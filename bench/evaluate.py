@@ -52,8 +52,8 @@ sys.path.insert(0, str(REPO / "workflow"))
 
 from lmforecast.data import tokenizer as tokenizer_lib  # noqa: E402
 from lmforecast.measure.evaluate import score_requests  # noqa: E402
+from lmforecast.measure.lm import LlamaLM  # noqa: E402
 from lmforecast.train.model import Llama, ModelConfig, load_model, save_model  # noqa: E402
-from lmforecast.measure.scoring import encode_choices, group_logprobs  # noqa: E402
 from lmforecast.measure.tasks import Request, load_task  # noqa: E402
 from lmforecast.data.world import DOMAINS, WorldSpec, domain_documents, task_examples  # noqa: E402
 
@@ -148,10 +148,7 @@ def main():
     examples = task_examples(world, args.task)
     names = {write_lmeval_task(task, examples, p, k, tmp): (p, k) for p in args.prompts for k in args.shots}
 
-    ours_model = load_model(model_dir)
-    tok = tokenizer_lib.load(model_dir)
-    eos = tokenizer_lib.eos_id(tok)
-    max_len = ours_model.cfg.seq_len
+    ours_lm = LlamaLM(load_model(model_dir), tokenizer_lib.load(model_dir))  # not LlamaLM.load: a random-init model has no manifest
 
     # lm-eval prepends BOS to the context only if the tokenizer adds it; ours is EOS (= BOS), as our scorer does.
     lms = {bs: HFLM(pretrained=str(model_dir), device="cpu", dtype="float32", batch_size=bs, add_bos_token=True)
@@ -175,10 +172,10 @@ def main():
     n = len(requests)
 
     # Warm-up, then alternate the timed runs so that machine noise hits both alike.
-    score_requests(ours_model, tok, eos, requests[:8], max_len)
+    score_requests(ours_lm, requests[:8])
     times = {"ours": [], **{bs: [] for bs in lms}}
     for _ in range(args.reps):
-        t, ours = timed(lambda: score_requests(ours_model, tok, eos, requests, max_len))
+        t, ours = timed(lambda: score_requests(ours_lm, requests))
         times["ours"].append(t)
         for bs, lm in lms.items():
             t, ref = timed(lambda: lm.loglikelihood(instances, disable_tqdm=True))
@@ -193,7 +190,7 @@ def main():
     lmeval_acc = [(s["acc"], s["acc_norm"]) for s in samples]
     timed_ref_acc = [lmeval_metrics(lls, req.choices, req.gold) for lls, req in zip(ref_lls, requests)]
     gold_ll_diff = max(abs(m["logprob_correct"] - lls[req.gold]) for m, lls, req in zip(ours, ref_lls, requests))
-    ours_lls = group_logprobs(ours_model, [encode_choices(tok, eos, r.context, r.continuations) for r in requests], max_len)
+    ours_lls = ours_lm.loglikelihood([(r.context, r.continuations) for r in requests])
     ll_diff = max(abs(a[0] - b) for mine, theirs in zip(ours_lls, ref_lls) for a, b in zip(mine, theirs))
 
     med = {k: float(np.median(v)) for k, v in times.items()}

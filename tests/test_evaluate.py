@@ -9,7 +9,9 @@ from reference import assert_scores_match_separate_sequences
 
 from lmforecast.data import tokenizer as tokenizer_lib
 from lmforecast.measure.evaluate import domain_losses, evaluate_checkpoint, score_requests
-from lmforecast.train.model import Llama, ModelConfig, load_model, save_model
+from lmforecast.measure.lm import LlamaLM, load_lm
+from lmforecast.train.checkpoint import write_manifest
+from lmforecast.train.model import Llama, ModelConfig, save_model
 from lmforecast.measure.scoring import choice_metrics, encode_pair
 from lmforecast.tables import first_prompt
 from lmforecast.measure.tasks import build_requests, load_task
@@ -22,6 +24,12 @@ def _model(tok, seq_len=64, seed=0):
                              eos_token_id=tokenizer_lib.eos_id(tok)))
 
 
+def _lm(tok):
+    lm = LlamaLM(_model(tok), tok)
+    assert (lm.start_id, lm.max_len) == (tokenizer_lib.eos_id(tok), 64)
+    return lm
+
+
 def _token_losses(model, ids):
     """Per-token cross entropy (nats) of ids[1:] given the earlier tokens: one plain forward pass."""
     with torch.no_grad():
@@ -32,12 +40,12 @@ def _token_losses(model, ids):
 def test_bits_per_byte_by_hand(tiny_tokenizer):
     tok = tokenizer_lib.load(tiny_tokenizer)
     eos = tokenizer_lib.eos_id(tok)
-    model = _model(tok)
+    lm = _lm(tok)
     doc = "Tomar lives in Belfa. Café 7 + 5 = 12."  # "é" is 2 bytes in UTF-8
     ids = [eos] + tok.encode(doc).ids
     assert len(ids) - 1 <= 64  # one window
-    nats = float(_token_losses(model, ids).sum())
-    (row,) = domain_losses(model, tok, eos, {"facts": [doc]}, max_len=64)
+    nats = float(_token_losses(lm.model, ids).sum())
+    (row,) = domain_losses(lm, {"facts": [doc]})
     assert len(doc) == 38 and row["bytes"] == 39
     assert row["tokens"] == len(ids) - 1
     assert row["loss"] == pytest.approx(nats / (len(ids) - 1), rel=1e-6)
@@ -48,13 +56,15 @@ def test_checkpoint_domain_losses_and_task_scores_by_independent_computation(tin
     tok = tokenizer_lib.load(tiny_tokenizer)
     save_model(_model(tok), tmp_path)
     tokenizer_lib.save_hf(tok, tmp_path, model_max_length=64)
-    model, tok = load_model(tmp_path), tokenizer_lib.load(tmp_path)  # as the evaluate job loads a checkpoint
+    write_manifest(tmp_path, "r", 1, {})
+    lm = load_lm(tmp_path)  # as the evaluate job loads a checkpoint
+    model, tok = lm.model, lm.tokenizer
     eos, max_len = tokenizer_lib.eos_id(tok), model.cfg.seq_len
     documents = {d: domain_documents(tiny_world, d, "valid")[:3] for d in ("facts", "code")}
     task = load_task("resources/tasks/fact_qa.yaml")
     examples = task_examples(tiny_world, "fact_qa")
     cfg = {"shots": [0, 2], "examples_per_task": 6, "fewshot_seed": 1234}
-    out = evaluate_checkpoint(model, tok, eos, {"run": "r", "step": 1}, documents, {"fact_qa": (task, examples)}, cfg, max_len)
+    out = evaluate_checkpoint(lm, {"run": "r", "step": 1}, documents, {"fact_qa": (task, examples)}, cfg)
 
     losses = {row["domain"]: row for row in out["domain_losses"].to_pylist()}
     windowed = 0
@@ -76,7 +86,7 @@ def test_checkpoint_domain_losses_and_task_scores_by_independent_computation(tin
     for req in requests:
         lps, ntok = [], []
         for cont in req.continuations:
-            seq, start = encode_pair(tok, eos, req.context, cont)
+            seq, start = encode_pair(lm, req.context, cont)
             seq, start = seq[-(max_len + 1):], max(1, start - max(0, len(seq) - (max_len + 1)))
             lps.append(-float(_token_losses(model, seq)[start - 1 :].sum()))
             ntok.append(len(seq) - start)
@@ -105,13 +115,13 @@ def test_checkpoint_domain_losses_and_task_scores_by_independent_computation(tin
 
 def test_score_requests_in_float64_equals_separate_sequences_exactly_enough_for_argmax(tiny_world, tiny_tokenizer):
     tok = tokenizer_lib.load(tiny_tokenizer)
-    eos = tokenizer_lib.eos_id(tok)
-    model = _model(tok).double()
+    lm = _lm(tok)
+    lm.model.double()
     requests = []
     for name in ("fact_qa", "arith_mc", "sentiment"):
         task = load_task(f"resources/tasks/{name}.yaml")
         requests += build_requests(task, task_examples(tiny_world, name), list(task.prompts), [0, 1], limit=5)
-    assert_scores_match_separate_sequences(model, tok, eos, requests, score_requests(model, tok, eos, requests, 64), 64)
+    assert_scores_match_separate_sequences(lm, requests, score_requests(lm, requests))
 
 
 def test_span_corruption_loss_equals_each_row_scored_alone(tiny_world, tiny_tokenizer):
@@ -120,9 +130,10 @@ def test_span_corruption_loss_equals_each_row_scored_alone(tiny_world, tiny_toke
 
     tok = tokenizer_lib.load(tiny_tokenizer)
     eos, sentinels = tokenizer_lib.eos_id(tok), tokenizer_lib.sentinel_ids(tok)
-    model = _model(tok)
+    lm = _lm(tok)
+    model = lm.model
     docs = domain_documents(tiny_world, "code", "valid")[:4]
-    (row,) = domain_losses(model, tok, eos, {"code": docs}, max_len=64)
+    (row,) = domain_losses(lm, {"code": docs})
 
     nats = []
     for d, doc in enumerate(docs):

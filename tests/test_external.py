@@ -13,9 +13,11 @@ import yaml
 from test_tasks import ARC_ROWS, HELLASWAG_ROWS
 
 from lmforecast.data import tokenizer as tokenizer_lib
-from lmforecast.cli import _documents, _load_tasks, main
+from lmforecast.cli import _load_tasks, main
 from lmforecast.config import ConfigError, validate
+from lmforecast.data.world import read_documents
 from lmforecast.measure.evaluate import evaluate_checkpoint
+from lmforecast.measure.lm import HFLM, LlamaLM, load_lm
 from lmforecast.train.model import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,14 +74,29 @@ def test_external_model_directory_gives_the_tables_of_the_same_model_scored_as_a
                     SYNTHETIC, examples, tmp_path / "out")
 
     # The same weights through our own Llama (it reads transformers' LlamaForCausalLM directories) and tokenizer.
-    model, tok = load_model(model_dir), tokenizer_lib.load(model_dir)
-    documents = {d: _documents(world_dir / "domains" / f"{d}.jsonl", "valid", 3) for d in DOMAINS}
+    ours = LlamaLM(load_model(model_dir), tokenizer_lib.load(model_dir))
+    documents = {d: read_documents(world_dir / "domains" / f"{d}.jsonl", "valid", 3) for d in DOMAINS}
     tasks = _load_tasks([ROOT / "resources" / "tasks" / f"{t}.yaml" for t in SYNTHETIC], examples, SYNTHETIC)
-    ref = evaluate_checkpoint(model, tok, tokenizer_lib.eos_id(tok), {"run": "ext", "step": 7}, documents, tasks, spec, 64)
+    ref = evaluate_checkpoint(ours, {"run": "ext", "step": 7}, documents, tasks, spec)
     for short, name in (("dl", "domain_losses"), ("ts", "task_scores"), ("es", "example_scores")):
         _assert_frames_close(got[short], pl.from_arrow(ref[name]), rel=1e-5)
     assert set(got["ts"]["run"]) == {"ext"} and set(got["ts"]["step"]) == {7}
     assert got["dl"]["span_corruption_loss"].is_finite().all()  # the project tokenizer has sentinels
+
+    # Both LMs present the same tokenizer and window to the scorer.
+    hf = load_lm(model_dir, external=True)
+    assert isinstance(hf, HFLM) and (hf.start_id, hf.max_len) == (ours.start_id, ours.max_len) == (tokenizer_lib.eos_id(ours.tokenizer), 64)
+    text = read_documents(world_dir / "domains" / "code.jsonl", "valid", 1)[0]
+    assert hf.encode(text) == ours.encode(text) and hf.encode_batch([text, "a = 1"]) == ours.encode_batch([text, "a = 1"])
+    assert hf.token_to_id("<extra_id_0>") == ours.token_to_id("<extra_id_0>") is not None and hf.token_to_id("<nope>") is None
+
+
+def test_external_model_directory_errors_name_the_directory(tmp_path):
+    with pytest.raises(ValueError, match=rf"{tmp_path}: no config.json"):
+        load_lm(tmp_path, external=True)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(ValueError, match=rf"{tmp_path}: no tokenizer AutoTokenizer can load"):
+        load_lm(tmp_path, external=True)
 
 
 def test_dataset_tasks_from_local_jsonl_and_parquet_files(tiny_tokenizer, world_dir, tmp_path):

@@ -32,8 +32,9 @@ from test_tasks import ARC_ROWS, HELLASWAG_ROWS, write_rows  # noqa: E402
 
 from lmforecast.data import tokenizer as tokenizer_lib  # noqa: E402
 from lmforecast.measure.evaluate import score_requests  # noqa: E402
+from lmforecast.measure.lm import LlamaLM  # noqa: E402
 from lmforecast.train.model import Llama, ModelConfig, load_model, save_model  # noqa: E402
-from lmforecast.measure.scoring import encode_choices, group_logprobs  # noqa: E402
+from lmforecast.measure.scoring import encode_choices  # noqa: E402
 from lmforecast.measure.tasks import Request, Task, build_requests, load_dataset_examples, load_task  # noqa: E402
 from lmforecast.data.world import task_examples  # noqa: E402
 
@@ -123,8 +124,7 @@ def agreement(tiny_world, tiny_tokenizer, tmp_path_factory):
         model="hf", model_args={"pretrained": str(model_dir), "dtype": "float64", "add_bos_token": True},
         tasks=list(ours), device="cpu", batch_size=16, log_samples=True, bootstrap_iters=0,
         task_manager=TaskManager(include_path=str(tasks_dir), include_defaults=False))
-    ours_model = load_model(model_dir).double()
-    return ours, out, ours_model, tokenizer_lib.load(model_dir)
+    return ours, out, LlamaLM(load_model(model_dir).double(), tokenizer_lib.load(model_dir))
 
 
 def _our_requests(task, examples, shots, samples):
@@ -141,22 +141,22 @@ def _our_requests(task, examples, shots, samples):
 @pytest.mark.parametrize("name", ["lmf_fact_qa_0shot", "lmf_fact_qa_3shot", "lmf_trailing_space", "lmf_split_word",
                                   "lmf_arc_easy", "lmf_hellaswag"])
 def test_loglikelihoods_acc_and_acc_norm_agree_with_lm_eval(agreement, name):
-    ours, out, model, tok = agreement
-    eos = tokenizer_lib.eos_id(tok)
+    ours, out, lm = agreement
+    assert lm.max_len == MAX_LEN
     task, examples, shots = ours[name]
     samples = sorted(out["samples"][name], key=lambda s: s["doc_id"])
     requests = _our_requests(task, examples, shots, samples)
     assert len(samples) == len(requests) > 0
 
-    groups = [encode_choices(tok, eos, r.context, r.continuations) for r in requests]
+    groups = [encode_choices(lm, r.context, r.continuations) for r in requests]
     if name == "lmf_fact_qa_3shot":  # the case this task is here for: contexts beyond the window
         assert all(max(len(seq) for seq, _ in g) > MAX_LEN + 1 for g in groups)
     if name == "lmf_split_word":  # and here, a boundary that the joint tokenization merges
-        ctx = tok.encode(requests[0].context).ids
-        assert tok.encode(requests[0].context + requests[0].continuations[0]).ids[: len(ctx)] != ctx
+        ctx = lm.encode(requests[0].context)
+        assert lm.encode(requests[0].context + requests[0].continuations[0])[: len(ctx)] != ctx
 
-    lls = group_logprobs(model, groups, MAX_LEN)
-    metrics = score_requests(model, tok, eos, requests, MAX_LEN)
+    lls = lm.loglikelihood([(r.context, r.continuations) for r in requests])
+    metrics = score_requests(lm, requests)
     worst = 0.0
     for s, req, ll, m in zip(samples, requests, lls, metrics):
         assert [tuple(a) for a in s["arguments"]] == [(req.context, c) for c in req.continuations]

@@ -5,16 +5,22 @@ import torch
 
 from lmforecast.train.model import Llama, ModelConfig
 from lmforecast.data import tokenizer as tokenizer_lib
+from lmforecast.measure.lm import LlamaLM
 from lmforecast.measure.scoring import choice_metrics, encode_choices, encode_pair, group_logprobs, span_logprobs
 
 
-def test_batched_span_logprobs_equal_one_sequence_at_a_time():
+def _lm(model, tiny_tokenizer):
+    """The model as an LM; tests that score token ids directly use no tokenizer, so any one will do."""
+    return LlamaLM(model, tokenizer_lib.load(tiny_tokenizer))
+
+
+def test_batched_span_logprobs_equal_one_sequence_at_a_time(tiny_tokenizer):
     torch.manual_seed(0)
     model = Llama(ModelConfig(vocab_size=50, d_model=16, n_layers=1, n_heads=2, seq_len=32))
     g = torch.Generator().manual_seed(1)
     seqs = [torch.randint(0, 50, (n,), generator=g).tolist() for n in (5, 17, 9, 30, 2)]
     starts = [2, 10, 1, 25, 1]
-    batched = span_logprobs(model, seqs, starts, max_len=31, batch_tokens=40)
+    batched = span_logprobs(_lm(model, tiny_tokenizer), seqs, starts, batch_tokens=40)
     for seq, start, (lp, n, _) in zip(seqs, starts, batched):
         with torch.no_grad():
             logp = torch.log_softmax(model(torch.tensor([seq[:-1]])), -1)[0]
@@ -48,9 +54,11 @@ def _separate_logprob(model, seq, start, max_len):
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
-def test_packed_choices_equal_separate_sequences(dtype, tol):
+def test_packed_choices_equal_separate_sequences(dtype, tol, tiny_tokenizer):
     torch.manual_seed(0)
     model = Llama(ModelConfig(vocab_size=50, d_model=16, n_layers=2, n_heads=2, seq_len=24)).to(dtype)
+    lm = _lm(model, tiny_tokenizer)
+    assert lm.max_len == 24
     g = torch.Generator().manual_seed(2)
     rand = lambda n: torch.randint(1, 50, (n,), generator=g).tolist()  # noqa: E731
     groups = []
@@ -61,11 +69,11 @@ def test_packed_choices_equal_separate_sequences(dtype, tol):
     ctx = [0] + rand(8)
     groups.append([(ctx + rand(3), len(ctx)), (ctx[:-1] + rand(4), len(ctx) - 1), (ctx, len(ctx))])
     calls = []
-    hidden = model.hidden  # the scorer runs the body, then the output head at scored positions only
-    model.hidden = lambda ids, attn_mask=None, position_ids=None: calls.append(attn_mask is not None) or hidden(ids, attn_mask, position_ids)
+    hidden = lm.hidden  # the scorer runs the body, then the output head at scored positions only
+    lm.hidden = lambda ids, attn_mask=None, position_ids=None: calls.append(attn_mask is not None) or hidden(ids, attn_mask, position_ids)
     for batch_tokens in (30, 4096):
         calls.clear()
-        got = group_logprobs(model, groups, max_len=24, batch_tokens=batch_tokens)
+        got = group_logprobs(lm, groups, batch_tokens=batch_tokens)
         assert any(calls)  # some rows were packed trees
         for group, scored in zip(groups, got):
             for (seq, start), (lp, n, greedy) in zip(group, scored):
@@ -97,14 +105,15 @@ def test_explicit_positions_and_mask_equal_the_default_causal_forward():
 def test_encode_pair_follows_lm_eval(tiny_tokenizer):
     tok = tokenizer_lib.load(tiny_tokenizer)
     eos = tokenizer_lib.eos_id(tok)
+    lm = LlamaLM(Llama(ModelConfig(vocab_size=tok.get_vocab_size(), d_model=16, n_layers=1, n_heads=2)), tok)
     # Trailing whitespace of the context moves to the continuation.
-    assert encode_pair(tok, eos, "Overall, it was ", "positive") == encode_pair(tok, eos, "Overall, it was", " positive")
+    assert encode_pair(lm, "Overall, it was ", "positive") == encode_pair(lm, "Overall, it was", " positive")
     # A split inside a word: the joint tokenization merges across the boundary; the context keeps its own
     # tokens and the continuation is what the joint tokenization has after as many tokens.
     context, continuation = "Overall, it wa", "s positive"
     ctx, whole = tok.encode(context).ids, tok.encode(context + continuation).ids
     assert whole[: len(ctx)] != ctx
-    seq, start = encode_pair(tok, eos, context, continuation)
+    seq, start = encode_pair(lm, context, continuation)
     assert (seq[:start], seq[start:]) == ([eos] + ctx, whole[len(ctx):])
-    assert encode_choices(tok, eos, context, [continuation, "s negative"]) == [
-        encode_pair(tok, eos, context, continuation), encode_pair(tok, eos, context, "s negative")]
+    assert encode_choices(lm, context, [continuation, "s negative"]) == [
+        encode_pair(lm, context, continuation), encode_pair(lm, context, "s negative")]

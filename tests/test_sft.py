@@ -7,7 +7,8 @@ from transformers import AutoModelForCausalLM
 from lmforecast.data import tokenizer as tokenizer_lib
 from lmforecast.data.shards import encode_documents
 from lmforecast.measure.evaluate import score_requests
-from lmforecast.train.model import load_model, save_model
+from lmforecast.measure.lm import load_lm
+from lmforecast.train.model import save_model
 from lmforecast.measure.sft import fine_tune, finish, prepare, run_sft, sft_batches
 from lmforecast.measure.tasks import Task, build_requests
 from lmforecast.train.loop import train_segment
@@ -33,21 +34,23 @@ def pretrained(tmp_path_factory):
     training = {"seq_len": 64, "batch_size": 8, "schedule": "cosine", "warmup_frac": 0.05, "min_lr_frac": 0.1, "weight_decay": 0.1,
                 "grad_clip": 1.0, "log_every": 1000}
     train_segment(run, training, 0, 500, {"prose": d / "prose.npy"}, d / "tok", None, d / "ckpt", log=lambda m: None)
-    return load_model(d / "ckpt"), tok, {"sentiment": (SENTIMENT, task_examples(WORLD, "sentiment"))}
+    lm = load_lm(d / "ckpt")
+    assert (lm.start_id, lm.max_len) == (0, 64)
+    return lm, {"sentiment": (SENTIMENT, task_examples(WORLD, "sentiment"))}
 
 
-def accuracy(model, tok, tasks):
+def accuracy(lm, tasks):
     task, examples = tasks["sentiment"]
-    metrics = score_requests(model, tok, 0, build_requests(task, examples, ["label"], [0], limit=60), 64)
+    metrics = score_requests(lm, build_requests(task, examples, ["label"], [0], limit=60))
     return float(np.mean([m["acc"] for m in metrics]))
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_sft_raises_accuracy_over_zero_shot(pretrained, method):
-    model, tok, tasks = pretrained
-    scores, examples = run_sft(model, tok, 0, {"run": "p", "step": 150}, tasks, CFG, method, 64, log=lambda m: None)
+    lm, tasks = pretrained
+    scores, examples = run_sft(lm, {"run": "p", "step": 150}, tasks, CFG, method, log=lambda m: None)
     after = pl.from_arrow(scores).filter(pl.col("metric") == "acc")["value"][0]
-    before = accuracy(model, tok, tasks)
+    before = accuracy(lm, tasks)
     assert after > before + 0.1, (method, before, after)
     # The per-example rows are the same examples and average to the same accuracy.
     examples = pl.from_arrow(examples)
@@ -56,14 +59,14 @@ def test_sft_raises_accuracy_over_zero_shot(pretrained, method):
 
 
 def test_lora_trains_only_adapters_and_merges_into_a_transformers_checkpoint(pretrained, tmp_path):
-    model, tok, tasks = pretrained
+    lm, tasks = pretrained
     import copy
 
-    base = {k: v.clone() for k, v in model.state_dict().items()}
-    peft_model = prepare(copy.deepcopy(model), "lora", CFG)
+    base = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    peft_model = prepare(copy.deepcopy(lm.model), "lora", CFG)
     trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
-    data = sft_batches(tok, 0, SENTIMENT, tasks["sentiment"][1], "label", 64)
+    data = sft_batches(lm, SENTIMENT, tasks["sentiment"][1], "label")
     fine_tune(peft_model, data, CFG, 0, log=lambda m: None)
     frozen = {n.replace("base_model.model.", "").replace(".base_layer", ""): p for n, p in peft_model.named_parameters() if "lora_" not in n}
     assert all(torch.equal(p, base[n]) for n, p in frozen.items())
@@ -78,22 +81,22 @@ def test_lora_trains_only_adapters_and_merges_into_a_transformers_checkpoint(pre
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_same_checkpoint_task_method_and_seed_give_identical_scores(pretrained, method):
-    model, tok, tasks = pretrained
+    lm, tasks = pretrained
     cfg = {**CFG, "steps": 10, "multitask": True}
     torch.manual_seed(123)  # whatever the global RNG holds before, the result must not change
-    a = run_sft(model, tok, 0, {"run": "p", "step": 150}, tasks, cfg, method, 64, log=lambda m: None)
+    a = run_sft(lm, {"run": "p", "step": 150}, tasks, cfg, method, log=lambda m: None)
     torch.rand(7)
-    b = run_sft(model, tok, 0, {"run": "p", "step": 150}, tasks, cfg, method, 64, log=lambda m: None)
+    b = run_sft(lm, {"run": "p", "step": 150}, tasks, cfg, method, log=lambda m: None)
     assert a[0].equals(b[0]) and a[1].equals(b[1])
 
 
 def test_last_layers_trains_only_the_top_blocks_the_final_norm_and_the_head(pretrained):
     import copy
 
-    model, tok, tasks = pretrained
-    base = {k: v.clone() for k, v in model.state_dict().items()}
-    tuned = copy.deepcopy(model)
-    data = sft_batches(tok, 0, SENTIMENT, tasks["sentiment"][1], "label", 64)
+    lm, tasks = pretrained
+    base = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    tuned = copy.deepcopy(lm.model)
+    data = sft_batches(lm, SENTIMENT, tasks["sentiment"][1], "label")
     finish(fine_tune(prepare(tuned, "last_layers", CFG), data, {**CFG, "steps": 5}, 0, log=lambda m: None), "last_layers")
     changed = {k for k, v in tuned.state_dict().items() if not torch.equal(v, base[k])}
     allowed = {k for k in base if k.startswith("model.layers.1.") or k.startswith("model.norm") or k in ("lm_head.weight", "model.embed_tokens.weight")}

@@ -13,6 +13,7 @@ from reference import assert_scores_match_separate_sequences
 
 from lmforecast.data import tokenizer as tokenizer_lib
 from lmforecast.measure.evaluate import score_requests
+from lmforecast.measure.lm import LlamaLM
 from lmforecast.train.model import Llama, ModelConfig
 from lmforecast.measure.tasks import build_requests, load_dataset_examples, load_task
 
@@ -69,10 +70,9 @@ def write_rows(directory, files):
 def _scores_match_separate_sequences(requests, tiny_tokenizer):
     """score_requests vs every choice as its own sequence, one plain forward pass each (float64)."""
     tok = tokenizer_lib.load(tiny_tokenizer)
-    eos = tokenizer_lib.eos_id(tok)
     torch.manual_seed(0)
-    model = Llama(ModelConfig(vocab_size=tok.get_vocab_size(), d_model=32, n_layers=2, n_heads=2, seq_len=64)).double()
-    assert_scores_match_separate_sequences(model, tok, eos, requests, score_requests(model, tok, eos, requests, 64), 64)
+    lm = LlamaLM(Llama(ModelConfig(vocab_size=tok.get_vocab_size(), d_model=32, n_layers=2, n_heads=2, seq_len=64)).double(), tok)
+    assert_scores_match_separate_sequences(lm, requests, score_requests(lm, requests))
 
 
 def test_arc_easy_rows_become_examples_requests_and_scores(tmp_path, tiny_tokenizer):

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import yaml
 
-from lmforecast.data.world import DOMAINS, TASK_DOMAIN, TASKS, WorldSpec, domain_documents, task_examples
+from lmforecast.data.world import DOMAINS, TASK_DOMAIN, TASKS, WorldSpec, domain_documents, read_documents, task_examples, write_domains
 
 TASK_DIR = Path(__file__).resolve().parents[1] / "resources" / "tasks"
 
@@ -25,6 +25,15 @@ def test_generation_is_deterministic_and_seeded(tiny_world):
 def test_train_and_valid_documents_differ(tiny_world):
     for domain in DOMAINS:
         assert set(domain_documents(tiny_world, domain, "train")).isdisjoint(domain_documents(tiny_world, domain, "valid"))
+
+
+def test_domain_files_hold_each_split_in_order(tiny_world, tmp_path):
+    write_domains(tiny_world, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{d}.jsonl" for d in DOMAINS)
+    for domain in DOMAINS:
+        for split in ("train", "valid"):
+            assert read_documents(tmp_path / f"{domain}.jsonl", split) == domain_documents(tiny_world, domain, split)
+        assert read_documents(tmp_path / f"{domain}.jsonl", "valid", 2) == domain_documents(tiny_world, domain, "valid")[:2]
 
 
 def test_every_task_has_two_prompts_and_disjoint_splits(tiny_world):

@@ -35,33 +35,23 @@ def cmd_validate(args):
 
 
 def cmd_world(args):
-    from lmforecast.io import atomic_path
     from lmforecast.measure.tasks import write_examples
-    from lmforecast.data.world import DOMAINS, TASKS, WorldSpec, domain_documents, task_examples
+    from lmforecast.data.world import TASKS, WorldSpec, task_examples, write_domains
 
     spec = WorldSpec(**args.spec)
     out = Path(args.out)
-    for domain in DOMAINS:
-        with atomic_path(out / "domains" / f"{domain}.jsonl") as tmp, open(tmp, "w") as f:
-            for split in ("train", "valid"):
-                for doc in domain_documents(spec, domain, split):
-                    f.write(json.dumps({"split": split, "text": doc}) + "\n")
+    write_domains(spec, out / "domains")
     for task in TASKS:
         write_examples(task_examples(spec, task), out / "tasks" / f"{task}.jsonl")
     _log(f"world written to {out}")
 
 
-def _documents(path, split, limit=None):
-    with open(path) as f:
-        docs = [d["text"] for d in map(json.loads, f) if d["split"] == split]
-    return docs[:limit]
-
-
 def cmd_tokenizer(args):
     from lmforecast.io import atomic_dir
     from lmforecast.data.tokenizer import save_hf, train_tokenizer
+    from lmforecast.data.world import read_documents
 
-    texts = [doc for path in args.domains for doc in _documents(path, "train")]
+    texts = [doc for path in args.domains for doc in read_documents(path, "train")]
     tok = train_tokenizer(texts, args.spec["vocab_size"], args.spec["sentinels"])
     with atomic_dir(args.out) as tmp:
         save_hf(tok, tmp, args.spec["seq_len"])
@@ -84,11 +74,12 @@ def cmd_shards(args):
 
     from lmforecast.data import tokenizer as tokenizer_lib
     from lmforecast.data.shards import encode_documents
+    from lmforecast.data.world import read_documents
     from lmforecast.io import atomic_path
 
     tok = tokenizer_lib.load(args.tokenizer)
     for src, dst in zip(args.domains, args.out):
-        ids = encode_documents(tok, _documents(src, "train"), tokenizer_lib.eos_id(tok))
+        ids = encode_documents(tok, read_documents(src, "train"), tokenizer_lib.eos_id(tok))
         with atomic_path(dst) as tmp, open(tmp, "wb") as f:
             np.save(f, ids)
         _log(f"{dst}: {len(ids)} tokens")
@@ -116,15 +107,12 @@ def cmd_pretrain(args):
 
 
 def _load_checkpoint(path):
-    from lmforecast.data import tokenizer as tokenizer_lib
-    from lmforecast.train.checkpoint import verify
+    """The checkpoint's LM (verified against its manifest) and its trainer state (run, step)."""
     from lmforecast.io import read_json
-    from lmforecast.train.model import load_model
+    from lmforecast.measure.lm import load_lm
     from lmforecast.train.loop import TRAINER_STATE
 
-    verify(path)  # a truncated or corrupted checkpoint is named, never used
-    tok = tokenizer_lib.load(path)
-    return load_model(path), tok, tokenizer_lib.eos_id(tok), read_json(Path(path) / TRAINER_STATE)
+    return load_lm(path), read_json(Path(path) / TRAINER_STATE)
 
 
 def _load_tasks(task_files, example_files, names):
@@ -144,29 +132,29 @@ def cmd_evaluate(args):
     import torch
 
     from lmforecast import tables
+    from lmforecast.data.world import read_documents
     from lmforecast.measure.evaluate import evaluate_checkpoint
+    from lmforecast.measure.lm import load_lm
 
     torch.set_num_threads(args.threads)
     cfg = args.spec
     if args.external_run and len(args.checkpoint) != 1:
         sys.exit(f"lmforecast evaluate: --external-run {args.external_run!r} takes one --checkpoint, got {len(args.checkpoint)}")
-    documents = {Path(p).name.removesuffix(".jsonl"): _documents(p, "valid", cfg["domain_docs"]) for p in args.domains}
+    documents = {Path(p).name.removesuffix(".jsonl"): read_documents(p, "valid", cfg["domain_docs"]) for p in args.domains}
     tasks = _load_tasks(args.task_specs, args.task_examples, cfg["tasks"])
     names = ("domain_losses", "task_scores", "example_scores")
     parts = {name: [] for name in names}
     for path in args.checkpoint:  # a segment's checkpoints, in one process: one start-up, data and tasks read once
         if args.external_run:  # an HF model directory from the config's `external` list, with its own tokenizer
-            from lmforecast.measure.external import load
-
             try:
-                model, tok, eos, max_len = load(path)
+                lm = load_lm(path, external=True)
             except ValueError as e:
                 sys.exit(f"lmforecast evaluate: external model {args.external_run!r}: {e}")
             keys = {"run": args.external_run, "step": args.external_step}
         else:
-            model, tok, eos, state = _load_checkpoint(path)
-            keys, max_len = {"run": state["run"], "step": state["step"]}, model.cfg.seq_len
-        out = evaluate_checkpoint(model, tok, eos, keys, documents, tasks, cfg, max_len)
+            lm, state = _load_checkpoint(path)
+            keys = {"run": state["run"], "step": state["step"]}
+        out = evaluate_checkpoint(lm, keys, documents, tasks, cfg)
         for name in names:
             parts[name].append(out[name])
         _log(f"evaluated {path}: {out['task_scores'].num_rows} task scores")
@@ -181,10 +169,10 @@ def cmd_sft(args):
     from lmforecast.measure.sft import run_sft
 
     torch.set_num_threads(args.threads)
-    model, tok, eos, state = _load_checkpoint(args.checkpoint)
+    lm, state = _load_checkpoint(args.checkpoint)
     tasks = _load_tasks(args.task_specs, args.task_examples, args.spec["tasks"])
     keys = {"run": state["run"], "step": state["step"]}
-    table, examples = run_sft(model, tok, eos, keys, tasks, args.spec, args.method, model.cfg.seq_len, log=_log)
+    table, examples = run_sft(lm, keys, tasks, args.spec, args.method, log=_log)
     tables.write(examples, args.example_scores)
     tables.write(table, args.out)
     import polars as pl

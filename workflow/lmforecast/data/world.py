@@ -14,9 +14,13 @@ first `sft_entities` entities for SFT, the rest for eval), so post-SFT accuracy 
 measures what pre-training stored.
 """
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from lmforecast.io import atomic_path
 
 DOMAINS = ("facts", "arithmetic", "code", "prose")
 TASK_DOMAIN = {"fact_qa": "facts", "arith_mc": "arithmetic", "var_track": "code", "sentiment": "prose"}
@@ -163,6 +167,22 @@ def domain_documents(spec: WorldSpec, domain: str, split: str) -> list[str]:
         return [_fact_doc(rng, facts) for _ in range(n)]
     make = {"arithmetic": _arith_doc, "code": _code_doc, "prose": _prose_doc}[domain]
     return [make(rng) for _ in range(n)]
+
+
+def write_domains(spec: WorldSpec, directory):
+    """Each domain's documents as directory/<domain>.jsonl: one {"split", "text"} per line, train then valid."""
+    for domain in DOMAINS:
+        with atomic_path(Path(directory) / f"{domain}.jsonl") as tmp, open(tmp, "w") as f:
+            for split in ("train", "valid"):
+                for doc in domain_documents(spec, domain, split):
+                    f.write(json.dumps({"split": split, "text": doc}) + "\n")
+
+
+def read_documents(path, split: str, limit: int | None = None) -> list[str]:
+    """The texts of one split of a domain file (write_domains'), the first `limit` of them (None: all)."""
+    with open(path) as f:
+        docs = [d["text"] for d in map(json.loads, f) if d["split"] == split]
+    return docs[:limit]
 
 
 def _with_distractors(rng, correct, pool, k=3):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from lmforecast.train import objectives
 from lmforecast import tables
 from lmforecast.data.tokenizer import sentinel_ids
-from lmforecast.measure.scoring import choice_metrics, encode_choices, group_logprobs, span_logprobs
+from lmforecast.measure.scoring import choice_metrics
 from lmforecast.measure.tasks import build_requests
 
 # The per-example proxies that are averaged into task_scores (metric names as in lm-eval / DataDecide).
@@ -27,64 +27,58 @@ TASK_METRICS = ("acc", "acc_norm", "correct_prob", "correct_prob_per_token", "co
 SPAN_EVAL_SEED = 0  # the held-out text's span corruption, the same for every checkpoint
 
 
-def domain_losses(model, tok, eos, documents: dict, max_len: int):
+def domain_losses(lm, documents: dict):
     """Per domain: mean nats per token and bits per byte over held-out documents, and the span-corruption loss.
 
-    A document is scored as EOS + its tokens, split into windows of max_len predicted
-    tokens, each window conditioned only on its own earlier tokens.
+    Documents are scored by lm.loglikelihood_rolling (in windows of lm.max_len predicted tokens);
+    the nats and tokens of a domain are pooled over all its documents' windows.
     """
     rows = []
-    sentinels = sentinel_ids(tok)
+    sentinels = sentinel_ids(lm)
     for domain, docs in documents.items():
-        sequences, starts, documents_ids = [], [], []
-        for enc in tok.encode_batch(docs):
-            ids = [eos] + enc.ids
-            documents_ids.append(ids)
-            for s in range(0, len(ids) - 1, max_len):
-                sequences.append(ids[s : s + max_len + 1])
-                starts.append(1)
-        scored = span_logprobs(model, sequences, starts, max_len)
-        nats = -sum(lp for lp, _, _ in scored)
-        n_tokens = sum(n for _, n, _ in scored)
+        windows = [w for doc in lm.loglikelihood_rolling(docs) for w in doc]
+        nats = -sum(lp for lp, _ in windows)
+        n_tokens = sum(n for _, n in windows)
         n_bytes = sum(len(d.encode("utf-8")) for d in docs)
         rows.append({"domain": domain, "loss": nats / n_tokens, "bits_per_byte": nats / n_bytes / math.log(2),
                      "tokens": n_tokens, "bytes": n_bytes,
-                     "span_corruption_loss": span_corruption_loss(model, documents_ids, sentinels, eos, max_len)})
+                     "span_corruption_loss": span_corruption_loss(lm, docs, sentinels)})
     return rows
 
 
 @torch.no_grad()
-def span_corruption_loss(model, documents_ids, sentinels, pad: int, max_len: int, batch_tokens: int = 16384) -> float:
+def span_corruption_loss(lm, documents, sentinels, batch_tokens: int = 16384) -> float:
     """Mean nats per target token of the documents' fixed span corruption (T5's: mean span 3, density 0.15).
 
-    Each chunk's corrupted input is the prefix (attended bidirectionally) and the model predicts
+    Each document is start_id + its tokens, as loglikelihood_rolling scores it. Each chunk's
+    corrupted input is the prefix (attended bidirectionally) and the model predicts
     "sentinel_0 span_0 sentinel_1 ...", as the span_corruption objective trains it. NaN for a
     tokenizer without sentinel tokens (nothing to measure).
     """
     if not sentinels:
         return math.nan
-    rows = [row for d, ids in enumerate(documents_ids)
-            for row in objectives.heldout_span_corruption(ids, max_len, sentinels, SPAN_EVAL_SEED, d)]
-    model.eval()
+    max_len = lm.max_len
+    rows = [row for d, ids in enumerate(lm.encode_batch(documents))
+            for row in objectives.heldout_span_corruption([lm.start_id] + ids, max_len, sentinels, SPAN_EVAL_SEED, d)]
+    lm.model.eval()
     nats, n = 0.0, 0
     per_batch = max(1, batch_tokens // max_len)
     for i in range(0, len(rows), per_batch):
         batch = rows[i : i + per_batch]
-        ids, mask, labels = objectives.to_batch(batch, max(len(seq) for seq, _ in batch) - 1, pad)
+        ids, mask, labels = objectives.to_batch(batch, max(len(seq) for seq, _ in batch) - 1, lm.start_id)
         scored = labels != objectives.IGNORE
         # The output head only at target positions (the corrupted input's positions predict nothing).
-        logits = model.lm_head(model.hidden(ids, attn_mask=mask)[scored])
+        logits = lm.lm_head(lm.hidden(ids, attn_mask=mask)[scored])
         losses = F.cross_entropy(logits.float(), labels[scored], reduction="none")
         nats += float(losses.double().sum())
         n += int(scored.sum())
     return nats / n
 
 
-def score_requests(model, tok, eos, requests, max_len: int):
+def score_requests(lm, requests):
     """Per request, the metrics of choice_metrics; each request's context is run once for all its choices."""
-    groups = [encode_choices(tok, eos, req.context, req.continuations) for req in requests]
     results = []
-    for req, scored in zip(requests, group_logprobs(model, groups, max_len)):
+    for req, scored in zip(requests, lm.loglikelihood([(req.context, req.continuations) for req in requests])):
         lps = [lp for lp, _, _ in scored]
         ntok = [n for _, n, _ in scored]
         results.append(choice_metrics(lps, ntok, req.choices, req.gold))
@@ -125,15 +119,15 @@ def example_rows(requests, metrics, keys):
     ]
 
 
-def evaluate_checkpoint(model, tok, eos, keys: dict, documents: dict, tasks: dict, cfg: dict, max_len: int):
+def evaluate_checkpoint(lm, keys: dict, documents: dict, tasks: dict, cfg: dict):
     """All three per-checkpoint tables. tasks: name -> (Task, examples); cfg: the evaluation config."""
     requests = []
     for name, (task, examples) in tasks.items():
         prompts = cfg.get("prompts", {}).get(name, list(task.prompts))
         requests += build_requests(task, examples, prompts, cfg["shots"], limit=cfg["examples_per_task"], seed=cfg["fewshot_seed"],
                                    fewshot_limit=cfg.get("fewshot_examples_per_task"))
-    metrics = score_requests(model, tok, eos, requests, max_len)
-    losses = [{**keys, **row} for row in domain_losses(model, tok, eos, documents, max_len)]
+    metrics = score_requests(lm, requests)
+    losses = [{**keys, **row} for row in domain_losses(lm, documents)]
     return {
         "domain_losses": tables.to_table("domain_losses", tables.rows_to_columns(losses, "domain_losses")),
         "task_scores": tables.to_table("task_scores", tables.rows_to_columns(summarize(requests, metrics, keys), "task_scores")),

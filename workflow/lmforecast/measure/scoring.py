@@ -1,7 +1,8 @@
 """Log-likelihood of token spans under a causal LM, batched and sorted by length.
 
 Used by evaluation (domain losses, multiple-choice tasks) and by SFT scoring alike, so
-that before- and after-SFT numbers come from one scorer. Conventions follow
+that before- and after-SFT numbers come from one scorer; its entry points are an LM's
+`loglikelihood` and `loglikelihood_rolling` (measure/lm.py). Conventions follow
 lm-evaluation-harness's HF backend: the context is tokenized alone and the continuation
 is what the joint tokenization of context + continuation adds after the context's tokens;
 long inputs lose tokens on the left.
@@ -18,26 +19,26 @@ import numpy as np
 import torch
 
 
-def encode_pair(tok, eos: int, context: str, continuation: str):
-    """Token ids of EOS + context + continuation, and where the continuation starts.
+def encode_pair(lm, context: str, continuation: str):
+    """Token ids of start_id + context + continuation, and where the continuation starts.
 
     As lm-eval: trailing whitespace of the context moves to the continuation (so " A" after
     "Answer: " is tokenized as a word), and the context tokens are the context's own.
     """
-    return encode_choices(tok, eos, context, [continuation])[0]
+    return encode_choices(lm, context, [continuation])[0]
 
 
-def encode_choices(tok, eos: int, context: str, continuations):
+def encode_choices(lm, context: str, continuations):
     """encode_pair for each continuation, tokenizing the context once."""
     n_spaces = len(context) - len(context.rstrip())
     if n_spaces:
         context, spaces = context[:-n_spaces], context[-n_spaces:]
         continuations = [spaces + c for c in continuations]
-    ctx = tok.encode(context).ids
+    ctx = lm.encode(context)
     out = []
     for cont in continuations:
-        whole = tok.encode(context + cont).ids
-        out.append(([eos] + ctx + whole[len(ctx):], 1 + len(ctx)))
+        whole = lm.encode(context + cont)
+        out.append(([lm.start_id] + ctx + whole[len(ctx):], 1 + len(ctx)))
     return out
 
 
@@ -66,13 +67,13 @@ def _pack(prefix, branches):
 
 
 @torch.no_grad()
-def tree_logprobs(model, trees, batch_tokens: int = 16384):
+def tree_logprobs(lm, trees, batch_tokens: int = 16384):
     """For each (prefix, [branch, ...]): per branch, (sum of log p, token count, all-greedy).
 
     Every branch is scored as if it were the sequence prefix + branch on its own. Rows are
     sorted by packed length and batched to about batch_tokens tokens.
     """
-    model.eval()
+    lm.model.eval()
     packed = [_pack(prefix, branches) for prefix, branches in trees]
     out = [[None] * len(branches) for _, branches in trees]
     order = sorted(range(len(trees)), key=lambda t: -len(packed[t][0]))
@@ -90,13 +91,13 @@ def tree_logprobs(model, trees, batch_tokens: int = 16384):
             ids[r, :n], pos[r, :n], seg[r, :n] = (torch.tensor(x) for x in packed[t][:3])
         if int(seg.max()) <= 1:
             # At most one branch per row: plain causal rows, the fast path (domain losses, truncated choices).
-            hidden = model.hidden(ids)
+            hidden = lm.hidden(ids)
         else:
             # Causal, and a branch token sees the prefix and its own branch; padding sees the prefix
             # and earlier padding, so that no row of the mask is empty (NaN) and no real token sees it.
             causal = torch.ones(width, width, dtype=torch.bool).tril()
             mask = causal & ((seg[:, None, :] == 0) | (seg[:, None, :] == seg[:, :, None]))
-            hidden = model.hidden(ids, attn_mask=mask[:, None], position_ids=pos)
+            hidden = lm.hidden(ids, attn_mask=mask[:, None], position_ids=pos)
         rows_idx, cols_idx, targets, owners = [], [], [], []
         for r, t in enumerate(batch):
             for b, (branch, pred) in enumerate(zip(trees[t][1], packed[t][3])):
@@ -105,7 +106,7 @@ def tree_logprobs(model, trees, batch_tokens: int = 16384):
                 targets += branch
                 owners.append((t, b, len(branch)))
         # The output head only where a token is scored: the context's other positions predict nothing we need.
-        sel = model.lm_head(hidden[torch.tensor(rows_idx, dtype=torch.long), torch.tensor(cols_idx, dtype=torch.long)])
+        sel = lm.lm_head(hidden[torch.tensor(rows_idx, dtype=torch.long), torch.tensor(cols_idx, dtype=torch.long)])
         # float32 at least (as lm-eval's log_softmax); a float64 model keeps float64.
         logprobs = torch.log_softmax(sel if sel.dtype == torch.float64 else sel.float(), dim=-1)
         targets = torch.tensor(targets, dtype=torch.long)
@@ -118,19 +119,19 @@ def tree_logprobs(model, trees, batch_tokens: int = 16384):
     return out
 
 
-def span_logprobs(model, sequences, starts, max_len: int, batch_tokens: int = 16384):
+def span_logprobs(lm, sequences, starts, batch_tokens: int = 16384):
     """For each sequence, (sum of log p, token count, all-greedy) over tokens[start:].
 
-    Sequences longer than max_len + 1 are cut on the left (the scored span is kept).
+    Sequences longer than lm.max_len + 1 are cut on the left (the scored span is kept).
     """
     trees = []
     for seq, start in zip(sequences, starts):
-        seq, start = _truncate(seq, start, max_len)
+        seq, start = _truncate(seq, start, lm.max_len)
         trees.append((seq[:start], [seq[start:]]))
-    return [branches[0] for branches in tree_logprobs(model, trees, batch_tokens)]
+    return [branches[0] for branches in tree_logprobs(lm, trees, batch_tokens)]
 
 
-def group_logprobs(model, groups, max_len: int, batch_tokens: int = 2048):
+def group_logprobs(lm, groups, batch_tokens: int = 2048):
     """For each group (a question: its choices' (sequence, start) pairs), span_logprobs of each choice.
 
     Choices whose tokens before `start` (after left truncation) are the same share one packed
@@ -142,7 +143,7 @@ def group_logprobs(model, groups, max_len: int, batch_tokens: int = 2048):
     for group in groups:
         by_prefix, loc = {}, []
         for seq, start in group:
-            seq, start = _truncate(seq, start, max_len)
+            seq, start = _truncate(seq, start, lm.max_len)
             key = tuple(seq[:start])
             if key not in by_prefix:
                 by_prefix[key] = len(trees)
@@ -151,7 +152,7 @@ def group_logprobs(model, groups, max_len: int, batch_tokens: int = 2048):
             loc.append((t, len(trees[t][1])))
             trees[t][1].append(seq[start:])
         where.append(loc)
-    scored = tree_logprobs(model, trees, batch_tokens)
+    scored = tree_logprobs(lm, trees, batch_tokens)
     return [[scored[t][b] for t, b in loc] for loc in where]
 
 

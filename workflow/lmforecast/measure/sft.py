@@ -28,14 +28,14 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 SCORE_METRICS = ("acc", "acc_norm", "correct_prob", "norm_correct_prob", "logprob_correct")
 
 
-def sft_batches(tok, eos, task, examples, prompt, max_len):
+def sft_batches(lm, task, examples, prompt):
     """(input ids, loss mask) per SFT example; the mask covers the answer tokens."""
     out = []
     for x in examples:
         if x["split"] != task.fewshot_split:
             continue
-        full, start = encode_pair(tok, eos, render(task, prompt, x), answer(task, x))
-        cut = max(0, len(full) - (max_len + 1))  # drop prompt tokens on the left, as the scorer does
+        full, start = encode_pair(lm, render(task, prompt, x), answer(task, x))
+        cut = max(0, len(full) - (lm.max_len + 1))  # drop prompt tokens on the left, as the scorer does
         seq, start = full[cut:], max(1, start - cut)
         mask = [0] * start + [1] * (len(seq) - start)
         out.append((seq, mask))
@@ -104,12 +104,12 @@ def _prompt(task, cfg):
     return prompt or next(iter(task.prompts))
 
 
-def score_tasks(model, tok, eos, keys: dict, tasks: dict, cfg: dict, method: str, data_mix: str, max_len: int):
+def score_tasks(lm, keys: dict, tasks: dict, cfg: dict, method: str, data_mix: str):
     """sft_scores rows and sft_example_scores rows: each task's eval split, zero-shot, with the prompt SFT used."""
     rows, per_example = [], []
     for task, examples in tasks.values():
         requests = build_requests(task, examples, [_prompt(task, cfg)], [0], limit=cfg.get("examples_per_task"))
-        metrics = score_requests(model, tok, eos, requests, max_len)
+        metrics = score_requests(lm, requests)
         sft_keys = {**keys, "task": task.name, "sft_method": method, "sft_data": data_mix}
         rows += [{**sft_keys, "metric": metric, "value": float(np.mean([m[metric] for m in metrics])), "n": len(metrics)}
                  for metric in SCORE_METRICS]
@@ -119,23 +119,23 @@ def score_tasks(model, tok, eos, keys: dict, tasks: dict, cfg: dict, method: str
     return rows, per_example
 
 
-def run_sft(base_model, tok, eos, keys: dict, tasks: dict, cfg: dict, method: str, max_len: int, log=print):
-    """Single-task SFT of a fresh copy of `base_model` per task (and one multi-task SFT if configured).
+def run_sft(base, keys: dict, tasks: dict, cfg: dict, method: str, log=print):
+    """Single-task SFT of a fresh copy of the LM `base`'s model per task (and one multi-task SFT if configured).
 
     tasks: name -> (Task, examples). Returns the sft_scores and sft_example_scores tables.
     """
-    data = {name: sft_batches(tok, eos, task, examples, _prompt(task, cfg), max_len) for name, (task, examples) in tasks.items()}
+    data = {name: sft_batches(base, task, examples, _prompt(task, cfg)) for name, (task, examples) in tasks.items()}
     rows, per_example = [], []
     for name in tasks:
         log(f"single-task {method} SFT on {name}")
-        model = finish(fine_tune(prepare(copy.deepcopy(base_model), method, cfg), data[name], cfg, cfg["seed"], log), method)
-        scores, examples = score_tasks(model, tok, eos, keys, {name: tasks[name]}, cfg, method, "single", max_len)
+        model = finish(fine_tune(prepare(copy.deepcopy(base.model), method, cfg), data[name], cfg, cfg["seed"], log), method)
+        scores, examples = score_tasks(base.with_model(model), keys, {name: tasks[name]}, cfg, method, "single")
         rows, per_example = rows + scores, per_example + examples
     if cfg.get("multitask") and len(tasks) > 1:
         log(f"multi-task {method} SFT on {sorted(tasks)}")
         mixed = [item for name in sorted(data) for item in data[name]]
-        model = finish(fine_tune(prepare(copy.deepcopy(base_model), method, cfg), mixed, cfg, cfg["seed"], log), method)
-        scores, examples = score_tasks(model, tok, eos, keys, tasks, cfg, method, "multitask", max_len)
+        model = finish(fine_tune(prepare(copy.deepcopy(base.model), method, cfg), mixed, cfg, cfg["seed"], log), method)
+        scores, examples = score_tasks(base.with_model(model), keys, tasks, cfg, method, "multitask")
         rows, per_example = rows + scores, per_example + examples
     return (tables.to_table("sft_scores", tables.rows_to_columns(rows, "sft_scores")),
             tables.to_table("sft_example_scores", tables.rows_to_columns(per_example, "sft_example_scores")))
