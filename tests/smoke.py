@@ -14,10 +14,10 @@ SMOKE = ROOT / "tests" / "data" / "smoke.yaml"
 BIN = str(Path(sys.executable).parent)  # snakemake and lmforecast of this environment
 
 
-def snakemake(workdir, *args, check=True):
+def snakemake(workdir, *args, check=True, env=None):
     # args first: --configfile takes several values and would swallow a target after it
     cmd = [f"{BIN}/snakemake", *args, "--cores", "2", "--configfile", str(workdir / "config.yaml")]
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **(env or {})}
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
@@ -31,3 +31,16 @@ def copy_workflow(dest):
     shutil.copy(SMOKE, dest / "config.yaml")
     return dest
 
+
+def planned_rules(workdir, *args, env=None) -> dict:
+    """Rule -> number of jobs that `snakemake -n` plans (its "Job stats" table)."""
+    proc = snakemake(workdir, "-n", *args, env=env)
+    out = proc.stdout + proc.stderr
+    stats = out.split("Job stats:", 1)[1].splitlines()[3:] if "Job stats:" in out else []
+    jobs = {}
+    for line in stats:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs

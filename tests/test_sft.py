@@ -104,11 +104,15 @@ def test_last_layers_trains_only_the_top_blocks_the_final_norm_and_the_head(pret
     assert any(k.startswith("model.layers.1.") for k in changed)
 
 
-def test_cli_offers_exactly_the_sft_methods():
-    from lmforecast import cli
-    from lmforecast.measure import sft
+def test_the_config_and_the_cli_offer_exactly_the_sft_methods():
+    from lmforecast import config
+    from lmforecast.cli import main
+    from lmforecast.measure import SFT_METHODS
 
-    assert cli.SFT_METHODS == sft.METHODS
+    assert config.schema()["$defs"]["sft_method"]["enum"] == list(SFT_METHODS)
+    with pytest.raises(SystemExit):  # argparse: an invalid choice
+        main(["sft", "--spec", "{}", "--checkpoint", "c", "--method", "adapter", "--task-specs", "t",
+              "--task-examples", "e", "--out", "o", "--example-scores", "x"])
 
 
 def test_sft_prompt_is_a_name_a_mapping_per_task_or_the_first_template():

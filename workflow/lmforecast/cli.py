@@ -19,8 +19,7 @@ from pathlib import Path
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
-# = lmforecast.measure.sft.METHODS, not imported from there: importing torch costs seconds per command.
-SFT_METHODS = ("full", "lora", "last_layers")
+from lmforecast.measure import SFT_METHODS  # noqa: E402 (a light module: no torch)
 
 
 def _log(msg):
@@ -218,9 +217,10 @@ def cmd_fit(args):
 
 
 def cmd_report(args):
+    from lmforecast.report import TABLES
     from lmforecast.report.page import build_report
 
-    tables = _read_named(args.tables, "runs", "checkpoints", "domain_losses", "task_scores", "sft_scores")
+    tables = _read_named(args.tables, *TABLES)
     sections = build_report(tables, args.fits, args.spec, args.out, **({"captions": args.captions} if args.captions else {}))
     _log(f"report written to {args.out}/index.html: sections {', '.join(sections)}")
 
@@ -257,7 +257,9 @@ def main(argv=None):
     add("sft", cmd_sft, (("--checkpoint",), one), (("--method",), {"required": True, "choices": SFT_METHODS}), (("--task-specs",), many), (("--task-examples",), many),
         (("--out",), one), (("--example-scores",), one), threads)
     add("import", cmd_import, (("--out-dir",), one))
-    add("fit", cmd_fit, (("name",), {"help": "a registered fit (lmforecast/fits/*/__init__.py: FIT)"}),
+    from lmforecast.fits.registry import registry  # light: the fits' modules import their libraries when run
+
+    add("fit", cmd_fit, (("name",), {"choices": [fit.name for fit in registry()], "help": "a registered fit (FIT in lmforecast/fits/)"}),
         (("--tables",), one), (("--fits",), one), (("--report-dir",), one), threads)
     add("report", cmd_report, (("--tables",), one), (("--fits",), one), (("--out",), one),
         (("--captions",), {"default": None, "help": "directory of the figures' .rst captions (default: workflow/report)"}))

@@ -33,10 +33,13 @@ def _where(path) -> str:
 
 def schema() -> dict:
     """The config's JSON schema: workflow/schemas/config.schema.yaml, with each registered fit's
-    schema as fit.<name> (a fit's settings are declared once, by the fit)."""
+    schema as fit.<name> (a fit's settings are declared once, by the fit) and the SFT methods."""
     from lmforecast.fits.registry import registry
 
+    from lmforecast.measure import SFT_METHODS
+
     full = yaml.safe_load(SCHEMA_PATH.read_text())
+    full["$defs"]["sft_method"] = {"enum": list(SFT_METHODS)}
     fit = full["properties"]["fit"]
     fit["properties"] = {f.name: f.schema_dict() for f in registry()}
     fit["additionalProperties"] = False

@@ -1,7 +1,8 @@
 """The Parquet tables of results/tables/ (long format) and their Arrow schemas.
 
-Required columns are those of DESIGN.md; extra columns are listed here too so that
-every writer produces the same types. `write` checks and casts before writing, and
+Each schema lists a table's required columns first (what every source of tables writes:
+rule aggregate, rule import_tables), then its extra columns, listed here too so that every
+writer produces the same types. `write` checks and casts before writing, and
 writes atomically.
 
 checkpoints.tokens_by_domain is the JSON object {domain: training tokens drawn from it so
@@ -41,7 +42,7 @@ SCHEMAS = {
     "sft_scores": pa.schema([
         ("run", S), ("step", I), ("task", S), ("sft_method", S), ("sft_data", S), ("metric", S), ("value", F), ("n", I),
     ]),
-    # Per-example results after SFT (seed 002 correlates them with the zero-shot ones).
+    # Per-example results after SFT (the SELECT proposal correlates them with the zero-shot ones).
     "sft_example_scores": pa.schema([
         ("run", S), ("step", I), ("task", S), ("sft_method", S), ("sft_data", S), ("example", S), ("correct", B),
         ("logprob_correct", F), ("prob_correct_norm", F), ("correct_norm", B),

@@ -10,8 +10,7 @@ rule aggregate:
         sft_scores=[f"results/sft/{r}/step{s}/{m}.parquet" for r, s in sft_checkpoints() for m in SFT_METHODS],
         sft_example_scores=[f"results/sft/{r}/step{s}/{m}.examples.parquet" for r, s in sft_checkpoints() for m in SFT_METHODS],
     output:
-        **{name: f"results/tables/{name}.parquet" for name in
-           ("runs", "checkpoints", "domain_losses", "task_scores", "example_scores", "sft_scores", "sft_example_scores")},
+        **{name: table(name) for name in TABLES},
     params:
         runs=list(RUNS.values()),
         checkpoints=[checkpoint_dir(r, s) for r, s in all_checkpoints()],

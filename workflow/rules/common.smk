@@ -7,6 +7,7 @@ import re
 from lmforecast import config as lmconfig
 from lmforecast.data.world import DOMAINS
 from lmforecast.fits.registry import registry
+from lmforecast.tables import SCHEMAS
 
 lmconfig.validate(config, "config (config/config.yaml and --config overrides)")
 
@@ -39,6 +40,14 @@ else:
         run="|".join(re.escape(name) for name in [*RUNS, *EXTERNAL]),
         step=r"\d+",
         method="|".join(SFT_METHODS),
+
+
+# The tables of results/tables/ (lmforecast/tables.py), made by rule aggregate or rule import_tables.
+TABLES = list(SCHEMAS)
+
+
+def table(name):
+    return f"results/tables/{name}.parquet"
 
 
 def as_json(obj):

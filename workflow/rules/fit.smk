@@ -12,7 +12,7 @@ for fit in FITS:
         name:
             f"fit_{fit.name}"
         input:
-            [f"results/tables/{t}.parquet" for t in fit.tables],
+            [table(name) for name in fit.tables],
         output:
             fits=[f"results/fits/{o}" for o in fit.outputs],
             # the caption each figure shows in `snakemake --report`: the .rst the fit writes beside it

@@ -6,8 +6,7 @@ rule import_tables:
     input:
         IMPORT_FILES,
     output:
-        **{name: f"results/tables/{name}.parquet" for name in
-           ("runs", "checkpoints", "domain_losses", "task_scores", "example_scores", "sft_scores", "sft_example_scores")},
+        **{name: table(name) for name in TABLES},
     params:
         spec=as_json(config["import"]),
     log:

@@ -4,13 +4,14 @@
 
 import glob
 
+import lmforecast.report
+
 REPORT_FIGURES = ("training_curves", "domain_losses")
 
 
 rule report:
     input:
-        tables=expand("results/tables/{name}.parquet",
-                      name=["runs", "checkpoints", "domain_losses", "task_scores", "sft_scores"]),
+        tables=[table(name) for name in lmforecast.report.TABLES],
         fits=[f for fit in FITS for f in getattr(rules, f"fit_{fit.name}").output],  # rebuilt after any fit
         captions=sorted(glob.glob(f"{workflow.basedir}/report/*.rst")),  # an edited caption rebuilds the page
     output:

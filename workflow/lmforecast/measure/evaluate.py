@@ -3,7 +3,7 @@
 Writes three per-checkpoint tables (domain_losses, task_scores, example_scores) that
 the aggregate stage concatenates. Every model is scored as a causal LM, whatever its
 pre-training objective (as UL2 and T5-decoder work evaluate); the span-corruption loss
-of the held-out text is measured besides, as seed 000's proxy.
+of the held-out text is measured besides, as Zeng et al.'s proxy.
 """
 
 import math

@@ -2,7 +2,7 @@
 
 SFT trains on a task's `sft` split in the zero-shot format of one prompt template, with
 the loss on the answer tokens only (the prompt is context): on one task (single-task)
-or on the union of the SFT tasks' splits (multi-task, as in seed 000's multi-task
+or on the union of the SFT tasks' splits (multi-task, as in Zeng et al.'s multi-task
 setting). Methods:
 - full: every parameter trains;
 - lora: rank-r adapters on every projection (peft), merged into the weights afterwards,
@@ -18,12 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lmforecast.measure import SFT_METHODS
 from lmforecast import tables
 from lmforecast.measure.evaluate import score_requests
 from lmforecast.measure.scoring import encode_pair
 from lmforecast.measure.tasks import answer, build_requests, render
 
-METHODS = ("full", "lora", "last_layers")
+
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 SCORE_METRICS = ("acc", "acc_norm", "correct_prob", "norm_correct_prob", "logprob_correct")
 
@@ -60,7 +61,7 @@ def prepare(model, method: str, cfg: dict):
         lora = LoraConfig(r=cfg["lora_r"], lora_alpha=cfg["lora_alpha"], lora_dropout=0.0, target_modules=LORA_TARGETS)
         torch.manual_seed(cfg["seed"])  # the adapters' initial weights are random draws: seed them
         return get_peft_model(model, lora)
-    raise ValueError(f"sft method {method!r}: expected one of {METHODS}")
+    raise ValueError(f"sft method {method!r}: expected one of {SFT_METHODS}")
 
 
 def finish(model, method: str):

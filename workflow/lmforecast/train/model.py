@@ -99,7 +99,7 @@ def n_params(cfg: ModelConfig) -> dict:
 def flops_per_token(cfg: ModelConfig) -> float:
     """Training FLOPs per token: 6 * (non-embedding params + output head) + 12 * L * d * T.
 
-    The PaLM/nanoGPT rule (methods.md, E); we count the (tied) output projection because
+    The PaLM rule (Chowdhery et al. 2022, appendix B; nanoGPT's estimate_mfu); we count the (tied) output projection because
     at these vocabulary-to-width ratios it is a large share of the matmuls.
     """
     matmul_params = n_params(cfg)["n_params_nonembed"] + cfg.vocab_size * cfg.d_model

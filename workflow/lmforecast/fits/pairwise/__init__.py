@@ -159,7 +159,7 @@ properties:
       properties:
         name: {$ref: "#/$defs/name"}
         tasks: {type: array, minItems: 1, uniqueItems: true, items: {$ref: "#/$defs/task"}}
-  sft_method: {enum: [full, lora, last_layers]}
+  sft_method: {$ref: "#/$defs/sft_method"}
   sft_data: {enum: [single, multitask]}
   sft_metric: {enum: [acc, acc_norm, correct_prob, norm_correct_prob, logprob_correct]}
   tie_epsilon: {type: number, minimum: 0}

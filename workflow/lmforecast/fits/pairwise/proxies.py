@@ -1,4 +1,4 @@
-"""Pairwise checkpoint selection (seed 000, Zeng et al. 2025): which of two models is better after SFT?
+"""Pairwise checkpoint selection (Zeng et al. 2025): which of two models is better after SFT?
 
 A model is a run's last checkpoint (or every fine-tuned checkpoint). Over the unordered pairs of models
 at a comparable budget, the label says which one scores higher after SFT, averaged over a

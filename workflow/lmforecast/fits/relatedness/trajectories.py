@@ -1,4 +1,4 @@
-"""Task and point relatedness from training dynamics (seed 002, objectives 2 and 3).
+"""Task and point relatedness from training dynamics (the SELECT proposal's objectives 2 and 3).
 
 A point's (example's) trajectory is its negative log-likelihood of the correct answer
 at every checkpoint, runs side by side (run by run, steps in order). Two points are

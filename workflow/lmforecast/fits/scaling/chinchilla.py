@@ -17,6 +17,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
+from lmforecast.fits.scaling.curves import huber
+
 NAMES = ("a", "b", "e", "alpha", "beta")
 GRID = {
     "a": np.arange(0, 30, 5.0),
@@ -45,7 +47,7 @@ def huber_objective(theta, log_n, log_d, log_l, delta):
     """Sum of Huber losses of log residuals, and its gradient in (a, b, e, alpha, beta)."""
     terms = _terms(theta, log_n, log_d)
     r = logsumexp(terms, axis=0) - log_l
-    loss = np.where(np.abs(r) <= delta, 0.5 * r**2, delta * (np.abs(r) - 0.5 * delta)).sum()
+    loss = huber(r, delta)
     dr = np.clip(r, -delta, delta)
     w = softmax(terms, axis=0)
     grad = np.array([(dr * w[0]).sum(), (dr * w[1]).sum(), (dr * w[2]).sum(),
@@ -71,8 +73,7 @@ def _grid_objectives(starts, log_n, log_d, log_l, delta):
     """The Huber objective at every grid point (rows of `starts`), vectorized."""
     a, b, e, alpha, beta = (starts[:, i : i + 1] for i in range(5))
     terms = np.stack([a - alpha * log_n, b - beta * log_d, np.broadcast_to(e, (len(starts), len(log_n)))])
-    r = np.abs(logsumexp(terms, axis=0) - log_l)
-    return np.where(r <= delta, 0.5 * r**2, delta * (r - 0.5 * delta)).sum(axis=1)
+    return huber(logsumexp(terms, axis=0) - log_l, delta, axis=1)
 
 
 def fit_chinchilla(n_params, tokens, loss, delta=1e-3, n_bootstrap=200, seed=0, grid=GRID, n_starts=50,

@@ -1,4 +1,4 @@
-"""The fits that scaling chains are built from (seed 001's FLP, the OLMo ladder), with lmfit.
+"""The fits that scaling chains are built from (FLP of Chen et al. 2024, the OLMo ladder), with lmfit.
 
 - Stage 1, compute -> loss: L(C) = E + A * (C / C0)^-alpha, C0 the geometric mean of the
   fitted compute (keeps A of order one). Fitted as the ladder and Epoch fit it: Huber loss
@@ -34,9 +34,10 @@ def log_power_law(c, A, alpha, E):
     return np.log(E + A * np.power(c, -alpha))
 
 
-def huber(r, delta=HUBER_DELTA):
+def huber(r, delta=HUBER_DELTA, axis=None):
+    """Sum of the Huber losses of residuals `r` (over `axis`): quadratic within delta, linear beyond."""
     a = np.abs(r)
-    return np.where(a <= delta, 0.5 * a**2, delta * (a - 0.5 * delta)).sum()
+    return np.where(a <= delta, 0.5 * a**2, delta * (a - 0.5 * delta)).sum(axis=axis)
 
 
 def fit_power_law(compute, loss, start: dict | None = None):

@@ -1,4 +1,4 @@
-"""FLP-M's stage 2 (seed 001): per-domain losses -> score by a small two-layer network.
+"""FLP-M's stage 2 (Chen et al. 2024): per-domain losses -> score by a small two-layer network.
 
 Inputs are standardised with the training points' mean and spread; the network is
 tanh(W1 x + b1) -> linear, trained full-batch by L-BFGS-B on mean squared error with a

@@ -7,13 +7,13 @@ flp.checkpoint_frame) and predicts the score of the held-out runs' final checkpo
 - direct: score = w0 + w1 log10 C on final checkpoints (the baseline the critique of FLP
   prefers, arXiv 2512.08894);
 - flp: C -> pre-training loss (power law, final checkpoints) -> score (line, emerged
-  checkpoints: score above chance + margin) (seed 001);
+  checkpoints: score above chance + margin) (FLP, Chen et al. 2024);
 - chinchilla: (N, D) -> loss by L = E + A/N^alpha + B/D^beta (Epoch's protocol, on every
   checkpoint: a family has too few runs for five parameters on final ones) -> FLP's line;
 - ladder: C -> task loss (bits per byte of the correct answer; power law per task) ->
   score (sigmoid on checkpoints past the first 10% of their run) (OLMo ladder);
 - flpm: C -> each domain's loss (power law each) -> score (two-layer network on every
-  training checkpoint) (seed 001's FLP-M).
+  training checkpoint) (FLP-M, Chen et al. 2024).
 
 A predictor returns a Prediction; `warm` carries its fitted parameters so that bootstrap
 refits start from them (one start instead of a grid).

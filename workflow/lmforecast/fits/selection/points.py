@@ -1,4 +1,4 @@
-"""Benchmark prediction from a budget of selected points (seed 002, Algorithm 1: SELECT, then rank).
+"""Benchmark prediction from a budget of selected points (the SELECT proposal's Algorithm 1: SELECT, then rank).
 
 The runs are split into source runs, whose checkpoints (models) are the only ones the
 selection sees, and held-out target runs, whose checkpoints are only evaluated. Per task

@@ -1,4 +1,4 @@
-"""Zero-shot vs fine-tuned accuracy (seed 002, objective 1).
+"""Zero-shot vs fine-tuned accuracy (the SELECT proposal's objective 1).
 
 Per task and prompt, and per SFT method and data mix: Pearson and Spearman correlation
 (with p-values, scipy) between a checkpoint's zero-shot accuracy and its accuracy after
