@@ -52,7 +52,8 @@ from lmforecast.data import tokenizer as tokenizer_lib  # noqa: E402
 from lmforecast.data.shards import encode_documents, get_batch, load_shards  # noqa: E402
 from lmforecast.train.model import Llama, flops_per_token, n_params  # noqa: E402
 from lmforecast.train.loop import model_config, train_segment  # noqa: E402
-from lmforecast.data.world import DOMAINS, WorldSpec, domain_documents  # noqa: E402
+from lmforecast.data.world import DOMAINS, domain_documents  # noqa: E402
+from lmforecast.settings import World  # noqa: E402
 
 # Peak dense tensor-core FLOP/s by device name and precision (vendor data sheets; SXM parts).
 # fp32 is the plain (non-TF32) rate: torch keeps TF32 off for float32 matmuls by default.
@@ -65,7 +66,7 @@ PEAK_FLOPS = {
 
 def build_data(config, directory):
     """The default world's tokenizer and per-domain token shards, as the data stage makes them."""
-    world = WorldSpec(**config["world"])
+    world = World.from_dict(config["world"])
     docs = {d: domain_documents(world, d, "train") for d in DOMAINS}
     tok = tokenizer_lib.train_tokenizer([x for d in DOMAINS for x in docs[d]], config["tokenizer"]["vocab_size"],
                                         config["tokenizer"]["sentinels"])

@@ -11,13 +11,14 @@ from lmforecast.train.model import load_model, save_model
 from lmforecast.measure.sft import fine_tune, finish, prepare, run_sft, sft_batches
 from lmforecast.measure.tasks import Task, build_requests
 from lmforecast.train.loop import train_segment
-from lmforecast.data.world import WorldSpec, domain_documents, task_examples
+from lmforecast.data.world import domain_documents, task_examples
+from lmforecast.settings import World
 
 SENTIMENT = Task(name="sentiment", domain="prose", prompts={"label": "Review: {review}\nSentiment:"},
                  fewshot_split="sft", eval_split="eval", target_delimiter=" ", fewshot_delimiter="\n\n")
 CFG = {"tasks": ["sentiment"], "steps": 80, "batch_size": 16, "lr": 3e-3, "seed": 0, "examples_per_task": 60,
        "lora_r": 8, "lora_alpha": 16, "last_layers": 1, "multitask": False, "prompt": None}
-WORLD = WorldSpec(seed=0, n_entities=12, train_docs=400, valid_docs=5, sft_examples=120, eval_examples=60)
+WORLD = World(seed=0, n_entities=12, train_docs=400, valid_docs=5, sft_examples=120, eval_examples=60)
 
 
 @pytest.fixture(scope="module")

@@ -37,9 +37,10 @@ def cmd_validate(args):
 def cmd_world(args):
     from lmforecast.io import atomic_path
     from lmforecast.measure.tasks import write_examples
-    from lmforecast.data.world import DOMAINS, TASKS, WorldSpec, domain_documents, task_examples
+    from lmforecast.data.world import DOMAINS, TASKS, domain_documents, task_examples
+    from lmforecast.settings import World
 
-    spec = WorldSpec(**args.spec)
+    spec = World.from_dict(args.spec)
     out = Path(args.out)
     for domain in DOMAINS:
         with atomic_path(out / "domains" / f"{domain}.jsonl") as tmp, open(tmp, "w") as f:
