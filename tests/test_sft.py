@@ -12,7 +12,7 @@ from lmforecast.measure.sft import fine_tune, finish, prepare, run_sft, sft_batc
 from lmforecast.measure.tasks import Task, build_requests
 from lmforecast.train.loop import train_segment
 from lmforecast.data.world import domain_documents, task_examples
-from lmforecast.settings import World
+from lmforecast.settings import Pretrain, World
 
 SENTIMENT = Task(name="sentiment", domain="prose", prompts={"label": "Review: {review}\nSentiment:"},
                  fewshot_split="sft", eval_split="eval", target_delimiter=" ", fewshot_delimiter="\n\n")
@@ -29,11 +29,11 @@ def pretrained(tmp_path_factory):
     tokenizer_lib.save_hf(tokenizer_lib.train_tokenizer(docs, 300, sentinels=16), d / "tok", model_max_length=64)
     tok = tokenizer_lib.load(d / "tok")
     np.save(d / "prose.npy", encode_documents(tok, docs, 0))
-    run = {"name": "p", "size": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "mixture": {"prose": 1.0}, "objective": "clm",
-           "lr": 5e-3, "seed": 0, "steps_total": 500}
+    run = {"name": "p", "size": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "size_name": "s", "mixture": {"prose": 1.0},
+           "mixture_name": "prose", "objective": "clm", "lr": 5e-3, "seed": 0, "tokens": 500 * 8 * 64, "steps_total": 500}
     training = {"seq_len": 64, "batch_size": 8, "schedule": "cosine", "warmup_frac": 0.05, "min_lr_frac": 0.1, "weight_decay": 0.1,
-                "grad_clip": 1.0, "log_every": 1000}
-    train_segment(run, training, 0, 500, {"prose": d / "prose.npy"}, d / "tok", None, d / "ckpt", log=lambda m: None)
+                "grad_clip": 1.0, "checkpoints": 1, "log_every": 1000}
+    train_segment(Pretrain.from_dict({"run": run, "training": training}), 0, 500, {"prose": d / "prose.npy"}, d / "tok", None, d / "ckpt", log=lambda m: None)
     return load_model(d / "ckpt"), tok, {"sentiment": (SENTIMENT, task_examples(WORLD, "sentiment"))}
 
 

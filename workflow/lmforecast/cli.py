@@ -102,13 +102,14 @@ def _shard_map(paths):
 def cmd_pretrain(args):
     import torch
 
+    from lmforecast.settings import Pretrain
     from lmforecast.train.loop import Terminated, train_segment
 
     torch.set_num_threads(args.threads)
-    run, training = args.spec["run"], args.spec["training"]
-    shards = {d: p for d, p in _shard_map(args.shards).items() if d in run["mixture"]}
+    spec = Pretrain.from_dict(args.spec)
+    shards = {d: p for d, p in _shard_map(args.shards).items() if d in spec.run.mixture}
     try:
-        state = train_segment(run, training, args.step_start, args.step_end, shards, args.tokenizer, args.init, args.out, log=_log,
+        state = train_segment(spec, args.step_start, args.step_end, shards, args.tokenizer, args.init, args.out, log=_log,
                               save_steps=args.save_steps)
     except Terminated as e:
         _log(f"lmforecast: {e}")
