@@ -16,6 +16,7 @@ from lmforecast.data import tokenizer as tokenizer_lib
 from lmforecast.cli import _documents, _load_tasks, main
 from lmforecast.config import ConfigError, validate
 from lmforecast.measure.evaluate import evaluate_checkpoint
+from lmforecast.settings import Evaluation
 from lmforecast.train.model import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +76,8 @@ def test_external_model_directory_gives_the_tables_of_the_same_model_scored_as_a
     model, tok = load_model(model_dir), tokenizer_lib.load(model_dir)
     documents = {d: _documents(world_dir / "domains" / f"{d}.jsonl", "valid", 3) for d in DOMAINS}
     tasks = _load_tasks([ROOT / "resources" / "tasks" / f"{t}.yaml" for t in SYNTHETIC], examples, SYNTHETIC)
-    ref = evaluate_checkpoint(model, tok, tokenizer_lib.eos_id(tok), {"run": "ext", "step": 7}, documents, tasks, spec, 64)
+    ref = evaluate_checkpoint(model, tok, tokenizer_lib.eos_id(tok), {"run": "ext", "step": 7}, documents, tasks,
+                              Evaluation.from_dict(spec), 64)
     for short, name in (("dl", "domain_losses"), ("ts", "task_scores"), ("es", "example_scores")):
         _assert_frames_close(got[short], pl.from_arrow(ref[name]), rel=1e-5)
     assert set(got["ts"]["run"]) == {"ext"} and set(got["ts"]["step"]) == {7}

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 import pytest
@@ -12,12 +14,13 @@ from lmforecast.measure.sft import fine_tune, finish, prepare, run_sft, sft_batc
 from lmforecast.measure.tasks import Task, build_requests
 from lmforecast.train.loop import train_segment
 from lmforecast.data.world import domain_documents, task_examples
-from lmforecast.settings import Pretrain, World
+from lmforecast.settings import Pretrain, Sft, World
 
 SENTIMENT = Task(name="sentiment", domain="prose", prompts={"label": "Review: {review}\nSentiment:"},
                  fewshot_split="sft", eval_split="eval", target_delimiter=" ", fewshot_delimiter="\n\n")
-CFG = {"tasks": ["sentiment"], "steps": 80, "batch_size": 16, "lr": 3e-3, "seed": 0, "examples_per_task": 60,
-       "lora_r": 8, "lora_alpha": 16, "last_layers": 1, "multitask": False, "prompt": None}
+CFG = Sft.from_dict({"tasks": ["sentiment"], "checkpoints": "last", "methods": ["full", "lora", "last_layers"], "steps": 80,
+                    "batch_size": 16, "lr": 3e-3, "seed": 0, "examples_per_task": 60, "lora_r": 8, "lora_alpha": 16,
+                    "last_layers": 1, "multitask": False, "prompt": None})
 WORLD = World(seed=0, n_entities=12, train_docs=400, valid_docs=5, sft_examples=120, eval_examples=60)
 
 
@@ -80,7 +83,7 @@ def test_lora_trains_only_adapters_and_merges_into_a_transformers_checkpoint(pre
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_same_checkpoint_task_method_and_seed_give_identical_scores(pretrained, method):
     model, tok, tasks = pretrained
-    cfg = {**CFG, "steps": 10, "multitask": True}
+    cfg = replace(CFG, steps=10, multitask=True)
     torch.manual_seed(123)  # whatever the global RNG holds before, the result must not change
     a = run_sft(model, tok, 0, {"run": "p", "step": 150}, tasks, cfg, method, 64, log=lambda m: None)
     torch.rand(7)
@@ -95,7 +98,7 @@ def test_last_layers_trains_only_the_top_blocks_the_final_norm_and_the_head(pret
     base = {k: v.clone() for k, v in model.state_dict().items()}
     tuned = copy.deepcopy(model)
     data = sft_batches(tok, 0, SENTIMENT, tasks["sentiment"][1], "label", 64)
-    finish(fine_tune(prepare(tuned, "last_layers", CFG), data, {**CFG, "steps": 5}, 0, log=lambda m: None), "last_layers")
+    finish(fine_tune(prepare(tuned, "last_layers", CFG), data, replace(CFG, steps=5), 0, log=lambda m: None), "last_layers")
     changed = {k for k, v in tuned.state_dict().items() if not torch.equal(v, base[k])}
     allowed = {k for k in base if k.startswith("model.layers.1.") or k.startswith("model.norm") or k in ("lm_head.weight", "model.embed_tokens.weight")}
     assert changed and changed <= allowed
@@ -114,7 +117,7 @@ def test_sft_prompt_is_a_name_a_mapping_per_task_or_the_first_template():
     from lmforecast.measure.tasks import load_task
 
     fact_qa, sentiment = load_task("resources/tasks/fact_qa.yaml"), load_task("resources/tasks/sentiment.yaml")
-    assert _prompt(fact_qa, {"prompt": None}) == "statement"
-    assert _prompt(fact_qa, {"prompt": "question"}) == "question"
-    mapping = {"prompt": {"fact_qa": "question"}}
+    assert _prompt(fact_qa, replace(CFG, prompt=None)) == "statement"
+    assert _prompt(fact_qa, replace(CFG, prompt="question")) == "question"
+    mapping = replace(CFG, prompt={"fact_qa": "question"})
     assert _prompt(fact_qa, mapping) == "question" and _prompt(sentiment, mapping) == next(iter(sentiment.prompts))
