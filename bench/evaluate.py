@@ -55,13 +55,14 @@ from lmforecast.measure.evaluate import score_requests  # noqa: E402
 from lmforecast.measure.lm import LlamaLM  # noqa: E402
 from lmforecast.train.model import Llama, ModelConfig, load_model, save_model  # noqa: E402
 from lmforecast.measure.tasks import Request, load_task  # noqa: E402
-from lmforecast.data.world import DOMAINS, WorldSpec, domain_documents, task_examples  # noqa: E402
+from lmforecast.data.world import DOMAINS, domain_documents, task_examples  # noqa: E402
+from lmforecast.settings import World  # noqa: E402
 
 
 def build_model(directory, config_path):
     """A random-init model of the config's largest size, its tokenizer and the world, saved as a checkpoint."""
     cfg = yaml.safe_load(Path(config_path).read_text())
-    world = WorldSpec(**cfg["world"])
+    world = World.from_dict(cfg["world"])
     texts = [d for dom in DOMAINS for d in domain_documents(world, dom, "train")]
     tok = tokenizer_lib.train_tokenizer(texts, cfg["tokenizer"]["vocab_size"], cfg["tokenizer"]["sentinels"])
     size = cfg["sizes"]["l"]
@@ -138,7 +139,7 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="bench_evaluate_"))
     if args.checkpoint:
         model_dir = Path(args.checkpoint)
-        world = WorldSpec(**yaml.safe_load(Path(args.config).read_text())["world"])
+        world = World.from_dict(yaml.safe_load(Path(args.config).read_text())["world"])
         model_desc = f"checkpoint {args.checkpoint}"
     else:
         model_dir = tmp / "model"

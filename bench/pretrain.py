@@ -52,7 +52,8 @@ from lmforecast.data import tokenizer as tokenizer_lib  # noqa: E402
 from lmforecast.data.shards import encode_documents, get_batch, load_shards  # noqa: E402
 from lmforecast.train.model import Llama, flops_per_token, n_params  # noqa: E402
 from lmforecast.train.loop import model_config, train_segment  # noqa: E402
-from lmforecast.data.world import DOMAINS, WorldSpec, domain_documents  # noqa: E402
+from lmforecast.data.world import DOMAINS, domain_documents  # noqa: E402
+from lmforecast.settings import Pretrain, World  # noqa: E402
 
 # Peak dense tensor-core FLOP/s by device name and precision (vendor data sheets; SXM parts).
 # fp32 is the plain (non-TF32) rate: torch keeps TF32 off for float32 matmuls by default.
@@ -65,7 +66,7 @@ PEAK_FLOPS = {
 
 def build_data(config, directory):
     """The default world's tokenizer and per-domain token shards, as the data stage makes them."""
-    world = WorldSpec(**config["world"])
+    world = World.from_dict(config["world"])
     docs = {d: domain_documents(world, d, "train") for d in DOMAINS}
     tok = tokenizer_lib.train_tokenizer([x for d in DOMAINS for x in docs[d]], config["tokenizer"]["vocab_size"],
                                         config["tokenizer"]["sentinels"])
@@ -84,7 +85,8 @@ def clocks():
 def time_ours(run, training, shards, tokenizer_dir, out, warmup, steps):
     """tokens/s (wall clock, process CPU time) of train_segment's steps warmup+1 .. warmup+steps, timed between its log lines."""
     stamps = []
-    train_segment(run, {**training, "log_every": warmup}, 0, warmup + steps, shards, tokenizer_dir, None, out,
+    spec = Pretrain.from_dict({"run": run, "training": {**training, "log_every": warmup}})
+    train_segment(spec, 0, warmup + steps, shards, tokenizer_dir, None, out,
                   log=lambda m: stamps.append(clocks()) if m.startswith("step ") else None)
     assert len(stamps) == 1 + steps // warmup, stamps
     return steps * training["batch_size"] * training["seq_len"] / (stamps[-1] - stamps[0])
@@ -162,13 +164,15 @@ def main():
     training["batch_size"] = args.batch_size or training["batch_size"]
     training["seq_len"] = args.seq_len or training["seq_len"]
     steps_total = args.warmup + args.steps
-    run = {"name": "bench", "size": size, "tokens": steps_total * training["batch_size"] * training["seq_len"],
-           "mixture": config["mixtures"][next(iter(config["mixtures"]))], "objective": args.objective, "lr": 1e-3, "seed": 0,
+    mixture = next(iter(config["mixtures"]))
+    run = {"name": "bench", "size": size, "size_name": args.size, "tokens": steps_total * training["batch_size"] * training["seq_len"],
+           "mixture": config["mixtures"][mixture], "mixture_name": mixture, "objective": args.objective, "lr": 1e-3, "seed": 0,
            "steps_total": steps_total}
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_pretrain_"))
     tok, shards = build_data({**config, "training": training}, tmp)
-    cfg = model_config(run, training, tok.get_vocab_size(), tokenizer_lib.eos_id(tok))
+    spec = Pretrain.from_dict({"run": run, "training": training})
+    cfg = model_config(spec.run, spec.training, tok.get_vocab_size(), tokenizer_lib.eos_id(tok))
     device = torch.device(args.device)
 
     times = {"ours": [], "reference": []}  # per rep: (wall-clock, CPU-time) tokens/s

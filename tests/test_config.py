@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lmforecast.config import ConfigError, checkpoint_steps, load, n_params_nonembed, run_spec, validate
+from lmforecast.config import ConfigError, checkpoint_steps, load, run_spec, validate
+from lmforecast.settings import Size, Training
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -49,6 +50,9 @@ CASES = [
     ("unknown schedule", lambda c: c["training"].update(schedule="step"), r"training\.schedule: 'step' is not one of \['cosine', 'wsd'\]"),
     ("precision as YAML's bare no", lambda c: c["training"].update(precision=yaml.safe_load("no")),
      r"training\.precision: False is not one of \['fp32', 'bf16'\]"),
+    ("unknown precision", lambda c: c["training"].update(precision="fp16"), r"training\.precision: 'fp16' is not one of \['fp32', 'bf16'\]"),
+    ("rows too short for span corruption", lambda c: c["training"].update(seq_len=2),
+     r"training\.seq_len: 2 is too short for span corruption \(the evaluation's span-corruption loss\); expected at least 3"),
     ("wsd without decay", lambda c: (c["training"].update(schedule="wsd"), c["training"].pop("decay_frac")),
      r"training\.decay_frac: required by schedule 'wsd'"),
     ("wsd phases overlap", lambda c: c["training"].update(schedule="wsd", warmup_frac=0.5, decay_frac=0.6),
@@ -120,19 +124,19 @@ def test_unreadable_yaml_names_the_file(tmp_path):
 
 
 def test_checkpoint_steps_are_even_and_end_at_the_budget():
-    run = {"tokens": 600_000}
-    assert checkpoint_steps(run, DEFAULT["training"]) == [146, 292, 439, 585]
+    assert checkpoint_steps(600_000, Training.from_dict(DEFAULT["training"])) == [146, 292, 439, 585]
 
 
 def test_tokens_per_param_counts_the_models_non_embedding_parameters():
-    from lmforecast.train.model import ModelConfig, n_params
+    from lmforecast.train.model import Llama, ModelConfig
 
     config = copy.deepcopy(DEFAULT)
     config["runs"][0] = {**config["runs"][0], "tokens_per_param": 20}
     del config["runs"][0]["tokens"]
     validate(config)
-    for name, size in config["sizes"].items():
-        model = ModelConfig(vocab_size=528, seq_len=128, **size)
-        assert n_params_nonembed(size) == n_params(model)["n_params_nonembed"], name
+    for name, size in config["sizes"].items():  # the count is the model's parameters but the (tied) embedding
+        model = Llama(ModelConfig(vocab_size=528, seq_len=128, **size))
+        nonembed = sum(p.numel() for p in model.parameters()) - 528 * size["d_model"]
+        assert Size.from_dict(size).n_params_nonembed == nonembed, name
     spec = run_spec(config, config["runs"][0]["name"])  # size s: 26,784 non-embedding parameters
     assert spec["tokens"] == 20 * 26_784 and spec["steps_total"] == 20 * 26_784 // 1024

@@ -16,6 +16,7 @@ from lmforecast.measure.scoring import choice_metrics, encode_pair
 from lmforecast.tables import first_prompt
 from lmforecast.measure.tasks import build_requests, load_task
 from lmforecast.data.world import domain_documents, task_examples
+from lmforecast.settings import Evaluation
 
 
 def _model(tok, seq_len=64, seed=0):
@@ -63,7 +64,7 @@ def test_checkpoint_domain_losses_and_task_scores_by_independent_computation(tin
     documents = {d: domain_documents(tiny_world, d, "valid")[:3] for d in ("facts", "code")}
     task = load_task("resources/tasks/fact_qa.yaml")
     examples = task_examples(tiny_world, "fact_qa")
-    cfg = {"shots": [0, 2], "examples_per_task": 6, "fewshot_seed": 1234}
+    cfg = Evaluation.from_dict({"tasks": ["fact_qa"], "shots": [0, 2], "examples_per_task": 6, "fewshot_seed": 1234, "domain_docs": 3})
     out = evaluate_checkpoint(lm, {"run": "r", "step": 1}, documents, {"fact_qa": (task, examples)}, cfg)
 
     losses = {row["domain"]: row for row in out["domain_losses"].to_pylist()}
@@ -81,7 +82,7 @@ def test_checkpoint_domain_losses_and_task_scores_by_independent_computation(tin
     assert windowed
 
     # Task scores: every choice scored as its own sequence, lm-eval style, then averaged per (prompt, shots).
-    requests = build_requests(task, examples, list(task.prompts), cfg["shots"], limit=6, seed=1234)
+    requests = build_requests(task, examples, list(task.prompts), cfg.shots, limit=6, seed=1234)
     expected, gold = {}, {}
     for req in requests:
         lps, ntok = [], []

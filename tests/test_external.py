@@ -18,6 +18,7 @@ from lmforecast.config import ConfigError, validate
 from lmforecast.data.world import read_documents
 from lmforecast.measure.evaluate import evaluate_checkpoint
 from lmforecast.measure.lm import HFLM, LlamaLM, load_lm
+from lmforecast.settings import Evaluation
 from lmforecast.train.model import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +78,7 @@ def test_external_model_directory_gives_the_tables_of_the_same_model_scored_as_a
     ours = LlamaLM(load_model(model_dir), tokenizer_lib.load(model_dir))
     documents = {d: read_documents(world_dir / "domains" / f"{d}.jsonl", "valid", 3) for d in DOMAINS}
     tasks = _load_tasks([ROOT / "resources" / "tasks" / f"{t}.yaml" for t in SYNTHETIC], examples, SYNTHETIC)
-    ref = evaluate_checkpoint(ours, {"run": "ext", "step": 7}, documents, tasks, spec)
+    ref = evaluate_checkpoint(ours, {"run": "ext", "step": 7}, documents, tasks, Evaluation.from_dict(spec))
     for short, name in (("dl", "domain_losses"), ("ts", "task_scores"), ("es", "example_scores")):
         _assert_frames_close(got[short], pl.from_arrow(ref[name]), rel=1e-5)
     assert set(got["ts"]["run"]) == {"ext"} and set(got["ts"]["step"]) == {7}

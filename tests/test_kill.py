@@ -23,6 +23,7 @@ import yaml
 from polars.testing import assert_frame_equal
 
 from lmforecast.config import checkpoint_steps
+from lmforecast.settings import Training
 from lmforecast.io import atomic_dir, write_json
 
 from smoke import BIN, SMOKE, copy_workflow, snakemake
@@ -79,7 +80,7 @@ def kill_writer_of(workdir, target, directory, name, whole_group=False, timeout=
 def test_sigkill_mid_write_then_snakemake_reruns_exactly_the_killed_job(tmp_path):
     config = small_config()
     run = config["runs"][0]["name"]
-    first, last = checkpoint_steps(config["runs"][0], config["training"])
+    first, last = checkpoint_steps(config["runs"][0]["tokens"], Training.from_dict(config["training"]))
 
     reference = workdir_with(tmp_path / "reference", config)
     snakemake(reference, "aggregate")

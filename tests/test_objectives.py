@@ -8,7 +8,7 @@ from lmforecast.train.model import Llama, ModelConfig
 from lmforecast.train.objectives import IGNORE, make_batch, random_spans_noise_mask, span_corrupt, to_batch
 from lmforecast.train.loop import TRAINER_STATE, train_segment
 
-from test_train import TRAINING, make_run, shards  # noqa: F401 (shards is a fixture)
+from test_train import job, make_run, shards  # noqa: F401 (shards is a fixture)
 
 SENTINELS = [100, 101, 102, 103, 104, 105, 106, 107]
 
@@ -129,9 +129,9 @@ def test_ul2_mixes_prefix_lm_and_span_corruption_by_its_weights():
 
 @pytest.mark.parametrize("objective", objectives.OBJECTIVES)
 def test_loss_falls_with_each_objective(objective, shards, tiny_tokenizer, tmp_path, one_thread):  # noqa: F811
-    run = make_run(objective=objective, steps_total=40)
-    train_segment(run, TRAINING, 0, 3, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
-    last = train_segment(run, TRAINING, 3, 40, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "b", log=lambda m: None)
+    spec = job(make_run(objective=objective, steps_total=40))
+    train_segment(spec, 0, 3, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
+    last = train_segment(spec, 3, 40, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "b", log=lambda m: None)
     first = read_json(tmp_path / "a" / TRAINER_STATE)
     assert first["train_loss"] > 5.0  # about ln(316), the untrained loss
     assert last["train_loss"] < first["train_loss"] - 1.0

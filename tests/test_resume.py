@@ -20,7 +20,7 @@ from lmforecast.train.checkpoint import verify
 from lmforecast.io import read_json
 from lmforecast.train.loop import TRAINER_STATE, train_segment
 
-from test_train import TRAINING, make_run, shards, weights  # noqa: F401 (shards is a fixture)
+from test_train import TRAINING, job, make_run, shards, weights  # noqa: F401 (shards is a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = int(os.environ.get("LMF_RESUME_KILLS", "10"))
@@ -43,8 +43,8 @@ def test_sigterm_at_random_steps_then_rerun_gives_the_uninterrupted_weights(shar
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the job (--threads 1): the same kernels, so the same bits
     try:
-        train_segment(run, training, 0, END, shards, tiny_tokenizer, None, tmp_path / "uninterrupted", log=lambda m: None)
-        train_segment(run, training, 0, START, shards, tiny_tokenizer, None, tmp_path / "first", log=lambda m: None)
+        train_segment(job(run, training), 0, END, shards, tiny_tokenizer, None, tmp_path / "uninterrupted", log=lambda m: None)
+        train_segment(job(run, training), 0, START, shards, tiny_tokenizer, None, tmp_path / "first", log=lambda m: None)
     finally:
         torch.set_num_threads(threads)
 

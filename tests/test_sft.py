@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 import pytest
@@ -12,13 +14,15 @@ from lmforecast.train.model import save_model
 from lmforecast.measure.sft import fine_tune, finish, prepare, run_sft, sft_batches
 from lmforecast.measure.tasks import Task, build_requests
 from lmforecast.train.loop import train_segment
-from lmforecast.data.world import WorldSpec, domain_documents, task_examples
+from lmforecast.data.world import domain_documents, task_examples
+from lmforecast.settings import Pretrain, Sft, World
 
 SENTIMENT = Task(name="sentiment", domain="prose", prompts={"label": "Review: {review}\nSentiment:"},
                  fewshot_split="sft", eval_split="eval", target_delimiter=" ", fewshot_delimiter="\n\n")
-CFG = {"tasks": ["sentiment"], "steps": 80, "batch_size": 16, "lr": 3e-3, "seed": 0, "examples_per_task": 60,
-       "lora_r": 8, "lora_alpha": 16, "last_layers": 1, "multitask": False, "prompt": None}
-WORLD = WorldSpec(seed=0, n_entities=12, train_docs=400, valid_docs=5, sft_examples=120, eval_examples=60)
+CFG = Sft.from_dict({"tasks": ["sentiment"], "checkpoints": "last", "methods": ["full", "lora", "last_layers"], "steps": 80,
+                    "batch_size": 16, "lr": 3e-3, "seed": 0, "examples_per_task": 60, "lora_r": 8, "lora_alpha": 16,
+                    "last_layers": 1, "multitask": False, "prompt": None})
+WORLD = World(seed=0, n_entities=12, train_docs=400, valid_docs=5, sft_examples=120, eval_examples=60)
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +33,11 @@ def pretrained(tmp_path_factory):
     tokenizer_lib.save_hf(tokenizer_lib.train_tokenizer(docs, 300, sentinels=16), d / "tok", model_max_length=64)
     tok = tokenizer_lib.load(d / "tok")
     np.save(d / "prose.npy", encode_documents(tok, docs, 0))
-    run = {"name": "p", "size": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "mixture": {"prose": 1.0}, "objective": "clm",
-           "lr": 5e-3, "seed": 0, "steps_total": 500}
+    run = {"name": "p", "size": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "size_name": "s", "mixture": {"prose": 1.0},
+           "mixture_name": "prose", "objective": "clm", "lr": 5e-3, "seed": 0, "tokens": 500 * 8 * 64, "steps_total": 500}
     training = {"seq_len": 64, "batch_size": 8, "schedule": "cosine", "warmup_frac": 0.05, "min_lr_frac": 0.1, "weight_decay": 0.1,
-                "grad_clip": 1.0, "log_every": 1000}
-    train_segment(run, training, 0, 500, {"prose": d / "prose.npy"}, d / "tok", None, d / "ckpt", log=lambda m: None)
+                "grad_clip": 1.0, "checkpoints": 1, "log_every": 1000}
+    train_segment(Pretrain.from_dict({"run": run, "training": training}), 0, 500, {"prose": d / "prose.npy"}, d / "tok", None, d / "ckpt", log=lambda m: None)
     lm = load_lm(d / "ckpt")
     assert (lm.start_id, lm.max_len) == (0, 64)
     return lm, {"sentiment": (SENTIMENT, task_examples(WORLD, "sentiment"))}
@@ -82,7 +86,7 @@ def test_lora_trains_only_adapters_and_merges_into_a_transformers_checkpoint(pre
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_same_checkpoint_task_method_and_seed_give_identical_scores(pretrained, method):
     lm, tasks = pretrained
-    cfg = {**CFG, "steps": 10, "multitask": True}
+    cfg = replace(CFG, steps=10, multitask=True)
     torch.manual_seed(123)  # whatever the global RNG holds before, the result must not change
     a = run_sft(lm, {"run": "p", "step": 150}, tasks, cfg, method, log=lambda m: None)
     torch.rand(7)
@@ -97,7 +101,7 @@ def test_last_layers_trains_only_the_top_blocks_the_final_norm_and_the_head(pret
     base = {k: v.clone() for k, v in lm.model.state_dict().items()}
     tuned = copy.deepcopy(lm.model)
     data = sft_batches(lm, SENTIMENT, tasks["sentiment"][1], "label")
-    finish(fine_tune(prepare(tuned, "last_layers", CFG), data, {**CFG, "steps": 5}, 0, log=lambda m: None), "last_layers")
+    finish(fine_tune(prepare(tuned, "last_layers", CFG), data, replace(CFG, steps=5), 0, log=lambda m: None), "last_layers")
     changed = {k for k, v in tuned.state_dict().items() if not torch.equal(v, base[k])}
     allowed = {k for k in base if k.startswith("model.layers.1.") or k.startswith("model.norm") or k in ("lm_head.weight", "model.embed_tokens.weight")}
     assert changed and changed <= allowed
@@ -120,7 +124,7 @@ def test_sft_prompt_is_a_name_a_mapping_per_task_or_the_first_template():
     from lmforecast.measure.tasks import load_task
 
     fact_qa, sentiment = load_task("resources/tasks/fact_qa.yaml"), load_task("resources/tasks/sentiment.yaml")
-    assert _prompt(fact_qa, {"prompt": None}) == "statement"
-    assert _prompt(fact_qa, {"prompt": "question"}) == "question"
-    mapping = {"prompt": {"fact_qa": "question"}}
+    assert _prompt(fact_qa, replace(CFG, prompt=None)) == "statement"
+    assert _prompt(fact_qa, replace(CFG, prompt="question")) == "question"
+    mapping = replace(CFG, prompt={"fact_qa": "question"})
     assert _prompt(fact_qa, mapping) == "question" and _prompt(sentiment, mapping) == next(iter(sentiment.prompts))

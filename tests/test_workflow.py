@@ -11,6 +11,7 @@ import yaml
 
 from lmforecast import tables
 from lmforecast.config import checkpoint_steps
+from lmforecast.settings import Training
 
 from smoke import SMOKE, copy_workflow, snakemake
 
@@ -148,7 +149,7 @@ def test_sft_checkpoint_selection(tmp_path, which, expected):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     run = config["runs"][0]
     sft = [w for rule, w in planned_jobs(workdir) if rule == "sft" and w["run"] == run["name"]]
-    all_steps = checkpoint_steps(run, config["training"])
+    all_steps = checkpoint_steps(run["tokens"], Training.from_dict(config["training"]))
     assert sorted({int(w["step"]) for w in sft}) == [all_steps[k - 1] for k in expected]
 
 
@@ -192,7 +193,7 @@ def test_checkpoints_per_segment_changes_the_jobs_not_the_tables(finished, tmp_p
     assert len([r for r, _ in jobs if r == "sft"]) == 2 * len(runs) * len(config["sft"]["methods"])
     snakemake(workdir, "results/tables/runs.parquet")
     run = config["runs"][0]
-    first, last = checkpoint_steps(run, config["training"])
+    first, last = checkpoint_steps(run["tokens"], Training.from_dict(config["training"]))
     assert (workdir / f"results/checkpoints/{run['name']}/step{last}/step{first}/model.safetensors").is_file()
     for name in tables.SCHEMAS:
         a = pl.read_parquet(finished / "results/tables" / f"{name}.parquet")

@@ -1,9 +1,10 @@
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
-from lmforecast.data.world import DOMAINS, TASK_DOMAIN, TASKS, WorldSpec, domain_documents, read_documents, task_examples, write_domains
+from lmforecast.data.world import DOMAINS, TASK_DOMAIN, TASKS, domain_documents, read_documents, task_examples, write_domains
 
 TASK_DIR = Path(__file__).resolve().parents[1] / "resources" / "tasks"
 
@@ -18,7 +19,7 @@ def test_generation_is_deterministic_and_seeded(tiny_world):
         assert domain_documents(tiny_world, domain, "train") == domain_documents(tiny_world, domain, "train")
     for task in TASKS:
         assert task_examples(tiny_world, task) == task_examples(tiny_world, task)
-    other = WorldSpec(**{**tiny_world.__dict__, "seed": 1})
+    other = replace(tiny_world, seed=1)
     assert domain_documents(other, "facts", "train") != domain_documents(tiny_world, "facts", "train")
 
 
@@ -56,7 +57,7 @@ def test_fact_qa_splits_by_entity_and_answers_are_the_pretraining_facts(tiny_wor
     examples = task_examples(tiny_world, "fact_qa")
     entities = {s: {x["fields"]["entity"] for x in examples if x["split"] == s} for s in ("sft", "eval")}
     assert entities["sft"].isdisjoint(entities["eval"])
-    corpus = " ".join(domain_documents(WorldSpec(**{**tiny_world.__dict__, "train_docs": 2000}), "facts", "train"))
+    corpus = " ".join(domain_documents(replace(tiny_world, train_docs=2000), "facts", "train"))
     for x in examples[:10]:
         answer = x["choices"][x["gold"]]
         assert f"{x['fields']['prefix']} {answer}." in corpus
@@ -65,7 +66,7 @@ def test_fact_qa_splits_by_entity_and_answers_are_the_pretraining_facts(tiny_wor
 def test_fact_qa_sft_entities_sets_the_split(tiny_world):
     """SFT on the first sft_entities entities (half by default); every other entity's facts are eval questions."""
     for sft_entities, expected in ((None, tiny_world.n_entities // 2), (2, 2)):
-        spec = WorldSpec(**{**tiny_world.__dict__, "sft_entities": sft_entities, "sft_examples": 1000, "eval_examples": 1000})
+        spec = replace(tiny_world, sft_entities=sft_entities, sft_examples=1000, eval_examples=1000)
         examples = task_examples(spec, "fact_qa")
         entities = {s: {x["fields"]["entity"] for x in examples if x["split"] == s} for s in ("sft", "eval")}
         assert len(entities["sft"]) == expected and len(entities["eval"]) == tiny_world.n_entities - expected

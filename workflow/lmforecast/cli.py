@@ -1,8 +1,9 @@
 """`lmforecast`: the command line the workflow's rules call, one subcommand per stage.
 
-Settings arrive as JSON (`--spec`), the slice of the config each rule passes as params;
-inputs and outputs as paths. Heavy imports happen inside each command, so that
-`lmforecast --help` and the light stages start fast.
+Settings arrive as JSON (`--spec`), the slice of the config each rule passes as params, which
+a stage's command reads into its typed settings first (lmforecast/settings.py); inputs and
+outputs as paths. Heavy imports happen inside each command, so that `lmforecast --help` and
+the light stages start fast.
 """
 
 import argparse
@@ -35,9 +36,10 @@ def cmd_validate(args):
 
 def cmd_world(args):
     from lmforecast.measure.tasks import write_examples
-    from lmforecast.data.world import TASKS, WorldSpec, task_examples, write_domains
+    from lmforecast.data.world import TASKS, task_examples, write_domains
+    from lmforecast.settings import World
 
-    spec = WorldSpec(**args.spec)
+    spec = World.from_dict(args.spec)
     out = Path(args.out)
     write_domains(spec, out / "domains")
     for task in TASKS:
@@ -49,23 +51,27 @@ def cmd_tokenizer(args):
     from lmforecast.io import atomic_dir
     from lmforecast.data.tokenizer import save_hf, train_tokenizer
     from lmforecast.data.world import read_documents
+    from lmforecast.settings import Tokenizer
 
+    spec = Tokenizer.from_dict(args.spec)
     texts = [doc for path in args.domains for doc in read_documents(path, "train")]
-    tok = train_tokenizer(texts, args.spec["vocab_size"], args.spec["sentinels"])
+    tok = train_tokenizer(texts, spec.vocab_size, spec.sentinels)
     with atomic_dir(args.out) as tmp:
-        save_hf(tok, tmp, args.spec["seq_len"])
+        save_hf(tok, tmp, spec.seq_len)
     _log(f"tokenizer: {tok.get_vocab_size()} tokens -> {args.out}")
 
 
 def cmd_task_data(args):
     from lmforecast.measure.tasks import load_dataset_examples, write_examples
+    from lmforecast.settings import TaskData
 
+    spec = TaskData.from_dict(args.spec)
     try:
-        examples = load_dataset_examples(args.task_spec, files=args.spec["files"])
+        examples = load_dataset_examples(args.task_spec, files=spec.files)
     except ValueError as e:
         sys.exit(f"lmforecast task-data: {e}")
     write_examples(examples, args.out)
-    _log(f"{args.out}: {len(examples)} examples from {sorted(args.spec['files'].values())}")
+    _log(f"{args.out}: {len(examples)} examples from {sorted(spec.files.values())}")
 
 
 def cmd_shards(args):
@@ -91,13 +97,14 @@ def _shard_map(paths):
 def cmd_pretrain(args):
     import torch
 
+    from lmforecast.settings import Pretrain
     from lmforecast.train.loop import Terminated, train_segment
 
     torch.set_num_threads(args.threads)
-    run, training = args.spec["run"], args.spec["training"]
-    shards = {d: p for d, p in _shard_map(args.shards).items() if d in run["mixture"]}
+    spec = Pretrain.from_dict(args.spec)
+    shards = {d: p for d, p in _shard_map(args.shards).items() if d in spec.run.mixture}
     try:
-        state = train_segment(run, training, args.step_start, args.step_end, shards, args.tokenizer, args.init, args.out, log=_log,
+        state = train_segment(spec, args.step_start, args.step_end, shards, args.tokenizer, args.init, args.out, log=_log,
                               save_steps=args.save_steps)
     except Terminated as e:
         _log(f"lmforecast: {e}")
@@ -134,13 +141,14 @@ def cmd_evaluate(args):
     from lmforecast.data.world import read_documents
     from lmforecast.measure.evaluate import evaluate_checkpoint
     from lmforecast.measure.lm import load_lm
+    from lmforecast.settings import Evaluation
 
     torch.set_num_threads(args.threads)
-    cfg = args.spec
+    cfg = Evaluation.from_dict(args.spec)
     if args.external_run and len(args.checkpoint) != 1:
         sys.exit(f"lmforecast evaluate: --external-run {args.external_run!r} takes one --checkpoint, got {len(args.checkpoint)}")
-    documents = {Path(p).name.removesuffix(".jsonl"): read_documents(p, "valid", cfg["domain_docs"]) for p in args.domains}
-    tasks = _load_tasks(args.task_specs, args.task_examples, cfg["tasks"])
+    documents = {Path(p).name.removesuffix(".jsonl"): read_documents(p, "valid", cfg.domain_docs) for p in args.domains}
+    tasks = _load_tasks(args.task_specs, args.task_examples, cfg.tasks)
     names = ("domain_losses", "task_scores", "example_scores")
     parts = {name: [] for name in names}
     for path in args.checkpoint:  # a segment's checkpoints, in one process: one start-up, data and tasks read once
@@ -166,12 +174,14 @@ def cmd_sft(args):
 
     from lmforecast import tables
     from lmforecast.measure.sft import run_sft
+    from lmforecast.settings import Sft
 
     torch.set_num_threads(args.threads)
+    cfg = Sft.from_dict(args.spec)
     lm, state = _load_checkpoint(args.checkpoint)
-    tasks = _load_tasks(args.task_specs, args.task_examples, args.spec["tasks"])
+    tasks = _load_tasks(args.task_specs, args.task_examples, cfg.tasks)
     keys = {"run": state["run"], "step": state["step"]}
-    table, examples = run_sft(lm, keys, tasks, args.spec, args.method, log=_log)
+    table, examples = run_sft(lm, keys, tasks, cfg, args.method, log=_log)
     tables.write(examples, args.example_scores)
     tables.write(table, args.out)
     import polars as pl

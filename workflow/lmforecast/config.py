@@ -5,23 +5,21 @@
 cannot express (references between sections, divisibility, sums, budgets).
 """
 
+import itertools
 import re
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from lmforecast.train.objectives import sentinels_needed
+from lmforecast.settings import ConfigError, Evaluation, Pretrain, Size, Sft, Tokenizer, Training, World
+from lmforecast.train.objectives import R_DENOISER, sentinels_needed, source_length
 from lmforecast.measure.tasks import DATA_FORMATS, load_task
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 TASKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tasks"
 # Tasks whose examples come from a dataset's files (evaluation.task_data), not from the world rule.
 DATASET_TASKS = ("arc_easy", "hellaswag")
-
-
-class ConfigError(ValueError):
-    pass
 
 
 def _where(path) -> str:
@@ -92,6 +90,14 @@ def _import_errors(imp) -> list[str]:
     return errors
 
 
+def _span_corruption_fits(seq_len: int, sentinels: int) -> bool:
+    try:
+        source_length(seq_len + 1, R_DENOISER, sentinels)
+        return True
+    except ValueError:
+        return False
+
+
 def _semantic_errors(config) -> list[str]:
     if "import" in config:
         errors = _import_errors(config["import"])
@@ -103,29 +109,37 @@ def _semantic_errors(config) -> list[str]:
     if not config["runs"]:
         return ["runs: empty; expected at least one run to train, or an 'import' section (analysis-only)"]
     errors = []
-    world = config["world"]
-    if world.get("sft_entities", 0) >= world["n_entities"]:
-        errors.append(f"world.sft_entities: {world['sft_entities']} leaves none of the {world['n_entities']} entities "
+    # Stage settings from each stage's slice (the schema has checked keys and types): their defaults apply.
+    world, training = World.from_dict(config["world"]), Training.from_dict(config["training"])
+    tokenizer, sft = Tokenizer.from_dict(tokenizer_spec(config)), Sft.from_dict(config["sft"])
+    sizes, mixtures = {name: Size.from_dict(size) for name, size in config["sizes"].items()}, config["mixtures"]
+    if world.n_sft_entities >= world.n_entities:
+        errors.append(f"world.sft_entities: {world.sft_entities} leaves none of the {world.n_entities} entities "
                       f"(world.n_entities) for fact_qa's eval split; expected fewer than n_entities")
-    sizes, mixtures, training = config["sizes"], config["mixtures"], config["training"]
     for name, size in sizes.items():
-        if size["d_model"] % size["n_heads"]:
-            errors.append(f"sizes.{name}: n_heads ({size['n_heads']}) must divide d_model ({size['d_model']})")
-        elif (size["d_model"] // size["n_heads"]) % 2:
+        if size.d_model % size.n_heads:
+            errors.append(f"sizes.{name}: n_heads ({size.n_heads}) must divide d_model ({size.d_model})")
+        elif (size.d_model // size.n_heads) % 2:
             errors.append(f"sizes.{name}: head size d_model / n_heads must be even (rotary embeddings)")
     for name, weights in mixtures.items():
         total = sum(weights.values())
         if abs(total - 1.0) > 1e-6:
             errors.append(f"mixtures.{name}: weights must sum to 1, got {total:g}")
-    if training["schedule"] == "wsd":
+    if training.schedule == "wsd":
         for key in ("decay_frac", "decay_shape"):
-            if key not in training:
+            if getattr(training, key) is None:
                 errors.append(f"training.{key}: required by schedule 'wsd'")
-        if training.get("decay_frac", 0) + training["warmup_frac"] > 1:
+        if training.decay_frac is not None and training.decay_frac + training.warmup_frac > 1:
             errors.append(f"training: warmup_frac + decay_frac must be at most 1, got "
-                          f"{training['warmup_frac']:g} + {training['decay_frac']:g}")
+                          f"{training.warmup_frac:g} + {training.decay_frac:g}")
+    # Evaluation measures every model's loss on a fixed span corruption of the held-out text (and span
+    # objectives train on one): a row of seq_len + 1 tokens must hold a span, its sentinel and a token besides.
+    short = not _span_corruption_fits(training.seq_len, tokenizer.sentinels)
+    if short:
+        shortest = next(n for n in itertools.count(1) if _span_corruption_fits(n, tokenizer.sentinels))
+        errors.append(f"training.seq_len: {training.seq_len} is too short for span corruption (the evaluation's "
+                      f"span-corruption loss); expected at least {shortest}")
     seen = set()
-    tokens_per_step = training["batch_size"] * training["seq_len"]
     for i, run in enumerate(config["runs"]):
         where = f"runs[{i}]"
         if run["name"] in seen:
@@ -135,10 +149,10 @@ def _semantic_errors(config) -> list[str]:
             errors.append(f"{where}.size: unknown size {run['size']!r}; expected one of {sorted(sizes)}")
         if run["mixture"] not in mixtures:
             errors.append(f"{where}.mixture: unknown mixture {run['mixture']!r}; expected one of {sorted(mixtures)}")
-        needed = sentinels_needed(run["objective"], training["seq_len"])
-        if needed > config["tokenizer"]["sentinels"]:
-            errors.append(f"{where}.objective: {run['objective']} at seq_len {training['seq_len']} needs {needed} sentinel tokens; "
-                          f"tokenizer.sentinels is {config['tokenizer']['sentinels']}")
+        needed = 0 if short else sentinels_needed(run["objective"], training.seq_len)
+        if needed > tokenizer.sentinels:
+            errors.append(f"{where}.objective: {run['objective']} at seq_len {training.seq_len} needs {needed} sentinel tokens; "
+                          f"tokenizer.sentinels is {tokenizer.sentinels}")
         given = [k for k in ("tokens", "tokens_per_param") if k in run]
         if len(given) != 1:
             errors.append(f"{where}: give exactly one of tokens or tokens_per_param (the training budget), got "
@@ -146,20 +160,23 @@ def _semantic_errors(config) -> list[str]:
             continue
         if run["size"] not in sizes:
             continue
-        tokens, minimum = run_tokens(run, sizes), training["checkpoints"] * tokens_per_step
+        tokens, minimum = run_tokens(run, sizes[run["size"]]), training.checkpoints * training.tokens_per_step
         if tokens < minimum:
             errors.append(f"{where}.{given[0]}: {tokens} tokens is below one training step per checkpoint "
-                          f"({training['checkpoints']} checkpoints x {tokens_per_step} tokens per step = {minimum})")
-    sft = config["sft"]
+                          f"({training.checkpoints} checkpoints x {training.tokens_per_step} tokens per step = {minimum})")
     needs = {"lora": ("lora_r", "lora_alpha"), "last_layers": ("last_layers",)}
-    for method in sft["methods"]:
+    for method in sft.methods:
         for key in needs.get(method, ()):
-            if key not in sft:
+            if getattr(sft, key) is None:
                 errors.append(f"sft.{key}: required by sft method {method!r}")
-    if "last_layers" in sft["methods"] and "last_layers" in sft:
+    if "last_layers" in sft.methods and sft.last_layers is not None:
         for name, size in sizes.items():
-            if sft["last_layers"] > size["n_layers"]:
-                errors.append(f"sft.last_layers: {sft['last_layers']} exceeds sizes.{name}.n_layers ({size['n_layers']})")
+            if sft.last_layers > size.n_layers:
+                errors.append(f"sft.last_layers: {sft.last_layers} exceeds sizes.{name}.n_layers ({size.n_layers})")
+    if not errors:  # every run's pretrain spec, and the evaluate rule's, read as their stages read them
+        for run in config["runs"]:
+            Pretrain.from_dict(pretrain_spec(config, run["name"]))
+        Evaluation.from_dict(evaluation_spec(config))
     errors += _evaluation_errors(config, seen)
     unknown = set(config["sft"]["tasks"]) - set(config["evaluation"]["tasks"])
     if unknown:
@@ -188,7 +205,8 @@ def _prompt_errors(config) -> list[str]:
     """Every prompt setting names a template of each task it applies to (an evaluated one, for the fits)."""
     evaluation = config["evaluation"]
     templates = {t: list(load_task(TASKS_DIR / f"{t}.yaml").prompts) for t in evaluation["tasks"]}
-    evaluated = {t: evaluation.get("prompts", {}).get(t, names) for t, names in templates.items()}
+    prompts_for = Evaluation.from_dict(evaluation_spec(config)).prompts_for
+    evaluated = {t: prompts_for(t, names) for t, names in templates.items()}
     errors = []
     for path in _prompt_settings():
         section = config.get(path[0], {}) if len(path) == 1 else config.get(path[0], {}).get(path[1], {})
@@ -270,44 +288,54 @@ def load(path) -> dict:
     return validate(config, str(path))
 
 
-def n_params_nonembed(size: dict) -> int:
-    """Non-embedding parameters of a size; the same count as model.n_params (tests check), without importing torch."""
-    d, layers = size["d_model"], size["n_layers"]
-    ffn = int(round(size.get("ffn_ratio", 3.0) * d))
-    return layers * (4 * d * d + 3 * d * ffn + 2 * d) + d
-
-
-def run_tokens(run: dict, sizes: dict) -> int:
-    """A run's training budget: `tokens`, or tokens_per_param x its non-embedding parameters.
+def run_tokens(run: dict, size: Size) -> int:
+    """A run's training budget: `tokens`, or tokens_per_param x its size's non-embedding parameters.
 
     Non-embedding parameters (Kaplan et al. 2020; the OLMo ladder's N): the count does not
     depend on the vocabulary, and at these sizes the embedding would dominate the total.
     """
     if "tokens" in run:
         return run["tokens"]
-    return int(round(run["tokens_per_param"] * n_params_nonembed(sizes[run["size"]])))
+    return int(round(run["tokens_per_param"] * size.n_params_nonembed))
 
 
-def checkpoint_steps(run: dict, training: dict) -> list[int]:
-    """Steps of the run's checkpoints (evenly spaced, the last = the whole budget).
-
-    `run` is a run_spec (its tokens resolved)."""
-    total = run["tokens"] // (training["batch_size"] * training["seq_len"])
-    n = training["checkpoints"]
+def checkpoint_steps(tokens: int, training: Training) -> list[int]:
+    """Steps of the checkpoints of a run of `tokens` tokens (evenly spaced, the last = the whole budget)."""
+    total = tokens // training.tokens_per_step
+    n = training.checkpoints
     return [round(total * (k + 1) / n) for k in range(n)]
 
 
-def segments(steps: list[int], training: dict) -> list[list[int]]:
+def segments(steps: list[int], training: Training) -> list[list[int]]:
     """The run's checkpoint steps grouped into segments (one pretrain job each), in order:
     training.checkpoints_per_segment steps each, the last segment shorter if they do not divide."""
-    k = training.get("checkpoints_per_segment", 1)
+    k = training.checkpoints_per_segment
     return [steps[i:i + k] for i in range(0, len(steps), k)]
 
 
+# The slices of the config that rules pass to their stages as params (--spec), built here once: the
+# rules pass them, and validation builds each stage's settings from them.
+
+
 def run_spec(config: dict, name: str) -> dict:
-    """Everything a run's training depends on, resolved: the `params` of its pretrain jobs."""
+    """Everything a run's training depends on, resolved (settings.Run)."""
     run = next(r for r in config["runs"] if r["name"] == name)
-    run = {**run, "tokens": run_tokens(run, config["sizes"])}
-    steps = checkpoint_steps(run, config["training"])
+    run = {**run, "tokens": run_tokens(run, Size.from_dict(config["sizes"][run["size"]]))}
+    steps = checkpoint_steps(run["tokens"], Training.from_dict(config["training"]))
     return {**run, "size_name": run["size"], "size": config["sizes"][run["size"]],
             "mixture_name": run["mixture"], "mixture": config["mixtures"][run["mixture"]], "steps_total": steps[-1]}
+
+
+def pretrain_spec(config: dict, name: str) -> dict:
+    """The params of a run's pretrain jobs (settings.Pretrain): the run resolved, and training."""
+    return {"run": run_spec(config, name), "training": config["training"]}
+
+
+def tokenizer_spec(config: dict) -> dict:
+    """The params of rule tokenizer (settings.Tokenizer)."""
+    return {**config["tokenizer"], "seq_len": config["training"]["seq_len"]}
+
+
+def evaluation_spec(config: dict) -> dict:
+    """The params of rule evaluate (settings.Evaluation): task_data is rule task_data's."""
+    return {k: v for k, v in config["evaluation"].items() if k != "task_data"} | {"domain_docs": config["world"]["valid_docs"]}

@@ -7,6 +7,7 @@ import re
 from lmforecast import config as lmconfig
 from lmforecast.data.world import DOMAINS
 from lmforecast.fits.registry import registry
+from lmforecast.settings import External, Training
 from lmforecast.tables import SCHEMAS
 
 lmconfig.validate(config, "config (config/config.yaml and --config overrides)")
@@ -26,13 +27,14 @@ if IMPORT:
         raise ValueError(f"invalid import section: {e}") from None
 else:
     RUNS = {r["name"]: lmconfig.run_spec(config, r["name"]) for r in config["runs"]}
-    STEPS = {name: lmconfig.checkpoint_steps(r, config["training"]) for name, r in RUNS.items()}
+    TRAINING = Training.from_dict(config["training"])
+    STEPS = {name: lmconfig.checkpoint_steps(r["tokens"], TRAINING) for name, r in RUNS.items()}
     # Checkpoints grouped into segments, one pretrain job and one evaluate job each: run -> {last step: its steps}.
-    SEGMENTS = {name: {seg[-1]: seg for seg in lmconfig.segments(steps, config["training"])} for name, steps in STEPS.items()}
+    SEGMENTS = {name: {seg[-1]: seg for seg in lmconfig.segments(steps, TRAINING)} for name, steps in STEPS.items()}
     SEGMENT_END = {name: {step: end for end, seg in segs.items() for step in seg} for name, segs in SEGMENTS.items()}
     EVAL_TASKS = config["evaluation"]["tasks"]
     # External HF model directories, evaluated by rule evaluate like checkpoints (run = name, one step).
-    EXTERNAL = {e["name"]: {**e, "step": e.get("step", 0)} for e in config.get("external", [])}
+    EXTERNAL = {e["name"]: External.from_dict(e) for e in config.get("external", [])}
     SFT_TASKS = config["sft"]["tasks"]
     SFT_METHODS = config["sft"]["methods"]
 
@@ -98,26 +100,26 @@ def all_segments():
 
 
 def external_checkpoints():
-    return [(name, e["step"]) for name, e in EXTERNAL.items()]
+    return [(name, e.step) for name, e in EXTERNAL.items()]
 
 
 def evaluated_segment(wildcards):
     """Rule evaluate's input: a segment's directory, or an external model's directory."""
     if wildcards.run in EXTERNAL:
-        return EXTERNAL[wildcards.run]["path"]
+        return EXTERNAL[wildcards.run].path
     return segment_dir(wildcards.run, wildcards.step)
 
 
 def evaluated_checkpoints(wildcards):
     """The models rule evaluate scores: every checkpoint of the segment, or the external model."""
     if wildcards.run in EXTERNAL:
-        return EXTERNAL[wildcards.run]["path"]
+        return EXTERNAL[wildcards.run].path
     return " ".join(checkpoint_dir(wildcards.run, s) for s in SEGMENTS[wildcards.run][int(wildcards.step)])
 
 
 def external_flags(wildcards):
     e = EXTERNAL.get(wildcards.run)
-    return f"--external-run {e['name']} --external-step {e['step']}" if e else ""
+    return f"--external-run {e.name} --external-step {e.step}" if e else ""
 
 
 def sft_checkpoints():

@@ -19,7 +19,7 @@ rule tokenizer:
     output:
         directory("results/tokenizer"),
     params:
-        spec=as_json({**config["tokenizer"], "seq_len": config["training"]["seq_len"]}),
+        spec=as_json(lmconfig.tokenizer_spec(config)),
     log:
         "logs/tokenizer.log",
     shell:

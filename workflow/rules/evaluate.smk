@@ -15,8 +15,7 @@ rule evaluate:
         task_scores="results/evals/{run}/step{step}/task_scores.parquet",
         example_scores="results/evals/{run}/step{step}/example_scores.parquet",
     params:
-        spec=as_json({k: v for k, v in config["evaluation"].items() if k != "task_data"}
-                     | {"domain_docs": config["world"]["valid_docs"]}),
+        spec=as_json(lmconfig.evaluation_spec(config)),
         checkpoints=evaluated_checkpoints,
         external=external_flags,
     threads: 1

@@ -12,7 +12,7 @@ rule pretrain:
     output:
         directory("results/checkpoints/{run}/step{step}"),
     params:
-        spec=lambda w: as_json({"run": RUNS[w.run], "training": config["training"]}),
+        spec=lambda w: as_json(lmconfig.pretrain_spec(config, w.run)),
         step_start=previous_step,
         save_steps=save_steps,
         init=lambda w, input: f"--init {input.init[0]}" if input.init else "",

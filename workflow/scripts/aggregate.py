@@ -2,11 +2,12 @@
 import sys
 
 from lmforecast.measure.aggregate import aggregate
+from lmforecast.settings import Run
 
 with open(snakemake.log[0], "w") as sys.stderr:  # noqa: F821 (snakemake is injected)
     names = ("domain_losses", "task_scores", "example_scores", "sft_scores", "sft_example_scores")
     aggregate(
-        run_specs=snakemake.params.runs,  # noqa: F821
+        runs=[Run.from_dict(r) for r in snakemake.params.runs],  # noqa: F821 (the run specs of config.run_spec)
         checkpoint_dirs=snakemake.params.checkpoints,  # noqa: F821 (inside the segments of input.segments)
         external=snakemake.params.external,  # noqa: F821
         per_checkpoint={n: list(getattr(snakemake.input, n)) for n in names},  # noqa: F821

@@ -22,6 +22,8 @@ import numpy as np
 
 from lmforecast.io import atomic_path
 
+from lmforecast.settings import World
+
 DOMAINS = ("facts", "arithmetic", "code", "prose")
 TASK_DOMAIN = {"fact_qa": "facts", "arith_mc": "arithmetic", "var_track": "code", "sentiment": "prose"}
 TASKS = tuple(TASK_DOMAIN)
@@ -53,17 +55,6 @@ _NEGATIVE = ["awful", "dull", "terrible", "boring", "clumsy", "dreadful", "flat"
 _NOUNS = ["film", "plot", "cast", "music", "ending", "story", "dialogue", "pacing"]
 _VARIABLES = ["a", "b", "c", "d", "e"]
 _OPS = {"+": "plus", "-": "minus"}
-
-
-@dataclass(frozen=True)
-class WorldSpec:
-    seed: int = 0
-    n_entities: int = 80
-    train_docs: int = 2000  # per domain
-    valid_docs: int = 200  # per domain, held out for domain losses
-    sft_examples: int = 200  # per task
-    eval_examples: int = 120  # per task (fact_qa is capped by its eval entities x 3, arith_mc by 950 - sft_examples)
-    sft_entities: int | None = None  # fact_qa's SFT entities (None: half of them); the others are its eval split
 
 
 def _rng(spec, *stream):
@@ -158,7 +149,7 @@ def _prose_doc(rng):
     return " ".join(reviews)
 
 
-def domain_documents(spec: WorldSpec, domain: str, split: str) -> list[str]:
+def domain_documents(spec: World, domain: str, split: str) -> list[str]:
     """Documents of one domain; `split` is 'train' (pre-training) or 'valid' (domain losses)."""
     n = spec.train_docs if split == "train" else spec.valid_docs
     rng = _rng(spec, 10, DOMAINS.index(domain), 0 if split == "train" else 1)
@@ -169,7 +160,7 @@ def domain_documents(spec: WorldSpec, domain: str, split: str) -> list[str]:
     return [make(rng) for _ in range(n)]
 
 
-def write_domains(spec: WorldSpec, directory):
+def write_domains(spec: World, directory):
     """Each domain's documents as directory/<domain>.jsonl: one {"split", "text"} per line, train then valid."""
     for domain in DOMAINS:
         with atomic_path(Path(directory) / f"{domain}.jsonl") as tmp, open(tmp, "w") as f:
@@ -197,7 +188,7 @@ def _fact_qa(spec, rng):
     facts = _facts(spec)
     entities = list(facts)
     # SFT needs only enough entities to teach the answer format; every other entity's facts are eval questions.
-    n_sft = len(entities) // 2 if spec.sft_entities is None else spec.sft_entities
+    n_sft = spec.n_sft_entities
     out = []
     for i, e in enumerate(entities):
         for r, rel in _RELATIONS.items():
@@ -226,7 +217,7 @@ def _sentiment_example(rng):
     return {"fields": {"review": text}, "choices": ["positive", "negative"], "gold": 0 if label == "positive" else 1}
 
 
-def task_examples(spec: WorldSpec, task: str) -> list[dict]:
+def task_examples(spec: World, task: str) -> list[dict]:
     """All examples of a task, each with split, fields (for the prompt templates), choices and gold."""
     rng = _rng(spec, 20, TASKS.index(task))
     if task == "fact_qa":

@@ -7,6 +7,7 @@ import pyarrow as pa
 
 from lmforecast import tables
 from lmforecast.io import read_json
+from lmforecast.settings import Run
 from lmforecast.train.loop import TRAINER_STATE
 
 
@@ -21,17 +22,17 @@ def checkpoints_table(checkpoint_dirs, external=()) -> pa.Table:
     return tables.to_table("checkpoints", tables.rows_to_columns(rows, "checkpoints"))
 
 
-def runs_table(run_specs, checkpoint_dirs) -> pa.Table:
+def runs_table(runs: list[Run], checkpoint_dirs) -> pa.Table:
     """One row per run: its configuration and exact parameter counts (from its checkpoints)."""
     counts = {}
     for d in checkpoint_dirs:
         state = read_json(Path(d) / TRAINER_STATE)
         counts[state["run"]] = state
     rows = [
-        {"run": s["name"], "n_params": counts[s["name"]]["n_params"], "n_params_nonembed": counts[s["name"]]["n_params_nonembed"],
-         "objective": s["objective"], "mixture": s["mixture_name"], "seed": s["seed"], "lr": float(s["lr"]),
-         "tokens_planned": s["tokens"], "size": s["size_name"], "d_model": s["size"]["d_model"], "n_layers": s["size"]["n_layers"]}
-        for s in sorted(run_specs, key=lambda s: s["name"])
+        {"run": r.name, "n_params": counts[r.name]["n_params"], "n_params_nonembed": counts[r.name]["n_params_nonembed"],
+         "objective": r.objective, "mixture": r.mixture_name, "seed": r.seed, "lr": float(r.lr),
+         "tokens_planned": r.tokens, "size": r.size_name, "d_model": r.size.d_model, "n_layers": r.size.n_layers}
+        for r in sorted(runs, key=lambda r: r.name)
     ]
     return tables.to_table("runs", tables.rows_to_columns(rows, "runs"))
 
@@ -43,9 +44,9 @@ def concat(name: str, paths) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def aggregate(run_specs, checkpoint_dirs, per_checkpoint: dict, outputs: dict, external=()):
+def aggregate(runs: list[Run], checkpoint_dirs, per_checkpoint: dict, outputs: dict, external=()):
     """per_checkpoint: table name -> list of parquet files; outputs: table name -> path; external: [{run, step}]."""
-    built = {"runs": runs_table(run_specs, checkpoint_dirs), "checkpoints": checkpoints_table(checkpoint_dirs, external)}
+    built = {"runs": runs_table(runs, checkpoint_dirs), "checkpoints": checkpoints_table(checkpoint_dirs, external)}
     for name, paths in per_checkpoint.items():
         built[name] = concat(name, paths)
     for name, path in outputs.items():

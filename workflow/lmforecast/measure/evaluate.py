@@ -18,6 +18,7 @@ from lmforecast import tables
 from lmforecast.data.tokenizer import sentinel_ids
 from lmforecast.measure.scoring import choice_metrics
 from lmforecast.measure.tasks import build_requests
+from lmforecast.settings import Evaluation
 
 # The per-example proxies that are averaged into task_scores (metric names as in lm-eval / DataDecide).
 TASK_METRICS = ("acc", "acc_norm", "correct_prob", "correct_prob_per_token", "correct_prob_per_char",
@@ -119,13 +120,13 @@ def example_rows(requests, metrics, keys):
     ]
 
 
-def evaluate_checkpoint(lm, keys: dict, documents: dict, tasks: dict, cfg: dict):
-    """All three per-checkpoint tables. tasks: name -> (Task, examples); cfg: the evaluation config."""
+def evaluate_checkpoint(lm, keys: dict, documents: dict, tasks: dict, cfg: Evaluation):
+    """All three per-checkpoint tables. tasks: name -> (Task, examples); cfg: the evaluation settings."""
     requests = []
     for name, (task, examples) in tasks.items():
-        prompts = cfg.get("prompts", {}).get(name, list(task.prompts))
-        requests += build_requests(task, examples, prompts, cfg["shots"], limit=cfg["examples_per_task"], seed=cfg["fewshot_seed"],
-                                   fewshot_limit=cfg.get("fewshot_examples_per_task"))
+        prompts = cfg.prompts_for(name, list(task.prompts))
+        requests += build_requests(task, examples, prompts, cfg.shots, limit=cfg.examples_per_task, seed=cfg.fewshot_seed,
+                                   fewshot_limit=cfg.fewshot_examples_per_task)
     metrics = score_requests(lm, requests)
     losses = [{**keys, **row} for row in domain_losses(lm, documents)]
     return {

@@ -23,6 +23,7 @@ from lmforecast import tables
 from lmforecast.measure.evaluate import score_requests
 from lmforecast.measure.scoring import encode_pair
 from lmforecast.measure.tasks import answer, build_requests, render
+from lmforecast.settings import Sft
 
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -43,12 +44,12 @@ def sft_batches(lm, task, examples, prompt):
     return out
 
 
-def prepare(model, method: str, cfg: dict):
+def prepare(model, method: str, cfg: Sft):
     """The model to train for `method`: parameters frozen or adapters added as the method says."""
     if method == "full":
         return model
     if method == "last_layers":
-        k = cfg["last_layers"]
+        k = cfg.last_layers
         for p in model.parameters():
             p.requires_grad_(False)
         for module in (*model.model.layers[-k:], model.model.norm, model.lm_head):
@@ -58,8 +59,8 @@ def prepare(model, method: str, cfg: dict):
     if method == "lora":
         from peft import LoraConfig, get_peft_model  # imports transformers: only when LoRA is asked for
 
-        lora = LoraConfig(r=cfg["lora_r"], lora_alpha=cfg["lora_alpha"], lora_dropout=0.0, target_modules=LORA_TARGETS)
-        torch.manual_seed(cfg["seed"])  # the adapters' initial weights are random draws: seed them
+        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=LORA_TARGETS)
+        torch.manual_seed(cfg.seed)  # the adapters' initial weights are random draws: seed them
         return get_peft_model(model, lora)
     raise ValueError(f"sft method {method!r}: expected one of {SFT_METHODS}")
 
@@ -69,14 +70,14 @@ def finish(model, method: str):
     return model.merge_and_unload() if method == "lora" else model
 
 
-def fine_tune(model, data, cfg: dict, seed: int, log=print):
-    """AdamW at a constant learning rate for cfg['steps'] steps on the trainable parameters."""
+def fine_tune(model, data, cfg: Sft, seed: int, log=print):
+    """AdamW at a constant learning rate for cfg.steps steps on the trainable parameters."""
     torch.manual_seed(seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, lr=cfg["lr"], weight_decay=0.0)
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=0.0)
     model.train()
-    for step in range(cfg["steps"]):
-        idx = np.random.default_rng([seed, step]).choice(len(data), size=min(cfg["batch_size"], len(data)), replace=False)
+    for step in range(cfg.steps):
+        idx = np.random.default_rng([seed, step]).choice(len(data), size=min(cfg.batch_size, len(data)), replace=False)
         width = max(len(data[i][0]) for i in idx)
         ids = torch.zeros(len(idx), width, dtype=torch.long)
         mask = torch.zeros(len(idx), width, dtype=torch.bool)
@@ -91,25 +92,25 @@ def fine_tune(model, data, cfg: dict, seed: int, log=print):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
-        if (step + 1) % 20 == 0 or step + 1 == cfg["steps"]:
-            log(f"sft step {step + 1}/{cfg['steps']} loss {loss.item():.4f}")
+        if (step + 1) % 20 == 0 or step + 1 == cfg.steps:
+            log(f"sft step {step + 1}/{cfg.steps} loss {loss.item():.4f}")
     model.eval()
     return model
 
 
 def _prompt(task, cfg):
     """sft.prompt: a name, a mapping {task: name}, or null: the task's first template."""
-    prompt = cfg.get("prompt")
+    prompt = cfg.prompt
     if isinstance(prompt, dict):
         prompt = prompt.get(task.name)
     return prompt or next(iter(task.prompts))
 
 
-def score_tasks(lm, keys: dict, tasks: dict, cfg: dict, method: str, data_mix: str):
+def score_tasks(lm, keys: dict, tasks: dict, cfg: Sft, method: str, data_mix: str):
     """sft_scores rows and sft_example_scores rows: each task's eval split, zero-shot, with the prompt SFT used."""
     rows, per_example = [], []
     for task, examples in tasks.values():
-        requests = build_requests(task, examples, [_prompt(task, cfg)], [0], limit=cfg.get("examples_per_task"))
+        requests = build_requests(task, examples, [_prompt(task, cfg)], [0], limit=cfg.examples_per_task)
         metrics = score_requests(lm, requests)
         sft_keys = {**keys, "task": task.name, "sft_method": method, "sft_data": data_mix}
         rows += [{**sft_keys, "metric": metric, "value": float(np.mean([m[metric] for m in metrics])), "n": len(metrics)}
@@ -120,7 +121,7 @@ def score_tasks(lm, keys: dict, tasks: dict, cfg: dict, method: str, data_mix: s
     return rows, per_example
 
 
-def run_sft(base, keys: dict, tasks: dict, cfg: dict, method: str, log=print):
+def run_sft(base, keys: dict, tasks: dict, cfg: Sft, method: str, log=print):
     """Single-task SFT of a fresh copy of the LM `base`'s model per task (and one multi-task SFT if configured).
 
     tasks: name -> (Task, examples). Returns the sft_scores and sft_example_scores tables.
@@ -129,13 +130,13 @@ def run_sft(base, keys: dict, tasks: dict, cfg: dict, method: str, log=print):
     rows, per_example = [], []
     for name in tasks:
         log(f"single-task {method} SFT on {name}")
-        model = finish(fine_tune(prepare(copy.deepcopy(base.model), method, cfg), data[name], cfg, cfg["seed"], log), method)
+        model = finish(fine_tune(prepare(copy.deepcopy(base.model), method, cfg), data[name], cfg, cfg.seed, log), method)
         scores, examples = score_tasks(base.with_model(model), keys, {name: tasks[name]}, cfg, method, "single")
         rows, per_example = rows + scores, per_example + examples
-    if cfg.get("multitask") and len(tasks) > 1:
+    if cfg.multitask and len(tasks) > 1:
         log(f"multi-task {method} SFT on {sorted(tasks)}")
         mixed = [item for name in sorted(data) for item in data[name]]
-        model = finish(fine_tune(prepare(copy.deepcopy(base.model), method, cfg), mixed, cfg, cfg["seed"], log), method)
+        model = finish(fine_tune(prepare(copy.deepcopy(base.model), method, cfg), mixed, cfg, cfg.seed, log), method)
         scores, examples = score_tasks(base.with_model(model), keys, tasks, cfg, method, "multitask")
         rows, per_example = rows + scores, per_example + examples
     return (tables.to_table("sft_scores", tables.rows_to_columns(rows, "sft_scores")),

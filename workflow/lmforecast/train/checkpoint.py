@@ -31,11 +31,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_manifest(directory, run: str, step: int, config: dict):
+def write_manifest(directory, run: str, step: int, config_hash: str):
     directory = Path(directory)
     files = {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size}
              for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST}
-    write_json({"run": run, "step": step, "config_hash": config_hash(config), "files": files}, directory / MANIFEST)
+    write_json({"run": run, "step": step, "config_hash": config_hash, "files": files}, directory / MANIFEST)
 
 
 def verify(directory) -> dict:

@@ -17,22 +17,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from lmforecast.settings import Size
 
-@dataclass(frozen=True)
-class ModelConfig:
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig(Size):
+    """A size (its shape and parameter count) and what the tokenizer and training add to it."""
+
     vocab_size: int
-    d_model: int
-    n_layers: int
-    n_heads: int
-    ffn_ratio: float = 3.0
     seq_len: int = 128
     eos_token_id: int = 0
     rope_theta: float = 10000.0
     rms_norm_eps: float = 1e-6
-
-    @property
-    def intermediate_size(self) -> int:
-        return int(round(self.ffn_ratio * self.d_model))
 
     @property
     def head_dim(self) -> int:
@@ -90,10 +86,8 @@ class ModelConfig:
 
 def n_params(cfg: ModelConfig) -> dict:
     """Exact parameter counts: total (tied embedding counted once) and non-embedding."""
-    d, f, L = cfg.d_model, cfg.intermediate_size, cfg.n_layers
-    per_layer = 4 * d * d + 3 * d * f + 2 * d  # attention, SwiGLU MLP, two RMSNorm weights
-    nonembed = L * per_layer + d  # + final norm
-    return {"n_params": nonembed + cfg.vocab_size * d, "n_params_nonembed": nonembed}
+    nonembed = cfg.n_params_nonembed
+    return {"n_params": nonembed + cfg.vocab_size * cfg.d_model, "n_params_nonembed": nonembed}
 
 
 def flops_per_token(cfg: ModelConfig) -> float:

@@ -136,8 +136,6 @@ def make_batch(objective: str, rows, seed: int, step: int, sentinels, pad: int):
     """
     if objective == "clm":
         return rows[:, :-1], None, rows[:, 1:]
-    if objective not in DENOISERS:
-        raise ValueError(f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}")
     rng = np.random.default_rng([seed, step, STREAM])
     denoisers, weights = zip(*DENOISERS[objective])
     picks = rng.choice(len(denoisers), size=len(rows), p=np.asarray(weights) / sum(weights))

@@ -1,0 +1,208 @@
+"""Typed settings: each stage's slice of the config as a frozen dataclass.
+
+A rule passes its slice as JSON (`--spec`); the CLI builds the stage's settings from it once,
+and the stage code reads attributes, never config dicts. config.validate builds them too, when
+the Snakefile is parsed, so a slice that a stage could not read stops the workflow before any job.
+Every default is the default of a field here, and nowhere else.
+
+Standard-library dataclasses, not pydantic: no new dependency, and the JSON schema
+(workflow/schemas/config.schema.yaml) already checks types and ranges, so `from_dict` only checks the keys.
+"""
+
+from dataclasses import MISSING, dataclass, field, fields
+
+from lmforecast.train.checkpoint import config_hash
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _check_keys(cls, d: dict, derived=()):
+    """Unknown or missing keys of `d` for settings `cls`, named (derived: fields not read from `d`)."""
+    known = [f.name for f in fields(cls) if f.name not in derived]
+    required = [f.name for f in fields(cls) if f.name not in derived and f.default is MISSING and f.default_factory is MISSING]
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise ConfigError(f"{cls.__name__} settings: unknown key(s) {unknown}; expected one of {sorted(known)}")
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise ConfigError(f"{cls.__name__} settings: missing key(s) {missing}")
+
+
+class Settings:
+    @classmethod
+    def from_dict(cls, d: dict):
+        _check_keys(cls, d)
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class World(Settings):
+    """The synthetic world (lmforecast/data/world.py): the world rule's spec, config `world`."""
+
+    seed: int
+    n_entities: int  # entities of the facts domain, 3 facts each
+    train_docs: int  # per domain
+    valid_docs: int  # per domain, held out for domain losses
+    sft_examples: int  # per task
+    eval_examples: int  # per task (fact_qa is capped by its eval entities x 3, arith_mc by 950 - sft_examples)
+    sft_entities: int | None = None  # fact_qa's SFT entities (None: half of them); the others are its eval split
+
+    @property
+    def n_sft_entities(self) -> int:
+        return self.n_entities // 2 if self.sft_entities is None else self.sft_entities
+
+
+@dataclass(frozen=True)
+class Tokenizer(Settings):
+    """The tokenizer rule's spec: config `tokenizer` and training.seq_len, saved as the tokenizer's model_max_length."""
+
+    vocab_size: int  # the BPE's, EOS included
+    sentinels: int  # span corruption's sentinel tokens, appended after the BPE
+    seq_len: int
+
+
+@dataclass(frozen=True)
+class Size(Settings):
+    """A model size, an entry of config `sizes` (the model's shape; train/model.py's ModelConfig adds the rest)."""
+
+    d_model: int
+    n_layers: int
+    n_heads: int
+    ffn_ratio: float = 3.0  # the SwiGLU MLP's width / d_model
+
+    @property
+    def intermediate_size(self) -> int:
+        return int(round(self.ffn_ratio * self.d_model))
+
+    @property
+    def n_params_nonembed(self) -> int:
+        """Non-embedding parameters: per layer attention (4 d^2), the SwiGLU MLP (3 d f) and two RMSNorm
+        weights, and the final norm. The count does not depend on the vocabulary (Kaplan et al. 2020)."""
+        d, f = self.d_model, self.intermediate_size
+        return self.n_layers * (4 * d * d + 3 * d * f + 2 * d) + d
+
+
+@dataclass(frozen=True)
+class Run(Settings):
+    """A run resolved (config.run_spec): its size and mixture looked up, its budget in tokens and steps."""
+
+    name: str
+    size: Size
+    size_name: str
+    mixture: dict  # domain -> sampling weight
+    mixture_name: str
+    objective: str  # clm | prefix_lm | span_corruption | ul2 (lmforecast/train/objectives.py)
+    lr: float  # peak learning rate
+    seed: int
+    tokens: int  # the training budget
+    steps_total: int
+    tokens_per_param: float | None = None  # the budget as the config gave it, if so
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        _check_keys(cls, d)
+        return cls(**{**d, "size": Size.from_dict(d["size"])})
+
+
+@dataclass(frozen=True)
+class Training(Settings):
+    """Config `training`, shared by every run."""
+
+    seq_len: int
+    batch_size: int
+    schedule: str  # cosine | wsd
+    warmup_frac: float
+    min_lr_frac: float
+    weight_decay: float
+    grad_clip: float
+    checkpoints: int  # per run, evenly spaced
+    log_every: int
+    decay_frac: float | None = None  # wsd only (required by it): the decay's share of the steps
+    decay_shape: str | None = None  # wsd only (required by it): linear | 1-sqrt
+    checkpoints_per_segment: int = 1  # checkpoints per pretrain job and per evaluate job
+    precision: str = "fp32"  # fp32 | bf16 (accelerate's autocast)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.seq_len
+
+
+@dataclass(frozen=True)
+class Pretrain:
+    """The pretrain rule's spec {run, training}, and the hash that its checkpoints' manifests carry.
+
+    The hash is of the spec as given, not of these settings: filling in defaults would change the
+    hash of every checkpoint written before. Left out of it: the default precision, so checkpoints
+    written before training.precision existed still resume, and how checkpoints are grouped into
+    jobs (checkpoints_per_segment), which does not change the weights.
+    """
+
+    run: Run
+    training: Training
+    config_hash: str
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        _check_keys(cls, d, derived=("config_hash",))
+        training = {k: v for k, v in d["training"].items()
+                    if k != "checkpoints_per_segment" and not (k == "precision" and v == default(Training, "precision"))}
+        return cls(Run.from_dict(d["run"]), Training.from_dict(d["training"]), config_hash({"run": d["run"], "training": training}))
+
+
+@dataclass(frozen=True)
+class Evaluation(Settings):
+    """The evaluate rule's spec: config `evaluation` (less task_data, rule task_data's) and world.valid_docs."""
+
+    tasks: list
+    shots: list  # numbers of demonstrations, each scored
+    examples_per_task: int
+    fewshot_seed: int
+    domain_docs: int  # held-out documents per domain for the domain losses (world.valid_docs)
+    fewshot_examples_per_task: int | None = None  # k-shot prompts (k > 0) on the first N examples only (None: all)
+    prompts: dict = field(default_factory=dict)  # task -> the prompt templates evaluated (a task left out: all)
+
+    def prompts_for(self, task: str, templates: list) -> list:
+        """The names of the prompts evaluated for `task`, of its `templates`."""
+        return self.prompts.get(task, templates)
+
+
+@dataclass(frozen=True)
+class TaskData(Settings):
+    """Rule task_data's spec: a dataset task's local files (an entry of evaluation.task_data)."""
+
+    files: dict  # split -> JSONL or Parquet file
+
+
+@dataclass(frozen=True)
+class Sft(Settings):
+    """Config `sft`: which checkpoints are fine-tuned, how, and on what."""
+
+    tasks: list
+    checkpoints: str | int  # last | all | k (every k-th checkpoint counted back from the last)
+    methods: list  # full | lora | last_layers
+    multitask: bool  # also fine-tune on the union of the tasks' SFT splits
+    steps: int
+    batch_size: int
+    lr: float
+    seed: int
+    examples_per_task: int  # eval examples scored per task
+    lora_r: int | None = None  # lora only (required by it)
+    lora_alpha: float | None = None  # lora only (required by it)
+    last_layers: int | None = None  # last_layers only (required by it): the blocks trained
+    prompt: str | dict | None = None  # a template name, {task: name}, or None: each task's first template
+
+
+@dataclass(frozen=True)
+class External(Settings):
+    """An entry of config `external`: an HF model directory evaluated like a checkpoint."""
+
+    name: str  # the run name of its rows
+    path: str
+    step: int = 0  # the step its rows carry
+
+
+def default(cls, name: str):
+    """The default of field `name` of settings `cls`."""
+    return next(f.default for f in fields(cls) if f.name == name)
