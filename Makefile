@@ -23,6 +23,8 @@ dry-run: install
 	snakemake --cores $(CORES) --dry-run
 
 test: install
+	ruff format --check .
+	ruff check .
 	pytest -q
 	$(MAKE) --no-print-directory test-slurm
 

@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from device import cpu_name  # bench/device.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,8 +49,15 @@ def sweep_config(runs: int, checkpoints: int, per_segment: int) -> dict:
     config["training"]["checkpoints_per_segment"] = per_segment
     sizes, mixtures = list(config["sizes"]), list(config["mixtures"])
     config["runs"] = [
-        {"name": f"r{i:05d}", "size": sizes[i % len(sizes)], "tokens": 200_000 + 1024 * (i % 50),
-         "mixture": mixtures[i % len(mixtures)], "objective": "clm", "lr": 0.003, "seed": i}
+        {
+            "name": f"r{i:05d}",
+            "size": sizes[i % len(sizes)],
+            "tokens": 200_000 + 1024 * (i % 50),
+            "mixture": mixtures[i % len(mixtures)],
+            "objective": "clm",
+            "lr": 0.003,
+            "seed": i,
+        }
         for i in range(runs)
     ]
     config["evaluation"]["tasks"] = TASKS
@@ -80,8 +86,10 @@ def breakdown(stats_file: Path) -> dict:
         "under_cprofile_s": round(total, 1),
         "share": share,
         "bottleneck": max(share, key=share.get),
-        "top_tottime": [f"{f.split('site-packages/')[-1]}:{n} {v[2]:.1f}s"
-                        for (f, _, n), v in sorted(stats.items(), key=lambda kv: -kv[1][2])[:8]],
+        "top_tottime": [
+            f"{f.split('site-packages/')[-1]}:{n} {v[2]:.1f}s"
+            for (f, _, n), v in sorted(stats.items(), key=lambda kv: -kv[1][2])[:8]
+        ],
     }
 
 
@@ -98,8 +106,9 @@ def dry_run(config: dict, quiet: list, profile: bool) -> dict:
         phases, lines = {}, []
         t0 = time.perf_counter()
         # unbuffered, so that each line's arrival time is when Snakemake wrote it
-        proc = subprocess.Popen(cmd, cwd=work, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            cmd, cwd=work, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         for line in proc.stdout:
             lines.append(line)
             for mark in ("Building DAG of jobs", "Job stats:"):  # the first of each: DAG build starts, ends
@@ -140,8 +149,9 @@ def main() -> int:
     p.add_argument("--checkpoints", type=int, default=TARGET_CHECKPOINTS)
     p.add_argument("--checkpoints-per-segment", type=int, default=CHECKPOINTS_PER_SEGMENT)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "dag.json")
-    p.add_argument("--print-jobs", action="store_true",
-                   help="without --quiet rules: print every job, to see what the printing itself costs")
+    p.add_argument(
+        "--print-jobs", action="store_true", help="without --quiet rules: print every job, to see what the printing itself costs"
+    )
     p.add_argument("--profile", action="store_true", help="also run the dry runs under cProfile: where the time goes")
     args = p.parse_args()
 
@@ -154,8 +164,11 @@ def main() -> int:
         segments = -(-args.checkpoints // per_segment)
         plan = dry_run(config, quiet, args.profile)
         # + world, tokenizer, shards, aggregate, fit_scaling, fit_pairwise, fit_transfer, fit_relatedness, fit_selection, report, all
-        plans[per_segment] = {"checkpoints_per_segment": per_segment, **plan,
-                              "jobs_expected": args.runs * (2 * segments + methods) + 11}
+        plans[per_segment] = {
+            "checkpoints_per_segment": per_segment,
+            **plan,
+            "jobs_expected": args.runs * (2 * segments + methods) + 11,
+        }
     ours, single = plans[args.checkpoints_per_segment], plans[1]
 
     result = {
@@ -166,8 +179,13 @@ def main() -> int:
         "reference_name": "goal: plan 1000 runs x 20 checkpoints x 10 tasks in 60 s",
         **{k: v for k, v in ours.items() if k != "wall_s"},
         "one_checkpoint_per_segment": single,
-        "sweep": {"runs": args.runs, "checkpoints": args.checkpoints, "tasks": len(TASKS), "sft_methods": methods,
-                  "note": "10 tasks asked, 4 in the schema; tasks do not change the job count"},
+        "sweep": {
+            "runs": args.runs,
+            "checkpoints": args.checkpoints,
+            "tasks": len(TASKS),
+            "sft_methods": methods,
+            "note": "10 tasks asked, 4 in the schema; tasks do not change the job count",
+        },
         "snakemake": subprocess.run([str(BIN / "snakemake"), "--version"], capture_output=True, text=True).stdout.strip(),
         "device": f"cpu: {cpu_name()}, {os.cpu_count()} cores",
         "load_average_1min_before": round(load, 2),

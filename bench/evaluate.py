@@ -44,19 +44,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 import torch
 import yaml
-
 from device import cpu_name  # noqa: E402 (bench/device.py, beside this script)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
 from lmforecast.data import tokenizer as tokenizer_lib  # noqa: E402
+from lmforecast.data.world import DOMAINS, domain_documents, task_examples  # noqa: E402
 from lmforecast.measure.evaluate import score_requests  # noqa: E402
 from lmforecast.measure.lm import LlamaLM  # noqa: E402
-from lmforecast.train.model import Llama, ModelConfig, load_model, save_model  # noqa: E402
 from lmforecast.measure.tasks import Request, load_task  # noqa: E402
-from lmforecast.data.world import DOMAINS, domain_documents, task_examples  # noqa: E402
 from lmforecast.settings import World  # noqa: E402
+from lmforecast.train.model import Llama, ModelConfig, load_model, save_model  # noqa: E402
 
 
 def build_model(directory, config_path):
@@ -67,8 +66,11 @@ def build_model(directory, config_path):
     tok = tokenizer_lib.train_tokenizer(texts, cfg["tokenizer"]["vocab_size"], cfg["tokenizer"]["sentinels"])
     size = cfg["sizes"]["l"]
     torch.manual_seed(0)
-    model = Llama(ModelConfig(vocab_size=tok.get_vocab_size(), seq_len=cfg["training"]["seq_len"],
-                              eos_token_id=tokenizer_lib.eos_id(tok), **size))
+    model = Llama(
+        ModelConfig(
+            vocab_size=tok.get_vocab_size(), seq_len=cfg["training"]["seq_len"], eos_token_id=tokenizer_lib.eos_id(tok), **size
+        )
+    )
     save_model(model, directory)
     tokenizer_lib.save_hf(tok, directory, model_max_length=cfg["training"]["seq_len"])
     return world, "random-init Llama, size l of config/config.yaml " + json.dumps(size)
@@ -85,8 +87,10 @@ def write_lmeval_task(task, examples, prompt, shots, directory):
     spec = {
         "task": name,
         "dataset_path": "json",
-        "dataset_kwargs": {"data_files": {s: str(directory / f"{s}.jsonl") for s in (task.fewshot_split, task.eval_split)},
-                           "cache_dir": str(directory / "hf_cache")},
+        "dataset_kwargs": {
+            "data_files": {s: str(directory / f"{s}.jsonl") for s in (task.fewshot_split, task.eval_split)},
+            "cache_dir": str(directory / "hf_cache"),
+        },
         "test_split": task.eval_split,
         "fewshot_split": task.fewshot_split,
         "num_fewshot": shots,
@@ -96,8 +100,10 @@ def write_lmeval_task(task, examples, prompt, shots, directory):
         "doc_to_target": "gold",
         "target_delimiter": task.target_delimiter,
         "fewshot_delimiter": task.fewshot_delimiter,
-        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
-                        {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}],
+        "metric_list": [
+            {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+        ],
     }
     (directory / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return name
@@ -149,27 +155,46 @@ def main():
     examples = task_examples(world, args.task)
     names = {write_lmeval_task(task, examples, p, k, tmp): (p, k) for p in args.prompts for k in args.shots}
 
-    ours_lm = LlamaLM(load_model(model_dir), tokenizer_lib.load(model_dir))  # not LlamaLM.load: a random-init model has no manifest
+    ours_lm = LlamaLM(
+        load_model(model_dir), tokenizer_lib.load(model_dir)
+    )  # not LlamaLM.load: a random-init model has no manifest
 
     # lm-eval prepends BOS to the context only if the tokenizer adds it; ours is EOS (= BOS), as our scorer does.
-    lms = {bs: HFLM(pretrained=str(model_dir), device="cpu", dtype="float32", batch_size=bs, add_bos_token=True)
-           for bs in args.lmeval_batch_sizes}
+    lms = {
+        bs: HFLM(pretrained=str(model_dir), device="cpu", dtype="float32", batch_size=bs, add_bos_token=True)
+        for bs in args.lmeval_batch_sizes
+    }
     reference_lm = lms[args.lmeval_batch_sizes[-1]]
     start = time.perf_counter()
-    res = lm_eval.simple_evaluate(model=reference_lm, tasks=list(names), log_samples=True, bootstrap_iters=0,
-                                  task_manager=TaskManager(include_path=str(tmp), include_defaults=False))
+    res = lm_eval.simple_evaluate(
+        model=reference_lm,
+        tasks=list(names),
+        log_samples=True,
+        bootstrap_iters=0,
+        task_manager=TaskManager(include_path=str(tmp), include_defaults=False),
+    )
     lmeval_end_to_end_s = time.perf_counter() - start
 
     requests, instances, samples = [], [], []
     for name, (prompt, shots) in names.items():
         for s in sorted(res["samples"][name], key=lambda s: s["doc_id"]):
             doc = s["doc"]
-            req = Request(task=task.name, prompt=prompt, shots=shots, example=doc["id"], context=s["arguments"][0][0],
-                          choices=tuple(doc["choices"]), gold=doc["gold"], target_delimiter=task.target_delimiter)
+            req = Request(
+                task=task.name,
+                prompt=prompt,
+                shots=shots,
+                example=doc["id"],
+                context=s["arguments"][0][0],
+                choices=tuple(doc["choices"]),
+                gold=doc["gold"],
+                target_delimiter=task.target_delimiter,
+            )
             assert [tuple(a) for a in s["arguments"]] == [(req.context, c) for c in req.continuations]
             requests.append(req)
             samples.append(s)
-            instances += [Instance(request_type="loglikelihood", doc=doc, arguments=tuple(a), idx=i) for i, a in enumerate(s["arguments"])]
+            instances += [
+                Instance(request_type="loglikelihood", doc=doc, arguments=tuple(a), idx=i) for i, a in enumerate(s["arguments"])
+            ]
     n = len(requests)
 
     # Warm-up, then alternate the timed runs so that machine noise hits both alike.
@@ -222,8 +247,12 @@ def main():
         "model": model_desc,
         "dtype": "float32",
         "device": f"cpu: {cpu_name()}, {args.threads} thread{'s' if args.threads > 1 else ''}",
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "lm_eval": lm_eval.__version__,
-                     "python": platform.python_version()},
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "lm_eval": lm_eval.__version__,
+            "python": platform.python_version(),
+        },
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/evaluate.py " + " ".join(sys.argv[1:]),
     }

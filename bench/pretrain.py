@@ -42,7 +42,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
-
 from device import cpu_name  # noqa: E402 (bench/device.py, beside this script)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,10 +49,10 @@ sys.path.insert(0, str(REPO / "workflow"))
 
 from lmforecast.data import tokenizer as tokenizer_lib  # noqa: E402
 from lmforecast.data.shards import encode_documents, get_batch, load_shards  # noqa: E402
-from lmforecast.train.model import Llama, flops_per_token, n_params  # noqa: E402
-from lmforecast.train.loop import model_config, train_segment  # noqa: E402
 from lmforecast.data.world import DOMAINS, domain_documents  # noqa: E402
 from lmforecast.settings import Pretrain, World  # noqa: E402
+from lmforecast.train.loop import model_config, train_segment  # noqa: E402
+from lmforecast.train.model import Llama, flops_per_token, n_params  # noqa: E402
 
 # Peak dense tensor-core FLOP/s by device name and precision (vendor data sheets; SXM parts).
 # fp32 is the plain (non-TF32) rate: torch keeps TF32 off for float32 matmuls by default.
@@ -68,8 +67,9 @@ def build_data(config, directory):
     """The default world's tokenizer and per-domain token shards, as the data stage makes them."""
     world = World.from_dict(config["world"])
     docs = {d: domain_documents(world, d, "train") for d in DOMAINS}
-    tok = tokenizer_lib.train_tokenizer([x for d in DOMAINS for x in docs[d]], config["tokenizer"]["vocab_size"],
-                                        config["tokenizer"]["sentinels"])
+    tok = tokenizer_lib.train_tokenizer(
+        [x for d in DOMAINS for x in docs[d]], config["tokenizer"]["vocab_size"], config["tokenizer"]["sentinels"]
+    )
     tokenizer_lib.save_hf(tok, directory, model_max_length=config["training"]["seq_len"])
     shards = {}
     for d in DOMAINS:
@@ -86,8 +86,16 @@ def time_ours(run, training, shards, tokenizer_dir, out, warmup, steps):
     """tokens/s (wall clock, process CPU time) of train_segment's steps warmup+1 .. warmup+steps, timed between its log lines."""
     stamps = []
     spec = Pretrain.from_dict({"run": run, "training": {**training, "log_every": warmup}})
-    train_segment(spec, 0, warmup + steps, shards, tokenizer_dir, None, out,
-                  log=lambda m: stamps.append(clocks()) if m.startswith("step ") else None)
+    train_segment(
+        spec,
+        0,
+        warmup + steps,
+        shards,
+        tokenizer_dir,
+        None,
+        out,
+        log=lambda m: stamps.append(clocks()) if m.startswith("step ") else None,
+    )
     assert len(stamps) == 1 + steps // warmup, stamps
     return steps * training["batch_size"] * training["seq_len"] / (stamps[-1] - stamps[0])
 
@@ -103,8 +111,12 @@ def time_reference(cfg, run, training, shards, device, warmup, steps):
     model = Llama(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=run["lr"], betas=(0.9, 0.95), eps=1e-8, weight_decay=training["weight_decay"])
     data = load_shards(shards)
-    batches = torch.stack([get_batch(data, run["mixture"], run["seed"], step, training["batch_size"], training["seq_len"])[0]
-                           for step in range(warmup + steps)]).to(device)
+    batches = torch.stack(
+        [
+            get_batch(data, run["mixture"], run["seed"], step, training["batch_size"], training["seq_len"])[0]
+            for step in range(warmup + steps)
+        ]
+    ).to(device)
     bf16 = training["precision"] == "bf16"
     model.train()
     for step in range(warmup + steps):
@@ -125,9 +137,14 @@ def time_reference(cfg, run, training, shards, device, warmup, steps):
 
 def accelerate_startup(reps):
     """Seconds a job spends importing accelerate and building its Accelerator (fresh process, torch already imported)."""
-    code = ("import time, torch; t = time.perf_counter(); from accelerate import Accelerator; Accelerator(); "
-            "print(time.perf_counter() - t)")
-    return [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout) for _ in range(reps)]
+    code = (
+        "import time, torch; t = time.perf_counter(); from accelerate import Accelerator; Accelerator(); "
+        "print(time.perf_counter() - t)"
+    )
+    return [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        for _ in range(reps)
+    ]
 
 
 def main():
@@ -158,16 +175,27 @@ def main():
     torch.set_num_threads(args.threads)
 
     config = yaml.safe_load(Path(args.config).read_text())
-    size = {**config["sizes"][args.size], **{k: v for k, v in (("d_model", args.d_model), ("n_layers", args.n_layers),
-                                                                 ("n_heads", args.n_heads)) if v is not None}}
+    size = {
+        **config["sizes"][args.size],
+        **{k: v for k, v in (("d_model", args.d_model), ("n_layers", args.n_layers), ("n_heads", args.n_heads)) if v is not None},
+    }
     training = {**config["training"], "precision": args.precision, "checkpoints": 1}
     training["batch_size"] = args.batch_size or training["batch_size"]
     training["seq_len"] = args.seq_len or training["seq_len"]
     steps_total = args.warmup + args.steps
     mixture = next(iter(config["mixtures"]))
-    run = {"name": "bench", "size": size, "size_name": args.size, "tokens": steps_total * training["batch_size"] * training["seq_len"],
-           "mixture": config["mixtures"][mixture], "mixture_name": mixture, "objective": args.objective, "lr": 1e-3, "seed": 0,
-           "steps_total": steps_total}
+    run = {
+        "name": "bench",
+        "size": size,
+        "size_name": args.size,
+        "tokens": steps_total * training["batch_size"] * training["seq_len"],
+        "mixture": config["mixtures"][mixture],
+        "mixture_name": mixture,
+        "objective": args.objective,
+        "lr": 1e-3,
+        "seed": 0,
+        "steps_total": steps_total,
+    }
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_pretrain_"))
     tok, shards = build_data({**config, "training": training}, tmp)
@@ -176,13 +204,17 @@ def main():
     device = torch.device(args.device)
 
     times = {"ours": [], "reference": []}  # per rep: (wall-clock, CPU-time) tokens/s
-    timers = {"ours": lambda rep: time_ours(run, training, shards, tmp, tmp / f"ours{rep}", args.warmup, args.steps),
-              "reference": lambda rep: time_reference(cfg, run, training, shards, device, args.warmup, args.steps)}
+    timers = {
+        "ours": lambda rep: time_ours(run, training, shards, tmp, tmp / f"ours{rep}", args.warmup, args.steps),
+        "reference": lambda rep: time_reference(cfg, run, training, shards, device, args.warmup, args.steps),
+    }
     for rep in range(args.reps):
         for name in ("ours", "reference") if rep % 2 == 0 else ("reference", "ours"):  # ABBA: neither always goes first
             times[name].append(timers[name](rep))
-        print(f"rep {rep + 1}/{args.reps}: ours {times['ours'][-1][0]:.0f} tok/s, reference {times['reference'][-1][0]:.0f} tok/s",
-              flush=True)
+        print(
+            f"rep {rep + 1}/{args.reps}: ours {times['ours'][-1][0]:.0f} tok/s, reference {times['reference'][-1][0]:.0f} tok/s",
+            flush=True,
+        )
     startup = accelerate_startup(5)
 
     wall = {k: [t[0] for t in v] for k, v in times.items()}
@@ -191,11 +223,17 @@ def main():
     fpt = flops_per_token(cfg)
     if args.device == "cuda":
         name = torch.cuda.get_device_name()
-        peak = args.peak_tflops * 1e12 if args.peak_tflops else next(
-            (v[args.precision] for k, v in PEAK_FLOPS.items() if k in name), None)
+        peak = (
+            args.peak_tflops * 1e12
+            if args.peak_tflops
+            else next((v[args.precision] for k, v in PEAK_FLOPS.items() if k in name), None)
+        )
         device_desc = f"cuda: {name}"
-        mfu = {"ours": ours * fpt / peak, "reference": ref * fpt / peak, "peak_flops": peak} if peak else \
-            "not computed: device not in PEAK_FLOPS; pass --peak-tflops"
+        mfu = (
+            {"ours": ours * fpt / peak, "reference": ref * fpt / peak, "peak_flops": peak}
+            if peak
+            else "not computed: device not in PEAK_FLOPS; pass --peak-tflops"
+        )
     else:
         device_desc = f"cpu: {cpu_name()}, {args.threads} thread{'s' if args.threads > 1 else ''}"
         mfu = "not measured: this run was on the CPU (MFU is computed with --device cuda; no GPU run is recorded in this file)"
@@ -207,9 +245,12 @@ def main():
         "unit": "tokens/s",
         "tokens_per_second": {k: [round(x, 1) for x in v] for k, v in wall.items()},
         "paired_ratio_median": round(statistics.median(o / r for o, r in zip(wall["ours"], wall["reference"])), 3),
-        "cpu_time": {"what": "tokens per second of process CPU time (less sensitive than wall clock to other jobs on a shared machine)",
-                     "ours": round(statistics.median(cpu["ours"]), 1), "reference": round(statistics.median(cpu["reference"]), 1),
-                     "ratio": round(statistics.median(cpu["ours"]) / statistics.median(cpu["reference"]), 3)},
+        "cpu_time": {
+            "what": "tokens per second of process CPU time (less sensitive than wall clock to other jobs on a shared machine)",
+            "ours": round(statistics.median(cpu["ours"]), 1),
+            "reference": round(statistics.median(cpu["reference"]), 1),
+            "ratio": round(statistics.median(cpu["ours"]) / statistics.median(cpu["reference"]), 3),
+        },
         "reps": args.reps,
         "steps_per_rep": {"warmup": args.warmup, "timed": args.steps},
         "model": {**size, "vocab_size": cfg.vocab_size, **n_params(cfg), "flops_per_token": fpt},
@@ -218,10 +259,17 @@ def main():
         "objective": args.objective,
         "precision": args.precision,
         "mfu": mfu,
-        "accelerate_startup_seconds": {"median": round(statistics.median(startup), 3), "all": [round(x, 3) for x in startup],
-                                       "what": "import accelerate + Accelerator() in a fresh process after torch, once per pretrain job"},
+        "accelerate_startup_seconds": {
+            "median": round(statistics.median(startup), 3),
+            "all": [round(x, 3) for x in startup],
+            "what": "import accelerate + Accelerator() in a fresh process after torch, once per pretrain job",
+        },
         "device": device_desc,
-        "versions": {"torch": torch.__version__, "accelerate": __import__("accelerate").__version__, "python": platform.python_version()},
+        "versions": {
+            "torch": torch.__version__,
+            "accelerate": __import__("accelerate").__version__,
+            "python": platform.python_version(),
+        },
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/pretrain.py " + " ".join(sys.argv[1:]),
     }

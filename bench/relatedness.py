@@ -25,10 +25,9 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from device import cpu_name  # noqa: E402 (bench/device.py, beside this script)
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
-
-from device import cpu_name  # noqa: E402 (bench/device.py, beside this script)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
@@ -99,16 +98,22 @@ def main():
         "reps": args.reps,
         "peak_memory_mb": {k: round(v / 2**20, 1) for k, v in peak.items()},
         "process_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "adjusted_rand": {"ours_vs_reference": round(float(adjusted_rand_score(quadratic, linear)), 4),
-                          "ours_vs_planted": round(float(adjusted_rand_score(planted, linear)), 4),
-                          "reference_vs_planted": round(float(adjusted_rand_score(planted, quadratic)), 4)},
+        "adjusted_rand": {
+            "ours_vs_reference": round(float(adjusted_rand_score(quadratic, linear)), 4),
+            "ours_vs_planted": round(float(adjusted_rand_score(planted, linear)), 4),
+            "reference_vs_planted": round(float(adjusted_rand_score(planted, quadratic)), 4),
+        },
         "distance_pearson": round(dist_r, 4),
         "examples": args.examples,
         "checkpoints": args.runs * args.checkpoints,
         "data": f"lmforecast.data.planted: {args.groups} planted groups, {args.runs} runs x {args.checkpoints} checkpoints, "
-                f"noise {args.noise}, seed {args.seed}",
+        f"noise {args.noise}, seed {args.seed}",
         "device": f"cpu: {cpu_name()}, 1 thread",
-        "versions": {"numpy": np.__version__, "scikit-learn": __import__("sklearn").__version__, "python": platform.python_version()},
+        "versions": {
+            "numpy": np.__version__,
+            "scikit-learn": __import__("sklearn").__version__,
+            "python": platform.python_version(),
+        },
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/relatedness.py " + " ".join(sys.argv[1:]),
     }

@@ -4,11 +4,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # a
     os.environ.setdefault(_var, "1")
 
 import pytest
+from smoke import copy_workflow, snakemake
 
 from lmforecast.data import tokenizer as tokenizer_lib
 from lmforecast.data.world import DOMAINS, domain_documents
 from lmforecast.settings import World
-from smoke import copy_workflow, snakemake
 
 TINY_WORLD = World(seed=0, n_entities=12, train_docs=60, valid_docs=5, sft_examples=12, eval_examples=10)
 

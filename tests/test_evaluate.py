@@ -4,25 +4,32 @@ import polars as pl
 import pytest
 import torch
 import torch.nn.functional as F
-
 from reference import assert_scores_match_separate_sequences
 
 from lmforecast.data import tokenizer as tokenizer_lib
+from lmforecast.data.world import domain_documents, task_examples
 from lmforecast.measure.evaluate import domain_losses, evaluate_checkpoint, score_requests
 from lmforecast.measure.lm import LlamaLM, load_lm
+from lmforecast.measure.scoring import choice_metrics, encode_pair
+from lmforecast.measure.tasks import build_requests, load_task
+from lmforecast.settings import Evaluation
+from lmforecast.tables import first_prompt
 from lmforecast.train.checkpoint import write_manifest
 from lmforecast.train.model import Llama, ModelConfig, save_model
-from lmforecast.measure.scoring import choice_metrics, encode_pair
-from lmforecast.tables import first_prompt
-from lmforecast.measure.tasks import build_requests, load_task
-from lmforecast.data.world import domain_documents, task_examples
-from lmforecast.settings import Evaluation
 
 
 def _model(tok, seq_len=64, seed=0):
     torch.manual_seed(seed)
-    return Llama(ModelConfig(vocab_size=tok.get_vocab_size(), d_model=32, n_layers=2, n_heads=2, seq_len=seq_len,
-                             eos_token_id=tokenizer_lib.eos_id(tok)))
+    return Llama(
+        ModelConfig(
+            vocab_size=tok.get_vocab_size(),
+            d_model=32,
+            n_layers=2,
+            n_heads=2,
+            seq_len=seq_len,
+            eos_token_id=tokenizer_lib.eos_id(tok),
+        )
+    )
 
 
 def _lm(tok):
@@ -64,7 +71,9 @@ def test_checkpoint_domain_losses_and_task_scores_by_independent_computation(tin
     documents = {d: domain_documents(tiny_world, d, "valid")[:3] for d in ("facts", "code")}
     task = load_task("resources/tasks/fact_qa.yaml")
     examples = task_examples(tiny_world, "fact_qa")
-    cfg = Evaluation.from_dict({"tasks": ["fact_qa"], "shots": [0, 2], "examples_per_task": 6, "fewshot_seed": 1234, "domain_docs": 3})
+    cfg = Evaluation.from_dict(
+        {"tasks": ["fact_qa"], "shots": [0, 2], "examples_per_task": 6, "fewshot_seed": 1234, "domain_docs": 3}
+    )
     out = evaluate_checkpoint(lm, {"run": "r", "step": 1}, documents, {"fact_qa": (task, examples)}, cfg)
 
     losses = {row["domain"]: row for row in out["domain_losses"].to_pylist()}
@@ -88,7 +97,7 @@ def test_checkpoint_domain_losses_and_task_scores_by_independent_computation(tin
         lps, ntok = [], []
         for cont in req.continuations:
             seq, start = encode_pair(lm, req.context, cont)
-            seq, start = seq[-(max_len + 1):], max(1, start - max(0, len(seq) - (max_len + 1)))
+            seq, start = seq[-(max_len + 1) :], max(1, start - max(0, len(seq) - (max_len + 1)))
             lps.append(-float(_token_losses(model, seq)[start - 1 :].sum()))
             ntok.append(len(seq) - start)
         expected.setdefault((req.prompt, req.shots), []).append(choice_metrics(lps, ntok, req.choices, req.gold))

@@ -9,12 +9,11 @@ import polars as pl
 import pytest
 import torch
 import yaml
-
 from test_tasks import ARC_ROWS, HELLASWAG_ROWS
 
-from lmforecast.data import tokenizer as tokenizer_lib
 from lmforecast.cli import _load_tasks, main
 from lmforecast.config import ConfigError, validate
+from lmforecast.data import tokenizer as tokenizer_lib
 from lmforecast.data.world import read_documents
 from lmforecast.measure.evaluate import evaluate_checkpoint
 from lmforecast.measure.lm import HFLM, LlamaLM, load_lm
@@ -34,9 +33,19 @@ def _hf_model_dir(tok_dir, directory):
     tok = tokenizer_lib.load(tok_dir)
     eos = tokenizer_lib.eos_id(tok)
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=96, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=True,
-                      bos_token_id=eos, eos_token_id=eos, rms_norm_eps=1e-6)
+    cfg = LlamaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=32,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=True,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        rms_norm_eps=1e-6,
+    )
     LlamaForCausalLM(cfg).save_pretrained(directory)
     tokenizer_lib.save_hf(tok, directory, model_max_length=64)
     return directory
@@ -50,10 +59,26 @@ def world_dir(tiny_world, tmp_path_factory):
 
 
 def _evaluate(args, spec, world_dir, tasks, examples, out):
-    main(["evaluate", "--spec", json.dumps(spec), *args, "--domains", *[str(world_dir / "domains" / f"{d}.jsonl") for d in DOMAINS],
-          "--task-specs", *[str(ROOT / "resources" / "tasks" / f"{t}.yaml") for t in tasks], "--task-examples", *examples,
-          "--domain-losses", str(out / "dl.parquet"), "--task-scores", str(out / "ts.parquet"),
-          "--example-scores", str(out / "es.parquet")])
+    main(
+        [
+            "evaluate",
+            "--spec",
+            json.dumps(spec),
+            *args,
+            "--domains",
+            *[str(world_dir / "domains" / f"{d}.jsonl") for d in DOMAINS],
+            "--task-specs",
+            *[str(ROOT / "resources" / "tasks" / f"{t}.yaml") for t in tasks],
+            "--task-examples",
+            *examples,
+            "--domain-losses",
+            str(out / "dl.parquet"),
+            "--task-scores",
+            str(out / "ts.parquet"),
+            "--example-scores",
+            str(out / "es.parquet"),
+        ]
+    )
     return {n: pl.read_parquet(out / f"{n}.parquet") for n in ("dl", "ts", "es")}
 
 
@@ -71,8 +96,14 @@ def test_external_model_directory_gives_the_tables_of_the_same_model_scored_as_a
     spec = {"tasks": SYNTHETIC, "shots": [0, 1], "examples_per_task": 4, "fewshot_seed": 1234, "domain_docs": 3}
     examples = [str(world_dir / "tasks" / f"{t}.jsonl") for t in SYNTHETIC]
     (tmp_path / "out").mkdir()
-    got = _evaluate(["--checkpoint", str(model_dir), "--external-run", "ext", "--external-step", "7"], spec, world_dir,
-                    SYNTHETIC, examples, tmp_path / "out")
+    got = _evaluate(
+        ["--checkpoint", str(model_dir), "--external-run", "ext", "--external-step", "7"],
+        spec,
+        world_dir,
+        SYNTHETIC,
+        examples,
+        tmp_path / "out",
+    )
 
     # The same weights through our own Llama (it reads transformers' LlamaForCausalLM directories) and tokenizer.
     ours = LlamaLM(load_model(model_dir), tokenizer_lib.load(model_dir))
@@ -86,7 +117,10 @@ def test_external_model_directory_gives_the_tables_of_the_same_model_scored_as_a
 
     # Both LMs present the same tokenizer and window to the scorer.
     hf = load_lm(model_dir, external=True)
-    assert isinstance(hf, HFLM) and (hf.start_id, hf.max_len) == (ours.start_id, ours.max_len) == (tokenizer_lib.eos_id(ours.tokenizer), 64)
+    assert isinstance(hf, HFLM) and (hf.start_id, hf.max_len) == (ours.start_id, ours.max_len) == (
+        tokenizer_lib.eos_id(ours.tokenizer),
+        64,
+    )
     text = read_documents(world_dir / "domains" / "code.jsonl", "valid", 1)[0]
     assert hf.encode(text) == ours.encode(text) and hf.encode_batch([text, "a = 1"]) == ours.encode_batch([text, "a = 1"])
     assert hf.token_to_id("<extra_id_0>") == ours.token_to_id("<extra_id_0>") is not None and hf.token_to_id("<nope>") is None
@@ -107,13 +141,24 @@ def test_dataset_tasks_from_local_jsonl_and_parquet_files(tiny_tokenizer, world_
     pl.DataFrame(ARC_ROWS["test.jsonl"]).write_parquet(data / "arc_test.parquet")
     for name, rows in {"arc_train.jsonl": ARC_ROWS["train.jsonl"], **HELLASWAG_ROWS}.items():
         (data / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    task_data = {"arc_easy": {"train": str(data / "arc_train.jsonl"), "test": str(data / "arc_test.parquet")},
-                 "hellaswag": {"train": str(data / "hellaswag_train.jsonl"), "validation": str(data / "hellaswag_val.jsonl")}}
+    task_data = {
+        "arc_easy": {"train": str(data / "arc_train.jsonl"), "test": str(data / "arc_test.parquet")},
+        "hellaswag": {"train": str(data / "hellaswag_train.jsonl"), "validation": str(data / "hellaswag_val.jsonl")},
+    }
     examples = []
     for task, files in task_data.items():
         out = tmp_path / "tasks" / f"{task}.jsonl"
-        main(["task-data", "--spec", json.dumps({"files": files}), "--task-spec", str(ROOT / "resources" / "tasks" / f"{task}.yaml"),
-              "--out", str(out)])
+        main(
+            [
+                "task-data",
+                "--spec",
+                json.dumps({"files": files}),
+                "--task-spec",
+                str(ROOT / "resources" / "tasks" / f"{task}.yaml"),
+                "--out",
+                str(out),
+            ]
+        )
         examples.append(str(out))
     rows = [json.loads(line) for line in open(tmp_path / "tasks" / "arc_easy.jsonl")]
     assert [(x["split"], x["gold"]) for x in rows] == [("train", 0), ("test", 1), ("test", 1)]
@@ -121,7 +166,9 @@ def test_dataset_tasks_from_local_jsonl_and_parquet_files(tiny_tokenizer, world_
     model_dir = _hf_model_dir(tiny_tokenizer, tmp_path / "hf")
     spec = {"tasks": list(task_data), "shots": [0, 1], "examples_per_task": 10, "fewshot_seed": 1234, "domain_docs": 2}
     (tmp_path / "out").mkdir()
-    got = _evaluate(["--checkpoint", str(model_dir), "--external-run", "ext"], spec, world_dir, list(task_data), examples, tmp_path / "out")
+    got = _evaluate(
+        ["--checkpoint", str(model_dir), "--external-run", "ext"], spec, world_dir, list(task_data), examples, tmp_path / "out"
+    )
     acc = got["ts"].filter(pl.col("metric") == "acc")
     assert sorted(set(acc["task"])) == ["arc_easy", "hellaswag"]
     assert dict(acc.group_by("task").agg(pl.col("n").first()).iter_rows()) == {"arc_easy": 2, "hellaswag": 2}
@@ -141,15 +188,29 @@ def test_config_checks_external_models_and_task_data(tmp_path):
     ok = _config(lambda c: c.update(external=[{"name": "pythia", "path": str(tmp_path / "model")}]))
     validate(ok)
     cases = [
-        (lambda c: c.update(external=[{"name": "x", "path": str(tmp_path / "nope")}]), r"external\[0\]\.path: .*nope' is not a directory"),
+        (
+            lambda c: c.update(external=[{"name": "x", "path": str(tmp_path / "nope")}]),
+            r"external\[0\]\.path: .*nope' is not a directory",
+        ),
         (lambda c: c.update(external=[{"name": "x", "path": str(tmp_path)}]), r"external\[0\]\.path: .* has no config\.json"),
-        (lambda c: c.update(external=[{"name": c["runs"][0]["name"], "path": str(tmp_path / "model")}]), r"external\[0\]\.name: .* already"),
+        (
+            lambda c: c.update(external=[{"name": c["runs"][0]["name"], "path": str(tmp_path / "model")}]),
+            r"external\[0\]\.name: .* already",
+        ),
         (lambda c: c.update(external=[{"path": str(tmp_path / "model")}]), r"external\[0\]: 'name' is a required property"),
         (lambda c: c["evaluation"]["tasks"].append("arc_easy"), r"evaluation\.task_data\.arc_easy: missing"),
-        (lambda c: c["evaluation"].update(tasks=["arc_easy"], task_data={"arc_easy": {"test": str(tmp_path / "test.parquet")}}),
-         r"evaluation\.task_data\.arc_easy\.train: missing"),  # shots [0, 2] draw demonstrations from train
-        (lambda c: c["evaluation"].update(tasks=["arc_easy"], task_data={"arc_easy": {"test": str(tmp_path / "t.csv"), "train": "x.jsonl"}}),
-         r"evaluation\.task_data\.arc_easy\.test: .*t\.csv'; expected a file ending in one of"),
+        (
+            lambda c: c["evaluation"].update(
+                tasks=["arc_easy"], task_data={"arc_easy": {"test": str(tmp_path / "test.parquet")}}
+            ),
+            r"evaluation\.task_data\.arc_easy\.train: missing",
+        ),  # shots [0, 2] draw demonstrations from train
+        (
+            lambda c: c["evaluation"].update(
+                tasks=["arc_easy"], task_data={"arc_easy": {"test": str(tmp_path / "t.csv"), "train": "x.jsonl"}}
+            ),
+            r"evaluation\.task_data\.arc_easy\.test: .*t\.csv'; expected a file ending in one of",
+        ),
     ]
     for edit, pattern in cases:
         with pytest.raises(ConfigError, match=pattern):
@@ -175,13 +236,22 @@ def test_workflow_runs_rule_evaluate_on_an_external_model_with_a_dataset_task(ti
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     target = "results/evals/ext/step0/task_scores.parquet"
     bin_dir = Path(sys.executable).parent
-    plan = subprocess.run([f"{bin_dir}/snakemake", "--cores", "2", "--configfile", "config.yaml", "--dry-run"], cwd=tmp_path,
-                          capture_output=True, text=True)
+    plan = subprocess.run(
+        [f"{bin_dir}/snakemake", "--cores", "2", "--configfile", "config.yaml", "--dry-run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert "wildcards: run=ext, step=0" in plan.stdout and "rule task_data:" in plan.stdout
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}  # the rule's shell calls this environment's lmforecast
-    run = subprocess.run([f"{bin_dir}/snakemake", target, "--cores", "2", "--configfile", "config.yaml"], cwd=tmp_path,
-                         capture_output=True, text=True, env=env)
+    run = subprocess.run(
+        [f"{bin_dir}/snakemake", target, "--cores", "2", "--configfile", "config.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     scores = pl.read_parquet(tmp_path / target)
     assert set(scores["run"]) == {"ext"} and "arc_easy" in set(scores["task"]) and "fact_qa" in set(scores["task"])

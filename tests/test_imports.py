@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+
 from lmforecast import tables
 from lmforecast.cli import main as cli
 from lmforecast.config import ConfigError, validate
@@ -23,8 +24,13 @@ ANALYSIS = yaml.safe_load((ROOT / "config" / "analysis.yaml").read_text())
 BIN = str(Path(sys.executable).parent)
 
 HEADER = "step,tokens,flops,val/web,val/code,arc/acc,arc/bpb"
-LADDER = {"step": "step", "tokens": "tokens", "flops": "flops", "domains": r"val/(?P<domain>\w+)",
-          "tasks": r"(?P<task>arc)/(?P<metric>acc|bpb)"}
+LADDER = {
+    "step": "step",
+    "tokens": "tokens",
+    "flops": "flops",
+    "domains": r"val/(?P<domain>\w+)",
+    "tasks": r"(?P<task>arc)/(?P<metric>acc|bpb)",
+}
 
 
 def csv(tmp_path, *lines, name="r1.csv", header=HEADER):
@@ -34,13 +40,25 @@ def csv(tmp_path, *lines, name="r1.csv", header=HEADER):
 
 
 def results_json(tmp_path, name="r1-step200.json", **override):
-    data = {"results": {"sciq": {"alias": "sciq", "acc,none": 0.6, "acc_stderr,none": 0.01, "acc_norm,none": 0.55,
-                                 "acc_norm_stderr,none": "N/A"},
-                        "mmlu": {"alias": "mmlu", "acc,none": 0.3},
-                        "mmlu_law": {"alias": " - law", "acc,none": 0.28}},
-            "groups": {"mmlu": {"acc,none": 0.3}}, "group_subtasks": {"mmlu": ["mmlu_law"], "sciq": []},
-            "n-shot": {"sciq": 0, "mmlu_law": 5}, "n-samples": {"sciq": {"original": 1000, "effective": 1000}},
-            "config": {"model": "hf", "model_args": "pretrained=x"}, **override}
+    data = {
+        "results": {
+            "sciq": {
+                "alias": "sciq",
+                "acc,none": 0.6,
+                "acc_stderr,none": 0.01,
+                "acc_norm,none": 0.55,
+                "acc_norm_stderr,none": "N/A",
+            },
+            "mmlu": {"alias": "mmlu", "acc,none": 0.3},
+            "mmlu_law": {"alias": " - law", "acc,none": 0.28},
+        },
+        "groups": {"mmlu": {"acc,none": 0.3}},
+        "group_subtasks": {"mmlu": ["mmlu_law"], "sciq": []},
+        "n-shot": {"sciq": 0, "mmlu_law": 5},
+        "n-samples": {"sciq": {"original": 1000, "effective": 1000}},
+        "config": {"model": "hf", "model_args": "pretrained=x"},
+        **override,
+    }
     path = tmp_path / name
     path.write_text(json.dumps(data))
     return path
@@ -57,14 +75,23 @@ def spec(tmp_path, ladder_files=None, lm_eval=None, **run_meta):
 
 # --- readers ----------------------------------------------------------------------
 
+
 def test_ladder_csv_becomes_checkpoints_domain_losses_and_task_scores(tmp_path):
     path = csv(tmp_path, "100,1000,6e6,3.5,2.5,0.3,1.2", "200,2000,1.2e7,3.0,2.0,0.4,1.0")
     rows = read_ladder(path, "r1", {**LADDER, "shots": 0}, {"arc": 0.25})
     assert [(c["step"], c["tokens"], c["flops"]) for c in rows["checkpoints"]] == [(100, 1000, 6e6), (200, 2000, 1.2e7)]
     assert {(d["step"], d["domain"], d["loss"]) for d in rows["domain_losses"]} == {
-        (100, "web", 3.5), (100, "code", 2.5), (200, "web", 3.0), (200, "code", 2.0)}
+        (100, "web", 3.5),
+        (100, "code", 2.5),
+        (200, "web", 3.0),
+        (200, "code", 2.0),
+    }
     assert {(t["step"], t["metric"], t["value"], t["chance"]) for t in rows["task_scores"]} == {
-        (100, "acc", 0.3, 0.25), (200, "acc", 0.4, 0.25), (100, "bpb", 1.2, 0.25), (200, "bpb", 1.0, 0.25)}
+        (100, "acc", 0.3, 0.25),
+        (200, "acc", 0.4, 0.25),
+        (100, "bpb", 1.2, 0.25),
+        (200, "bpb", 1.0, 0.25),
+    }
 
 
 def test_ladder_columns_by_explicit_map(tmp_path):
@@ -85,23 +112,34 @@ def test_lm_eval_results_skip_group_aggregates_and_stderr(tmp_path):
 
 def test_import_combines_sources_and_writes_every_table_with_its_schema(tmp_path):
     ladder = csv(tmp_path, "100,1000,6e6,3.5,2.5,0.3,1.2", "200,2000,1.2e7,3.0,2.0,0.4,1.0")
-    files = [{"path": str(results_json(tmp_path)), "run": "r1", "step": 200},
-             {"path": str(results_json(tmp_path, "r1-step300.json")), "run": "r1", "step": 300}]
+    files = [
+        {"path": str(results_json(tmp_path)), "run": "r1", "step": 200},
+        {"path": str(results_json(tmp_path, "r1-step300.json")), "run": "r1", "step": 300},
+    ]
     built = import_tables(spec(tmp_path, [ladder], {"files": files, "tasks": ["sciq"]}, tokens_per_step=10, lr=0.01))
     for name, table in built.items():
         assert table.schema.equals(tables.SCHEMAS[name]), name
     ck = pl.from_arrow(built["checkpoints"])
     # step 300 is known only from its lm-eval file: tokens from tokens_per_step, compute 6 N D
-    assert ck.rows() == [("r1", 100, 1000, 6e6, None, None, None), ("r1", 200, 2000, 1.2e7, None, None, None),
-                         ("r1", 300, 3000, 6.0 * 1000 * 3000, None, None, None)]
+    assert ck.rows() == [
+        ("r1", 100, 1000, 6e6, None, None, None),
+        ("r1", 200, 2000, 1.2e7, None, None, None),
+        ("r1", 300, 3000, 6.0 * 1000 * 3000, None, None, None),
+    ]
     runs = pl.from_arrow(built["runs"]).row(0, named=True)
     assert (runs["n_params_nonembed"], runs["objective"], runs["mixture"], runs["lr"], runs["tokens_planned"]) == (
-        1000, "clm", "default", 0.01, 3000)
+        1000,
+        "clm",
+        "default",
+        0.01,
+        3000,
+    )
     assert pl.from_arrow(built["task_scores"]).filter(pl.col("task") == "sciq").height == 4
     assert built["example_scores"].num_rows == 0 and built["sft_scores"].num_rows == 0
 
 
 # --- rejections: each names the file, the row (CSV line) and the column or field ---------
+
 
 def _bad_csv(tmp_path, lines, header=HEADER, ladder=None):
     path = csv(tmp_path, *lines, header=header)
@@ -111,23 +149,58 @@ def _bad_csv(tmp_path, lines, header=HEADER, ladder=None):
 
 
 BAD_LADDERS = [
-    ("missing column", ["100,1000,3.5,2.5,0.3,1.2"], "step,tokens,val/web,val/code,arc/acc,arc/bpb", None,
-     r": header: column\(s\) 'flops' \(flops\) missing; expected the columns that import.ladder names"),
-    ("NaN", ["100,1000,6e6,3.5,2.5,0.3,1.2", "200,2000,1.2e7,nan,2.0,0.4,1.0"], HEADER, None,
-     r": line 3, column 'val/web': 'nan'; expected a finite number"),
+    (
+        "missing column",
+        ["100,1000,3.5,2.5,0.3,1.2"],
+        "step,tokens,val/web,val/code,arc/acc,arc/bpb",
+        None,
+        r": header: column\(s\) 'flops' \(flops\) missing; expected the columns that import.ladder names",
+    ),
+    (
+        "NaN",
+        ["100,1000,6e6,3.5,2.5,0.3,1.2", "200,2000,1.2e7,nan,2.0,0.4,1.0"],
+        HEADER,
+        None,
+        r": line 3, column 'val/web': 'nan'; expected a finite number",
+    ),
     ("empty cell", ["100,1000,6e6,3.5,,0.3,1.2"], HEADER, None, r": line 2, column 'val/code': empty; expected a number"),
     ("not a number", ["100,1000,6e6,3.5,2.5,high,1.2"], HEADER, None, r": line 2, column 'arc/acc': 'high' is not a number"),
-    ("negative compute", ["100,1000,-6e6,3.5,2.5,0.3,1.2"], HEADER, None,
-     r": line 2, column 'flops': '-6e6' is negative; expected a value >= 0"),
+    (
+        "negative compute",
+        ["100,1000,-6e6,3.5,2.5,0.3,1.2"],
+        HEADER,
+        None,
+        r": line 2, column 'flops': '-6e6' is negative; expected a value >= 0",
+    ),
     ("negative tokens", ["100,-1000,6e6,3.5,2.5,0.3,1.2"], HEADER, None, r": line 2, column 'tokens': '-1000' is negative"),
-    ("fractional step", ["100.5,1000,6e6,3.5,2.5,0.3,1.2"], HEADER, None, r": line 2, column 'step': '100.5'; expected a whole number"),
-    ("same step twice", ["100,1000,6e6,3.5,2.5,0.3,1.2", "200,2000,1.2e7,3.0,2.0,0.4,1.0", "200,2000,1.2e7,3.0,2.0,0.4,1.0"],
-     HEADER, None, r": line 4, column 'step': step 200 already on line 3; expected one row per step"),
-    ("same task/metric twice", ["100,1000,6e6,3.5,2.5,0.3,1.2"], HEADER,
-     {"tasks": {"arc/acc": {"task": "arc", "metric": "acc"}, "arc/bpb": {"task": "arc", "metric": "acc"}}},
-     r": header: columns 'arc/acc' and 'arc/bpb' both give task 'arc' metric 'acc'; expected each task/metric once"),
-    ("pattern matches no column", ["100,1000,6e6,3.5,2.5,0.3,1.2"], HEADER, {"domains": r"eval/(?P<domain>\w+)"},
-     r": header \(import.ladder.domains\): no column matches"),
+    (
+        "fractional step",
+        ["100.5,1000,6e6,3.5,2.5,0.3,1.2"],
+        HEADER,
+        None,
+        r": line 2, column 'step': '100.5'; expected a whole number",
+    ),
+    (
+        "same step twice",
+        ["100,1000,6e6,3.5,2.5,0.3,1.2", "200,2000,1.2e7,3.0,2.0,0.4,1.0", "200,2000,1.2e7,3.0,2.0,0.4,1.0"],
+        HEADER,
+        None,
+        r": line 4, column 'step': step 200 already on line 3; expected one row per step",
+    ),
+    (
+        "same task/metric twice",
+        ["100,1000,6e6,3.5,2.5,0.3,1.2"],
+        HEADER,
+        {"tasks": {"arc/acc": {"task": "arc", "metric": "acc"}, "arc/bpb": {"task": "arc", "metric": "acc"}}},
+        r": header: columns 'arc/acc' and 'arc/bpb' both give task 'arc' metric 'acc'; expected each task/metric once",
+    ),
+    (
+        "pattern matches no column",
+        ["100,1000,6e6,3.5,2.5,0.3,1.2"],
+        HEADER,
+        {"domains": r"eval/(?P<domain>\w+)"},
+        r": header \(import.ladder.domains\): no column matches",
+    ),
 ]
 
 
@@ -175,8 +248,9 @@ def test_score_in_both_ladder_and_lm_eval(tmp_path):
     ladder = csv(tmp_path, "200,2000,1.2e7,3.0,2.0,0.4,1.0", header=HEADER.replace("arc/", "sciq/"))
     s = spec(tmp_path, [ladder], _files((results_json(tmp_path), "r1", 200)))
     s["ladder"]["tasks"] = r"(?P<task>sciq)/(?P<metric>acc|bpb)"
-    with pytest.raises(ImportDataError, match=r"task 'sciq' metric 'acc' \(0-shot\) of run 'r1' step 200 is also in "
-                                              + re.escape(str(ladder))):
+    with pytest.raises(
+        ImportDataError, match=r"task 'sciq' metric 'acc' \(0-shot\) of run 'r1' step 200 is also in " + re.escape(str(ladder))
+    ):
         import_tables(s)
 
 
@@ -185,7 +259,9 @@ def test_lm_eval_file_that_the_pattern_does_not_name(tmp_path):
     results_json(tmp_path / "ladder__r1-step5", "results_2025.json")
     stray = results_json(tmp_path, "summary.json")
     lm = {"dir": str(tmp_path), "pattern": r"ladder__(?P<run>\w+)-step(?P<step>\d+)/results_.*\.json"}
-    with pytest.raises(ImportDataError, match=re.escape(f"{stray}: the path 'summary.json' does not match import.lm_eval.pattern")):
+    with pytest.raises(
+        ImportDataError, match=re.escape(f"{stray}: the path 'summary.json' does not match import.lm_eval.pattern")
+    ):
         import_tables(spec(tmp_path, lm_eval=lm, tokens_per_step=1))
     stray.unlink()
     built = import_tables(spec(tmp_path, lm_eval=lm, tokens_per_step=1))
@@ -196,8 +272,10 @@ def test_unknown_run_and_checkpoint_without_tokens(tmp_path):
     path = results_json(tmp_path)
     with pytest.raises(ImportDataError, match=re.escape(f"{path}: run 'r9' is not in import.runs; expected one of ['r1']")):
         import_tables(spec(tmp_path, lm_eval=_files((path, "r9", 1))))
-    with pytest.raises(ImportDataError, match=re.escape(f"{path}: run 'r1' step 1 is in no ladder file, and import.runs entry "
-                                                        "'r1' has no tokens_per_step")):
+    with pytest.raises(
+        ImportDataError,
+        match=re.escape(f"{path}: run 'r1' step 1 is in no ladder file, and import.runs entry 'r1' has no tokens_per_step"),
+    ):
         import_tables(spec(tmp_path, lm_eval=_files((path, "r1", 1))))
 
 
@@ -214,6 +292,7 @@ def test_cli_rejects_bad_input_and_writes_no_table(tmp_path):
 
 # --- the config: either runs to train or an import section ----------------------------
 
+
 def analysis_config(edit=None):
     config = copy.deepcopy(ANALYSIS)
     if edit:
@@ -222,17 +301,42 @@ def analysis_config(edit=None):
 
 
 CONFIG_CASES = [
-    ("runs and import", lambda c: c.update(runs=DEFAULT["runs"]), r"runs: an analysis-only config \(with 'import'\) trains nothing"),
+    (
+        "runs and import",
+        lambda c: c.update(runs=DEFAULT["runs"]),
+        r"runs: an analysis-only config \(with 'import'\) trains nothing",
+    ),
     ("no source", lambda c: [c["import"].pop(k) for k in ("ladder", "lm_eval")], r"import: neither 'ladder' nor 'lm_eval'"),
-    ("lm_eval both ways", lambda c: c["import"]["lm_eval"].update(files=[{"path": "x.json", "run": "a", "step": 1}]),
-     r"import\.lm_eval: expected either 'dir' with 'pattern' .* or 'files'"),
-    ("pattern without step", lambda c: c["import"]["lm_eval"].update(pattern=r"(?P<run>\w+)\.json"),
-     r"import\.lm_eval\.pattern: .* lacks the named group\(s\) \['step'\]"),
-    ("bad regex", lambda c: c["import"]["ladder"].update(domains="eval/(?P<domain>"), r"import\.ladder\.domains: .* is not a valid regex"),
-    ("domains neither regex nor map", lambda c: c["import"]["ladder"].update(domains=3),
-     r"import\.ladder\.domains: 3 is not valid; expected a regex with the named group 'domain'"),
-    ("run without n_params", lambda c: c["import"]["runs"][0].pop("n_params"), r"import\.runs\[0\]: 'n_params' is a required property"),
-    ("chance above 1", lambda c: c["import"]["chance"].update(sciq=1.5), r"import\.chance\.sciq: 1\.5 is greater than the maximum of 1"),
+    (
+        "lm_eval both ways",
+        lambda c: c["import"]["lm_eval"].update(files=[{"path": "x.json", "run": "a", "step": 1}]),
+        r"import\.lm_eval: expected either 'dir' with 'pattern' .* or 'files'",
+    ),
+    (
+        "pattern without step",
+        lambda c: c["import"]["lm_eval"].update(pattern=r"(?P<run>\w+)\.json"),
+        r"import\.lm_eval\.pattern: .* lacks the named group\(s\) \['step'\]",
+    ),
+    (
+        "bad regex",
+        lambda c: c["import"]["ladder"].update(domains="eval/(?P<domain>"),
+        r"import\.ladder\.domains: .* is not a valid regex",
+    ),
+    (
+        "domains neither regex nor map",
+        lambda c: c["import"]["ladder"].update(domains=3),
+        r"import\.ladder\.domains: 3 is not valid; expected a regex with the named group 'domain'",
+    ),
+    (
+        "run without n_params",
+        lambda c: c["import"]["runs"][0].pop("n_params"),
+        r"import\.runs\[0\]: 'n_params' is a required property",
+    ),
+    (
+        "chance above 1",
+        lambda c: c["import"]["chance"].update(sciq=1.5),
+        r"import\.chance\.sciq: 1\.5 is greater than the maximum of 1",
+    ),
 ]
 
 
@@ -260,6 +364,7 @@ def test_config_with_neither_runs_nor_import():
 
 # --- the workflow on config/analysis.yaml ---------------------------------------------
 
+
 def snakemake(workdir, *args):
     cmd = [f"{BIN}/snakemake", "--cores", "2", "--configfile", "config/analysis.yaml", *args]
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
@@ -285,7 +390,9 @@ def test_analysis_workflow_imports_then_fits_without_training(tmp_path):
     params = params.filter(pl.col("predictor") == "flp")
     alpha = params.filter(pl.col("param") == "alpha").row(0, named=True)
     assert abs(alpha["value"] - 0.15) < 3 * alpha["stderr"]
-    slope = params.filter((pl.col("stage") == "score") & (pl.col("task") == "arc_easy") & (pl.col("param") == "slope")).row(0, named=True)
+    slope = params.filter((pl.col("stage") == "score") & (pl.col("task") == "arc_easy") & (pl.col("param") == "slope")).row(
+        0, named=True
+    )
     assert abs(slope["value"] + 0.30) < 3 * slope["stderr"]
     assert (flp["abs_error"] < 0.05).all()
     assert (tmp_path / "results/report/index.html").stat().st_size > 10_000

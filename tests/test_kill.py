@@ -15,19 +15,17 @@ import re
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
 from polars.testing import assert_frame_equal
-
-from lmforecast.config import checkpoint_steps
-from lmforecast.settings import Training
-from lmforecast.io import atomic_dir, write_json
-
 from smoke import BIN, SMOKE, copy_workflow, snakemake
 from test_workflow import planned_jobs
+
+from lmforecast.config import checkpoint_steps
+from lmforecast.io import atomic_dir, write_json
+from lmforecast.settings import Training
 
 pytestmark = pytest.mark.workflow
 
@@ -53,8 +51,9 @@ def kill_writer_of(workdir, target, directory, name, whole_group=False, timeout=
     temporary appears (or Snakemake's process group, with the job in it). Returns the temporary's path."""
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     cmd = [f"{BIN}/snakemake", target, "--cores", "1", "--configfile", str(workdir / "config.yaml")]
-    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     pattern = re.compile(rf"\.tmp-(\d+)-{re.escape(name)}")
     deadline = time.monotonic() + timeout
     tmp = None
@@ -65,7 +64,9 @@ def kill_writer_of(workdir, target, directory, name, whole_group=False, timeout=
             time.sleep(0.001)
     if tmp is None:
         proc.kill()
-        raise AssertionError(f"no temporary of {directory / name} appeared while `{' '.join(cmd)}` ran:\n{proc.communicate()[0][-3000:]}")
+        raise AssertionError(
+            f"no temporary of {directory / name} appeared while `{' '.join(cmd)}` ran:\n{proc.communicate()[0][-3000:]}"
+        )
     if whole_group:
         os.killpg(proc.pid, signal.SIGKILL)
     else:
@@ -106,8 +107,11 @@ def test_sigkill_mid_write_then_snakemake_reruns_exactly_the_killed_job(tmp_path
     snakemake(work, "--rerun-incomplete", "aggregate")
     assert not list((work / "results").rglob(".tmp-*")), "a temporary was left behind"
     for name in TABLES:
-        assert_frame_equal(pl.read_parquet(tables / f"{name}.parquet"),
-                           pl.read_parquet(reference / "results" / "tables" / f"{name}.parquet"), check_exact=True)
+        assert_frame_equal(
+            pl.read_parquet(tables / f"{name}.parquet"),
+            pl.read_parquet(reference / "results" / "tables" / f"{name}.parquet"),
+            check_exact=True,
+        )
 
 
 def test_a_write_removes_the_temporaries_of_killed_writers_of_the_same_target(tmp_path):

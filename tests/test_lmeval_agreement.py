@@ -31,12 +31,12 @@ import torch  # noqa: E402
 from test_tasks import ARC_ROWS, HELLASWAG_ROWS, write_rows  # noqa: E402
 
 from lmforecast.data import tokenizer as tokenizer_lib  # noqa: E402
+from lmforecast.data.world import task_examples  # noqa: E402
 from lmforecast.measure.evaluate import score_requests  # noqa: E402
 from lmforecast.measure.lm import LlamaLM  # noqa: E402
-from lmforecast.train.model import Llama, ModelConfig, load_model, save_model  # noqa: E402
 from lmforecast.measure.scoring import encode_choices  # noqa: E402
 from lmforecast.measure.tasks import Request, Task, build_requests, load_dataset_examples, load_task  # noqa: E402
-from lmforecast.data.world import task_examples  # noqa: E402
+from lmforecast.train.model import Llama, ModelConfig, load_model, save_model  # noqa: E402
 
 MAX_LEN = 64
 TOL = 1e-6
@@ -49,8 +49,9 @@ def _jinja(template):
 
 def _write_jsonl(path, examples):
     """Synthetic examples as dataset rows: the template fields at top level, choices, gold, id."""
-    path.write_text("".join(json.dumps({"id": x["id"], **x["fields"], "choices": x["choices"], "gold": x["gold"]}) + "\n"
-                            for x in examples))
+    path.write_text(
+        "".join(json.dumps({"id": x["id"], **x["fields"], "choices": x["choices"], "gold": x["gold"]}) + "\n" for x in examples)
+    )
 
 
 def _synthetic_task(directory, name, examples, template, target_delimiter, shots, choices=None):
@@ -62,24 +63,44 @@ def _synthetic_task(directory, name, examples, template, target_delimiter, shots
         files[split] = str(directory / f"{name}_{split}.jsonl")
         _write_jsonl(Path(files[split]), [x for x in examples if x["split"] == split])
     spec = {
-        "task": name, "dataset_path": "json",
+        "task": name,
+        "dataset_path": "json",
         "dataset_kwargs": {"data_files": files, "cache_dir": str(directory / "hf_cache")},
-        "test_split": "eval", "fewshot_split": "sft", "num_fewshot": shots, "output_type": "multiple_choice",
-        "doc_to_text": _jinja(template), "doc_to_choice": "choices", "doc_to_target": "gold",
-        "target_delimiter": target_delimiter, "fewshot_delimiter": "\n\n",
+        "test_split": "eval",
+        "fewshot_split": "sft",
+        "num_fewshot": shots,
+        "output_type": "multiple_choice",
+        "doc_to_text": _jinja(template),
+        "doc_to_choice": "choices",
+        "doc_to_target": "gold",
+        "target_delimiter": target_delimiter,
+        "fewshot_delimiter": "\n\n",
         "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in ("acc", "acc_norm")],
     }
     (directory / f"{name}.yaml").write_text(json.dumps(spec))  # JSON is YAML
-    task = Task(name=name, domain=None, prompts={"p": template}, fewshot_split="sft", eval_split="eval",
-                target_delimiter=target_delimiter, fewshot_delimiter="\n\n")
+    task = Task(
+        name=name,
+        domain=None,
+        prompts={"p": template},
+        fewshot_split="sft",
+        eval_split="eval",
+        target_delimiter=target_delimiter,
+        fewshot_delimiter="\n\n",
+    )
     return task, examples
 
 
 def _real_task(directory, name, lmeval_yaml, data_files):
     """lm-eval's own task configuration, only its dataset swapped for local JSONL files."""
-    spec = {"include": str(lmeval_yaml), "task": name, "dataset_path": "json", "dataset_name": None,
-            "dataset_kwargs": {"data_files": data_files, "cache_dir": str(directory / "hf_cache")},
-            "validation_split": "validation" if "validation" in data_files else None, "num_fewshot": 0}
+    spec = {
+        "include": str(lmeval_yaml),
+        "task": name,
+        "dataset_path": "json",
+        "dataset_name": None,
+        "dataset_kwargs": {"data_files": data_files, "cache_dir": str(directory / "hf_cache")},
+        "validation_split": "validation" if "validation" in data_files else None,
+        "num_fewshot": 0,
+    }
     (directory / f"{name}.yaml").write_text(json.dumps(spec))
 
 
@@ -91,8 +112,16 @@ def agreement(tiny_world, tiny_tokenizer, tmp_path_factory):
     tasks_dir.mkdir()
     tok = tokenizer_lib.load(tiny_tokenizer)
     torch.manual_seed(0)
-    model = Llama(ModelConfig(vocab_size=tok.get_vocab_size(), d_model=32, n_layers=2, n_heads=2, seq_len=MAX_LEN,
-                              eos_token_id=tokenizer_lib.eos_id(tok)))
+    model = Llama(
+        ModelConfig(
+            vocab_size=tok.get_vocab_size(),
+            d_model=32,
+            n_layers=2,
+            n_heads=2,
+            seq_len=MAX_LEN,
+            eos_token_id=tokenizer_lib.eos_id(tok),
+        )
+    )
     with torch.no_grad():  # larger weights than the init's: peaked predictions, so that acc is not a coin toss
         for p in model.parameters():
             if p.dim() == 2:
@@ -105,25 +134,48 @@ def agreement(tiny_world, tiny_tokenizer, tmp_path_factory):
     ours = {  # lm-eval task name -> (our Task, examples, shots)
         "lmf_fact_qa_0shot": (*_synthetic_task(tasks_dir, "lmf_fact_qa_0shot", fact_qa, fact_template["question"], " ", 0), 0),
         "lmf_fact_qa_3shot": (*_synthetic_task(tasks_dir, "lmf_fact_qa_3shot", fact_qa, fact_template["statement"], " ", 3), 3),
-        "lmf_trailing_space": (*_synthetic_task(tasks_dir, "lmf_trailing_space", sentiment, "{review} Overall, it was ", "", 0), 0),
-        "lmf_split_word": (*_synthetic_task(tasks_dir, "lmf_split_word", sentiment, "{review} Overall, it wa", "", 0,
-                                            choices=lambda c: "s " + c), 0),
+        "lmf_trailing_space": (
+            *_synthetic_task(tasks_dir, "lmf_trailing_space", sentiment, "{review} Overall, it was ", "", 0),
+            0,
+        ),
+        "lmf_split_word": (
+            *_synthetic_task(
+                tasks_dir, "lmf_split_word", sentiment, "{review} Overall, it wa", "", 0, choices=lambda c: "s " + c
+            ),
+            0,
+        ),
     }
     arc_dir, hs_dir = write_rows(root / "arc", ARC_ROWS), write_rows(root / "hellaswag", HELLASWAG_ROWS)
-    _real_task(tasks_dir, "lmf_arc_easy", LMEVAL_TASKS / "arc/arc_easy.yaml",
-               {"train": str(arc_dir / "train.jsonl"), "test": str(arc_dir / "test.jsonl")})
-    _real_task(tasks_dir, "lmf_hellaswag", LMEVAL_TASKS / "hellaswag/hellaswag.yaml",
-               {"train": str(hs_dir / "hellaswag_train.jsonl"), "validation": str(hs_dir / "hellaswag_val.jsonl")})
-    for name, yaml_path, data_dir in (("lmf_arc_easy", "resources/tasks/arc_easy.yaml", arc_dir),
-                                      ("lmf_hellaswag", "resources/tasks/hellaswag.yaml", hs_dir)):
+    _real_task(
+        tasks_dir,
+        "lmf_arc_easy",
+        LMEVAL_TASKS / "arc/arc_easy.yaml",
+        {"train": str(arc_dir / "train.jsonl"), "test": str(arc_dir / "test.jsonl")},
+    )
+    _real_task(
+        tasks_dir,
+        "lmf_hellaswag",
+        LMEVAL_TASKS / "hellaswag/hellaswag.yaml",
+        {"train": str(hs_dir / "hellaswag_train.jsonl"), "validation": str(hs_dir / "hellaswag_val.jsonl")},
+    )
+    for name, yaml_path, data_dir in (
+        ("lmf_arc_easy", "resources/tasks/arc_easy.yaml", arc_dir),
+        ("lmf_hellaswag", "resources/tasks/hellaswag.yaml", hs_dir),
+    ):
         ours[name] = (load_task(yaml_path), load_dataset_examples(yaml_path, data_dir=data_dir, cache_dir=root / "hf_cache"), 0)
 
     from lm_eval.tasks import TaskManager
 
     out = lm_eval.simple_evaluate(
-        model="hf", model_args={"pretrained": str(model_dir), "dtype": "float64", "add_bos_token": True},
-        tasks=list(ours), device="cpu", batch_size=16, log_samples=True, bootstrap_iters=0,
-        task_manager=TaskManager(include_path=str(tasks_dir), include_defaults=False))
+        model="hf",
+        model_args={"pretrained": str(model_dir), "dtype": "float64", "add_bos_token": True},
+        tasks=list(ours),
+        device="cpu",
+        batch_size=16,
+        log_samples=True,
+        bootstrap_iters=0,
+        task_manager=TaskManager(include_path=str(tasks_dir), include_defaults=False),
+    )
     return ours, out, LlamaLM(load_model(model_dir).double(), tokenizer_lib.load(model_dir))
 
 
@@ -133,13 +185,24 @@ def _our_requests(task, examples, shots, samples):
         by_id = {r.example: r for r in build_requests(task, examples, list(task.prompts), [0])}
         ids = [x["id"] for x in examples if x["split"] == task.eval_split]
         return [by_id[ids[s["doc_id"]]] for s in samples]
-    return [Request(task=task.name, prompt="p", shots=shots, example=s["doc"]["id"], context=s["arguments"][0][0],
-                    choices=tuple(s["doc"]["choices"]), gold=s["doc"]["gold"], target_delimiter=task.target_delimiter)
-            for s in samples]
+    return [
+        Request(
+            task=task.name,
+            prompt="p",
+            shots=shots,
+            example=s["doc"]["id"],
+            context=s["arguments"][0][0],
+            choices=tuple(s["doc"]["choices"]),
+            gold=s["doc"]["gold"],
+            target_delimiter=task.target_delimiter,
+        )
+        for s in samples
+    ]
 
 
-@pytest.mark.parametrize("name", ["lmf_fact_qa_0shot", "lmf_fact_qa_3shot", "lmf_trailing_space", "lmf_split_word",
-                                  "lmf_arc_easy", "lmf_hellaswag"])
+@pytest.mark.parametrize(
+    "name", ["lmf_fact_qa_0shot", "lmf_fact_qa_3shot", "lmf_trailing_space", "lmf_split_word", "lmf_arc_easy", "lmf_hellaswag"]
+)
 def test_loglikelihoods_acc_and_acc_norm_agree_with_lm_eval(agreement, name):
     ours, out, lm = agreement
     assert lm.max_len == MAX_LEN

@@ -1,14 +1,13 @@
 import numpy as np
 import pytest
 import torch
+from test_train import job, make_run, shards  # noqa: F401 (shards is a fixture)
 
-from lmforecast.train import objectives
 from lmforecast.io import read_json
+from lmforecast.train import objectives
+from lmforecast.train.loop import TRAINER_STATE, train_segment
 from lmforecast.train.model import Llama, ModelConfig
 from lmforecast.train.objectives import IGNORE, make_batch, random_spans_noise_mask, span_corrupt, to_batch
-from lmforecast.train.loop import TRAINER_STATE, train_segment
-
-from test_train import job, make_run, shards  # noqa: F401 (shards is a fixture)
 
 SENTINELS = [100, 101, 102, 103, 104, 105, 106, 107]
 
@@ -37,14 +36,7 @@ def reconstruct(seq, prefix_len, sentinels):
 def test_prefix_lm_mask_is_bidirectional_in_the_prefix_and_causal_after():
     seq = np.arange(10, 19)  # 9 tokens: input_ids of 8 positions
     ids, mask, labels = to_batch([(seq, 3)], 8, pad=0)
-    expected = ["11100000",
-                "11100000",
-                "11100000",
-                "11110000",
-                "11111000",
-                "11111100",
-                "11111110",
-                "11111111"]
+    expected = ["11100000", "11100000", "11100000", "11110000", "11111000", "11111100", "11111110", "11111111"]
     assert mask.shape == (1, 1, 8, 8)
     assert ["".join("1" if v else "0" for v in row) for row in mask[0, 0].tolist()] == expected
     assert ids[0].tolist() == list(range(10, 18))

@@ -4,19 +4,37 @@ import numpy as np
 import polars as pl
 import pytest
 
-from lmforecast.fits.pairwise import PairwiseSettings
 from lmforecast.cli import main
 from lmforecast.config import ConfigError
+from lmforecast.fits.pairwise import PairwiseSettings
 from lmforecast.fits.pairwise.decision import decision_accuracy
-from lmforecast.fits.pairwise.proxies import (LEARNED, build_dataset, domain_proxies, fit_pairwise, model_splits, pair_features,
-                                 pairwise_accuracy)
+from lmforecast.fits.pairwise.proxies import (
+    LEARNED,
+    build_dataset,
+    domain_proxies,
+    fit_pairwise,
+    model_splits,
+    pair_features,
+    pairwise_accuracy,
+)
 
 SPEC = {
-    "models": "last", "compare_within": "all", "task_groups": [{"name": "all", "tasks": ["t1", "t2"]}],
-    "sft_method": "full", "sft_data": "multitask", "sft_metric": "acc", "tie_epsilon": 0.0,
-    "learned_proxies": "all", "splits": 20, "train_frac": 0.6, "bootstrap": 200, "gap_bins": 3, "top_k": 1,
+    "models": "last",
+    "compare_within": "all",
+    "task_groups": [{"name": "all", "tasks": ["t1", "t2"]}],
+    "sft_method": "full",
+    "sft_data": "multitask",
+    "sft_metric": "acc",
+    "tie_epsilon": 0.0,
+    "learned_proxies": "all",
+    "splits": 20,
+    "train_frac": 0.6,
+    "bootstrap": 200,
+    "gap_bins": 3,
+    "top_k": 1,
     "lightgbm": {"n_estimators": 50, "learning_rate": 0.1, "num_leaves": 7, "min_child_samples": 3},
-    "decision": {"scale": ["size"], "recipe": ["mixture"]}, "seed": 0,
+    "decision": {"scale": ["size"], "recipe": ["mixture"]},
+    "seed": 0,
 }
 
 
@@ -29,26 +47,78 @@ def synthetic_tables(a, b, score, span_corruption=False):
     for k, (ak, bk, sk) in enumerate(zip(a, b, score)):
         run = f"r{k:02d}"
         size = "sm"[k % 2]
-        runs.append({"run": run, "size": size, "mixture": f"mix{k // 2}", "objective": "clm", "lr": 0.003,
-                     "seed": 0, "tokens_planned": 1000, "n_params": 100 * (1 + k % 2)})
+        runs.append(
+            {
+                "run": run,
+                "size": size,
+                "mixture": f"mix{k // 2}",
+                "objective": "clm",
+                "lr": 0.003,
+                "seed": 0,
+                "tokens_planned": 1000,
+                "n_params": 100 * (1 + k % 2),
+            }
+        )
         for step in (5, 10):
             late = step == 10
-            ck.append({"run": run, "step": step, "tokens": step * 100, "flops": float(step * 100 * (1 + k % 2)), "train_loss": 3.0, "lr": 0.003})
+            ck.append(
+                {
+                    "run": run,
+                    "step": step,
+                    "tokens": step * 100,
+                    "flops": float(step * 100 * (1 + k % 2)),
+                    "train_loss": 3.0,
+                    "lr": 0.003,
+                }
+            )
             for domain, x in (("d1", ak), ("d2", bk)):
-                row = {"run": run, "step": step, "domain": domain, "loss": 3.0 - x - late, "bits_per_byte": (3.0 - x - late) / 2,
-                       "tokens": 100, "bytes": 300}
+                row = {
+                    "run": run,
+                    "step": step,
+                    "domain": domain,
+                    "loss": 3.0 - x - late,
+                    "bits_per_byte": (3.0 - x - late) / 2,
+                    "tokens": 100,
+                    "bytes": 300,
+                }
                 if span_corruption:
                     row["span_corruption_loss"] = 4.0 - x
                 dl.append(row)
             for task in ("t1", "t2"):
                 for metric, value in (("acc", 0.25 + 0.1 * late), ("bits_per_byte", 2.0 - ak)):
-                    ts.append({"run": run, "step": step, "task": task, "prompt": "p", "shots": 0, "metric": metric,
-                               "value": value, "n": 10, "chance": 0.25})
+                    ts.append(
+                        {
+                            "run": run,
+                            "step": step,
+                            "task": task,
+                            "prompt": "p",
+                            "shots": 0,
+                            "metric": metric,
+                            "value": value,
+                            "n": 10,
+                            "chance": 0.25,
+                        }
+                    )
                 if late:
-                    sft.append({"run": run, "step": step, "task": task, "sft_method": "full", "sft_data": "multitask",
-                                "metric": "acc", "value": float(sk), "n": 10})
-    return {"runs": pl.DataFrame(runs), "checkpoints": pl.DataFrame(ck), "domain_losses": pl.DataFrame(dl),
-            "task_scores": pl.DataFrame(ts), "sft_scores": pl.DataFrame(sft)}
+                    sft.append(
+                        {
+                            "run": run,
+                            "step": step,
+                            "task": task,
+                            "sft_method": "full",
+                            "sft_data": "multitask",
+                            "metric": "acc",
+                            "value": float(sk),
+                            "n": 10,
+                        }
+                    )
+    return {
+        "runs": pl.DataFrame(runs),
+        "checkpoints": pl.DataFrame(ck),
+        "domain_losses": pl.DataFrame(dl),
+        "task_scores": pl.DataFrame(ts),
+        "sft_scores": pl.DataFrame(sft),
+    }
 
 
 def test_split_never_puts_a_run_on_both_sides():
@@ -96,7 +166,8 @@ def test_a_column_only_some_models_have_is_dropped_and_a_model_without_evaluatio
     a = np.linspace(0, 1, 6)
     t = synthetic_tables(a, a, a, span_corruption=True)
     t["domain_losses"] = t["domain_losses"].with_columns(
-        pl.when(pl.col("run") == "r02").then(None).otherwise(pl.col("span_corruption_loss")).alias("span_corruption_loss"))
+        pl.when(pl.col("run") == "r02").then(None).otherwise(pl.col("span_corruption_loss")).alias("span_corruption_loss")
+    )
     [d] = build_dataset(t, PairwiseSettings.from_dict(SPEC))
     assert "-span_corruption_loss" in d.dropped and "-span_corruption_loss" not in d.proxies and "inv_ppl" in d.proxies
     t["task_scores"] = t["task_scores"].filter(pl.col("run") != "r04")
@@ -150,7 +221,9 @@ def test_learned_comparator_beats_every_single_proxy_on_a_non_monotone_score():
 def test_perplexity_that_disagrees_with_sft_is_flagged():
     rng = np.random.default_rng(2)
     a = rng.uniform(size=12)
-    results, gap, summary = fit_pairwise(synthetic_tables(a, a, -a), PairwiseSettings.from_dict({**SPEC, "learned_proxies": ["inv_ppl"]}))
+    results, gap, summary = fit_pairwise(
+        synthetic_tables(a, a, -a), PairwiseSettings.from_dict({**SPEC, "learned_proxies": ["inv_ppl"]})
+    )
     ppl = summary["all"]["perplexity"]
     assert ppl["accuracy"] == 0.0 and ppl["disagreement_rate"] == 1.0 and ppl["worse_than_chance"]
     # gap bins partition the pairs
@@ -203,8 +276,20 @@ def test_cli_writes_the_outputs(tmp_path):
         full = {f.name: columns.get(f.name, [None] * table.height) for f in tables.SCHEMAS[name]}
         tables.write(tables.to_table(name, full), tmp_path / f"{name}.parquet")
     out = tmp_path / "fits"
-    main(["fit", "pairwise", "--spec", json.dumps(SPEC), "--tables", str(tmp_path), "--fits", str(out),
-          "--report-dir", str(tmp_path / "report")])
+    main(
+        [
+            "fit",
+            "pairwise",
+            "--spec",
+            json.dumps(SPEC),
+            "--tables",
+            str(tmp_path),
+            "--fits",
+            str(out),
+            "--report-dir",
+            str(tmp_path / "report"),
+        ]
+    )
     results = pl.read_parquet(out / "pairwise.parquet")
     assert LEARNED in set(results["proxy"]) and results["n_pairs"][0] == 45
     assert pl.read_parquet(out / "pairwise_gap.parquet").height > 0

@@ -4,16 +4,14 @@ schema and the report all find it (tests/data/toy_fit.py, copied into a copy of 
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from smoke import BIN, planned_rules, snakemake
 
 from lmforecast.fits.registry import Fit, registry
 from lmforecast.fits.scaling import ScalingSettings
-
-from smoke import BIN, planned_rules, snakemake
 
 TOY = Path(__file__).parent / "data" / "toy_fit.py"
 
@@ -27,12 +25,13 @@ def test_every_fit_is_registered_once_with_a_summary_and_a_schema():
 
 
 def test_settings_are_typed_and_frozen():
-    s = ScalingSettings.from_dict({"metric": "acc", "shots": 0, "emerged_margin": 0.1, "holdout": ["a", "b"],
-                                   "predictors": ["flp"], "bootstrap": 5})
+    s = ScalingSettings.from_dict(
+        {"metric": "acc", "shots": 0, "emerged_margin": 0.1, "holdout": ["a", "b"], "predictors": ["flp"], "bootstrap": 5}
+    )
     assert s.holdout == ("a", "b") and s.prompt is None
     with pytest.raises(AttributeError):
         s.shots = 1
-    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['shot'\]"):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['shot'\]"):
         ScalingSettings.from_dict({"metric": "acc", "shot": 0})
 
 

@@ -4,10 +4,18 @@ import pytest
 from scipy import stats
 from sklearn.metrics import adjusted_rand_score
 
-from lmforecast.fits.relatedness import RelatednessSettings
 from lmforecast.data import planted
-from lmforecast.fits.relatedness.trajectories import (correlation_groups, correlation_matrix, k_medoids, point_relatedness,
-                                    polynomial_features, polynomial_groups, task_relatedness, trajectories)
+from lmforecast.fits.relatedness import RelatednessSettings
+from lmforecast.fits.relatedness.trajectories import (
+    correlation_groups,
+    correlation_matrix,
+    k_medoids,
+    point_relatedness,
+    polynomial_features,
+    polynomial_groups,
+    task_relatedness,
+    trajectories,
+)
 
 CFG = {"shots": 0, "prompt": None, "clusters": 4, "degree": 3, "seed": 0}
 
@@ -37,7 +45,7 @@ def test_interpolating_polynomial_reproduces_the_standardised_trajectory():
     z = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
     t = np.linspace(-1, 1, 4)
     for run in range(6):
-        back = np.polynomial.legendre.legval(t, coef[:, run * 4:(run + 1) * 4].T)
+        back = np.polynomial.legendre.legval(t, coef[:, run * 4 : (run + 1) * 4].T)
         assert np.allclose(back, z[:, segments == run])
 
 
@@ -85,8 +93,19 @@ def test_task_relatedness_matches_scipy_and_is_symmetric():
     n = 12
     base = rng.normal(size=n)
     values = {"a": base, "b": 2 * base + 0.1 * rng.normal(size=n), "c": rng.normal(size=n)}
-    rows = [{"run": f"r{i // 4}", "step": i % 4, "task": t, "prompt": "p", "shots": 0, "metric": "logprob_correct",
-             "value": float(v[i])} for t, v in values.items() for i in range(n)]
+    rows = [
+        {
+            "run": f"r{i // 4}",
+            "step": i % 4,
+            "task": t,
+            "prompt": "p",
+            "shots": 0,
+            "metric": "logprob_correct",
+            "value": float(v[i]),
+        }
+        for t, v in values.items()
+        for i in range(n)
+    ]
     m = task_relatedness(pl.DataFrame(rows), RelatednessSettings.from_dict(CFG))
     assert m.height == 9
     ab = m.filter((pl.col("task_a") == "a") & (pl.col("task_b") == "b")).row(0, named=True)

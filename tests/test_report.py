@@ -10,12 +10,11 @@ import matplotlib.image
 import polars as pl
 import pytest
 import yaml
-
-from lmforecast.report.leaderboard import leaderboard
-from lmforecast.fits.registry import registry
-from lmforecast.report.page import build_report, sections
-
 from smoke import snakemake
+
+from lmforecast.fits.registry import registry
+from lmforecast.report.leaderboard import leaderboard
+from lmforecast.report.page import build_report, sections
 
 TABLES = ("runs", "checkpoints", "domain_losses", "task_scores", "sft_scores")
 
@@ -53,9 +52,19 @@ def test_report_has_every_section_and_every_image_is_a_nonempty_figure(finished,
     images = re.findall(r'<figure id="fig-([\w]+)"><img alt="\1" src="data:image/png;base64,([^"]+)">', html)
     stems = {stem for stem, _ in images}
     config = yaml.safe_load((finished / "config.yaml").read_text())
-    expected = {"training_curves", "domain_losses", "loss_vs_compute", "score_vs_loss", "predicted_vs_actual",
-                "pairwise_accuracy", "pairwise_gap", "task_relatedness", "point_relatedness", "selection",
-                *(f"transfer_{t}" for t in config["sft"]["tasks"])}
+    expected = {
+        "training_curves",
+        "domain_losses",
+        "loss_vs_compute",
+        "score_vs_loss",
+        "predicted_vs_actual",
+        "pairwise_accuracy",
+        "pairwise_gap",
+        "task_relatedness",
+        "point_relatedness",
+        "selection",
+        *(f"transfer_{t}" for t in config["sft"]["tasks"]),
+    }
     assert stems == expected and len(images) == len(expected)
     assert html.count("<img") == len(expected)  # nothing else embedded, nothing missing
     for stem, data in images:
@@ -116,12 +125,32 @@ def test_snakemake_report_collects_the_flagged_figures(finished):
 
 
 def test_leaderboard_marks_ties_and_knows_which_way_is_better(tmp_path):
-    preds = pl.DataFrame({"predictor": ["a", "b", "c"], "family": ["f"] * 3, "task": ["t"] * 3, "run": ["r"] * 3,
-                          "score_actual": [0.5] * 3, "score_pred": [0.6, 0.4, 0.8], "score_lo": [0.55, 0.3, 0.7],
-                          "score_hi": [0.7, 0.45, 0.9], "abs_error": [0.1, 0.1, 0.3], "covered": [False, False, False],
-                          "n_fit_runs": [4] * 3, "n_boot": [10] * 3})
-    pairwise = pl.DataFrame({"task_group": ["g", "g"], "proxy": ["inv_ppl", "learned"], "accuracy": [0.3, 0.7],
-                             "ci_low": [0.1, 0.5], "ci_high": [0.5, 0.9], "n_pairs": [10, 10]})
+    preds = pl.DataFrame(
+        {
+            "predictor": ["a", "b", "c"],
+            "family": ["f"] * 3,
+            "task": ["t"] * 3,
+            "run": ["r"] * 3,
+            "score_actual": [0.5] * 3,
+            "score_pred": [0.6, 0.4, 0.8],
+            "score_lo": [0.55, 0.3, 0.7],
+            "score_hi": [0.7, 0.45, 0.9],
+            "abs_error": [0.1, 0.1, 0.3],
+            "covered": [False, False, False],
+            "n_fit_runs": [4] * 3,
+            "n_boot": [10] * 3,
+        }
+    )
+    pairwise = pl.DataFrame(
+        {
+            "task_group": ["g", "g"],
+            "proxy": ["inv_ppl", "learned"],
+            "accuracy": [0.3, 0.7],
+            "ci_low": [0.1, 0.5],
+            "ci_high": [0.5, 0.9],
+            "n_pairs": [10, 10],
+        }
+    )
     from lmforecast.fits.pairwise import leaderboard_rows as pairwise_rows
     from lmforecast.fits.scaling import leaderboard_rows as scaling_rows
 

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from lmforecast.train.checkpoint import verify
-from lmforecast.io import read_json
-from lmforecast.train.loop import TRAINER_STATE, train_segment
-
 from test_train import TRAINING, job, make_run, shards, weights  # noqa: F401 (shards is a fixture)
+
+from lmforecast.io import read_json
+from lmforecast.train.checkpoint import verify
+from lmforecast.train.loop import TRAINER_STATE, train_segment
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = int(os.environ.get("LMF_RESUME_KILLS", "10"))
@@ -30,9 +29,28 @@ START, END = 10, 40  # the killed segment resumes from the checkpoint at START
 
 def pretrain(spec, shard_paths, tokenizer, init, out):
     """The pretrain rule's command line, started in its own process (stdout line-buffered by our logger)."""
-    cmd = [sys.executable, "-m", "lmforecast.cli", "pretrain", "--spec", json.dumps(spec), "--shards", *map(str, shard_paths.values()),
-           "--tokenizer", str(tokenizer), "--init", str(init), "--step-start", str(START), "--step-end", str(END),
-           "--out", str(out), "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lmforecast.cli",
+        "pretrain",
+        "--spec",
+        json.dumps(spec),
+        "--shards",
+        *map(str, shard_paths.values()),
+        "--tokenizer",
+        str(tokenizer),
+        "--init",
+        str(init),
+        "--step-start",
+        str(START),
+        "--step-end",
+        str(END),
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+    ]
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'workflow'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
@@ -76,7 +94,9 @@ def test_sigterm_at_random_steps_then_rerun_gives_the_uninterrupted_weights(shar
     verify(out)
     expected, got = weights(tmp_path / "uninterrupted"), weights(out)
     assert all(torch.equal(expected[k], got[k]) for k in expected)
-    assert read_json(out / TRAINER_STATE)["tokens_per_domain"] == read_json(tmp_path / "uninterrupted" / TRAINER_STATE)["tokens_per_domain"]
+    assert (
+        read_json(out / TRAINER_STATE)["tokens_per_domain"]
+        == read_json(tmp_path / "uninterrupted" / TRAINER_STATE)["tokens_per_domain"]
+    )
     for done in out.parent.glob("completed-after-kill-*"):
         assert all(torch.equal(expected[k], v) for k, v in weights(done).items())
-

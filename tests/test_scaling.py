@@ -13,8 +13,15 @@ from lmforecast.fits.scaling.backtest import backtest, resample_runs
 from lmforecast.fits.scaling.curves import fit_power_law, fit_sigmoid, power_law, sigmoid
 
 PREDICTORS = ["direct", "flp", "chinchilla", "ladder", "flpm"]
-CFG = {"metric": "acc", "shots": 0, "prompt": None, "emerged_margin": 0.05, "holdout": "largest_compute",
-       "predictors": PREDICTORS, "bootstrap": 20}
+CFG = {
+    "metric": "acc",
+    "shots": 0,
+    "prompt": None,
+    "emerged_margin": 0.05,
+    "holdout": "largest_compute",
+    "predictors": PREDICTORS,
+    "bootstrap": 20,
+}
 TRUTH = {"A": 2.0, "alpha": 0.3, "E": 1.7}
 
 
@@ -86,7 +93,7 @@ def synthetic_tables(n_runs=6, noise=0.0, seed=0):
     rng = np.random.default_rng(seed)
     runs, ck, dl, ts = [], [], [], []
     for i in range(n_runs):
-        run, n = f"r{i}", int(2e4 * 2 ** i)
+        run, n = f"r{i}", int(2e4 * 2**i)
         runs.append({"run": run, "mixture": "m", "objective": "clm", "lr": 0.003, "n_params": n})
         for frac in (0.25, 0.5, 0.75, 1.0):
             tokens = int(20 * n * frac)
@@ -96,10 +103,24 @@ def synthetic_tables(n_runs=6, noise=0.0, seed=0):
             ck.append({"run": run, "step": step, "tokens": tokens, "flops": flops})
             dl += [{"run": run, "step": step, "domain": d, "loss": loss + off} for d, off in (("a", -0.1), ("b", 0.1))]
             for metric, value in (("acc", 1.0375 - 0.175 * loss), ("bits_per_byte", 0.5 * loss)):
-                ts.append({"run": run, "step": step, "task": "t", "prompt": "p", "shots": 0, "metric": metric,
-                           "value": value, "chance": 0.25})
-    return {"runs": pl.DataFrame(runs), "checkpoints": pl.DataFrame(ck), "domain_losses": pl.DataFrame(dl),
-            "task_scores": pl.DataFrame(ts)}
+                ts.append(
+                    {
+                        "run": run,
+                        "step": step,
+                        "task": "t",
+                        "prompt": "p",
+                        "shots": 0,
+                        "metric": metric,
+                        "value": value,
+                        "chance": 0.25,
+                    }
+                )
+    return {
+        "runs": pl.DataFrame(runs),
+        "checkpoints": pl.DataFrame(ck),
+        "domain_losses": pl.DataFrame(dl),
+        "task_scores": pl.DataFrame(ts),
+    }
 
 
 def test_every_predictor_predicts_the_held_out_run_of_a_noise_free_family():
@@ -124,7 +145,9 @@ def test_bootstrap_intervals_cover_the_noise_free_score_mostly():
     truth = 1.0375 - 0.175 * power_law(4.9152e13 / 1e12, 1.0, 0.2, 2.0)
     hits = 0
     for seed in range(10):
-        _, preds, _ = backtest(synthetic_tables(noise=0.003, seed=seed), ScalingSettings.from_dict({**CFG, "predictors": ["flp"], "bootstrap": 30}))
+        _, preds, _ = backtest(
+            synthetic_tables(noise=0.003, seed=seed), ScalingSettings.from_dict({**CFG, "predictors": ["flp"], "bootstrap": 30})
+        )
         row = preds.row(0, named=True)
         assert row["score_lo"] < row["score_pred"] < row["score_hi"]
         hits += row["score_lo"] <= truth <= row["score_hi"]
@@ -134,7 +157,9 @@ def test_bootstrap_intervals_cover_the_noise_free_score_mostly():
 def test_configured_holdout_and_determinism_in_one_or_two_processes():
     cfg = {**CFG, "predictors": ["flp", "direct"], "holdout": ["r4", "r5"]}
     a = backtest(synthetic_tables(noise=0.003), ScalingSettings.from_dict(cfg))
-    b = backtest(synthetic_tables(noise=0.003), ScalingSettings.from_dict(cfg), workers=2)  # one process per predictor: same tables
+    b = backtest(
+        synthetic_tables(noise=0.003), ScalingSettings.from_dict(cfg), workers=2
+    )  # one process per predictor: same tables
     assert set(a[1]["run"]) == {"r4", "r5"}
     assert a[0].equals(b[0]) and a[1].equals(b[1]) and a[2] == b[2]
 
@@ -176,7 +201,8 @@ def test_ill_conditioned_sigmoid_fit_is_the_same_in_every_process_and_heap_state
     results = set()
     for perturb in ("0", "77", "165"):
         env = {**os.environ, "MALLOC_PERTURB_": perturb}
-        out = subprocess.run([sys.executable, "-c", _REFIT_SCRIPT, str(data)], env=env, check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", _REFIT_SCRIPT, str(data)], env=env, check=True, capture_output=True, text=True
+        ).stdout
         results |= set(out.splitlines())
     assert len(results) == 1, results

@@ -3,10 +3,10 @@ import math
 import pytest
 import torch
 
-from lmforecast.train.model import Llama, ModelConfig
 from lmforecast.data import tokenizer as tokenizer_lib
 from lmforecast.measure.lm import LlamaLM
 from lmforecast.measure.scoring import choice_metrics, encode_choices, encode_pair, group_logprobs, span_logprobs
+from lmforecast.train.model import Llama, ModelConfig
 
 
 def _lm(model, tiny_tokenizer):
@@ -70,7 +70,9 @@ def test_packed_choices_equal_separate_sequences(dtype, tol, tiny_tokenizer):
     groups.append([(ctx + rand(3), len(ctx)), (ctx[:-1] + rand(4), len(ctx) - 1), (ctx, len(ctx))])
     calls = []
     hidden = lm.hidden  # the scorer runs the body, then the output head at scored positions only
-    lm.hidden = lambda ids, attn_mask=None, position_ids=None: calls.append(attn_mask is not None) or hidden(ids, attn_mask, position_ids)
+    lm.hidden = lambda ids, attn_mask=None, position_ids=None: (
+        calls.append(attn_mask is not None) or hidden(ids, attn_mask, position_ids)
+    )
     for batch_tokens in (30, 4096):
         calls.clear()
         got = group_logprobs(lm, groups, batch_tokens=batch_tokens)
@@ -114,6 +116,8 @@ def test_encode_pair_follows_lm_eval(tiny_tokenizer):
     ctx, whole = tok.encode(context).ids, tok.encode(context + continuation).ids
     assert whole[: len(ctx)] != ctx
     seq, start = encode_pair(lm, context, continuation)
-    assert (seq[:start], seq[start:]) == ([eos] + ctx, whole[len(ctx):])
+    assert (seq[:start], seq[start:]) == ([eos] + ctx, whole[len(ctx) :])
     assert encode_choices(lm, context, [continuation, "s negative"]) == [
-        encode_pair(lm, context, continuation), encode_pair(lm, context, "s negative")]
+        encode_pair(lm, context, continuation),
+        encode_pair(lm, context, "s negative"),
+    ]

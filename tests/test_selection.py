@@ -2,14 +2,33 @@ import numpy as np
 import polars as pl
 import pytest
 
-from lmforecast.fits.selection import SelectionSettings
 from lmforecast.data import planted
 from lmforecast.fits.relatedness.trajectories import correlation_matrix
-from lmforecast.fits.selection.points import (anchor_points, evaluate_selection, kendall_tau, random_points, score_selection, select_points,
-                                  split_runs, task_benchmark, weighted_mean)
+from lmforecast.fits.selection import SelectionSettings
+from lmforecast.fits.selection.points import (
+    anchor_points,
+    evaluate_selection,
+    kendall_tau,
+    random_points,
+    score_selection,
+    select_points,
+    split_runs,
+    task_benchmark,
+    weighted_mean,
+)
 
-CFG = {"metric": "acc", "shots": 0, "prompt": None, "budgets": [5, 10, 40, 60], "source_runs": None,
-       "source_fraction": 0.5, "degree": 3, "random_draws": 20, "small_budget_max": 10, "seed": 0}
+CFG = {
+    "metric": "acc",
+    "shots": 0,
+    "prompt": None,
+    "budgets": [5, 10, 40, 60],
+    "source_runs": None,
+    "source_fraction": 0.5,
+    "degree": 3,
+    "random_draws": 20,
+    "small_budget_max": 10,
+    "seed": 0,
+}
 RUNS = [f"run{i}" for i in range(6)]
 
 
@@ -26,7 +45,9 @@ def test_split_never_shares_a_run(seed):
 
 
 def test_split_is_seeded_and_takes_an_explicit_list():
-    assert split_runs(RUNS, SelectionSettings.from_dict(CFG)) == split_runs(list(reversed(RUNS)), SelectionSettings.from_dict(CFG))
+    assert split_runs(RUNS, SelectionSettings.from_dict(CFG)) == split_runs(
+        list(reversed(RUNS)), SelectionSettings.from_dict(CFG)
+    )
     source, target = split_runs(RUNS, SelectionSettings.from_dict({**CFG, "source_runs": ["run4", "run0"]}))
     assert source == ["run0", "run4"] and target == ["run1", "run2", "run3", "run5"]
     with pytest.raises(ValueError, match=r"fit.selection.source_runs: \['run9'\] are not runs of the tables"):
@@ -51,8 +72,11 @@ def test_every_estimator_is_exact_when_the_budget_is_the_whole_benchmark(scores)
     truth = bench["correct"].mean(axis=0)
     dist = 1.0 - correlation_matrix(bench["confidence"])
     all_points_tau = kendall_tau(bench["logprob"].mean(axis=0), truth)
-    for idx, w in (select_points(bench["nll"], bench["segments"], 3, n, 0), anchor_points(dist, n, 0),
-                   random_points(n, n, np.random.default_rng(0))):
+    for idx, w in (
+        select_points(bench["nll"], bench["segments"], 3, n, 0),
+        anchor_points(dist, n, 0),
+        random_points(n, n, np.random.default_rng(0)),
+    ):
         assert sorted(idx) == list(range(n))  # every point, once
         assert np.allclose(weighted_mean(bench["correct"], idx, w), truth, atol=1e-12)
         mae, tau = score_selection(bench["correct"], bench["logprob"], idx, w)
@@ -94,13 +118,23 @@ def test_cli_runs_on_small_parquet_tables(tmp_path, scores):
     tdir = tmp_path / "tables"
     tables.write(tables.to_table("example_scores", scores.to_dict(as_series=False)), tdir / "example_scores.parquet")
     mean = scores.group_by("run", "step", "task", "prompt", "shots", maintain_order=True).agg(
-        pl.col("correct").cast(pl.Float64).mean().alias("acc"), pl.col("logprob_correct").mean())
+        pl.col("correct").cast(pl.Float64).mean().alias("acc"), pl.col("logprob_correct").mean()
+    )
     ts = mean.unpivot(index=["run", "step", "task", "prompt", "shots"], variable_name="metric").with_columns(
-        pl.lit(40).alias("n"), pl.lit(0.25).alias("chance"))
+        pl.lit(40).alias("n"), pl.lit(0.25).alias("chance")
+    )
     tables.write(tables.to_table("task_scores", ts.to_dict(as_series=False)), tdir / "task_scores.parquet")
     last = mean.filter(pl.col("step") == 40)
-    sft = last.select("run", "step", "task", pl.lit("full").alias("sft_method"), pl.lit("single").alias("sft_data"),
-                      pl.lit("acc").alias("metric"), (0.2 + pl.col("acc")).alias("value"), pl.lit(40).alias("n"))
+    sft = last.select(
+        "run",
+        "step",
+        "task",
+        pl.lit("full").alias("sft_method"),
+        pl.lit("single").alias("sft_data"),
+        pl.lit("acc").alias("metric"),
+        (0.2 + pl.col("acc")).alias("value"),
+        pl.lit(40).alias("n"),
+    )
     tables.write(tables.to_table("sft_scores", sft.to_dict(as_series=False)), tdir / "sft_scores.parquet")
     fits, plots = tmp_path / "fits", tmp_path / "report"
 
@@ -135,8 +169,20 @@ def test_cli_names_a_table_of_the_wrong_schema(tmp_path):
     (tmp_path / "tables").mkdir()
     pl.DataFrame({"run": ["a"], "step": [1]}).write_parquet(tmp_path / "tables" / "example_scores.parquet")
     with pytest.raises(ValueError, match=r"example_scores.parquet: columns \[.*'task'.*\] missing"):
-        main(["fit", "selection", "--spec", json.dumps(CFG), "--tables", str(tmp_path / "tables"), "--fits", str(tmp_path),
-              "--report-dir", str(tmp_path)])
+        main(
+            [
+                "fit",
+                "selection",
+                "--spec",
+                json.dumps(CFG),
+                "--tables",
+                str(tmp_path / "tables"),
+                "--fits",
+                str(tmp_path),
+                "--report-dir",
+                str(tmp_path),
+            ]
+        )
 
 
 def test_selection_plot_survives_an_undefined_ranking(tmp_path, scores):
@@ -144,7 +190,9 @@ def test_selection_plot_survives_an_undefined_ranking(tmp_path, scores):
     from lmforecast.report.plots import plot_selection
 
     rows, _ = evaluate_selection(scores, SelectionSettings.from_dict(CFG))
-    rows = rows.with_columns(pl.when(pl.col("task") == "t2").then(float("nan")).otherwise(pl.col("kendall_tau")).alias("kendall_tau"),
-                             pl.when(pl.col("task") == "t2").then(float("nan")).otherwise(pl.col("kendall_tau_std")).alias("kendall_tau_std"))
+    rows = rows.with_columns(
+        pl.when(pl.col("task") == "t2").then(float("nan")).otherwise(pl.col("kendall_tau")).alias("kendall_tau"),
+        pl.when(pl.col("task") == "t2").then(float("nan")).otherwise(pl.col("kendall_tau_std")).alias("kendall_tau_std"),
+    )
     plot_selection(rows, tmp_path / "selection.png")
     assert (tmp_path / "selection.png").stat().st_size > 5000

@@ -8,20 +8,41 @@ from transformers import AutoModelForCausalLM
 
 from lmforecast.data import tokenizer as tokenizer_lib
 from lmforecast.data.shards import encode_documents
+from lmforecast.data.world import domain_documents, task_examples
 from lmforecast.measure.evaluate import score_requests
 from lmforecast.measure.lm import load_lm
-from lmforecast.train.model import save_model
 from lmforecast.measure.sft import fine_tune, finish, prepare, run_sft, sft_batches
 from lmforecast.measure.tasks import Task, build_requests
-from lmforecast.train.loop import train_segment
-from lmforecast.data.world import domain_documents, task_examples
 from lmforecast.settings import Pretrain, Sft, World
+from lmforecast.train.loop import train_segment
+from lmforecast.train.model import save_model
 
-SENTIMENT = Task(name="sentiment", domain="prose", prompts={"label": "Review: {review}\nSentiment:"},
-                 fewshot_split="sft", eval_split="eval", target_delimiter=" ", fewshot_delimiter="\n\n")
-CFG = Sft.from_dict({"tasks": ["sentiment"], "checkpoints": "last", "methods": ["full", "lora", "last_layers"], "steps": 80,
-                    "batch_size": 16, "lr": 3e-3, "seed": 0, "examples_per_task": 60, "lora_r": 8, "lora_alpha": 16,
-                    "last_layers": 1, "multitask": False, "prompt": None})
+SENTIMENT = Task(
+    name="sentiment",
+    domain="prose",
+    prompts={"label": "Review: {review}\nSentiment:"},
+    fewshot_split="sft",
+    eval_split="eval",
+    target_delimiter=" ",
+    fewshot_delimiter="\n\n",
+)
+CFG = Sft.from_dict(
+    {
+        "tasks": ["sentiment"],
+        "checkpoints": "last",
+        "methods": ["full", "lora", "last_layers"],
+        "steps": 80,
+        "batch_size": 16,
+        "lr": 3e-3,
+        "seed": 0,
+        "examples_per_task": 60,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "last_layers": 1,
+        "multitask": False,
+        "prompt": None,
+    }
+)
 WORLD = World(seed=0, n_entities=12, train_docs=400, valid_docs=5, sft_examples=120, eval_examples=60)
 
 
@@ -33,11 +54,39 @@ def pretrained(tmp_path_factory):
     tokenizer_lib.save_hf(tokenizer_lib.train_tokenizer(docs, 300, sentinels=16), d / "tok", model_max_length=64)
     tok = tokenizer_lib.load(d / "tok")
     np.save(d / "prose.npy", encode_documents(tok, docs, 0))
-    run = {"name": "p", "size": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "size_name": "s", "mixture": {"prose": 1.0},
-           "mixture_name": "prose", "objective": "clm", "lr": 5e-3, "seed": 0, "tokens": 500 * 8 * 64, "steps_total": 500}
-    training = {"seq_len": 64, "batch_size": 8, "schedule": "cosine", "warmup_frac": 0.05, "min_lr_frac": 0.1, "weight_decay": 0.1,
-                "grad_clip": 1.0, "checkpoints": 1, "log_every": 1000}
-    train_segment(Pretrain.from_dict({"run": run, "training": training}), 0, 500, {"prose": d / "prose.npy"}, d / "tok", None, d / "ckpt", log=lambda m: None)
+    run = {
+        "name": "p",
+        "size": {"d_model": 32, "n_layers": 2, "n_heads": 2},
+        "size_name": "s",
+        "mixture": {"prose": 1.0},
+        "mixture_name": "prose",
+        "objective": "clm",
+        "lr": 5e-3,
+        "seed": 0,
+        "tokens": 500 * 8 * 64,
+        "steps_total": 500,
+    }
+    training = {
+        "seq_len": 64,
+        "batch_size": 8,
+        "schedule": "cosine",
+        "warmup_frac": 0.05,
+        "min_lr_frac": 0.1,
+        "weight_decay": 0.1,
+        "grad_clip": 1.0,
+        "checkpoints": 1,
+        "log_every": 1000,
+    }
+    train_segment(
+        Pretrain.from_dict({"run": run, "training": training}),
+        0,
+        500,
+        {"prose": d / "prose.npy"},
+        d / "tok",
+        None,
+        d / "ckpt",
+        log=lambda m: None,
+    )
     lm = load_lm(d / "ckpt")
     assert (lm.start_id, lm.max_len) == (0, 64)
     return lm, {"sentiment": (SENTIMENT, task_examples(WORLD, "sentiment"))}
@@ -72,7 +121,11 @@ def test_lora_trains_only_adapters_and_merges_into_a_transformers_checkpoint(pre
     assert trainable and all("lora_" in n for n in trainable)
     data = sft_batches(lm, SENTIMENT, tasks["sentiment"][1], "label")
     fine_tune(peft_model, data, CFG, 0, log=lambda m: None)
-    frozen = {n.replace("base_model.model.", "").replace(".base_layer", ""): p for n, p in peft_model.named_parameters() if "lora_" not in n}
+    frozen = {
+        n.replace("base_model.model.", "").replace(".base_layer", ""): p
+        for n, p in peft_model.named_parameters()
+        if "lora_" not in n
+    }
     assert all(torch.equal(p, base[n]) for n, p in frozen.items())
     merged = finish(peft_model, "lora")
     assert any(not torch.equal(v, base[k]) for k, v in merged.state_dict().items())
@@ -103,7 +156,11 @@ def test_last_layers_trains_only_the_top_blocks_the_final_norm_and_the_head(pret
     data = sft_batches(lm, SENTIMENT, tasks["sentiment"][1], "label")
     finish(fine_tune(prepare(tuned, "last_layers", CFG), data, replace(CFG, steps=5), 0, log=lambda m: None), "last_layers")
     changed = {k for k, v in tuned.state_dict().items() if not torch.equal(v, base[k])}
-    allowed = {k for k in base if k.startswith("model.layers.1.") or k.startswith("model.norm") or k in ("lm_head.weight", "model.embed_tokens.weight")}
+    allowed = {
+        k
+        for k in base
+        if k.startswith("model.layers.1.") or k.startswith("model.norm") or k in ("lm_head.weight", "model.embed_tokens.weight")
+    }
     assert changed and changed <= allowed
     assert any(k.startswith("model.layers.1.") for k in changed)
 
@@ -115,8 +172,25 @@ def test_the_config_and_the_cli_offer_exactly_the_sft_methods():
 
     assert config.schema()["$defs"]["sft_method"]["enum"] == list(SFT_METHODS)
     with pytest.raises(SystemExit):  # argparse: an invalid choice
-        main(["sft", "--spec", "{}", "--checkpoint", "c", "--method", "adapter", "--task-specs", "t",
-              "--task-examples", "e", "--out", "o", "--example-scores", "x"])
+        main(
+            [
+                "sft",
+                "--spec",
+                "{}",
+                "--checkpoint",
+                "c",
+                "--method",
+                "adapter",
+                "--task-specs",
+                "t",
+                "--task-examples",
+                "e",
+                "--out",
+                "o",
+                "--example-scores",
+                "x",
+            ]
+        )
 
 
 def test_sft_prompt_is_a_name_a_mapping_per_task_or_the_first_template():

@@ -22,13 +22,31 @@ def test_schemas_hold_the_required_columns_of_the_design():
 
 def test_missing_column_is_named():
     with pytest.raises(ValueError, match=r"sft_scores: missing columns \['n'\]"):
-        tables.to_table("sft_scores", {"run": ["r"], "step": [1], "task": ["t"], "sft_method": ["full"], "sft_data": ["single"],
-                                        "metric": ["acc"], "value": [0.5]})
+        tables.to_table(
+            "sft_scores",
+            {
+                "run": ["r"],
+                "step": [1],
+                "task": ["t"],
+                "sft_method": ["full"],
+                "sft_data": ["single"],
+                "metric": ["acc"],
+                "value": [0.5],
+            },
+        )
 
 
 def test_write_read_round_trip_leaves_no_temporary_file(tmp_path):
-    cols = {"run": ["r"], "step": [4], "task": ["t"], "sft_method": ["full"], "sft_data": ["single"], "metric": ["acc"],
-            "value": [0.5], "n": [10]}
+    cols = {
+        "run": ["r"],
+        "step": [4],
+        "task": ["t"],
+        "sft_method": ["full"],
+        "sft_data": ["single"],
+        "metric": ["acc"],
+        "value": [0.5],
+        "n": [10],
+    }
     path = tmp_path / "sft_scores.parquet"
     tables.write(tables.to_table("sft_scores", cols), path)
     assert [p.name for p in tmp_path.iterdir()] == ["sft_scores.parquet"]

@@ -4,21 +4,40 @@ import torch
 
 from lmforecast.data import tokenizer as tokenizer_lib
 from lmforecast.data.shards import encode_documents, get_batch
-from lmforecast.io import read_json
-from lmforecast.train.model import load_model
-from lmforecast.train.loop import TRAINER_STATE, lr_at, train_segment
 from lmforecast.data.world import DOMAINS, domain_documents
+from lmforecast.io import read_json
 from lmforecast.settings import Pretrain, Training
+from lmforecast.train.loop import TRAINER_STATE, lr_at, train_segment
+from lmforecast.train.model import load_model
 
-TRAINING = {"seq_len": 32, "batch_size": 4, "schedule": "cosine", "warmup_frac": 0.1, "min_lr_frac": 0.1, "weight_decay": 0.1,
-            "grad_clip": 1.0, "checkpoints": 2, "log_every": 1000}
+TRAINING = {
+    "seq_len": 32,
+    "batch_size": 4,
+    "schedule": "cosine",
+    "warmup_frac": 0.1,
+    "min_lr_frac": 0.1,
+    "weight_decay": 0.1,
+    "grad_clip": 1.0,
+    "checkpoints": 2,
+    "log_every": 1000,
+}
 MIXTURE = {"facts": 0.4, "arithmetic": 0.2, "code": 0.2, "prose": 0.2}
 
 
 def make_run(**kw):
     """A run spec, as config.run_spec makes them."""
-    run = {"name": "r", "size": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "size_name": "s", "tokens": 40 * 128, "mixture": MIXTURE,
-           "mixture_name": "m", "objective": "clm", "lr": 5e-3, "seed": 0, "steps_total": 40}
+    run = {
+        "name": "r",
+        "size": {"d_model": 32, "n_layers": 2, "n_heads": 2},
+        "size_name": "s",
+        "tokens": 40 * 128,
+        "mixture": MIXTURE,
+        "mixture_name": "m",
+        "objective": "clm",
+        "lr": 5e-3,
+        "seed": 0,
+        "steps_total": 40,
+    }
     return {**run, **kw}
 
 
@@ -65,7 +84,9 @@ def test_schedule_warms_up_then_decays_to_the_floor():
 
 @pytest.mark.parametrize("shape,quarter", [("linear", 0.1 + 0.9 * 0.75), ("1-sqrt", 0.1 + 0.9 * 0.5)])
 def test_wsd_is_constant_then_decays_over_the_last_steps(shape, quarter):
-    wsd = Training.from_dict({**TRAINING, "schedule": "wsd", "warmup_frac": 0.1, "min_lr_frac": 0.1, "decay_frac": 0.2, "decay_shape": shape})
+    wsd = Training.from_dict(
+        {**TRAINING, "schedule": "wsd", "warmup_frac": 0.1, "min_lr_frac": 0.1, "decay_frac": 0.2, "decay_shape": shape}
+    )
     assert lr_at(0, 100, 1.0, wsd) == pytest.approx(0.1)
     assert [lr_at(s, 100, 1.0, wsd) for s in (9, 40, 79, 80)] == pytest.approx([1.0] * 4)  # stable until the decay starts at 80
     assert lr_at(85, 100, 1.0, wsd) == pytest.approx(quarter)  # a quarter into the decay
@@ -95,8 +116,11 @@ def test_a_segment_of_several_checkpoints_writes_those_of_one_job_each(shards, t
     train_segment(job(run, single), 0, 10, shards, tiny_tokenizer, None, tmp_path / "10", log=quiet)
     train_segment(job(run, single), 10, 25, shards, tiny_tokenizer, tmp_path / "10", tmp_path / "25", log=quiet)
     train_segment(job(run, single), 25, 40, shards, tiny_tokenizer, tmp_path / "25", tmp_path / "40", log=quiet)
-    for mine, theirs in ((tmp_path / "seg" / "step10", tmp_path / "10"), (tmp_path / "seg" / "step25", tmp_path / "25"),
-                         (tmp_path / "seg", tmp_path / "40")):
+    for mine, theirs in (
+        (tmp_path / "seg" / "step10", tmp_path / "10"),
+        (tmp_path / "seg" / "step25", tmp_path / "25"),
+        (tmp_path / "seg", tmp_path / "40"),
+    ):
         a, b = weights(mine), weights(theirs)
         assert all(torch.equal(a[k], b[k]) for k in a)
         assert read_json(mine / TRAINER_STATE) == read_json(theirs / TRAINER_STATE)
@@ -166,9 +190,19 @@ def test_precision_is_part_of_the_checkpoint_config_and_fp32_is_the_default(shar
     from lmforecast.train.checkpoint import CheckpointError
 
     train_segment(job(), 0, 5, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
-    explicit = train_segment(job(make_run(), {**TRAINING, "precision": "fp32"}), 5, 10, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "b",
-                             log=lambda m: None)
+    explicit = train_segment(
+        job(make_run(), {**TRAINING, "precision": "fp32"}),
+        5,
+        10,
+        shards,
+        tiny_tokenizer,
+        tmp_path / "a",
+        tmp_path / "b",
+        log=lambda m: None,
+    )
     assert explicit["step"] == 10  # a checkpoint written without the field resumes under an explicit fp32
     with pytest.raises(CheckpointError, match="trained with another run or training config"):
-        train_segment(job(make_run(), {**TRAINING, "precision": "bf16"}), 5, 10, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "c")
+        train_segment(
+            job(make_run(), {**TRAINING, "precision": "bf16"}), 5, 10, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "c"
+        )
     # an unknown precision is refused by config validation, before any job (tests/test_config.py)

@@ -18,11 +18,32 @@ def synthetic(steps_tuned):
             zs = 0.2 + 0.1 * r + 0.004 * step
             for prompt, value in (("good", zs), ("noisy", rng.uniform(0.2, 0.4))):
                 for shots in (0, 2):
-                    ts.append({"run": f"r{r}", "step": step, "task": "t", "prompt": prompt, "shots": shots, "metric": "acc", "value": value})
-            ts.append({"run": f"r{r}", "step": step, "task": "t", "prompt": "good", "shots": 0, "metric": "acc_norm", "value": 0.5})
+                    ts.append(
+                        {
+                            "run": f"r{r}",
+                            "step": step,
+                            "task": "t",
+                            "prompt": prompt,
+                            "shots": shots,
+                            "metric": "acc",
+                            "value": value,
+                        }
+                    )
+            ts.append(
+                {"run": f"r{r}", "step": step, "task": "t", "prompt": "good", "shots": 0, "metric": "acc_norm", "value": 0.5}
+            )
             if step in steps_tuned:
-                sft.append({"run": f"r{r}", "step": step, "task": "t", "sft_method": "full", "sft_data": "single",
-                            "metric": "acc", "value": 0.3 + 1.5 * zs ** 2})
+                sft.append(
+                    {
+                        "run": f"r{r}",
+                        "step": step,
+                        "task": "t",
+                        "sft_method": "full",
+                        "sft_data": "single",
+                        "metric": "acc",
+                        "value": 0.3 + 1.5 * zs**2,
+                    }
+                )
     return pl.DataFrame(ts), pl.DataFrame(sft)
 
 

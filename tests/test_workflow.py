@@ -8,12 +8,11 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from smoke import SMOKE, copy_workflow, snakemake
 
 from lmforecast import tables
 from lmforecast.config import checkpoint_steps
 from lmforecast.settings import Training
-
-from smoke import SMOKE, copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -95,6 +94,8 @@ def test_pairwise_selection_scores_every_proxy_and_the_learned_comparator(finish
     summary = json.loads((finished / "results/fits/pairwise.json").read_text())
     assert summary["task_groups"]["all"]["n_models"] == n
     assert pl.read_parquet(finished / "results/fits/decision.parquet").height > 0
+
+
 def test_seed002_fits_write_tables_summaries_and_plots(finished):
     import json
 
@@ -105,7 +106,9 @@ def test_seed002_fits_write_tables_summaries_and_plots(finished):
     assert set(summary["source_runs"]).isdisjoint(summary["target_runs"])
     assert set(selection["task"]) == set(config["evaluation"]["tasks"]) == set(summary["tasks"])
     assert set(selection["method"]) == {"select", "anchor_points", "random"}
-    assert set(selection["budget"]) == {b for b in config["fit"]["selection"]["budgets"] if b < config["evaluation"]["examples_per_task"]}
+    assert set(selection["budget"]) == {
+        b for b in config["fit"]["selection"]["budgets"] if b < config["evaluation"]["examples_per_task"]
+    }
     assert all(100 in t["skipped_budgets"] for t in summary["tasks"].values())
     transfer = pl.read_parquet(fits / "transfer.parquet")
     assert set(transfer["task"]) == set(config["sft"]["tasks"]) and (transfer["n"] == len(config["runs"])).all()
@@ -134,8 +137,16 @@ def test_nothing_to_do_after_a_run_then_an_lr_edit_reruns_only_that_run(finished
     per_run = [(rule, w) for rule, w in jobs if "run" in w]
     assert {rule for rule, _ in per_run} == {"pretrain", "evaluate", "sft"}
     assert {w["run"] for _, w in per_run} == {target}
-    assert {rule for rule, w in jobs if "run" not in w} == {"aggregate", "fit_scaling", "fit_pairwise", "report", "fit_transfer",
-                                                            "fit_relatedness", "fit_selection", "all"}
+    assert {rule for rule, w in jobs if "run" not in w} == {
+        "aggregate",
+        "fit_scaling",
+        "fit_pairwise",
+        "report",
+        "fit_transfer",
+        "fit_relatedness",
+        "fit_selection",
+        "all",
+    }
     assert len([r for r, _ in per_run if r == "pretrain"]) == config["training"]["checkpoints"]
 
 
@@ -171,8 +182,17 @@ def test_same_config_twice_from_scratch_gives_equal_tables_and_fits(finished, tm
         a = pl.read_parquet(finished / "results/tables" / f"{name}.parquet")
         b = pl.read_parquet(again / "results/tables" / f"{name}.parquet")
         assert a.equals(b), name
-    for name in ("scaling_params", "scaling_predictions", "pairwise", "pairwise_gap", "decision", "transfer", "task_relatedness",
-                 "point_relatedness", "selection"):
+    for name in (
+        "scaling_params",
+        "scaling_predictions",
+        "pairwise",
+        "pairwise_gap",
+        "decision",
+        "transfer",
+        "task_relatedness",
+        "point_relatedness",
+        "selection",
+    ):
         a = pl.read_parquet(finished / "results/fits" / f"{name}.parquet")
         b = pl.read_parquet(again / "results/fits" / f"{name}.parquet")
         assert a.equals(b), name

@@ -22,10 +22,15 @@ RUNS = {"web-20M": 20e6, "web-50M": 50e6, "web-120M": 120e6, "web-300M": 300e6, 
 TOKENS_PER_STEP = 2**19
 CHECKPOINTS = 6
 # task: (chance, slope, onset loss, cap, questions); the ladder's tasks, then the lm-eval ones
-LADDER_TASKS = {("arc_easy", "acc"): (0.25, 0.30, 3.9, 0.95, 2376), ("piqa", "acc"): (0.5, 0.15, 4.2, 0.95, 1838),
-                ("hellaswag", "acc_norm"): (0.25, 0.20, 3.8, 0.95, 10042)}
-LM_EVAL_TASKS = {"sciq": {"acc": (0.25, 0.35, 4.0, 0.97, 1000), "acc_norm": (0.25, 0.30, 3.9, 0.95, 1000)},
-                 "lambada_openai": {"acc": (0.0, 0.25, 3.8, 0.9, 5153)}}
+LADDER_TASKS = {
+    ("arc_easy", "acc"): (0.25, 0.30, 3.9, 0.95, 2376),
+    ("piqa", "acc"): (0.5, 0.15, 4.2, 0.95, 1838),
+    ("hellaswag", "acc_norm"): (0.25, 0.20, 3.8, 0.95, 10042),
+}
+LM_EVAL_TASKS = {
+    "sciq": {"acc": (0.25, 0.35, 4.0, 0.97, 1000), "acc_norm": (0.25, 0.30, 3.9, 0.95, 1000)},
+    "lambada_openai": {"acc": (0.0, 0.25, 3.8, 0.9, 5153)},
+}
 
 
 def loss_truth(compute):
@@ -46,8 +51,13 @@ def ladder(rng, run, n):
         compute = 6 * n * tokens
         losses = {d: v * (1 + rng.normal(0, 0.005)) for d, v in loss_truth(compute).items()}
         mean = float(np.mean(list(losses.values())))
-        row = {"step": step, "tokens": tokens, "compute": compute, "learning_rate": 3e-4,
-               "train/CrossEntropyLoss": losses["web"] + 0.02}
+        row = {
+            "step": step,
+            "tokens": tokens,
+            "compute": compute,
+            "learning_rate": 3e-4,
+            "train/CrossEntropyLoss": losses["web"] + 0.02,
+        }
         row |= {f"eval/{d}/CrossEntropyLoss": v for d, v in losses.items()}
         row |= {f"downstream/{t}/{m}": score(rng, mean, *law) for (t, m), law in LADDER_TASKS.items()}
         row["downstream/arc_easy/bits_per_byte"] = 0.32 * mean * (1 + rng.normal(0, 0.01))
@@ -70,16 +80,32 @@ def lm_eval_results(rng, run, step, loss):
         n = next(iter(metrics.values()))[-1]
         n_samples[task] = {"original": n, "effective": n}
     model = f"ladder/{run}-step{step}"
-    return {"results": results, "group_subtasks": {t: [] for t in LM_EVAL_TASKS},
-            "configs": {t: {"task": t, "num_fewshot": 0, "output_type": "loglikelihood" if t == "lambada_openai" else "multiple_choice"}
-                        for t in LM_EVAL_TASKS},
-            "versions": {t: 1.0 for t in LM_EVAL_TASKS}, "n-shot": {t: 0 for t in LM_EVAL_TASKS},
-            "higher_is_better": {t: {m: True for m in LM_EVAL_TASKS[t]} for t in LM_EVAL_TASKS},
-            "n-samples": n_samples,
-            "config": {"model": "hf", "model_args": f"pretrained={model},dtype=bfloat16", "batch_size": "auto",
-                       "limit": None, "bootstrap_iters": 100000, "random_seed": 0, "numpy_seed": 1234,
-                       "torch_seed": 1234, "fewshot_seed": 1234},
-            "lm_eval_version": "0.4.8", "model_name": model, "model_name_sanitized": model.replace("/", "__")}
+    return {
+        "results": results,
+        "group_subtasks": {t: [] for t in LM_EVAL_TASKS},
+        "configs": {
+            t: {"task": t, "num_fewshot": 0, "output_type": "loglikelihood" if t == "lambada_openai" else "multiple_choice"}
+            for t in LM_EVAL_TASKS
+        },
+        "versions": {t: 1.0 for t in LM_EVAL_TASKS},
+        "n-shot": {t: 0 for t in LM_EVAL_TASKS},
+        "higher_is_better": {t: {m: True for m in LM_EVAL_TASKS[t]} for t in LM_EVAL_TASKS},
+        "n-samples": n_samples,
+        "config": {
+            "model": "hf",
+            "model_args": f"pretrained={model},dtype=bfloat16",
+            "batch_size": "auto",
+            "limit": None,
+            "bootstrap_iters": 100000,
+            "random_seed": 0,
+            "numpy_seed": 1234,
+            "torch_seed": 1234,
+            "fewshot_seed": 1234,
+        },
+        "lm_eval_version": "0.4.8",
+        "model_name": model,
+        "model_name_sanitized": model.replace("/", "__"),
+    }
 
 
 def main():

@@ -35,8 +35,8 @@ def cmd_validate(args):
 
 
 def cmd_world(args):
-    from lmforecast.measure.tasks import write_examples
     from lmforecast.data.world import TASKS, task_examples, write_domains
+    from lmforecast.measure.tasks import write_examples
     from lmforecast.settings import World
 
     spec = World.from_dict(args.spec)
@@ -48,9 +48,9 @@ def cmd_world(args):
 
 
 def cmd_tokenizer(args):
-    from lmforecast.io import atomic_dir
     from lmforecast.data.tokenizer import save_hf, train_tokenizer
     from lmforecast.data.world import read_documents
+    from lmforecast.io import atomic_dir
     from lmforecast.settings import Tokenizer
 
     spec = Tokenizer.from_dict(args.spec)
@@ -104,8 +104,17 @@ def cmd_pretrain(args):
     spec = Pretrain.from_dict(args.spec)
     shards = {d: p for d, p in _shard_map(args.shards).items() if d in spec.run.mixture}
     try:
-        state = train_segment(spec, args.step_start, args.step_end, shards, args.tokenizer, args.init, args.out, log=_log,
-                              save_steps=args.save_steps)
+        state = train_segment(
+            spec,
+            args.step_start,
+            args.step_end,
+            shards,
+            args.tokenizer,
+            args.init,
+            args.out,
+            log=_log,
+            save_steps=args.save_steps,
+        )
     except Terminated as e:
         _log(f"lmforecast: {e}")
         sys.exit(128 + 15)  # the shell's code for a process ended by SIGTERM
@@ -221,8 +230,14 @@ def cmd_fit(args):
     from lmforecast.fits.registry import FitInputs, registry
 
     fit = registry()[args.name]
-    inputs = FitInputs(tables=_read_named(args.tables, *fit.tables), settings=fit.settings.from_dict(args.spec),
-                       spec=args.spec, fits_dir=Path(args.fits), report_dir=Path(args.report_dir), threads=args.threads)
+    inputs = FitInputs(
+        tables=_read_named(args.tables, *fit.tables),
+        settings=fit.settings.from_dict(args.spec),
+        spec=args.spec,
+        fits_dir=Path(args.fits),
+        report_dir=Path(args.report_dir),
+        threads=args.threads,
+    )
     _log("\n".join(fit.run(inputs)))
 
 
@@ -256,27 +271,70 @@ def main(argv=None):
     add("tokenizer", cmd_tokenizer, (("--domains",), many), (("--out",), one))
     add("task-data", cmd_task_data, (("--task-spec",), one), (("--out",), one))
     add("shards", cmd_shards, (("--domains",), many), (("--tokenizer",), one), (("--out",), many), spec=False)
-    add("pretrain", cmd_pretrain, (("--shards",), many), (("--tokenizer",), one), (("--init",), {"default": None}),
-        (("--step-start",), {"type": int, "required": True}), (("--step-end",), {"type": int, "required": True}),
-        (("--save-steps",), {"type": int, "nargs": "*", "default": [], "help": "the segment's earlier checkpoints, written to OUT/step{k}"}),
-        (("--out",), one), threads)
-    add("evaluate", cmd_evaluate, (("--checkpoint",), many), (("--domains",), many), (("--task-specs",), many),
-        (("--task-examples",), many), (("--domain-losses",), one), (("--task-scores",), one), (("--example-scores",), one), threads,
+    add(
+        "pretrain",
+        cmd_pretrain,
+        (("--shards",), many),
+        (("--tokenizer",), one),
+        (("--init",), {"default": None}),
+        (("--step-start",), {"type": int, "required": True}),
+        (("--step-end",), {"type": int, "required": True}),
+        (
+            ("--save-steps",),
+            {"type": int, "nargs": "*", "default": [], "help": "the segment's earlier checkpoints, written to OUT/step{k}"},
+        ),
+        (("--out",), one),
+        threads,
+    )
+    add(
+        "evaluate",
+        cmd_evaluate,
+        (("--checkpoint",), many),
+        (("--domains",), many),
+        (("--task-specs",), many),
+        (("--task-examples",), many),
+        (("--domain-losses",), one),
+        (("--task-scores",), one),
+        (("--example-scores",), one),
+        threads,
         (("--external-run",), {"default": None, "help": "--checkpoint is an external HF model directory; its run name"}),
-        (("--external-step",), {"type": int, "default": 0, "help": "the step its rows carry"}))
-    add("sft", cmd_sft, (("--checkpoint",), one), (("--method",), {"required": True, "choices": SFT_METHODS}), (("--task-specs",), many), (("--task-examples",), many),
-        (("--out",), one), (("--example-scores",), one), threads)
+        (("--external-step",), {"type": int, "default": 0, "help": "the step its rows carry"}),
+    )
+    add(
+        "sft",
+        cmd_sft,
+        (("--checkpoint",), one),
+        (("--method",), {"required": True, "choices": SFT_METHODS}),
+        (("--task-specs",), many),
+        (("--task-examples",), many),
+        (("--out",), one),
+        (("--example-scores",), one),
+        threads,
+    )
     add("import", cmd_import, (("--out-dir",), one))
     from lmforecast.fits.registry import registry  # light: the fits' modules import their libraries when run
 
-    add("fit", cmd_fit, (("name",), {"choices": [fit.name for fit in registry()], "help": "a registered fit (FIT in lmforecast/fits/)"}),
-        (("--tables",), one), (("--fits",), one), (("--report-dir",), one), threads)
-    add("report", cmd_report, (("--tables",), one), (("--fits",), one), (("--out",), one),
-        (("--captions",), {"default": None, "help": "directory of the figures' .rst captions (default: workflow/report)"}))
+    add(
+        "fit",
+        cmd_fit,
+        (("name",), {"choices": [fit.name for fit in registry()], "help": "a registered fit (FIT in lmforecast/fits/)"}),
+        (("--tables",), one),
+        (("--fits",), one),
+        (("--report-dir",), one),
+        threads,
+    )
+    add(
+        "report",
+        cmd_report,
+        (("--tables",), one),
+        (("--fits",), one),
+        (("--out",), one),
+        (("--captions",), {"default": None, "help": "directory of the figures' .rst captions (default: workflow/report)"}),
+    )
 
     args = parser.parse_args(argv)
-    from lmforecast.train.checkpoint import CheckpointError
     from lmforecast.config import ConfigError
+    from lmforecast.train.checkpoint import CheckpointError
 
     try:
         args.func(args)

@@ -12,9 +12,9 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from lmforecast.settings import ConfigError, Evaluation, Pretrain, Size, Sft, Tokenizer, Training, World
-from lmforecast.train.objectives import R_DENOISER, sentinels_needed, source_length
 from lmforecast.measure.tasks import DATA_FORMATS, load_task
+from lmforecast.settings import ConfigError, Evaluation, Pretrain, Sft, Size, Tokenizer, Training, World
+from lmforecast.train.objectives import R_DENOISER, sentinels_needed, source_length
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 TASKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tasks"
@@ -33,7 +33,6 @@ def schema() -> dict:
     """The config's JSON schema: workflow/schemas/config.schema.yaml, with each registered fit's
     schema as fit.<name> (a fit's settings are declared once, by the fit) and the SFT methods."""
     from lmforecast.fits.registry import registry
-
     from lmforecast.measure import SFT_METHODS
 
     full = yaml.safe_load(SCHEMA_PATH.read_text())
@@ -83,8 +82,10 @@ def _import_errors(imp) -> list[str]:
         lm = imp["lm_eval"]
         by_pattern, by_list = "dir" in lm or "pattern" in lm, "files" in lm
         if by_pattern == by_list or (by_pattern and not ("dir" in lm and "pattern" in lm)):
-            errors.append("import.lm_eval: expected either 'dir' with 'pattern' (a regex with named groups run and step) "
-                          "or 'files' (a list of {path, run, step}), not both or neither")
+            errors.append(
+                "import.lm_eval: expected either 'dir' with 'pattern' (a regex with named groups run and step) "
+                "or 'files' (a list of {path, run, step}), not both or neither"
+            )
         elif by_pattern:
             errors += _regex_errors("import.lm_eval.pattern", lm["pattern"], ["run", "step"])
     return errors
@@ -103,8 +104,10 @@ def _semantic_errors(config) -> list[str]:
         errors = _import_errors(config["import"])
         if config.get("runs"):
             # the embedded default's runs are merged under a --configfile: an analysis config empties them
-            errors.append("runs: an analysis-only config (with 'import') trains nothing; expected 'runs: []' "
-                          "(or run with --replace-workflow-config and no runs)")
+            errors.append(
+                "runs: an analysis-only config (with 'import') trains nothing; expected 'runs: []' "
+                "(or run with --replace-workflow-config and no runs)"
+            )
         return errors + _fit_errors(config)
     if not config["runs"]:
         return ["runs: empty; expected at least one run to train, or an 'import' section (analysis-only)"]
@@ -114,8 +117,10 @@ def _semantic_errors(config) -> list[str]:
     tokenizer, sft = Tokenizer.from_dict(tokenizer_spec(config)), Sft.from_dict(config["sft"])
     sizes, mixtures = {name: Size.from_dict(size) for name, size in config["sizes"].items()}, config["mixtures"]
     if world.n_sft_entities >= world.n_entities:
-        errors.append(f"world.sft_entities: {world.sft_entities} leaves none of the {world.n_entities} entities "
-                      f"(world.n_entities) for fact_qa's eval split; expected fewer than n_entities")
+        errors.append(
+            f"world.sft_entities: {world.sft_entities} leaves none of the {world.n_entities} entities "
+            f"(world.n_entities) for fact_qa's eval split; expected fewer than n_entities"
+        )
     for name, size in sizes.items():
         if size.d_model % size.n_heads:
             errors.append(f"sizes.{name}: n_heads ({size.n_heads}) must divide d_model ({size.d_model})")
@@ -130,15 +135,18 @@ def _semantic_errors(config) -> list[str]:
             if getattr(training, key) is None:
                 errors.append(f"training.{key}: required by schedule 'wsd'")
         if training.decay_frac is not None and training.decay_frac + training.warmup_frac > 1:
-            errors.append(f"training: warmup_frac + decay_frac must be at most 1, got "
-                          f"{training.warmup_frac:g} + {training.decay_frac:g}")
+            errors.append(
+                f"training: warmup_frac + decay_frac must be at most 1, got {training.warmup_frac:g} + {training.decay_frac:g}"
+            )
     # Evaluation measures every model's loss on a fixed span corruption of the held-out text (and span
     # objectives train on one): a row of seq_len + 1 tokens must hold a span, its sentinel and a token besides.
     short = not _span_corruption_fits(training.seq_len, tokenizer.sentinels)
     if short:
         shortest = next(n for n in itertools.count(1) if _span_corruption_fits(n, tokenizer.sentinels))
-        errors.append(f"training.seq_len: {training.seq_len} is too short for span corruption (the evaluation's "
-                      f"span-corruption loss); expected at least {shortest}")
+        errors.append(
+            f"training.seq_len: {training.seq_len} is too short for span corruption (the evaluation's "
+            f"span-corruption loss); expected at least {shortest}"
+        )
     seen = set()
     for i, run in enumerate(config["runs"]):
         where = f"runs[{i}]"
@@ -151,19 +159,25 @@ def _semantic_errors(config) -> list[str]:
             errors.append(f"{where}.mixture: unknown mixture {run['mixture']!r}; expected one of {sorted(mixtures)}")
         needed = 0 if short else sentinels_needed(run["objective"], training.seq_len)
         if needed > tokenizer.sentinels:
-            errors.append(f"{where}.objective: {run['objective']} at seq_len {training.seq_len} needs {needed} sentinel tokens; "
-                          f"tokenizer.sentinels is {tokenizer.sentinels}")
+            errors.append(
+                f"{where}.objective: {run['objective']} at seq_len {training.seq_len} needs {needed} sentinel tokens; "
+                f"tokenizer.sentinels is {tokenizer.sentinels}"
+            )
         given = [k for k in ("tokens", "tokens_per_param") if k in run]
         if len(given) != 1:
-            errors.append(f"{where}: give exactly one of tokens or tokens_per_param (the training budget), got "
-                          + (" and ".join(given) if given else "neither"))
+            errors.append(
+                f"{where}: give exactly one of tokens or tokens_per_param (the training budget), got "
+                + (" and ".join(given) if given else "neither")
+            )
             continue
         if run["size"] not in sizes:
             continue
         tokens, minimum = run_tokens(run, sizes[run["size"]]), training.checkpoints * training.tokens_per_step
         if tokens < minimum:
-            errors.append(f"{where}.{given[0]}: {tokens} tokens is below one training step per checkpoint "
-                          f"({training.checkpoints} checkpoints x {training.tokens_per_step} tokens per step = {minimum})")
+            errors.append(
+                f"{where}.{given[0]}: {tokens} tokens is below one training step per checkpoint "
+                f"({training.checkpoints} checkpoints x {training.tokens_per_step} tokens per step = {minimum})"
+            )
     needs = {"lora": ("lora_r", "lora_alpha"), "last_layers": ("last_layers",)}
     for method in sft.methods:
         for key in needs.get(method, ()):
@@ -220,8 +234,10 @@ def _prompt_errors(config) -> list[str]:
             lacking = [t for t, names in usable.items() if prompt not in names]
             if lacking:
                 common = sorted(set.intersection(*map(set, usable.values())))
-                errors.append(f"{where}: {prompt!r} is not a prompt of {lacking}; expected a mapping {{task: prompt}}"
-                              + (f" or a template every task has: {common}" if common else " (no template is common to all)"))
+                errors.append(
+                    f"{where}: {prompt!r} is not a prompt of {lacking}; expected a mapping {{task: prompt}}"
+                    + (f" or a template every task has: {common}" if common else " (no template is common to all)")
+                )
             continue
         for task, name in prompt.items():
             if task not in usable:
@@ -242,22 +258,28 @@ def _evaluation_errors(config, run_names) -> list[str]:
         names.append(ext["name"])
         path = Path(ext["path"])
         if not path.is_dir():
-            errors.append(f"{where}.path: {ext['path']!r} is not a directory; expected a Hugging Face model directory "
-                          "(config.json, weights and tokenizer, as save_pretrained writes them)")
+            errors.append(
+                f"{where}.path: {ext['path']!r} is not a directory; expected a Hugging Face model directory "
+                "(config.json, weights and tokenizer, as save_pretrained writes them)"
+            )
         elif not (path / "config.json").is_file():
             errors.append(f"{where}.path: {ext['path']!r} has no config.json; expected a Hugging Face model directory")
     data = ev.get("task_data", {})
     for task in ev["tasks"]:
         if task in DATASET_TASKS and task not in data:
-            errors.append(f"evaluation.task_data.{task}: missing; {task} is read from local files, expected "
-                          f"{{split: path}} with the splits of resources/tasks/{task}.yaml")
+            errors.append(
+                f"evaluation.task_data.{task}: missing; {task} is read from local files, expected "
+                f"{{split: path}} with the splits of resources/tasks/{task}.yaml"
+            )
     for task, files in data.items():
         spec = load_task(TASKS_DIR / f"{task}.yaml")
         needed = [spec.eval_split] + ([spec.fewshot_split] if max(ev["shots"]) > 0 else [])
         for split in dict.fromkeys(needed):
             if split not in files:
-                errors.append(f"evaluation.task_data.{task}.{split}: missing; {task} evaluates on {spec.eval_split!r}"
-                              f" and draws demonstrations from {spec.fewshot_split!r}")
+                errors.append(
+                    f"evaluation.task_data.{task}.{split}: missing; {task} evaluates on {spec.eval_split!r}"
+                    f" and draws demonstrations from {spec.fewshot_split!r}"
+                )
         for split, file in files.items():
             where = f"evaluation.task_data.{task}.{split}"
             if Path(file).suffix not in DATA_FORMATS:
@@ -310,7 +332,7 @@ def segments(steps: list[int], training: Training) -> list[list[int]]:
     """The run's checkpoint steps grouped into segments (one pretrain job each), in order:
     training.checkpoints_per_segment steps each, the last segment shorter if they do not divide."""
     k = training.checkpoints_per_segment
-    return [steps[i:i + k] for i in range(0, len(steps), k)]
+    return [steps[i : i + k] for i in range(0, len(steps), k)]
 
 
 # The slices of the config that rules pass to their stages as params (--spec), built here once: the
@@ -322,8 +344,14 @@ def run_spec(config: dict, name: str) -> dict:
     run = next(r for r in config["runs"] if r["name"] == name)
     run = {**run, "tokens": run_tokens(run, Size.from_dict(config["sizes"][run["size"]]))}
     steps = checkpoint_steps(run["tokens"], Training.from_dict(config["training"]))
-    return {**run, "size_name": run["size"], "size": config["sizes"][run["size"]],
-            "mixture_name": run["mixture"], "mixture": config["mixtures"][run["mixture"]], "steps_total": steps[-1]}
+    return {
+        **run,
+        "size_name": run["size"],
+        "size": config["sizes"][run["size"]],
+        "mixture_name": run["mixture"],
+        "mixture": config["mixtures"][run["mixture"]],
+        "steps_total": steps[-1],
+    }
 
 
 def pretrain_spec(config: dict, name: str) -> dict:

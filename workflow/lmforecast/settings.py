@@ -9,6 +9,8 @@ Standard-library dataclasses, not pydantic: no new dependency, and the JSON sche
 (workflow/schemas/config.schema.yaml) already checks types and ranges, so `from_dict` only checks the keys.
 """
 
+import types
+import typing
 from dataclasses import MISSING, dataclass, field, fields
 
 from lmforecast.train.checkpoint import config_hash
@@ -31,10 +33,27 @@ def _check_keys(cls, d: dict, derived=()):
 
 
 class Settings:
+    """Base of every stage's and every fit's settings (fits/registry.py): a frozen dataclass built from
+    its validated config slice. A field typed as settings is built from its mapping; a list given for
+    a field typed `tuple[...]` becomes a tuple (of settings, where its items are)."""
+
     @classmethod
     def from_dict(cls, d: dict):
         _check_keys(cls, d)
-        return cls(**d)
+        hints = typing.get_type_hints(cls)
+        return cls(**{name: _typed(hints[name], value) for name, value in d.items()})
+
+
+def _typed(kind, value):
+    """`value` of the config as a field of type `kind` expects it (see Settings)."""
+    options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
+    for option in options:
+        if isinstance(value, dict) and isinstance(option, type) and issubclass(option, Settings):
+            return option.from_dict(value)
+        if isinstance(value, list) and typing.get_origin(option) is tuple:
+            item = typing.get_args(option)[0]
+            return tuple(_typed(item, v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -100,11 +119,6 @@ class Run(Settings):
     steps_total: int
     tokens_per_param: float | None = None  # the budget as the config gave it, if so
 
-    @classmethod
-    def from_dict(cls, d: dict):
-        _check_keys(cls, d)
-        return cls(**{**d, "size": Size.from_dict(d["size"])})
-
 
 @dataclass(frozen=True)
 class Training(Settings):
@@ -146,9 +160,14 @@ class Pretrain:
     @classmethod
     def from_dict(cls, d: dict):
         _check_keys(cls, d, derived=("config_hash",))
-        training = {k: v for k, v in d["training"].items()
-                    if k != "checkpoints_per_segment" and not (k == "precision" and v == default(Training, "precision"))}
-        return cls(Run.from_dict(d["run"]), Training.from_dict(d["training"]), config_hash({"run": d["run"], "training": training}))
+        training = {
+            k: v
+            for k, v in d["training"].items()
+            if k != "checkpoints_per_segment" and not (k == "precision" and v == default(Training, "precision"))
+        }
+        return cls(
+            Run.from_dict(d["run"]), Training.from_dict(d["training"]), config_hash({"run": d["run"], "training": training})
+        )
 
 
 @dataclass(frozen=True)

@@ -18,35 +18,103 @@ import pyarrow.parquet as pq
 
 from lmforecast.io import atomic_path
 
-S, I, F, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+S, I, F, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()  # noqa: E741 (I: int64, beside S, F, B)
 
 SCHEMAS = {
-    "runs": pa.schema([
-        ("run", S), ("n_params", I), ("n_params_nonembed", I), ("objective", S), ("mixture", S),
-        ("seed", I), ("lr", F), ("tokens_planned", I), ("size", S), ("d_model", I), ("n_layers", I),
-    ]),
-    "checkpoints": pa.schema([
-        ("run", S), ("step", I), ("tokens", I), ("flops", F), ("train_loss", F), ("lr", F), ("tokens_by_domain", S),
-    ]),
-    "domain_losses": pa.schema([
-        ("run", S), ("step", I), ("domain", S), ("loss", F), ("bits_per_byte", F), ("tokens", I), ("bytes", I),
-        ("span_corruption_loss", F),
-    ]),
-    "task_scores": pa.schema([
-        ("run", S), ("step", I), ("task", S), ("prompt", S), ("shots", I), ("metric", S), ("value", F), ("n", I), ("chance", F),
-    ]),
-    "example_scores": pa.schema([
-        ("run", S), ("step", I), ("task", S), ("prompt", S), ("shots", I), ("example", S), ("correct", B),
-        ("logprob_correct", F), ("prob_correct_norm", F), ("correct_norm", B), ("ppl_correct", F), ("tokens_correct", I),
-    ]),
-    "sft_scores": pa.schema([
-        ("run", S), ("step", I), ("task", S), ("sft_method", S), ("sft_data", S), ("metric", S), ("value", F), ("n", I),
-    ]),
+    "runs": pa.schema(
+        [
+            ("run", S),
+            ("n_params", I),
+            ("n_params_nonembed", I),
+            ("objective", S),
+            ("mixture", S),
+            ("seed", I),
+            ("lr", F),
+            ("tokens_planned", I),
+            ("size", S),
+            ("d_model", I),
+            ("n_layers", I),
+        ]
+    ),
+    "checkpoints": pa.schema(
+        [
+            ("run", S),
+            ("step", I),
+            ("tokens", I),
+            ("flops", F),
+            ("train_loss", F),
+            ("lr", F),
+            ("tokens_by_domain", S),
+        ]
+    ),
+    "domain_losses": pa.schema(
+        [
+            ("run", S),
+            ("step", I),
+            ("domain", S),
+            ("loss", F),
+            ("bits_per_byte", F),
+            ("tokens", I),
+            ("bytes", I),
+            ("span_corruption_loss", F),
+        ]
+    ),
+    "task_scores": pa.schema(
+        [
+            ("run", S),
+            ("step", I),
+            ("task", S),
+            ("prompt", S),
+            ("shots", I),
+            ("metric", S),
+            ("value", F),
+            ("n", I),
+            ("chance", F),
+        ]
+    ),
+    "example_scores": pa.schema(
+        [
+            ("run", S),
+            ("step", I),
+            ("task", S),
+            ("prompt", S),
+            ("shots", I),
+            ("example", S),
+            ("correct", B),
+            ("logprob_correct", F),
+            ("prob_correct_norm", F),
+            ("correct_norm", B),
+            ("ppl_correct", F),
+            ("tokens_correct", I),
+        ]
+    ),
+    "sft_scores": pa.schema(
+        [
+            ("run", S),
+            ("step", I),
+            ("task", S),
+            ("sft_method", S),
+            ("sft_data", S),
+            ("metric", S),
+            ("value", F),
+            ("n", I),
+        ]
+    ),
     # Per-example results after SFT (the SELECT proposal correlates them with the zero-shot ones).
-    "sft_example_scores": pa.schema([
-        ("run", S), ("step", I), ("task", S), ("sft_method", S), ("sft_data", S), ("example", S), ("correct", B),
-        ("logprob_correct", F), ("prob_correct_norm", F), ("correct_norm", B),
-    ]),
+    "sft_example_scores": pa.schema(
+        [
+            ("run", S),
+            ("step", I),
+            ("task", S),
+            ("sft_method", S),
+            ("sft_data", S),
+            ("example", S),
+            ("correct", B),
+            ("logprob_correct", F),
+            ("prob_correct_norm", F),
+            ("correct_norm", B),
+        ]
+    ),
 }
 
 

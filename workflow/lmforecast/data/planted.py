@@ -42,9 +42,20 @@ def example_scores(n_examples=120, runs=6, checkpoints=4, groups=4, noise=0.05, 
         confidence = 1 / (1 + np.exp(nll - threshold))
         for j, (r, s) in enumerate((r, s) for r in range(runs) for s in steps):
             for i in range(n_examples):
-                rows.append({"run": f"run{r}", "step": int(s), "task": task, "prompt": "p", "shots": 0,
-                             "example": f"{task}-{i:05d}", "correct": bool(nll[i, j] < threshold[i, 0]),
-                             "logprob_correct": float(-nll[i, j]), "prob_correct_norm": float(confidence[i, j]),
-                             "correct_norm": bool(nll[i, j] < threshold[i, 0]),
-                             "ppl_correct": float(np.exp(nll[i, j])), "tokens_correct": 1})
+                rows.append(
+                    {
+                        "run": f"run{r}",
+                        "step": int(s),
+                        "task": task,
+                        "prompt": "p",
+                        "shots": 0,
+                        "example": f"{task}-{i:05d}",
+                        "correct": bool(nll[i, j] < threshold[i, 0]),
+                        "logprob_correct": float(-nll[i, j]),
+                        "prob_correct_norm": float(confidence[i, j]),
+                        "correct_norm": bool(nll[i, j] < threshold[i, 0]),
+                        "ppl_correct": float(np.exp(nll[i, j])),
+                        "tokens_correct": 1,
+                    }
+                )
     return pl.DataFrame(rows)

@@ -15,13 +15,11 @@ measures what pre-training stored.
 """
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lmforecast.io import atomic_path
-
 from lmforecast.settings import World
 
 DOMAINS = ("facts", "arithmetic", "code", "prose")

@@ -9,47 +9,16 @@ report page. The registry finds every such module by itself, so a new fit is one
 (README, "Adding a fit").
 """
 
-import dataclasses
 import importlib
 import pkgutil
 import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import yaml
 
-
-class Settings:
-    """Base of a fit's typed settings: a frozen dataclass built from its validated config section."""
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        """Fields from `d` (the schema has checked it); nested settings classes built from their mappings."""
-        hints = typing.get_type_hints(cls)
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown setting(s) {unknown}")
-        values = {}
-        for name, value in d.items():
-            kind = hints[name]
-            if isinstance(kind, type) and issubclass(kind, Settings) and isinstance(value, dict):
-                value = kind.from_dict(value)
-            elif isinstance(value, list):  # frozen and hashable: lists of the YAML as tuples
-                value = tuple(kind_item.from_dict(v) if isinstance(v, dict) and (kind_item := _item_type(kind)) else v
-                              for v in value)
-            values[name] = value
-        return cls(**values)
-
-
-def _item_type(kind):
-    """The Settings class of a `tuple[X, ...]` field's items, or None."""
-    for arg in typing.get_args(kind):
-        for inner in typing.get_args(arg) or (arg,):
-            if isinstance(inner, type) and issubclass(inner, Settings):
-                return inner
-    return None
+from lmforecast.settings import Settings  # noqa: F401 (a fit's settings derive from it: fits import it from here)
 
 
 @dataclass(frozen=True)
@@ -145,3 +114,11 @@ def registry() -> Registry:
 
         _REGISTRY = _discover(lmforecast.fits)
     return _REGISTRY
+
+
+def shots_errors(config: dict, name: str) -> list[str]:
+    """fit.<name>.shots must be one of evaluation.shots (a trained sweep's; imported tables carry what they have)."""
+    shots = config["fit"][name]["shots"]
+    if "import" in config or shots in config["evaluation"]["shots"]:
+        return []
+    return [f"fit.{name}.shots: {shots} is not in evaluation.shots {config['evaluation']['shots']}"]

@@ -29,9 +29,19 @@ def runs_table(runs: list[Run], checkpoint_dirs) -> pa.Table:
         state = read_json(Path(d) / TRAINER_STATE)
         counts[state["run"]] = state
     rows = [
-        {"run": r.name, "n_params": counts[r.name]["n_params"], "n_params_nonembed": counts[r.name]["n_params_nonembed"],
-         "objective": r.objective, "mixture": r.mixture_name, "seed": r.seed, "lr": float(r.lr),
-         "tokens_planned": r.tokens, "size": r.size_name, "d_model": r.size.d_model, "n_layers": r.size.n_layers}
+        {
+            "run": r.name,
+            "n_params": counts[r.name]["n_params"],
+            "n_params_nonembed": counts[r.name]["n_params_nonembed"],
+            "objective": r.objective,
+            "mixture": r.mixture_name,
+            "seed": r.seed,
+            "lr": float(r.lr),
+            "tokens_planned": r.tokens,
+            "size": r.size_name,
+            "d_model": r.size.d_model,
+            "n_layers": r.size.n_layers,
+        }
         for r in sorted(runs, key=lambda r: r.name)
     ]
     return tables.to_table("runs", tables.rows_to_columns(rows, "runs"))

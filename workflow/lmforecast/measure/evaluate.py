@@ -13,16 +13,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lmforecast.train import objectives
 from lmforecast import tables
 from lmforecast.data.tokenizer import sentinel_ids
 from lmforecast.measure.scoring import choice_metrics
 from lmforecast.measure.tasks import build_requests
 from lmforecast.settings import Evaluation
+from lmforecast.train import objectives
 
 # The per-example proxies that are averaged into task_scores (metric names as in lm-eval / DataDecide).
-TASK_METRICS = ("acc", "acc_norm", "correct_prob", "correct_prob_per_token", "correct_prob_per_char",
-                "margin", "norm_correct_prob", "logprob_correct", "bits_per_byte")
+TASK_METRICS = (
+    "acc",
+    "acc_norm",
+    "correct_prob",
+    "correct_prob_per_token",
+    "correct_prob_per_char",
+    "margin",
+    "norm_correct_prob",
+    "logprob_correct",
+    "bits_per_byte",
+)
 
 
 SPAN_EVAL_SEED = 0  # the held-out text's span corruption, the same for every checkpoint
@@ -41,9 +50,16 @@ def domain_losses(lm, documents: dict):
         nats = -sum(lp for lp, _ in windows)
         n_tokens = sum(n for _, n in windows)
         n_bytes = sum(len(d.encode("utf-8")) for d in docs)
-        rows.append({"domain": domain, "loss": nats / n_tokens, "bits_per_byte": nats / n_bytes / math.log(2),
-                     "tokens": n_tokens, "bytes": n_bytes,
-                     "span_corruption_loss": span_corruption_loss(lm, docs, sentinels)})
+        rows.append(
+            {
+                "domain": domain,
+                "loss": nats / n_tokens,
+                "bits_per_byte": nats / n_bytes / math.log(2),
+                "tokens": n_tokens,
+                "bytes": n_bytes,
+                "span_corruption_loss": span_corruption_loss(lm, docs, sentinels),
+            }
+        )
     return rows
 
 
@@ -59,8 +75,11 @@ def span_corruption_loss(lm, documents, sentinels, batch_tokens: int = 16384) ->
     if not sentinels:
         return math.nan
     max_len = lm.max_len
-    rows = [row for d, ids in enumerate(lm.encode_batch(documents))
-            for row in objectives.heldout_span_corruption([lm.start_id] + ids, max_len, sentinels, SPAN_EVAL_SEED, d)]
+    rows = [
+        row
+        for d, ids in enumerate(lm.encode_batch(documents))
+        for row in objectives.heldout_span_corruption([lm.start_id] + ids, max_len, sentinels, SPAN_EVAL_SEED, d)
+    ]
     lm.model.eval()
     nats, n = 0.0, 0
     per_batch = max(1, batch_tokens // max_len)
@@ -105,17 +124,36 @@ def summarize(requests, metrics, keys):
         tokens = sum(m["tokens_correct"] for _, m in items)
         values["inv_ppl_correct"] = math.exp(sum(m["logprob_correct"] for _, m in items) / tokens) if tokens else math.nan
         for metric, value in values.items():
-            rows.append({**keys, "task": task, "prompt": prompt, "shots": shots, "metric": metric,
-                         "value": value, "n": len(items), "chance": chance})
+            rows.append(
+                {
+                    **keys,
+                    "task": task,
+                    "prompt": prompt,
+                    "shots": shots,
+                    "metric": metric,
+                    "value": value,
+                    "n": len(items),
+                    "chance": chance,
+                }
+            )
     return rows
 
 
 def example_rows(requests, metrics, keys):
     return [
-        {**keys, "task": req.task, "prompt": req.prompt, "shots": req.shots, "example": req.example,
-         "correct": m["acc"] == 1.0, "correct_norm": m["acc_norm"] == 1.0,
-         "logprob_correct": m["logprob_correct"], "prob_correct_norm": m["norm_correct_prob"],
-         "ppl_correct": m["ppl_correct"], "tokens_correct": m["tokens_correct"]}
+        {
+            **keys,
+            "task": req.task,
+            "prompt": req.prompt,
+            "shots": req.shots,
+            "example": req.example,
+            "correct": m["acc"] == 1.0,
+            "correct_norm": m["acc_norm"] == 1.0,
+            "logprob_correct": m["logprob_correct"],
+            "prob_correct_norm": m["norm_correct_prob"],
+            "ppl_correct": m["ppl_correct"],
+            "tokens_correct": m["tokens_correct"],
+        }
         for req, m in zip(requests, metrics)
     ]
 
@@ -125,12 +163,21 @@ def evaluate_checkpoint(lm, keys: dict, documents: dict, tasks: dict, cfg: Evalu
     requests = []
     for name, (task, examples) in tasks.items():
         prompts = cfg.prompts_for(name, list(task.prompts))
-        requests += build_requests(task, examples, prompts, cfg.shots, limit=cfg.examples_per_task, seed=cfg.fewshot_seed,
-                                   fewshot_limit=cfg.fewshot_examples_per_task)
+        requests += build_requests(
+            task,
+            examples,
+            prompts,
+            cfg.shots,
+            limit=cfg.examples_per_task,
+            seed=cfg.fewshot_seed,
+            fewshot_limit=cfg.fewshot_examples_per_task,
+        )
     metrics = score_requests(lm, requests)
     losses = [{**keys, **row} for row in domain_losses(lm, documents)]
     return {
         "domain_losses": tables.to_table("domain_losses", tables.rows_to_columns(losses, "domain_losses")),
         "task_scores": tables.to_table("task_scores", tables.rows_to_columns(summarize(requests, metrics, keys), "task_scores")),
-        "example_scores": tables.to_table("example_scores", tables.rows_to_columns(example_rows(requests, metrics, keys), "example_scores")),
+        "example_scores": tables.to_table(
+            "example_scores", tables.rows_to_columns(example_rows(requests, metrics, keys), "example_scores")
+        ),
     }

@@ -31,6 +31,7 @@ class ImportDataError(ValueError):
 
 # --- lm-evaluation-harness results JSON ---------------------------------------------
 
+
 def lm_eval_files(spec: dict) -> list[tuple[str, str, int]]:
     """(path, run, step) of every results file: an explicit list, or every *.json under
     `dir` whose path relative to it matches `pattern` (named groups run and step)."""
@@ -45,8 +46,10 @@ def lm_eval_files(spec: dict) -> list[tuple[str, str, int]]:
         rel = path.relative_to(root).as_posix()
         m = pattern.fullmatch(rel)
         if not m:
-            raise ImportDataError(f"{path}: the path {rel!r} does not match import.lm_eval.pattern {spec['pattern']!r}; "
-                                  "expected every *.json under the directory to name its run and step")
+            raise ImportDataError(
+                f"{path}: the path {rel!r} does not match import.lm_eval.pattern {spec['pattern']!r}; "
+                "expected every *.json under the directory to name its run and step"
+            )
         found.append((str(path), m["run"], int(m["step"])))
     if not found:
         raise ImportDataError(f"import.lm_eval.dir: no *.json files under {root}")
@@ -60,6 +63,7 @@ def _no_duplicate_keys(path):
         if dup is not None:
             raise ImportDataError(f"{path}: key {dup!r} appears twice in one object; expected each task/metric once")
         return dict(pairs)
+
     return hook
 
 
@@ -97,11 +101,14 @@ def read_lm_eval(path, run: str, step: int, spec: dict, chance: dict) -> list[di
     rows = []
     for task in tasks:
         if task not in results:
-            raise ImportDataError(f"{path}: field results.{task} missing; expected a result for every task of import.lm_eval.tasks")
+            raise ImportDataError(
+                f"{path}: field results.{task} missing; expected a result for every task of import.lm_eval.tasks"
+            )
         shots = data.get("n-shot", {}).get(task, data.get("configs", {}).get(task, {}).get("num_fewshot"))
         if isinstance(shots, bool) or not isinstance(shots, int) or shots < 0:
-            raise ImportDataError(f"{path}: field n-shot.{task} is {shots!r}; expected a number of shots >= 0 "
-                                  f"(or configs.{task}.num_fewshot)")
+            raise ImportDataError(
+                f"{path}: field n-shot.{task} is {shots!r}; expected a number of shots >= 0 (or configs.{task}.num_fewshot)"
+            )
         samples = data.get("n-samples", {}).get(task, {})
         n = samples.get("effective", samples.get("original"))  # unknown in files before lm-eval 0.4.3
         seen = {}
@@ -110,18 +117,31 @@ def read_lm_eval(path, run: str, step: int, spec: dict, chance: dict) -> list[di
             if metric is None or (spec.get("metrics") and metric not in spec["metrics"]):
                 continue
             if metric in seen:
-                raise ImportDataError(f"{path}: results.{task} has metric {metric!r} twice ({seen[metric]!r} and {key!r}); "
-                                      "expected each task/metric once")
+                raise ImportDataError(
+                    f"{path}: results.{task} has metric {metric!r} twice ({seen[metric]!r} and {key!r}); "
+                    "expected each task/metric once"
+                )
             seen[metric] = key
-            rows.append({"run": run, "step": step, "task": task, "prompt": PROMPT, "shots": shots, "metric": metric,
-                         "value": _number(value, f"{path}: field results.{task}.{key!r}"), "n": n,
-                         "chance": float(chance.get(task, 0.0))})
+            rows.append(
+                {
+                    "run": run,
+                    "step": step,
+                    "task": task,
+                    "prompt": PROMPT,
+                    "shots": shots,
+                    "metric": metric,
+                    "value": _number(value, f"{path}: field results.{task}.{key!r}"),
+                    "n": n,
+                    "chance": float(chance.get(task, 0.0)),
+                }
+            )
         if not seen:
             raise ImportDataError(f"{path}: results.{task} has no metric; expected keys like 'acc,none'")
     return rows
 
 
 # --- a ladder's wide CSV ------------------------------------------------------------
+
 
 def _column_map(columns, mapping, groups, where):
     """Column -> tuple of group values, from a regex (named groups) or an explicit map."""
@@ -183,50 +203,85 @@ def read_ladder(path, run: str, spec: dict, chance: dict) -> dict:
     first_line = {}
     for i, s in enumerate(steps):
         if s in first_line:
-            raise ImportDataError(f"{path}: line {i + 2}, column {spec['step']!r}: step {s} already on line {first_line[s]}; "
-                                  "expected one row per step")
+            raise ImportDataError(
+                f"{path}: line {i + 2}, column {spec['step']!r}: step {s} already on line {first_line[s]}; "
+                "expected one row per step"
+            )
         first_line[s] = i + 2
     domains = _column_map(df.columns, spec.get("domains"), ("domain",), f"{where} (import.ladder.domains)")
     task_cols = _column_map(df.columns, spec.get("tasks"), ("task", "metric"), f"{where} (import.ladder.tasks)")
     owner = {}
     for col, key in task_cols.items():
         if key in owner:
-            raise ImportDataError(f"{where}: columns {owner[key]!r} and {col!r} both give task {key[0]!r} metric {key[1]!r}; "
-                                  "expected each task/metric once")
+            raise ImportDataError(
+                f"{where}: columns {owner[key]!r} and {col!r} both give task {key[0]!r} metric {key[1]!r}; "
+                "expected each task/metric once"
+            )
         owner[key] = col
     owner = {}
     for col, (domain,) in domains.items():
         if domain in owner:
-            raise ImportDataError(f"{where}: columns {owner[domain]!r} and {col!r} both give domain {domain!r}; expected each domain once")
+            raise ImportDataError(
+                f"{where}: columns {owner[domain]!r} and {col!r} both give domain {domain!r}; expected each domain once"
+            )
         owner[domain] = col
     out = {"checkpoints": [], "domain_losses": [], "task_scores": []}
     for s, t, c, tl in zip(steps, tokens, flops, train_loss):
-        out["checkpoints"].append({"run": run, "step": s, "tokens": t, "flops": c, "train_loss": tl, "lr": None,
-                                    "tokens_by_domain": None})
+        out["checkpoints"].append(
+            {"run": run, "step": s, "tokens": t, "flops": c, "train_loss": tl, "lr": None, "tokens_by_domain": None}
+        )
     for col, (domain,) in domains.items():
         for s, loss in zip(steps, _numbers(df, col, path, minimum=0)):
-            out["domain_losses"].append({"run": run, "step": s, "domain": domain, "loss": loss,
-                                         "bits_per_byte": None, "tokens": None, "bytes": None,
-                                         "span_corruption_loss": None})
+            out["domain_losses"].append(
+                {
+                    "run": run,
+                    "step": s,
+                    "domain": domain,
+                    "loss": loss,
+                    "bits_per_byte": None,
+                    "tokens": None,
+                    "bytes": None,
+                    "span_corruption_loss": None,
+                }
+            )
     shots = spec.get("shots", 0)
     for col, (task, metric) in task_cols.items():
         for s, value in zip(steps, _numbers(df, col, path)):
-            out["task_scores"].append({"run": run, "step": s, "task": task, "prompt": PROMPT, "shots": shots,
-                                       "metric": metric, "value": value, "n": None, "chance": float(chance.get(task, 0.0))})
+            out["task_scores"].append(
+                {
+                    "run": run,
+                    "step": s,
+                    "task": task,
+                    "prompt": PROMPT,
+                    "shots": shots,
+                    "metric": metric,
+                    "value": value,
+                    "n": None,
+                    "chance": float(chance.get(task, 0.0)),
+                }
+            )
     return out
 
 
 # --- the tables ----------------------------------------------------------------------
 
+
 def _run_row(meta: dict, checkpoints: list[dict]) -> dict:
     """Defaults for what the spec leaves out: n_params_nonembed = n_params, objective clm,
     mixture 'default', seed 0, lr unknown (null), tokens_planned = the last checkpoint's tokens."""
-    return {"run": meta["name"], "n_params": int(meta["n_params"]),
-            "n_params_nonembed": int(meta.get("n_params_nonembed", meta["n_params"])),
-            "objective": meta.get("objective", "clm"), "mixture": meta.get("mixture", "default"),
-            "seed": int(meta.get("seed", 0)), "lr": meta.get("lr"),
-            "tokens_planned": int(meta.get("tokens_planned", max((c["tokens"] for c in checkpoints), default=0))),
-            "size": None, "d_model": None, "n_layers": None}
+    return {
+        "run": meta["name"],
+        "n_params": int(meta["n_params"]),
+        "n_params_nonembed": int(meta.get("n_params_nonembed", meta["n_params"])),
+        "objective": meta.get("objective", "clm"),
+        "mixture": meta.get("mixture", "default"),
+        "seed": int(meta.get("seed", 0)),
+        "lr": meta.get("lr"),
+        "tokens_planned": int(meta.get("tokens_planned", max((c["tokens"] for c in checkpoints), default=0))),
+        "size": None,
+        "d_model": None,
+        "n_layers": None,
+    }
 
 
 def import_tables(spec: dict) -> dict:
@@ -248,48 +303,73 @@ def import_tables(spec: dict) -> dict:
     for i, f in enumerate(ladder["files"] if ladder else []):
         known(f["run"], f"import.ladder.files[{i}]")
         if any(r == f["run"] for r, _ in source):
-            raise ImportDataError(f"import.ladder.files[{i}]: run {f['run']!r} has a second ladder file ({f['path']}); expected one CSV per run")
+            raise ImportDataError(
+                f"import.ladder.files[{i}]: run {f['run']!r} has a second ladder file ({f['path']}); expected one CSV per run"
+            )
         part = read_ladder(f["path"], f["run"], ladder, chance)
         for c in part["checkpoints"]:
             source[(c["run"], c["step"])] = f["path"]
         for name, r in part.items():
             rows[name] += r
-    score_source = {(r["run"], r["step"], r["task"], r["prompt"], r["shots"], r["metric"]): source[(r["run"], r["step"])]
-                    for r in rows["task_scores"]}
+    score_source = {
+        (r["run"], r["step"], r["task"], r["prompt"], r["shots"], r["metric"]): source[(r["run"], r["step"])]
+        for r in rows["task_scores"]
+    }
     lm_eval = spec.get("lm_eval")
     evaluated = {}
     for path, run, step in lm_eval_files(lm_eval) if lm_eval else []:
         known(run, path)
         if (run, step) in evaluated:
-            raise ImportDataError(f"{path}: run {run!r} step {step} already imported from {evaluated[(run, step)]}; "
-                                  "expected one results file per checkpoint")
+            raise ImportDataError(
+                f"{path}: run {run!r} step {step} already imported from {evaluated[(run, step)]}; "
+                "expected one results file per checkpoint"
+            )
         evaluated[(run, step)] = path
         for r in read_lm_eval(path, run, step, lm_eval, chance):
             key = (r["run"], r["step"], r["task"], r["prompt"], r["shots"], r["metric"])
             if key in score_source:
-                raise ImportDataError(f"{path}: task {r['task']!r} metric {r['metric']!r} ({r['shots']}-shot) of run {run!r} "
-                                      f"step {step} is also in {score_source[key]}; expected each task/metric once")
+                raise ImportDataError(
+                    f"{path}: task {r['task']!r} metric {r['metric']!r} ({r['shots']}-shot) of run {run!r} "
+                    f"step {step} is also in {score_source[key]}; expected each task/metric once"
+                )
             score_source[key] = path
             rows["task_scores"].append(r)
         if (run, step) not in source:  # a checkpoint known only from its evaluation: compute from the run's metadata
             per_step = meta[run].get("tokens_per_step")
             if per_step is None:
-                raise ImportDataError(f"{path}: run {run!r} step {step} is in no ladder file, and import.runs entry {run!r} "
-                                      "has no tokens_per_step; expected one of them to give the checkpoint's tokens")
+                raise ImportDataError(
+                    f"{path}: run {run!r} step {step} is in no ladder file, and import.runs entry {run!r} "
+                    "has no tokens_per_step; expected one of them to give the checkpoint's tokens"
+                )
             tokens = step * per_step
             # C = 6 N D (Kaplan et al.), N the non-embedding parameters: the architecture's extra terms are unknown here
             n = meta[run].get("n_params_nonembed", meta[run]["n_params"])
-            rows["checkpoints"].append({"run": run, "step": step, "tokens": tokens, "flops": 6.0 * n * tokens,
-                                        "train_loss": None, "lr": None, "tokens_by_domain": None})
+            rows["checkpoints"].append(
+                {
+                    "run": run,
+                    "step": step,
+                    "tokens": tokens,
+                    "flops": 6.0 * n * tokens,
+                    "train_loss": None,
+                    "lr": None,
+                    "tokens_by_domain": None,
+                }
+            )
             source[(run, step)] = path
     for i, (name, m) in enumerate(meta.items()):
         ck = [c for c in rows["checkpoints"] if c["run"] == name]
         if not ck:
-            raise ImportDataError(f"import.runs[{i}]: run {name!r} has no checkpoint in any imported file; "
-                                  "expected it in import.ladder.files or import.lm_eval")
+            raise ImportDataError(
+                f"import.runs[{i}]: run {name!r} has no checkpoint in any imported file; "
+                "expected it in import.ladder.files or import.lm_eval"
+            )
         rows["runs"].append(_run_row(m, ck))
-    order = {"runs": ["run"], "checkpoints": ["run", "step"], "domain_losses": ["run", "step", "domain"],
-             "task_scores": ["run", "step", "task", "prompt", "shots", "metric"]}
+    order = {
+        "runs": ["run"],
+        "checkpoints": ["run", "step"],
+        "domain_losses": ["run", "step", "domain"],
+        "task_scores": ["run", "step", "task", "prompt", "shots", "metric"],
+    }
     out = {}
     for name in NAMES:
         table = tables.to_table(name, tables.rows_to_columns(rows[name], name))

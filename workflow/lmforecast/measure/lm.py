@@ -158,8 +158,10 @@ class HFLM(LM):
         try:
             tok = AutoTokenizer.from_pretrained(directory)
         except (OSError, ValueError) as e:
-            raise ValueError(f"{directory}: no tokenizer AutoTokenizer can load ({e}); an external model is scored "
-                             "with its own tokenizer, saved beside it") from e
+            raise ValueError(
+                f"{directory}: no tokenizer AutoTokenizer can load ({e}); an external model is scored "
+                "with its own tokenizer, saved beside it"
+            ) from e
         model = AutoModelForCausalLM.from_pretrained(directory)
         model.eval()
         start = tok.eos_token_id if tok.eos_token_id is not None else tok.bos_token_id

@@ -38,7 +38,7 @@ def encode_choices(lm, context: str, continuations):
     out = []
     for cont in continuations:
         whole = lm.encode(context + cont)
-        out.append(([lm.start_id] + ctx + whole[len(ctx):], 1 + len(ctx)))
+        out.append(([lm.start_id] + ctx + whole[len(ctx) :], 1 + len(ctx)))
     return out
 
 

@@ -18,13 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lmforecast.measure import SFT_METHODS
 from lmforecast import tables
+from lmforecast.measure import SFT_METHODS
 from lmforecast.measure.evaluate import score_requests
 from lmforecast.measure.scoring import encode_pair
 from lmforecast.measure.tasks import answer, build_requests, render
 from lmforecast.settings import Sft
-
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 SCORE_METRICS = ("acc", "acc_norm", "correct_prob", "norm_correct_prob", "logprob_correct")
@@ -113,11 +112,21 @@ def score_tasks(lm, keys: dict, tasks: dict, cfg: Sft, method: str, data_mix: st
         requests = build_requests(task, examples, [_prompt(task, cfg)], [0], limit=cfg.examples_per_task)
         metrics = score_requests(lm, requests)
         sft_keys = {**keys, "task": task.name, "sft_method": method, "sft_data": data_mix}
-        rows += [{**sft_keys, "metric": metric, "value": float(np.mean([m[metric] for m in metrics])), "n": len(metrics)}
-                 for metric in SCORE_METRICS]
-        per_example += [{**sft_keys, "example": req.example, "correct": m["acc"] == 1.0, "correct_norm": m["acc_norm"] == 1.0,
-                         "logprob_correct": m["logprob_correct"], "prob_correct_norm": m["norm_correct_prob"]}
-                        for req, m in zip(requests, metrics)]
+        rows += [
+            {**sft_keys, "metric": metric, "value": float(np.mean([m[metric] for m in metrics])), "n": len(metrics)}
+            for metric in SCORE_METRICS
+        ]
+        per_example += [
+            {
+                **sft_keys,
+                "example": req.example,
+                "correct": m["acc"] == 1.0,
+                "correct_norm": m["acc_norm"] == 1.0,
+                "logprob_correct": m["logprob_correct"],
+                "prob_correct_norm": m["norm_correct_prob"],
+            }
+            for req, m in zip(requests, metrics)
+        ]
     return rows, per_example
 
 
@@ -139,5 +148,7 @@ def run_sft(base, keys: dict, tasks: dict, cfg: Sft, method: str, log=print):
         model = finish(fine_tune(prepare(copy.deepcopy(base.model), method, cfg), mixed, cfg, cfg.seed, log), method)
         scores, examples = score_tasks(base.with_model(model), keys, tasks, cfg, method, "multitask")
         rows, per_example = rows + scores, per_example + examples
-    return (tables.to_table("sft_scores", tables.rows_to_columns(rows, "sft_scores")),
-            tables.to_table("sft_example_scores", tables.rows_to_columns(per_example, "sft_example_scores")))
+    return (
+        tables.to_table("sft_scores", tables.rows_to_columns(rows, "sft_scores")),
+        tables.to_table("sft_example_scores", tables.rows_to_columns(per_example, "sft_example_scores")),
+    )

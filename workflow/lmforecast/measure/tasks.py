@@ -133,8 +133,11 @@ def _hellaswag_text(text):
 def _hellaswag_row(row):
     """lm-eval's hellaswag process_docs: the query (activity label + context) and cleaned endings."""
     ctx = row["ctx_a"] + " " + row["ctx_b"].capitalize()
-    return {**row, "query": _hellaswag_text(row["activity_label"] + ": " + ctx),
-            "endings": [_hellaswag_text(e) for e in row["endings"]]}
+    return {
+        **row,
+        "query": _hellaswag_text(row["activity_label"] + ": " + ctx),
+        "endings": [_hellaswag_text(e) for e in row["endings"]],
+    }
 
 
 # A task YAML's dataset.process names one of these (lm-eval's `process_docs: !function`).
@@ -189,15 +192,19 @@ def load_dataset_examples(task_yaml, data_dir=None, splits=None, cache_dir=None,
             try:
                 row = process(row)
                 ident = row[ds["id"]] if ds.get("id") else i
-                examples.append({
-                    "id": f"{spec['task']}-{split}-{ident}",
-                    "split": split,
-                    "fields": {f: row[f] for f in ds["fields"]},
-                    "choices": [str(c) for c in _get(row, ds["choices"])],
-                    "gold": _gold(row, ds["gold"]),
-                })
+                examples.append(
+                    {
+                        "id": f"{spec['task']}-{split}-{ident}",
+                        "split": split,
+                        "fields": {f: row[f] for f in ds["fields"]},
+                        "choices": [str(c) for c in _get(row, ds["choices"])],
+                        "gold": _gold(row, ds["gold"]),
+                    }
+                )
             except (KeyError, ValueError, TypeError) as e:
                 source = files[split] if files else split
-                raise ValueError(f"{spec['task']}: {source}: row {i} lacks or has a bad value for a field of "
-                                 f"{Path(task_yaml).name}'s dataset section ({type(e).__name__}: {e})") from e
+                raise ValueError(
+                    f"{spec['task']}: {source}: row {i} lacks or has a bad value for a field of "
+                    f"{Path(task_yaml).name}'s dataset section ({type(e).__name__}: {e})"
+                ) from e
     return examples

@@ -33,9 +33,11 @@ def figure(png: Path, extra: str = "", caption: str | None = None) -> str:
         raise FileNotFoundError(f"{png}: figure missing or empty")
     data = base64.b64encode(png.read_bytes()).decode()
     text = html.escape(caption if caption is not None else caption_of(png)) + (f" {html.escape(extra)}" if extra else "")
-    return (f'<figure id="fig-{png.stem}"><img alt="{html.escape(png.stem)}" src="data:image/png;base64,{data}">'
-            f"<figcaption><b>{html.escape(png.stem)}</b> (<code>{html.escape(png.stem)}.png</code>, data in "
-            f"<code>{html.escape(png.stem)}.parquet</code>): {text}</figcaption></figure>")
+    return (
+        f'<figure id="fig-{png.stem}"><img alt="{html.escape(png.stem)}" src="data:image/png;base64,{data}">'
+        f"<figcaption><b>{html.escape(png.stem)}</b> (<code>{html.escape(png.stem)}.png</code>, data in "
+        f"<code>{html.escape(png.stem)}.parquet</code>): {text}</figcaption></figure>"
+    )
 
 
 def _cell(v):

@@ -9,8 +9,18 @@ B selected points (MAE, lower is better).
 
 import polars as pl
 
-SCHEMA = {"question": pl.String, "target": pl.String, "predictor": pl.String, "measure": pl.String, "value": pl.Float64,
-          "lo": pl.Float64, "hi": pl.Float64, "interval": pl.String, "n": pl.Int64, "better": pl.String}
+SCHEMA = {
+    "question": pl.String,
+    "target": pl.String,
+    "predictor": pl.String,
+    "measure": pl.String,
+    "value": pl.Float64,
+    "lo": pl.Float64,
+    "hi": pl.Float64,
+    "interval": pl.String,
+    "n": pl.Int64,
+    "better": pl.String,
+}
 
 
 def leaderboard(rows: list[dict]) -> pl.DataFrame:
@@ -20,5 +30,4 @@ def leaderboard(rows: list[dict]) -> pl.DataFrame:
     signed = pl.when(pl.col("better") == "lower").then(pl.col("value")).otherwise(-pl.col("value"))
     finite = pl.col("value").is_finite()
     best = signed.filter(finite).min().over("question", "target")
-    return (board.with_columns(best=(finite & ((signed - best).abs() < 1e-12)).fill_null(False))
-            .sort("question", "target", signed))
+    return board.with_columns(best=(finite & ((signed - best).abs() < 1e-12)).fill_null(False)).sort("question", "target", signed)

@@ -54,14 +54,25 @@ def leaderboard_html(board: pl.DataFrame) -> str:
     for r in board.iter_rows(named=True):
         interval = "" if r["lo"] is None or r["hi"] is None else f"[{r['lo']:.3f}, {r['hi']:.3f}]"
         value = "" if r["value"] is None or math.isnan(r["value"]) else f"{r['value']:.3f}"
-        cells = [(r["question"], "t"), (r["target"], "t"), (r["predictor"], "t"), (f"{r['measure']} ({r['better']} is better)", "t"),
-                 (value, ""), (interval, ""), (str(r["n"]), ""), (r["interval"], "t"), ("best" if r["best"] else "", "t")]
+        cells = [
+            (r["question"], "t"),
+            (r["target"], "t"),
+            (r["predictor"], "t"),
+            (f"{r['measure']} ({r['better']} is better)", "t"),
+            (value, ""),
+            (interval, ""),
+            (str(r["n"]), ""),
+            (r["interval"], "t"),
+            ("best" if r["best"] else "", "t"),
+        ]
         tds = "".join(f'<td class="{c}">{html.escape(v)}</td>' for v, c in cells)
-        body += f'<tr{" class=best" if r["best"] else ""}>{tds}</tr>'
-    return (f'<p><label>Filter rows: <input id="filter" placeholder="e.g. fact_qa"></label> '
-            f"({board.height} rows, {int(board['best'].sum())} marked best)</p>"
-            f'<div class="scroll"><table id="leaderboard" class="sortable"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")
+        body += f"<tr{' class=best' if r['best'] else ''}>{tds}</tr>"
+    return (
+        f'<p><label>Filter rows: <input id="filter" placeholder="e.g. fact_qa"></label> '
+        f"({board.height} rows, {int(board['best'].sum())} marked best)</p>"
+        f'<div class="scroll"><table id="leaderboard" class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def sections(spec: dict) -> dict:
@@ -78,13 +89,13 @@ def build_report(tables: dict, fits_dir, spec: dict, out_dir, captions=CAPTIONS)
     ran = set(spec["fits"])
     unknown = ran - {fit.name for fit in registry()}
     if unknown:
-        raise ValueError(f"report spec: fits {sorted(unknown)} are not registered (expected some of "
-                         f"{[fit.name for fit in registry()]})")
+        raise ValueError(
+            f"report spec: fits {sorted(unknown)} are not registered (expected some of {[fit.name for fit in registry()]})"
+        )
 
     def absent(fit):
         if spec.get("imported") and fit.needs_training:
-            return (f"analysis-only (import) mode has no SFT labels or per-example scores, so fit {fit.name} "
-                    "does not run.")
+            return f"analysis-only (import) mode has no SFT labels or per-example scores, so fit {fit.name} does not run."
         return f"fit {fit.name} is not configured (config: fit.{fit.name})."
 
     body = {}
@@ -92,8 +103,11 @@ def build_report(tables: dict, fits_dir, spec: dict, out_dir, captions=CAPTIONS)
 
     # Runs and training curves
     parts = []
-    runs = tables["runs"].join(points.group_by("run").agg(pl.all().sort_by("step").last()).select("run", "flops", "loss"),
-                               on="run", how="left").sort("flops")
+    runs = (
+        tables["runs"]
+        .join(points.group_by("run").agg(pl.all().sort_by("step").last()).select("run", "flops", "loss"), on="run", how="left")
+        .sort("flops")
+    )
     parts.append(table(runs, sortable=True))
     if tables["checkpoints"]["train_loss"].is_not_null().any() or points.height:
         plots.plot_training_curves(tables["checkpoints"], points, out_dir / "training_curves.png")
@@ -104,9 +118,15 @@ def build_report(tables: dict, fits_dir, spec: dict, out_dir, captions=CAPTIONS)
         parts.append(note(why))
     sft = tables.get("sft_scores")
     if sft is not None and sft.height:
-        parts.append("<h3>Accuracy after SFT (evaluation split)</h3>" + table(
-            sft.filter(pl.col("metric") == "acc").pivot(on="task", index=["run", "step", "sft_method", "sft_data"], values="value")
-            .sort("run", "sft_method", "sft_data"), sortable=True))
+        parts.append(
+            "<h3>Accuracy after SFT (evaluation split)</h3>"
+            + table(
+                sft.filter(pl.col("metric") == "acc")
+                .pivot(on="task", index=["run", "step", "sft_method", "sft_data"], values="value")
+                .sort("run", "sft_method", "sft_data"),
+                sortable=True,
+            )
+        )
     body["runs"] = "".join(parts)
 
     # Domain losses
@@ -134,8 +154,10 @@ def build_report(tables: dict, fits_dir, spec: dict, out_dir, captions=CAPTIONS)
     titles = sections(spec)
     nav = "".join(f'<a href="#{k}">{html.escape(t)}</a>' for k, t in titles.items())
     content = "".join(f'<section id="{k}"><h2>{html.escape(t)}</h2>{body[k]}</section>' for k, t in titles.items())
-    page = (f'<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
-            f"<title>lmforecast report</title><style>{STYLE}</style></head><body><h1>lmforecast report</h1>"
-            f"<nav>{nav}</nav>{content}<script>{SCRIPT}</script></body></html>")
+    page = (
+        f'<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+        f"<title>lmforecast report</title><style>{STYLE}</style></head><body><h1>lmforecast report</h1>"
+        f"<nav>{nav}</nav>{content}<script>{SCRIPT}</script></body></html>"
+    )
     write_text(page, out_dir / "index.html")
     return list(titles)

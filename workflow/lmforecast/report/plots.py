@@ -10,7 +10,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
-
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from lmforecast.fits.scaling.curves import power_law  # noqa: E402
@@ -59,13 +58,18 @@ def _legend_outside(ax, **kw):
 
 def plot_training_curves(checkpoints: pl.DataFrame, points: pl.DataFrame, path):
     """Per run: training loss, held-out loss and learning rate at every checkpoint, against tokens seen."""
-    data = (checkpoints.select("run", "step", "tokens", "flops", "train_loss", "lr")
-            .join(points.select("run", "step", pl.col("loss").alias("heldout_loss"), "family"), on=["run", "step"], how="left")
-            .sort("run", "step"))
+    data = (
+        checkpoints.select("run", "step", "tokens", "flops", "train_loss", "lr")
+        .join(points.select("run", "step", pl.col("loss").alias("heldout_loss"), "family"), on=["run", "step"], how="left")
+        .sort("run", "step")
+    )
     colors = _colors(data["run"])
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    panels = (("train_loss", "training loss (nats/token)"), ("heldout_loss", "held-out loss (mean over domains)"),
-              ("lr", "learning rate at the checkpoint"))
+    panels = (
+        ("train_loss", "training loss (nats/token)"),
+        ("heldout_loss", "held-out loss (mean over domains)"),
+        ("lr", "learning rate at the checkpoint"),
+    )
     for ax, (col, label) in zip(axes, panels):
         for run, g in data.group_by("run", maintain_order=True):
             g = g.filter(pl.col(col).is_not_null())
@@ -82,8 +86,11 @@ def plot_training_curves(checkpoints: pl.DataFrame, points: pl.DataFrame, path):
 
 def plot_domain_losses(domain_losses: pl.DataFrame, points: pl.DataFrame, path):
     """Each domain's held-out loss against training compute; a line joins one run's checkpoints."""
-    data = (domain_losses.select("run", "step", "domain", "loss")
-            .join(points.select("run", "step", "flops", "family"), on=["run", "step"]).sort("domain", "run", "step"))
+    data = (
+        domain_losses.select("run", "step", "domain", "loss")
+        .join(points.select("run", "step", "flops", "family"), on=["run", "step"])
+        .sort("domain", "run", "step")
+    )
     domains = sorted(data["domain"].unique())
     colors = _colors(data["family"])
     fig, axes = plt.subplots(1, len(domains), figsize=(3.2 * len(domains), 3.4), squeeze=False, sharey=True)
@@ -91,8 +98,7 @@ def plot_domain_losses(domain_losses: pl.DataFrame, points: pl.DataFrame, path):
         d = data.filter(pl.col("domain") == domain)
         seen = set()
         for (run, fam), g in d.group_by("run", "family", maintain_order=True):
-            ax.plot(g["flops"], g["loss"], "o-", ms=2.5, lw=0.8, alpha=0.8, color=colors[fam],
-                    label=None if fam in seen else fam)
+            ax.plot(g["flops"], g["loss"], "o-", ms=2.5, lw=0.8, alpha=0.8, color=colors[fam], label=None if fam in seen else fam)
             seen.add(fam)
         _log_x(ax)
         ax.set_title(domain, fontsize=9)
@@ -124,16 +130,25 @@ def plot_loss_vs_compute(points: pl.DataFrame, params: pl.DataFrame, preds: pl.D
             curves.append(pl.DataFrame({"family": fam, "flops": c, "loss": fit, "kind": "stage-1 fit"}))
             held = preds.filter((pl.col("predictor") == "flp") & (pl.col("family") == fam)).head(1)
             if held.height:
-                ax.scatter(held["flops"], held["loss_actual"], marker="*", s=180, color=colors[fam], edgecolor="k",
-                           label=f"held out: {held['run'][0]}")
+                ax.scatter(
+                    held["flops"],
+                    held["loss_actual"],
+                    marker="*",
+                    s=180,
+                    color=colors[fam],
+                    edgecolor="k",
+                    label=f"held out: {held['run'][0]}",
+                )
                 ax.scatter(held["flops"], held["loss_pred"], marker="x", s=60, color=colors[fam])
     _log_x(ax)
     ax.set_xlabel("training compute C (FLOPs)")
     ax.set_ylabel("pre-training loss (mean domain loss, nats/token)")
     ax.set_title("Stage 1: loss vs compute (star: held-out run, x: its predicted loss)", fontsize=10)
     _legend_outside(ax)
-    data = pl.concat([points.select("run", "step", "family", "flops", "loss").with_columns(kind=pl.lit("checkpoint")),
-                      *curves], how="diagonal_relaxed")
+    data = pl.concat(
+        [points.select("run", "step", "family", "flops", "loss").with_columns(kind=pl.lit("checkpoint")), *curves],
+        how="diagonal_relaxed",
+    )
     save_plot(fig, path, data)
 
 
@@ -159,12 +174,17 @@ def plot_score_vs_loss(scores: pl.DataFrame, preds: pl.DataFrame, path):
         ax.set_xlabel("pre-training loss")
     axes[0][0].set_ylabel("accuracy")
     _legend_outside(axes[0][-1], title="family")
-    fig.suptitle("Stage 2: score vs loss (x: FLP prediction for the held-out run with 95% interval; star: actual)",
-                 fontsize=9)
+    fig.suptitle("Stage 2: score vs loss (x: FLP prediction for the held-out run with 95% interval; star: actual)", fontsize=9)
     fig.tight_layout()
-    data = pl.concat([scores.select("run", "step", "task", "family", "loss", "value", "chance").with_columns(kind=pl.lit("checkpoint")),
-                      flp.select("run", "task", "family", "loss_pred", "loss_actual", "score_pred", "score_lo", "score_hi",
-                                 "score_actual").with_columns(kind=pl.lit("flp prediction"))], how="diagonal_relaxed")
+    data = pl.concat(
+        [
+            scores.select("run", "step", "task", "family", "loss", "value", "chance").with_columns(kind=pl.lit("checkpoint")),
+            flp.select(
+                "run", "task", "family", "loss_pred", "loss_actual", "score_pred", "score_lo", "score_hi", "score_actual"
+            ).with_columns(kind=pl.lit("flp prediction")),
+        ],
+        how="diagonal_relaxed",
+    )
     save_plot(fig, path, data)
 
 
@@ -195,8 +215,13 @@ def plot_predicted_vs_actual(preds: pl.DataFrame, path):
     axes[0][-1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.suptitle("Back-test: predicted vs actual final score of each family's held-out run (dashed: exact)", fontsize=9)
     fig.tight_layout()
-    save_plot(fig, path, preds.select("predictor", "family", "task", "run", "score_actual", "score_pred", "score_lo",
-                                      "score_hi", "abs_error", "covered"))
+    save_plot(
+        fig,
+        path,
+        preds.select(
+            "predictor", "family", "task", "run", "score_actual", "score_pred", "score_lo", "score_hi", "abs_error", "covered"
+        ),
+    )
 
 
 def plot_pairwise_accuracy(results: pl.DataFrame, path):
@@ -222,11 +247,15 @@ def plot_pairwise_accuracy(results: pl.DataFrame, path):
     axes[0][0].set_yticks(range(len(order)), order, fontsize=7)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c, label=f) for f, c in colors.items()]
     axes[0][-1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="proxy family")
-    fig.suptitle("Which of two models is better after SFT: accuracy of each proxy over all pairs (dotted: chance)",
-                 fontsize=9)
+    fig.suptitle("Which of two models is better after SFT: accuracy of each proxy over all pairs (dotted: chance)", fontsize=9)
     fig.tight_layout()
-    save_plot(fig, path, results.select("task_group", "proxy", "family", "accuracy", "ci_low", "ci_high", "heldout_mean",
-                                        "heldout_std", "n_pairs", "n_ties"))
+    save_plot(
+        fig,
+        path,
+        results.select(
+            "task_group", "proxy", "family", "accuracy", "ci_low", "ci_high", "heldout_mean", "heldout_std", "n_pairs", "n_ties"
+        ),
+    )
 
 
 def gap_proxies(results: pl.DataFrame, gap: pl.DataFrame, group: str, n_best: int = 3) -> list[str]:
@@ -249,8 +278,16 @@ def plot_pairwise_gap(results: pl.DataFrame, gap: pl.DataFrame, path):
             p = g.filter(pl.col("proxy") == proxy).sort("bin")
             if p.height:
                 style = {"inv_ppl": "k--", "learned": "r-"}.get(proxy, "-")
-                ax.plot(p["gap_mean"], p["accuracy"], style, marker="o", ms=3, lw=1, label=proxy,
-                        **({} if proxy in ("inv_ppl", "learned") else {"color": f"C{i}"}))
+                ax.plot(
+                    p["gap_mean"],
+                    p["accuracy"],
+                    style,
+                    marker="o",
+                    ms=3,
+                    lw=1,
+                    label=proxy,
+                    **({} if proxy in ("inv_ppl", "learned") else {"color": f"C{i}"}),
+                )
                 drawn.append(p)
         ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         ax.set_ylim(-0.02, 1.02)
@@ -258,8 +295,11 @@ def plot_pairwise_gap(results: pl.DataFrame, gap: pl.DataFrame, path):
         ax.set_xlabel("true post-SFT gap (bin mean)")
         ax.legend(fontsize=6)
     axes[0][0].set_ylabel("pairwise accuracy in the bin")
-    fig.suptitle("Accuracy vs true gap: 1/perplexity (dashed), the three most accurate single proxies"
-                 " (and the learned comparator, red, where binned)", fontsize=9)
+    fig.suptitle(
+        "Accuracy vs true gap: 1/perplexity (dashed), the three most accurate single proxies"
+        " (and the learned comparator, red, where binned)",
+        fontsize=9,
+    )
     fig.tight_layout()
     data = pl.concat(drawn) if drawn else gap.head(0)
     save_plot(fig, path, data)
@@ -275,12 +315,25 @@ def plot_transfer(pairs: pl.DataFrame, corr: pl.DataFrame, task: str, path):
         p = t.filter(pl.col("prompt") == prompt)
         for (method, data), color in zip(sorted(p.select("sft_method", "sft_data").unique().iter_rows()), plt.cm.tab10.colors):
             g = p.filter((pl.col("sft_method") == method) & (pl.col("sft_data") == data))
-            r = corr.filter((pl.col("task") == task) & (pl.col("prompt") == prompt) & (pl.col("sft_method") == method)
-                            & (pl.col("sft_data") == data) & (pl.col("scope") == "across_runs"))
+            r = corr.filter(
+                (pl.col("task") == task)
+                & (pl.col("prompt") == prompt)
+                & (pl.col("sft_method") == method)
+                & (pl.col("sft_data") == data)
+                & (pl.col("scope") == "across_runs")
+            )
             label = f"{method}/{data}" + (f": r={r['pearson_r'][0]:.2f} (p={r['pearson_p'][0]:.2g})" if r.height else "")
             for i, (_, run) in enumerate(g.group_by("run", maintain_order=True)):
-                ax.plot(run["zero_shot"], run["fine_tuned"], "o-", ms=4, lw=0.8, alpha=0.7, color=color,
-                        label=label if i == 0 else None)
+                ax.plot(
+                    run["zero_shot"],
+                    run["fine_tuned"],
+                    "o-",
+                    ms=4,
+                    lw=0.8,
+                    alpha=0.7,
+                    color=color,
+                    label=label if i == 0 else None,
+                )
         ax.set_title(f"{task}, prompt '{prompt}'", fontsize=9)
         ax.set_xlabel("zero-shot accuracy")
         ax.legend(fontsize=6)
@@ -321,7 +374,9 @@ def plot_point_relatedness(points: pl.DataFrame, comparison: pl.DataFrame, path)
         ax.set_title(f"{task}\nARI {c['adjusted_rand']:.2f}, distance r {c['distance_pearson']:.2f}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("Point relatedness: MDS of 1 - r of NLL trajectories (colour: polynomial-coefficient groups)", fontsize=9, y=1.06)
+    fig.suptitle(
+        "Point relatedness: MDS of 1 - r of NLL trajectories (colour: polynomial-coefficient groups)", fontsize=9, y=1.06
+    )
     save_plot(fig, path, points)
 
 

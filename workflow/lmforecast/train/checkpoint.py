@@ -33,8 +33,11 @@ def _sha256(path: Path) -> str:
 
 def write_manifest(directory, run: str, step: int, config_hash: str):
     directory = Path(directory)
-    files = {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size}
-             for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST}
+    files = {
+        p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size}
+        for p in sorted(directory.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
     write_json({"run": run, "step": step, "config_hash": config_hash, "files": files}, directory / MANIFEST)
 
 

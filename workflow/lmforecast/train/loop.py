@@ -33,12 +33,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lmforecast.train import objectives
 from lmforecast.data import tokenizer as tokenizer_lib
-from lmforecast.train.checkpoint import CheckpointError, verify, write_manifest
 from lmforecast.data.shards import get_batch, load_shards
 from lmforecast.io import atomic_dir, read_json, write_json
 from lmforecast.settings import Pretrain, Run, Training
+from lmforecast.train import objectives
+from lmforecast.train.checkpoint import CheckpointError, verify, write_manifest
 from lmforecast.train.model import Llama, ModelConfig, flops_per_token, load_model, n_params, save_model
 
 RESUME_STATE = "resume.pt"
@@ -116,8 +116,9 @@ def make_accelerator(training: Training):
     return Accelerator(mixed_precision=PRECISIONS[training.precision])
 
 
-def train_segment(spec: Pretrain, step_start: int, step_end: int, shard_paths: dict, tokenizer_dir, init_dir, out_dir,
-                  log=print, save_steps=()):
+def train_segment(
+    spec: Pretrain, step_start: int, step_end: int, shard_paths: dict, tokenizer_dir, init_dir, out_dir, log=print, save_steps=()
+):
     """Train spec.run from step_start (checkpoint `init_dir`, or scratch if 0) to step_end; write the
     checkpoint at step_end to `out_dir` and those at `save_steps` (between the two) to out_dir/step{k}.
 
@@ -126,7 +127,9 @@ def train_segment(spec: Pretrain, step_start: int, step_end: int, shard_paths: d
     if not all(step_start < k < step_end for k in save_steps):
         raise ValueError(f"save_steps {list(save_steps)}: expected steps between {step_start} and {step_end}")
     with stop_on_sigterm() as terminated:
-        return _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_dir, out_dir, log, terminated, set(save_steps))
+        return _train_segment(
+            spec, step_start, step_end, shard_paths, tokenizer_dir, init_dir, out_dir, log, terminated, set(save_steps)
+        )
 
 
 def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_dir, out_dir, log, terminated, save_steps):
@@ -174,9 +177,17 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
     def trainer_state(step):
         """The checkpoint's trainer state at `step`: counts so far, the mean loss of its last (<= 20) steps, the last lr."""
         tail = [loss.item() for loss in losses]
-        return {**state, "tokens_per_domain": dict(state["tokens_per_domain"]), "run": run.name, "step": step,
-                "tokens": step * tokens_per_step, "flops": float(fpt * step * tokens_per_step),
-                "train_loss": float(sum(tail) / len(tail)), "lr": lr, **n_params(cfg)}
+        return {
+            **state,
+            "tokens_per_domain": dict(state["tokens_per_domain"]),
+            "run": run.name,
+            "step": step,
+            "tokens": step * tokens_per_step,
+            "flops": float(fpt * step * tokens_per_step),
+            "train_loss": float(sum(tail) / len(tail)),
+            "lr": lr,
+            **n_params(cfg),
+        }
 
     with atomic_dir(out_dir) as tmp:  # the whole segment lands at once: no checkpoint of it is visible before all are written
         for step in range(step_start, step_end):
@@ -200,8 +211,10 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
             if (step + 1) % training.log_every == 0 or step + 1 == step_end:
                 dt = time.time() - t0
                 done = step + 1 - step_start
-                log(f"step {step + 1}/{steps_total} loss {loss.item():.4f} lr {lr:.2e} "
-                    f"{done * tokens_per_step / dt:.0f} tok/s {done * tokens_per_step * fpt / dt / 1e9:.2f} GFLOP/s")
+                log(
+                    f"step {step + 1}/{steps_total} loss {loss.item():.4f} lr {lr:.2e} "
+                    f"{done * tokens_per_step / dt:.0f} tok/s {done * tokens_per_step * fpt / dt / 1e9:.2f} GFLOP/s"
+                )
             if step + 1 in save_steps:
                 tmp_step = tmp / f"step{step + 1}"
                 tmp_step.mkdir()

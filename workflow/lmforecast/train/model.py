@@ -225,4 +225,3 @@ def load_model(directory) -> Llama:
     if set(missing) - {"lm_head.weight"} or unexpected:
         raise ValueError(f"{directory}/model.safetensors: missing {missing}, unexpected {unexpected}")
     return model
-

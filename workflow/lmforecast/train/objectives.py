@@ -66,8 +66,11 @@ def source_length(total: int, denoiser: Denoiser, max_spans: int | None = None) 
 
 def sentinels_needed(objective: str, seq_len: int) -> int:
     """Sentinel tokens a run with this objective needs for rows of seq_len + 1 tokens."""
-    spans = [span_counts(source_length(seq_len + 1, d), d.density, d.mean_span)[1]
-             for d, _ in DENOISERS.get(objective, ()) if d.kind == "span"]
+    spans = [
+        span_counts(source_length(seq_len + 1, d), d.density, d.mean_span)[1]
+        for d, _ in DENOISERS.get(objective, ())
+        if d.kind == "span"
+    ]
     return max(spans, default=0)
 
 
@@ -155,6 +158,8 @@ def heldout_span_corruption(ids, max_len: int, sentinels, seed: int, doc: int):
     for c, s in enumerate(range(0, len(ids), n)):
         chunk = np.asarray(ids[s : s + n], dtype=np.int64)
         if len(chunk) >= 2:  # a span and a token outside it
-            mask = random_spans_noise_mask(len(chunk), R_DENOISER.density, R_DENOISER.mean_span, np.random.default_rng([seed, doc, c]))
+            mask = random_spans_noise_mask(
+                len(chunk), R_DENOISER.density, R_DENOISER.mean_span, np.random.default_rng([seed, doc, c])
+            )
             rows.append(span_corrupt(chunk, mask, sentinels))
     return rows

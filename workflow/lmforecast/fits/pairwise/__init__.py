@@ -52,16 +52,22 @@ class PairwiseSettings(Settings):
 
 
 FIGURES = (
-    Figure("pairwise_accuracy", """Pairwise selection as in Zeng et al. 2025: for every pair of models (each run's
+    Figure(
+        "pairwise_accuracy",
+        """Pairwise selection as in Zeng et al. 2025: for every pair of models (each run's
 last checkpoint), does the proxy measured before SFT order the pair as their post-SFT score averaged
 over the task group does? Bars are the accuracy over all non-tied pairs with 95% bootstrap intervals
 over the models (the learned LightGBM comparator: accuracy on pairs of models held out of its training
 split, interval over the random splits); colour is the proxy family; dotted: chance (0.5). Proxies are
-ordered by accuracy on the first task group."""),
-    Figure("pairwise_gap", """Accuracy against the true post-SFT gap between the two models of a pair: pairs
+ordered by accuracy on the first task group.""",
+    ),
+    Figure(
+        "pairwise_gap",
+        """Accuracy against the true post-SFT gap between the two models of a pair: pairs
 binned by quantiles of the gap, accuracy per bin, for 1/perplexity (dashed) and the three most accurate
 single proxies of each task group (results/fits/pairwise_gap.parquet). Zeng et al. found perplexity's
-accuracy falling as the gap grows while good proxies rise."""),
+accuracy falling as the gap grows while good proxies rise.""",
+    ),
 )
 
 
@@ -78,9 +84,14 @@ def run(fit) -> list[str]:
     write(results.to_arrow(), fit.out("pairwise.parquet"))
     write(gap.to_arrow(), fit.out("pairwise_gap.parquet"))
     write(decision.to_arrow(), fit.out("decision.parquet"))
-    io.write_json({"config": fit.spec, "task_groups": summary,
-                   "decision": [{k: io.json_safe(v) for k, v in r.items()} for r in decision.to_dicts()]},
-                  fit.out("pairwise.json"))
+    io.write_json(
+        {
+            "config": fit.spec,
+            "task_groups": summary,
+            "decision": [{k: io.json_safe(v) for k, v in r.items()} for r in decision.to_dicts()],
+        },
+        fit.out("pairwise.json"),
+    )
     plots.plot_pairwise_accuracy(results, fit.figure("pairwise_accuracy"))
     plots.plot_pairwise_gap(results, gap, fit.figure("pairwise_gap"))
     for figure in FIGURES:
@@ -88,10 +99,12 @@ def run(fit) -> list[str]:
     lines = []
     for group, g in summary.items():
         ppl = g.get("perplexity") or {}
-        lines.append(f"[{group}] {g['n_models']} models, {g['n_pairs']} pairs ({g['n_ties']} ties): "
-                     f"1/PPL accuracy {ppl.get('accuracy')} held-out {ppl.get('heldout_mean')}; "
-                     f"learned held-out {g['learned']['heldout_mean']} +- {g['learned']['heldout_std']}; "
-                     f"best single proxy {g['best_single_proxy']}")
+        lines.append(
+            f"[{group}] {g['n_models']} models, {g['n_pairs']} pairs ({g['n_ties']} ties): "
+            f"1/PPL accuracy {ppl.get('accuracy')} held-out {ppl.get('heldout_mean')}; "
+            f"learned held-out {g['learned']['heldout_mean']} +- {g['learned']['heldout_std']}; "
+            f"best single proxy {g['best_single_proxy']}"
+        )
     return lines
 
 
@@ -108,12 +121,24 @@ def leaderboard_rows(fits_dir) -> list[dict]:
     rows = []
     for r in html.read(fits_dir / "pairwise.parquet", "pairwise results").iter_rows(named=True):
         learned = r["proxy"] == "learned"
-        rows.append({"question": "pairwise", "target": f"post-SFT order, task group '{r['task_group']}'",
-                     "predictor": "learned comparator" if learned else f"proxy {r['proxy']}",
-                     "measure": "pairwise accuracy", "value": r["accuracy"], "lo": r["ci_low"], "hi": r["ci_high"],
-                     "interval": ("95% interval over splits of the models (out-of-split pairs)" if learned
-                                  else "95% bootstrap interval over the models"),
-                     "n": r["n_pairs"], "better": "higher"})
+        rows.append(
+            {
+                "question": "pairwise",
+                "target": f"post-SFT order, task group '{r['task_group']}'",
+                "predictor": "learned comparator" if learned else f"proxy {r['proxy']}",
+                "measure": "pairwise accuracy",
+                "value": r["accuracy"],
+                "lo": r["ci_low"],
+                "hi": r["ci_high"],
+                "interval": (
+                    "95% interval over splits of the models (out-of-split pairs)"
+                    if learned
+                    else "95% bootstrap interval over the models"
+                ),
+                "n": r["n_pairs"],
+                "better": "higher",
+            }
+        )
     return rows
 
 

@@ -14,9 +14,18 @@ import polars as pl
 from lmforecast.config import ConfigError
 from lmforecast.fits.pairwise.proxies import domain_proxies, labels, pairwise_accuracy, task_groups, task_proxies
 
-DECISION_SCHEMA = {"task_group": pl.String, "scale": pl.String, "flops": pl.Float64, "target_scale": pl.String,
-                   "proxy": pl.String, "family": pl.String, "accuracy": pl.Float64, "n_recipes": pl.Int64,
-                   "n_pairs": pl.Int64, "n_ties": pl.Int64}
+DECISION_SCHEMA = {
+    "task_group": pl.String,
+    "scale": pl.String,
+    "flops": pl.Float64,
+    "target_scale": pl.String,
+    "proxy": pl.String,
+    "family": pl.String,
+    "accuracy": pl.Float64,
+    "n_recipes": pl.Int64,
+    "n_pairs": pl.Int64,
+    "n_ties": pl.Int64,
+}
 
 
 def _scale_name(columns):
@@ -29,27 +38,44 @@ def decision_accuracy(tables: dict, spec) -> pl.DataFrame:
     for key in ("scale", "recipe"):
         unknown = sorted(set(getattr(cfg, key)) - set(runs.columns))
         if unknown:
-            raise ConfigError(f"fit.pairwise.decision.{key}: {unknown} are not columns of the runs table; "
-                              f"expected some of {sorted(runs.columns)}")
+            raise ConfigError(
+                f"fit.pairwise.decision.{key}: {unknown} are not columns of the runs table; "
+                f"expected some of {sorted(runs.columns)}"
+            )
     finals = ck.join(ck.group_by("run").agg(pl.col("step").max()), on=["run", "step"]).select("run", "step", "flops")
-    finals = finals.join(runs, on="run").with_columns(_scale_name(cfg.scale).alias("scale"),
-                                                      pl.concat_str([pl.col(c).cast(pl.String) for c in cfg.recipe], separator="/").alias("recipe"))
+    finals = finals.join(runs, on="run").with_columns(
+        _scale_name(cfg.scale).alias("scale"),
+        pl.concat_str([pl.col(c).cast(pl.String) for c in cfg.recipe], separator="/").alias("recipe"),
+    )
     compute = finals.group_by("scale").agg(pl.col("flops").mean()).sort("flops", "scale")
     if compute.height < 2:
         return pl.DataFrame([], schema=DECISION_SCHEMA)
     target = compute["scale"][-1]
-    lab = labels(tables["sft_scores"], spec).rename({"score": "value"}).with_columns(
-        pl.lit("sft_score").alias("proxy"), pl.lit("post_sft").alias("family"))
+    lab = (
+        labels(tables["sft_scores"], spec)
+        .rename({"score": "value"})
+        .with_columns(pl.lit("sft_score").alias("proxy"), pl.lit("post_sft").alias("family"))
+    )
     dom = domain_proxies(tables["domain_losses"])
     groups = task_groups(spec)
     tsk = task_proxies(tables["task_scores"], groups)
     rows = []
     for group in sorted(groups):
-        proxies = pl.concat([dom, tsk.filter(pl.col("task_group") == group).drop("task_group"),
-                             lab.filter(pl.col("task_group") == group).select("run", "step", "proxy", "family", "value")])
-        per_recipe = (proxies.join(finals.select("run", "step", "scale", "recipe"), on=["run", "step"])
-                      .group_by("scale", "recipe", "proxy", "family").agg(pl.col("value").mean()))
-        truth = per_recipe.filter((pl.col("scale") == target) & (pl.col("proxy") == "sft_score")).select("recipe", pl.col("value").alias("target"))
+        proxies = pl.concat(
+            [
+                dom,
+                tsk.filter(pl.col("task_group") == group).drop("task_group"),
+                lab.filter(pl.col("task_group") == group).select("run", "step", "proxy", "family", "value"),
+            ]
+        )
+        per_recipe = (
+            proxies.join(finals.select("run", "step", "scale", "recipe"), on=["run", "step"])
+            .group_by("scale", "recipe", "proxy", "family")
+            .agg(pl.col("value").mean())
+        )
+        truth = per_recipe.filter((pl.col("scale") == target) & (pl.col("proxy") == "sft_score")).select(
+            "recipe", pl.col("value").alias("target")
+        )
         for scale, flops in compute.head(compute.height - 1).iter_rows():
             at = per_recipe.filter(pl.col("scale") == scale).join(truth, on="recipe")
             for (proxy, family), p in sorted(at.group_by("proxy", "family"), key=lambda kv: kv[0]):
@@ -60,7 +86,18 @@ def decision_accuracy(tables: dict, spec) -> pl.DataFrame:
                 n = p.height
                 diff = np.abs(target_score[:, None] - target_score[None, :])[np.triu_indices(n, 1)]
                 ties = int(np.sum(diff < max(spec.tie_epsilon, 1e-300)))
-                rows.append({"task_group": group, "scale": scale, "flops": flops, "target_scale": target, "proxy": proxy,
-                             "family": family, "accuracy": pairwise_accuracy(p["value"].to_numpy(), target_score, spec.tie_epsilon),
-                             "n_recipes": n, "n_pairs": len(diff) - ties, "n_ties": ties})
+                rows.append(
+                    {
+                        "task_group": group,
+                        "scale": scale,
+                        "flops": flops,
+                        "target_scale": target,
+                        "proxy": proxy,
+                        "family": family,
+                        "accuracy": pairwise_accuracy(p["value"].to_numpy(), target_score, spec.tie_epsilon),
+                        "n_recipes": n,
+                        "n_pairs": len(diff) - ties,
+                        "n_ties": ties,
+                    }
+                )
     return pl.DataFrame(rows, schema=DECISION_SCHEMA)

@@ -47,6 +47,7 @@ def task_groups(spec) -> dict:
 
 # ---- the dataset: models, labels, proxies --------------------------------------------------------
 
+
 def models_table(runs: pl.DataFrame, checkpoints: pl.DataFrame, which: str) -> pl.DataFrame:
     """One row per model (run x step) with the run's and the checkpoint's columns."""
     ck = checkpoints
@@ -57,19 +58,25 @@ def models_table(runs: pl.DataFrame, checkpoints: pl.DataFrame, which: str) -> p
 
 def labels(sft_scores: pl.DataFrame, spec) -> pl.DataFrame:
     """Post-SFT score per model and task group: the selected metric averaged over the group's tasks."""
-    sft = sft_scores.filter((pl.col("sft_method") == spec.sft_method) & (pl.col("sft_data") == spec.sft_data)
-                            & (pl.col("metric") == spec.sft_metric))
+    sft = sft_scores.filter(
+        (pl.col("sft_method") == spec.sft_method) & (pl.col("sft_data") == spec.sft_data) & (pl.col("metric") == spec.sft_metric)
+    )
     if sft.height == 0:
-        raise ConfigError(f"{_field('sft_method')}/{_field('sft_data')}/{_field('sft_metric')}: no sft_scores rows for "
-                          f"{spec.sft_method!r}/{spec.sft_data!r}/{spec.sft_metric!r}; the table has "
-                          f"{sorted(set(zip(sft_scores['sft_method'], sft_scores['sft_data'])))}")
+        raise ConfigError(
+            f"{_field('sft_method')}/{_field('sft_data')}/{_field('sft_metric')}: no sft_scores rows for "
+            f"{spec.sft_method!r}/{spec.sft_data!r}/{spec.sft_metric!r}; the table has "
+            f"{sorted(set(zip(sft_scores['sft_method'], sft_scores['sft_data'])))}"
+        )
     parts = []
     for group, tasks in sorted(task_groups(spec).items()):
         missing = sorted(set(tasks) - set(sft["task"]))
         if missing:
             raise ConfigError(f"{_field('task_groups')} ({group!r}): tasks {missing} have no sft_scores")
-        g = sft.filter(pl.col("task").is_in(tasks)).group_by("run", "step").agg(
-            pl.col("value").mean().alias("score"), pl.col("task").n_unique().alias("n_tasks"))
+        g = (
+            sft.filter(pl.col("task").is_in(tasks))
+            .group_by("run", "step")
+            .agg(pl.col("value").mean().alias("score"), pl.col("task").n_unique().alias("n_tasks"))
+        )
         parts.append(g.filter(pl.col("n_tasks") == len(tasks)).drop("n_tasks").with_columns(pl.lit(group).alias("task_group")))
     return pl.concat(parts).sort("task_group", "run", "step")
 
@@ -81,13 +88,23 @@ def domain_proxies(domain_losses: pl.DataFrame) -> pl.DataFrame:
     for col in loss_columns:
         mean = domain_losses.group_by("run", "step").agg(pl.col(col).mean().alias("value"))
         if col == "loss":
-            parts.append(mean.with_columns((-pl.col("value")).exp(), pl.lit("inv_ppl").alias("proxy"), pl.lit("perplexity").alias("family")))
+            parts.append(
+                mean.with_columns(
+                    (-pl.col("value")).exp(), pl.lit("inv_ppl").alias("proxy"), pl.lit("perplexity").alias("family")
+                )
+            )
         else:
             parts.append(mean.with_columns(-pl.col("value"), pl.lit(f"-{col}").alias("proxy"), pl.lit(col).alias("family")))
         family = "domain_loss" if col == "loss" else col
-        parts.append(domain_losses.select(
-            "run", "step", (-pl.col(col)).alias("value"),
-            pl.format("-{}[{}]", pl.lit(col), pl.col("domain")).alias("proxy"), pl.lit(family).alias("family")))
+        parts.append(
+            domain_losses.select(
+                "run",
+                "step",
+                (-pl.col(col)).alias("value"),
+                pl.format("-{}[{}]", pl.lit(col), pl.col("domain")).alias("proxy"),
+                pl.lit(family).alias("family"),
+            )
+        )
     return pl.concat([p.select("run", "step", "proxy", "family", "value") for p in parts])
 
 
@@ -97,11 +114,22 @@ def task_proxies(task_scores: pl.DataFrame, groups: dict) -> pl.DataFrame:
     for group, tasks in sorted(groups.items()):
         t = task_scores.filter(pl.col("task").is_in(tasks)).group_by("run", "step", "metric", "shots").agg(pl.col("value").mean())
         lower = pl.col("metric").is_in(sorted(LOWER_IS_BETTER))
-        parts.append(t.select(
-            "run", "step", pl.lit(group).alias("task_group"),
-            pl.when(lower).then(pl.format("-{}@{}shot", "metric", "shots")).otherwise(pl.format("{}@{}shot", "metric", "shots")).alias("proxy"),
-            pl.when(pl.col("metric").is_in(sorted(DATADECIDE))).then(pl.lit("datadecide")).otherwise(pl.lit("kshot")).alias("family"),
-            pl.when(lower).then(-pl.col("value")).otherwise(pl.col("value")).alias("value")))
+        parts.append(
+            t.select(
+                "run",
+                "step",
+                pl.lit(group).alias("task_group"),
+                pl.when(lower)
+                .then(pl.format("-{}@{}shot", "metric", "shots"))
+                .otherwise(pl.format("{}@{}shot", "metric", "shots"))
+                .alias("proxy"),
+                pl.when(pl.col("metric").is_in(sorted(DATADECIDE)))
+                .then(pl.lit("datadecide"))
+                .otherwise(pl.lit("kshot"))
+                .alias("family"),
+                pl.when(lower).then(-pl.col("value")).otherwise(pl.col("value")).alias("value"),
+            )
+        )
     return pl.concat(parts)
 
 
@@ -136,20 +164,26 @@ def build_dataset(tables: dict, spec) -> list[GroupData]:
     if within != "all":
         unknown = sorted(set(within) - set(models.columns))
         if unknown:
-            raise ConfigError(f"{_field('compare_within')}: columns {unknown} are in neither runs nor checkpoints; "
-                              f"expected some of {sorted(models.columns)}")
+            raise ConfigError(
+                f"{_field('compare_within')}: columns {unknown} are in neither runs nor checkpoints; "
+                f"expected some of {sorted(models.columns)}"
+            )
     lab = labels(tables["sft_scores"], spec)
     for group in sorted(task_groups(spec)):
         unlabelled = models.join(lab.filter(pl.col("task_group") == group), on=["run", "step"], how="anti")
         if unlabelled.height and spec.models == "last":  # with `all`, the fine-tuned checkpoints are the models
-            raise ConfigError(f"{_field('models')} = {spec.models!r}: no post-SFT scores of every task of group "
-                              f"{group!r} for {unlabelled.select('run', 'step').rows()[:5]} (is every run fine-tuned?)")
+            raise ConfigError(
+                f"{_field('models')} = {spec.models!r}: no post-SFT scores of every task of group "
+                f"{group!r} for {unlabelled.select('run', 'step').rows()[:5]} (is every run fine-tuned?)"
+            )
     labelled = lab.select("run", "step").unique().join(models.select("run", "step"), on=["run", "step"])
     for name in ("domain_losses", "task_scores"):
         unevaluated = labelled.join(tables[name].select("run", "step").unique(), on=["run", "step"], how="anti")
         if unevaluated.height:
-            raise ValueError(f"table {name}: no rows for the fine-tuned models {sorted(unevaluated.rows())[:5]} "
-                             f"({unevaluated.height} in all); every model needs its pre-SFT evaluation")
+            raise ValueError(
+                f"table {name}: no rows for the fine-tuned models {sorted(unevaluated.rows())[:5]} "
+                f"({unevaluated.height} in all); every model needs its pre-SFT evaluation"
+            )
     dom = domain_proxies(tables["domain_losses"])
     tsk = task_proxies(tables["task_scores"], task_groups(spec))
     out = []
@@ -162,15 +196,25 @@ def build_dataset(tables: dict, spec) -> list[GroupData]:
         # a proxy missing for some model (e.g. a column only some evaluations have) is left out, not imputed
         names = sorted(n for n in families if n in g.columns and g[n].null_count() == 0 and g[n].is_not_nan().all())
         dropped = sorted(set(families) - set(names))
-        budget = (np.zeros(g.height, int) if within == "all"
-                  else g.select(pl.struct(within).rank("dense")).to_series().to_numpy())
-        out.append(GroupData(group, g.select("run", "step"), g["score"].to_numpy(),
-                             names, [families[n] for n in names], g.select(names).to_numpy().astype(float), budget,
-                             spec.tie_epsilon, dropped))
+        budget = np.zeros(g.height, int) if within == "all" else g.select(pl.struct(within).rank("dense")).to_series().to_numpy()
+        out.append(
+            GroupData(
+                group,
+                g.select("run", "step"),
+                g["score"].to_numpy(),
+                names,
+                [families[n] for n in names],
+                g.select(names).to_numpy().astype(float),
+                budget,
+                spec.tie_epsilon,
+                dropped,
+            )
+        )
     return out
 
 
 # ---- pairwise accuracy ----------------------------------------------------------------------------
+
 
 def pair_correctness(proxy, diff, valid):
     """Per pair (i, j): 1 if the proxy orders it like the label, 0 if not, 1/2 on a proxy tie; NaN off `valid`."""
@@ -212,6 +256,7 @@ def bootstrap_accuracy(correct, rng, n_boot, level=0.95):
 
 # ---- learned comparator ---------------------------------------------------------------------------
 
+
 def pair_features(P, i, j, names=None):
     """Rows of [p_i - p_j, p_i * p_j, p_i, p_j] (each block over all proxies) for pairs (i[k], j[k])."""
     pi, pj = P[np.asarray(i)], P[np.asarray(j)]
@@ -226,9 +271,18 @@ def train_comparator(P, i, j, y, params, seed):
     i, j, y = np.asarray(i), np.asarray(j), np.asarray(y, float)
     X = pair_features(P, np.concatenate([i, j]), np.concatenate([j, i]))
     target = np.concatenate([y, 1 - y])
-    lgb_params = {"objective": "binary", "verbosity": -1, "seed": seed, "deterministic": True, "num_threads": 1,
-                  "force_col_wise": True, "learning_rate": params.learning_rate, "num_leaves": params.num_leaves,
-                  "min_data_in_leaf": params.min_child_samples, "min_data_in_bin": 1}
+    lgb_params = {
+        "objective": "binary",
+        "verbosity": -1,
+        "seed": seed,
+        "deterministic": True,
+        "num_threads": 1,
+        "force_col_wise": True,
+        "learning_rate": params.learning_rate,
+        "num_leaves": params.num_leaves,
+        "min_data_in_leaf": params.min_child_samples,
+        "min_data_in_bin": 1,
+    }
     data = lightgbm.Dataset(X, target, params={"min_data_in_bin": 1, "verbosity": -1})
     return lightgbm.train(lgb_params, data, num_boost_round=params.n_estimators)
 
@@ -324,8 +378,14 @@ def evaluate_group(d: GroupData, spec, learned_names: list[str]):
     oos = np.where(np.isnan(oos), oos.T, oos)  # symmetric: pair (j, i) is pair (i, j)
     correctness = {col: pair_correctness(d.P[:, p], d.diff, d.valid) for p, col in enumerate(d.proxies)}
     correctness[LEARNED] = np.where(d.valid, oos, np.nan)
-    base = {"task_group": d.group, "n_models": n, "n_pairs": d.n_pairs, "n_ties": d.n_ties, "top_k": k,
-            "top_k_chance": float(np.mean(chance)) if chance else math.nan}
+    base = {
+        "task_group": d.group,
+        "n_models": n,
+        "n_pairs": d.n_pairs,
+        "n_ties": d.n_ties,
+        "top_k": k,
+        "top_k_chance": float(np.mean(chance)) if chance else math.nan,
+    }
     rows = []
     families = dict(zip(d.proxies, d.families))
     for col in predictors:
@@ -336,16 +396,31 @@ def evaluate_group(d: GroupData, spec, learned_names: list[str]):
         h = heldout[col]
         note = ""
         if col == LEARNED:
-            note = (f"accuracy: out-of-split, over {int(upper.sum())} of {d.n_pairs} pairs tested at least once"
-                    if h else "not fitted: " + "; ".join(skipped[:3]))
+            note = (
+                f"accuracy: out-of-split, over {int(upper.sum())} of {d.n_pairs} pairs tested at least once"
+                if h
+                else "not fitted: " + "; ".join(skipped[:3])
+            )
         elif not h:
             note = "no usable split: " + "; ".join(skipped[:3])
-        rows.append({**base, "proxy": col, "family": families.get(col, LEARNED),
-                     "features": ",".join(learned_names) if col == LEARNED else col,
-                     "accuracy": acc, "ci_low": lo, "ci_high": hi,
-                     "heldout_mean": float(np.mean(h)) if h else math.nan, "heldout_std": float(np.std(h)) if h else math.nan,
-                     "heldout_min": float(np.min(h)) if h else math.nan, "heldout_max": float(np.max(h)) if h else math.nan,
-                     "n_splits": len(h), "top_k_recall": float(np.mean(hits[col])) if hits[col] else math.nan, "note": note})
+        rows.append(
+            {
+                **base,
+                "proxy": col,
+                "family": families.get(col, LEARNED),
+                "features": ",".join(learned_names) if col == LEARNED else col,
+                "accuracy": acc,
+                "ci_low": lo,
+                "ci_high": hi,
+                "heldout_mean": float(np.mean(h)) if h else math.nan,
+                "heldout_std": float(np.std(h)) if h else math.nan,
+                "heldout_min": float(np.min(h)) if h else math.nan,
+                "heldout_max": float(np.max(h)) if h else math.nan,
+                "n_splits": len(h),
+                "top_k_recall": float(np.mean(hits[col])) if hits[col] else math.nan,
+                "note": note,
+            }
+        )
     gap_rows = gap_accuracy(d, correctness, spec.gap_bins)
     return rows, gap_rows, skipped
 
@@ -363,10 +438,18 @@ def gap_accuracy(d: GroupData, correctness: dict, n_bins: int):
         values = c[iu]
         for b in range(max(len(edges) - 1, 1)):
             sel = (bins == b) & ~np.isnan(values)
-            rows.append({"task_group": d.group, "proxy": col, "bin": b, "gap_low": float(edges[b]),
-                         "gap_high": float(edges[min(b + 1, len(edges) - 1)]),
-                         "gap_mean": float(np.mean(gap[bins == b])) if (bins == b).any() else math.nan,
-                         "accuracy": float(np.mean(values[sel])) if sel.any() else math.nan, "n_pairs": int(sel.sum())})
+            rows.append(
+                {
+                    "task_group": d.group,
+                    "proxy": col,
+                    "bin": b,
+                    "gap_low": float(edges[b]),
+                    "gap_high": float(edges[min(b + 1, len(edges) - 1)]),
+                    "gap_mean": float(np.mean(gap[bins == b])) if (bins == b).any() else math.nan,
+                    "accuracy": float(np.mean(values[sel])) if sel.any() else math.nan,
+                    "n_pairs": int(sel.sum()),
+                }
+            )
     return rows
 
 
@@ -376,22 +459,46 @@ def learned_proxies(d: GroupData, spec) -> list[str]:
         return list(d.proxies)
     missing = [p for p in wanted if p not in d.proxies]
     if missing:
-        raise ConfigError(f"{_field('learned_proxies')}: {missing} are not among the proxies of the tables "
-                          f"(task group {d.group!r}); available: {d.proxies}")
+        raise ConfigError(
+            f"{_field('learned_proxies')}: {missing} are not among the proxies of the tables "
+            f"(task group {d.group!r}); available: {d.proxies}"
+        )
     return list(wanted)
 
 
 # ---- the stage ------------------------------------------------------------------------------------
 
 PAIRWISE_SCHEMA = {
-    "task_group": pl.String, "proxy": pl.String, "family": pl.String, "features": pl.String,
-    "accuracy": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64, "heldout_mean": pl.Float64,
-    "heldout_std": pl.Float64, "heldout_min": pl.Float64, "heldout_max": pl.Float64, "n_splits": pl.Int64,
-    "top_k": pl.Int64, "top_k_recall": pl.Float64, "top_k_chance": pl.Float64,
-    "n_models": pl.Int64, "n_pairs": pl.Int64, "n_ties": pl.Int64, "note": pl.String,
+    "task_group": pl.String,
+    "proxy": pl.String,
+    "family": pl.String,
+    "features": pl.String,
+    "accuracy": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "heldout_mean": pl.Float64,
+    "heldout_std": pl.Float64,
+    "heldout_min": pl.Float64,
+    "heldout_max": pl.Float64,
+    "n_splits": pl.Int64,
+    "top_k": pl.Int64,
+    "top_k_recall": pl.Float64,
+    "top_k_chance": pl.Float64,
+    "n_models": pl.Int64,
+    "n_pairs": pl.Int64,
+    "n_ties": pl.Int64,
+    "note": pl.String,
 }
-GAP_SCHEMA = {"task_group": pl.String, "proxy": pl.String, "bin": pl.Int64, "gap_low": pl.Float64, "gap_high": pl.Float64,
-              "gap_mean": pl.Float64, "accuracy": pl.Float64, "n_pairs": pl.Int64}
+GAP_SCHEMA = {
+    "task_group": pl.String,
+    "proxy": pl.String,
+    "bin": pl.Int64,
+    "gap_low": pl.Float64,
+    "gap_high": pl.Float64,
+    "gap_mean": pl.Float64,
+    "accuracy": pl.Float64,
+    "n_pairs": pl.Int64,
+}
 
 
 def summarize(results: pl.DataFrame, skipped: dict) -> dict:
@@ -401,16 +508,32 @@ def summarize(results: pl.DataFrame, skipped: dict) -> dict:
         r = results.filter(pl.col("task_group") == group)
         row = {p["proxy"]: p for p in r.iter_rows(named=True)}
         ppl, learned = row.get("inv_ppl"), row[LEARNED]
-        singles = r.filter((pl.col("proxy") != LEARNED) & pl.col("heldout_mean").is_not_nan()).sort("heldout_mean", "proxy", descending=[True, False])
+        singles = r.filter((pl.col("proxy") != LEARNED) & pl.col("heldout_mean").is_not_nan()).sort(
+            "heldout_mean", "proxy", descending=[True, False]
+        )
         best = singles.row(0, named=True) if singles.height else None
-        g = {"n_models": learned["n_models"], "n_pairs": learned["n_pairs"], "n_ties": learned["n_ties"],
-             "learned": {k: json_safe(learned[k]) for k in ("heldout_mean", "heldout_std", "accuracy", "ci_low", "ci_high", "top_k_recall", "n_splits", "note")},
-             "best_single_proxy": best and {k: json_safe(best[k]) for k in ("proxy", "heldout_mean", "heldout_std", "accuracy", "ci_low", "ci_high", "top_k_recall")},
-             "skipped_splits": skipped[group][0], "dropped_proxies": skipped[group][1]}
+        g = {
+            "n_models": learned["n_models"],
+            "n_pairs": learned["n_pairs"],
+            "n_ties": learned["n_ties"],
+            "learned": {
+                k: json_safe(learned[k])
+                for k in ("heldout_mean", "heldout_std", "accuracy", "ci_low", "ci_high", "top_k_recall", "n_splits", "note")
+            },
+            "best_single_proxy": best
+            and {
+                k: json_safe(best[k])
+                for k in ("proxy", "heldout_mean", "heldout_std", "accuracy", "ci_low", "ci_high", "top_k_recall")
+            },
+            "skipped_splits": skipped[group][0],
+            "dropped_proxies": skipped[group][1],
+        }
         if ppl is not None:
             err_ppl, err_learned = 1 - ppl["heldout_mean"], 1 - learned["heldout_mean"]
             g["perplexity"] = {
-                **{k: json_safe(ppl[k]) for k in ("accuracy", "ci_low", "ci_high", "heldout_mean", "heldout_std", "top_k_recall")},
+                **{
+                    k: json_safe(ppl[k]) for k in ("accuracy", "ci_low", "ci_high", "heldout_mean", "heldout_std", "top_k_recall")
+                },
                 # the seed's finding: 1/PPL orders pairs unlike the post-SFT score (accuracy well below 1)
                 "disagreement_rate": json_safe(1 - ppl["accuracy"]),
                 "worse_than_chance": bool(ppl["ci_high"] < 0.5),
@@ -428,7 +551,9 @@ def fit_pairwise(tables: dict, spec):
     rows, gap_rows, skipped = [], [], {}
     for d in data:
         if len(d.score) < 2:
-            raise ConfigError(f"{_field('task_groups')} ({d.group!r}): {len(d.score)} model(s) with post-SFT scores, need at least 2")
+            raise ConfigError(
+                f"{_field('task_groups')} ({d.group!r}): {len(d.score)} model(s) with post-SFT scores, need at least 2"
+            )
         r, g, splits_skipped = evaluate_group(d, spec, names[d.group])
         skipped[d.group] = (splits_skipped, d.dropped)
         rows += r

@@ -6,7 +6,7 @@ when it parses the workflow).
 
 from dataclasses import dataclass
 
-from lmforecast.fits.registry import Figure, Fit, Settings
+from lmforecast.fits.registry import Figure, Fit, Settings, shots_errors
 
 
 @dataclass(frozen=True)
@@ -19,12 +19,18 @@ class RelatednessSettings(Settings):
 
 
 FIGURES = (
-    Figure("task_relatedness", """Task relatedness: Pearson correlation between two tasks' mean negative
-log-likelihood of the correct answer over every checkpoint of every run, with its p-value in each cell."""),
-    Figure("point_relatedness", """Point relatedness, one panel per task: each example placed by MDS of the
+    Figure(
+        "task_relatedness",
+        """Task relatedness: Pearson correlation between two tasks' mean negative
+log-likelihood of the correct answer over every checkpoint of every run, with its p-value in each cell.""",
+    ),
+    Figure(
+        "point_relatedness",
+        """Point relatedness, one panel per task: each example placed by MDS of the
 distance 1 - r between examples' NLL trajectories over the checkpoints (the O(n^2) reference), coloured
 by the groups of the O(n) method (K-means on per-run Legendre coefficients of the trajectories). The
-title gives the adjusted Rand index between the two groupings and the correlation of their distances."""),
+title gives the adjusted Rand index between the two groupings and the correlation of their distances.""",
+    ),
 )
 
 
@@ -39,8 +45,9 @@ def run(fit) -> list[str]:
     points, comparison = point_relatedness(fit.tables["example_scores"], fit.settings)
     write(matrix.to_arrow(), fit.out("task_relatedness.parquet"))
     write(points.to_arrow(), fit.out("point_relatedness.parquet"))
-    io.write_json(io.json_safe({"config": fit.spec, "point_relatedness": comparison.to_dicts()}),
-                  fit.out("point_relatedness.json"))
+    io.write_json(
+        io.json_safe({"config": fit.spec, "point_relatedness": comparison.to_dicts()}), fit.out("point_relatedness.json")
+    )
     plots.plot_task_relatedness(matrix, fit.figure("task_relatedness"))
     plots.plot_point_relatedness(points, comparison, fit.figure("point_relatedness"))
     for figure in FIGURES:
@@ -52,13 +59,6 @@ def section(fits_dir, report_dir) -> str:
     from lmforecast.report import html
 
     return "".join(html.figure(report_dir / f"{f.name}.png") for f in FIGURES)
-
-
-def check(config: dict) -> list[str]:
-    shots = config["fit"]["relatedness"]["shots"]
-    if "import" in config or shots in config["evaluation"]["shots"]:
-        return []
-    return [f"fit.relatedness.shots: {shots} is not in evaluation.shots {config['evaluation']['shots']}"]
 
 
 SCHEMA = """
@@ -84,6 +84,6 @@ FIT = Fit(
     run=run,
     section=section,
     needs_training=True,
-    check=check,
+    check=lambda config: shots_errors(config, "relatedness"),
     order=40,
 )

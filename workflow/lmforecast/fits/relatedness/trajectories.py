@@ -45,10 +45,15 @@ def trajectories(examples: pl.DataFrame, value: str, runs=None):
     short = counts.filter(pl.col("len") != ids.len()).sort("run", "step")
     if short.height:
         r = short.row(0, named=True)
-        raise ValueError(f"example_scores: checkpoint {r['run']} step {r['step']} has {r['len']} rows for "
-                         f"{ids.len()} examples; every checkpoint needs every example exactly once")
-    wide = (examples.with_columns(pl.format("{}@{}", "run", "step").alias("ckpt"))
-            .pivot(on="ckpt", index="example", values=value).sort("example"))
+        raise ValueError(
+            f"example_scores: checkpoint {r['run']} step {r['step']} has {r['len']} rows for "
+            f"{ids.len()} examples; every checkpoint needs every example exactly once"
+        )
+    wide = (
+        examples.with_columns(pl.format("{}@{}", "run", "step").alias("ckpt"))
+        .pivot(on="ckpt", index="example", values=value)
+        .sort("example")
+    )
     cols = [f"{r}@{s}" for r, s in keys.iter_rows()]
     return wide["example"].to_list(), list(keys.iter_rows()), wide.select(cols).to_numpy().astype(np.float64)
 
@@ -152,7 +157,7 @@ def distance_agreement(x: np.ndarray, segments, degree: int, seed: int) -> float
     iu = np.triu_indices(x.shape[0], k=1)
     d_corr = (1.0 - correlation_matrix(x))[iu]
     feats = polynomial_features(x, segments, degree)
-    sq = (feats ** 2).sum(axis=1)
+    sq = (feats**2).sum(axis=1)
     d_poly = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * feats @ feats.T, 0.0))[iu]
     return float(stats.pearsonr(d_corr, d_poly).statistic)
 
@@ -186,20 +191,38 @@ def point_relatedness(example_scores: pl.DataFrame, cfg):
         poly_labels = polynomial_groups(x, segments, cfg.degree, k, cfg.seed)
         xy = mds_embedding(x, cfg.seed)
         prompt = t["prompt"][0]
-        point_rows += [{"task": task, "prompt": prompt, "example": e, "group_correlation": int(a), "group_polynomial": int(b),
-                        "mds_x": float(p[0]), "mds_y": float(p[1])} for e, a, b, p in zip(ids, corr_labels, poly_labels, xy)]
-        compare_rows.append({"task": task, "prompt": prompt, "shots": cfg.shots, "n_examples": len(ids),
-                             "n_checkpoints": len(ckpts), "clusters": k,
-                             "adjusted_rand": float(adjusted_rand_score(corr_labels, poly_labels)),
-                             "distance_pearson": distance_agreement(x, segments, cfg.degree, cfg.seed)})
+        point_rows += [
+            {
+                "task": task,
+                "prompt": prompt,
+                "example": e,
+                "group_correlation": int(a),
+                "group_polynomial": int(b),
+                "mds_x": float(p[0]),
+                "mds_y": float(p[1]),
+            }
+            for e, a, b, p in zip(ids, corr_labels, poly_labels, xy)
+        ]
+        compare_rows.append(
+            {
+                "task": task,
+                "prompt": prompt,
+                "shots": cfg.shots,
+                "n_examples": len(ids),
+                "n_checkpoints": len(ckpts),
+                "clusters": k,
+                "adjusted_rand": float(adjusted_rand_score(corr_labels, poly_labels)),
+                "distance_pearson": distance_agreement(x, segments, cfg.degree, cfg.seed),
+            }
+        )
     return pl.DataFrame(point_rows), pl.DataFrame(compare_rows)
 
 
 def task_relatedness(task_scores: pl.DataFrame, cfg) -> pl.DataFrame:
     """Pearson r (with p-value) between tasks' mean-NLL trajectories over all checkpoints; long format, both orders."""
-    nll = (first_prompt(task_scores.filter((pl.col("metric") == "logprob_correct") & (pl.col("shots") == cfg.shots)),
-                        cfg.prompt)
-           .with_columns(pl.format("{}@{}", "run", "step").alias("ckpt"), (-pl.col("value")).alias("nll")))
+    nll = first_prompt(
+        task_scores.filter((pl.col("metric") == "logprob_correct") & (pl.col("shots") == cfg.shots)), cfg.prompt
+    ).with_columns(pl.format("{}@{}", "run", "step").alias("ckpt"), (-pl.col("value")).alias("nll"))
     wide = nll.pivot(on="task", index="ckpt", values="nll").sort("ckpt").drop_nulls()
     tasks = sorted(c for c in wide.columns if c != "ckpt")
     rows = []
@@ -215,5 +238,13 @@ def task_relatedness(task_scores: pl.DataFrame, cfg) -> pl.DataFrame:
                     res = stats.pearsonr(x, y)
                 r, p = float(res.statistic), float(res.pvalue)
             rows.append({"task_a": a, "task_b": b, "pearson_r": r, "p_value": p, "n_checkpoints": len(x)})
-    return pl.DataFrame(rows, schema={"task_a": pl.String, "task_b": pl.String, "pearson_r": pl.Float64,
-                                      "p_value": pl.Float64, "n_checkpoints": pl.Int64})
+    return pl.DataFrame(
+        rows,
+        schema={
+            "task_a": pl.String,
+            "task_b": pl.String,
+            "pearson_r": pl.Float64,
+            "p_value": pl.Float64,
+            "n_checkpoints": pl.Int64,
+        },
+    )

@@ -23,19 +23,28 @@ class ScalingSettings(Settings):
 
 
 FIGURES = (
-    Figure("loss_vs_compute", """Stage 1 of FLP: pre-training loss (mean of the held-out domain losses) of every
+    Figure(
+        "loss_vs_compute",
+        """Stage 1 of FLP: pre-training loss (mean of the held-out domain losses) of every
 checkpoint against its training compute; large dots are final checkpoints, lines the power law
 L = E + A (C/C0)^-alpha fitted per family (Huber loss on log-residuals) to the final checkpoints of all
-but the held-out run (star); x marks the loss the fit predicts for the held-out run."""),
-    Figure("score_vs_loss", """Stage 2 of FLP: task accuracy of every checkpoint against its pre-training loss,
+but the held-out run (star); x marks the loss the fit predicts for the held-out run.""",
+    ),
+    Figure(
+        "score_vs_loss",
+        """Stage 2 of FLP: task accuracy of every checkpoint against its pre-training loss,
 one panel per task; crosses are FLP's predictions for each family's held-out run, with 95% intervals
 (2.5-97.5% of the predictions of bootstrap refits over the training runs, both stages refitted),
-stars the actual score; dotted: chance."""),
-    Figure("predicted_vs_actual", """Back-test of every scaling predictor (direct compute to score, FLP,
+stars the actual score; dotted: chance.""",
+    ),
+    Figure(
+        "predicted_vs_actual",
+        """Back-test of every scaling predictor (direct compute to score, FLP,
 Chinchilla L(N, D) chain, OLMo ladder sigmoid chain, FLP-M): the score each predicts for a family's
 held-out run (fitted without it) against the actual score, with its 95% bootstrap interval as a bar;
 marker shape is the family; points on the dashed diagonal are exact. From
-results/fits/scaling_predictions.parquet."""),
+results/fits/scaling_predictions.parquet.""",
+    ),
 )
 
 
@@ -61,8 +70,11 @@ def run(fit) -> list[str]:
     # the prompt each task's score is read with (a name, {task: name}, or each task's first), said in the captions
     selected = select_scores(t["task_scores"], cfg)
     used = selected.unique(subset="task", maintain_order=True)
-    settings = (f"Score: {cfg.metric}, {cfg.shots}-shot; prompt per task: "
-                + ", ".join(f"{task} {prompt}" for task, prompt in zip(used["task"], used["prompt"])) + ".")
+    settings = (
+        f"Score: {cfg.metric}, {cfg.shots}-shot; prompt per task: "
+        + ", ".join(f"{task} {prompt}" for task, prompt in zip(used["task"], used["prompt"]))
+        + "."
+    )
     points = checkpoint_points(t["runs"], t["checkpoints"], t["domain_losses"])
     if preds.height:
         plots.plot_loss_vs_compute(points, params, preds, fit.figure("loss_vs_compute"))
@@ -73,8 +85,7 @@ def run(fit) -> list[str]:
             plots.empty_plot(fit.figure(figure.name), NOT_FITTED, preds)
     for figure in FIGURES:
         write_caption(figure.caption + ("" if figure.name == "loss_vs_compute" else f" {settings}"), fit.figure(figure.name))
-    summary = (preds.group_by("predictor").agg(pl.col("abs_error").mean(), pl.col("covered").cast(float).mean())
-               .sort("abs_error"))
+    summary = preds.group_by("predictor").agg(pl.col("abs_error").mean(), pl.col("covered").cast(float).mean()).sort("abs_error")
     return report + ["", f"mean absolute error and interval coverage per predictor:\n{summary}"]
 
 
@@ -88,11 +99,15 @@ def section(fits_dir, report_dir) -> str:
     params = html.read(fits_dir / "scaling_params.parquet", "scaling parameters")
     if not preds.height:
         return html.note(NOT_FITTED)
-    return ("".join(html.figure(report_dir / f"{f.name}.png") for f in FIGURES)
-            + "<details><summary>Back-test table (results/fits/scaling_predictions.parquet)</summary>"
-            + html.table(preds, sortable=True) + "</details><details><summary>Fitted parameters (stderr: "
-            "lmfit's, from the Jacobian; stderr_boot: bootstrap over runs)</summary>"
-            + html.table(params, sortable=True) + "</details>")
+    return (
+        "".join(html.figure(report_dir / f"{f.name}.png") for f in FIGURES)
+        + "<details><summary>Back-test table (results/fits/scaling_predictions.parquet)</summary>"
+        + html.table(preds, sortable=True)
+        + "</details><details><summary>Fitted parameters (stderr: "
+        "lmfit's, from the Jacobian; stderr_boot: bootstrap over runs)</summary>"
+        + html.table(params, sortable=True)
+        + "</details>"
+    )
 
 
 def _error_range(actual: float, lo: float, hi: float) -> tuple[float, float]:
@@ -108,11 +123,21 @@ def leaderboard_rows(fits_dir) -> list[dict]:
     rows = []
     for r in html.read(fits_dir / "scaling_predictions.parquet", "scaling back-test").iter_rows(named=True):
         lo, hi = _error_range(r["score_actual"], r["score_lo"], r["score_hi"])
-        rows.append({"question": "scaling", "target": f"{r['task']}: final score of {r['run']} (held out)",
-                     "predictor": r["predictor"], "measure": "abs. error", "value": r["abs_error"], "lo": lo, "hi": hi,
-                     "interval": f"error allowed by the 95% bootstrap prediction interval ({r['n_boot']} refits)"
-                                 + ("" if r["covered"] else "; interval misses the actual score"),
-                     "n": r["n_fit_runs"], "better": "lower"})
+        rows.append(
+            {
+                "question": "scaling",
+                "target": f"{r['task']}: final score of {r['run']} (held out)",
+                "predictor": r["predictor"],
+                "measure": "abs. error",
+                "value": r["abs_error"],
+                "lo": lo,
+                "hi": hi,
+                "interval": f"error allowed by the 95% bootstrap prediction interval ({r['n_boot']} refits)"
+                + ("" if r["covered"] else "; interval misses the actual score"),
+                "n": r["n_fit_runs"],
+                "better": "lower",
+            }
+        )
     return rows
 
 
@@ -123,8 +148,11 @@ def check(config: dict) -> list[str]:
     if not isinstance(holdout, list) or "import" in config:
         return []
     names = {r["name"] for r in config["runs"]}
-    return [f"fit.scaling.holdout[{i}]: unknown run {name!r}; expected a name from runs"
-            for i, name in enumerate(holdout) if name not in names]
+    return [
+        f"fit.scaling.holdout[{i}]: unknown run {name!r}; expected a name from runs"
+        for i, name in enumerate(holdout)
+        if name not in names
+    ]
 
 
 SCHEMA = """

@@ -25,11 +25,32 @@ from lmforecast.fits.scaling.predictors import PREDICTORS
 
 MIN_TRAIN_RUNS = 3
 
-PARAMS_SCHEMA = {"predictor": pl.String, "family": pl.String, "stage": pl.String, "task": pl.String, "param": pl.String,
-                 "value": pl.Float64, "stderr": pl.Float64, "stderr_boot": pl.Float64, "n_points": pl.Int64}
-PREDICTIONS_SCHEMA = {"predictor": pl.String, "family": pl.String, "task": pl.String, "run": pl.String, "flops": pl.Float64,
-                      "loss_actual": pl.Float64, "loss_pred": pl.Float64, "score_actual": pl.Float64, "score_pred": pl.Float64,
-                      "score_lo": pl.Float64, "score_hi": pl.Float64, "n_fit_runs": pl.Int64, "n_boot": pl.Int64}
+PARAMS_SCHEMA = {
+    "predictor": pl.String,
+    "family": pl.String,
+    "stage": pl.String,
+    "task": pl.String,
+    "param": pl.String,
+    "value": pl.Float64,
+    "stderr": pl.Float64,
+    "stderr_boot": pl.Float64,
+    "n_points": pl.Int64,
+}
+PREDICTIONS_SCHEMA = {
+    "predictor": pl.String,
+    "family": pl.String,
+    "task": pl.String,
+    "run": pl.String,
+    "flops": pl.Float64,
+    "loss_actual": pl.Float64,
+    "loss_pred": pl.Float64,
+    "score_actual": pl.Float64,
+    "score_pred": pl.Float64,
+    "score_lo": pl.Float64,
+    "score_hi": pl.Float64,
+    "n_fit_runs": pl.Int64,
+    "n_boot": pl.Int64,
+}
 
 
 def held_out_runs(finals: pl.DataFrame, holdout) -> list[str]:
@@ -44,8 +65,9 @@ def resample_runs(train: pl.DataFrame, rng) -> pl.DataFrame | None:
     draw = rng.integers(0, len(names), len(names))
     if len(set(draw.tolist())) < MIN_TRAIN_RUNS:
         return None
-    return pl.concat([train.filter(pl.col("run") == names[i]).with_columns(pl.lit(f"{names[i]}#{j}").alias("run"))
-                      for j, i in enumerate(draw)])
+    return pl.concat(
+        [train.filter(pl.col("run") == names[i]).with_columns(pl.lit(f"{names[i]}#{j}").alias("run")) for j, i in enumerate(draw)]
+    )
 
 
 def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
@@ -68,16 +90,24 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
         held = fam.filter(pl.col("is_final") & pl.col("run").is_in(held_runs)).sort("run")
         n_train = train["run"].n_unique()
         if not held_runs or n_train < MIN_TRAIN_RUNS:
-            plan.append((f"[{family}] skipped: {n_train} training runs and {len(held_runs)} held out;"
-                         f" need at least {MIN_TRAIN_RUNS} to fit and 1 to predict", []))
+            plan.append(
+                (
+                    f"[{family}] skipped: {n_train} training runs and {len(held_runs)} held out;"
+                    f" need at least {MIN_TRAIN_RUNS} to fit and 1 to predict",
+                    [],
+                )
+            )
             continue
-        plan.append((f"[{family}] fitted on {n_train} runs, predicting {', '.join(held_runs)}",
-                     [(family, name, train, held, tasks, cfg, seed) for name in cfg.predictors]))
+        plan.append(
+            (
+                f"[{family}] fitted on {n_train} runs, predicting {', '.join(held_runs)}",
+                [(family, name, train, held, tasks, cfg, seed) for name in cfg.predictors],
+            )
+        )
     units = [u for _, us in plan for u in us]
     if workers > 1 and len(units) > 1:
         # spawn, not fork: a forked child can deadlock on locks held by polars' and torch's thread pools
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_one_thread) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
             results = iter(list(pool.map(_fit_predictor, units)))
     else:
         results = (_fit_predictor(u) for u in units)
@@ -132,18 +162,35 @@ def _fit_predictor(unit):
     n_train = train["run"].n_unique()
     for row in point.params:
         boot = boot_params.get((row["stage"], row["task"], row["param"]), [])
-        param_rows.append({"predictor": name, "family": family, **row,
-                           "stderr_boot": float(np.std(boot, ddof=1)) if len(boot) > 1 else math.nan})
+        param_rows.append(
+            {
+                "predictor": name,
+                "family": family,
+                **row,
+                "stderr_boot": float(np.std(boot, ddof=1)) if len(boot) > 1 else math.nan,
+            }
+        )
     for task, scores in point.scores.items():
         boot = np.array(draws[task]) if draws[task] else np.full((0, held.height), np.nan)
         for i, run in enumerate(held["run"]):
             if held[f"score:{task}"][i] is None:
                 continue  # nothing to compare with
-            lo, hi = (np.quantile(boot[:, i], [0.025, 0.975]) if len(boot) else (math.nan, math.nan))
-            pred_rows.append({
-                "predictor": name, "family": family, "task": task, "run": run, "flops": float(held["flops"][i]),
-                "loss_actual": float(held["loss"][i]),
-                "loss_pred": float(point.loss[i]) if point.loss is not None else math.nan,
-                "score_actual": float(held[f"score:{task}"][i]), "score_pred": float(scores[i]),
-                "score_lo": float(lo), "score_hi": float(hi), "n_fit_runs": n_train, "n_boot": len(boot)})
+            lo, hi = np.quantile(boot[:, i], [0.025, 0.975]) if len(boot) else (math.nan, math.nan)
+            pred_rows.append(
+                {
+                    "predictor": name,
+                    "family": family,
+                    "task": task,
+                    "run": run,
+                    "flops": float(held["flops"][i]),
+                    "loss_actual": float(held["loss"][i]),
+                    "loss_pred": float(point.loss[i]) if point.loss is not None else math.nan,
+                    "score_actual": float(held[f"score:{task}"][i]),
+                    "score_pred": float(scores[i]),
+                    "score_lo": float(lo),
+                    "score_hi": float(hi),
+                    "n_fit_runs": n_train,
+                    "n_boot": len(boot),
+                }
+            )
     return param_rows, pred_rows, report

@@ -50,8 +50,9 @@ def huber_objective(theta, log_n, log_d, log_l, delta):
     loss = huber(r, delta)
     dr = np.clip(r, -delta, delta)
     w = softmax(terms, axis=0)
-    grad = np.array([(dr * w[0]).sum(), (dr * w[1]).sum(), (dr * w[2]).sum(),
-                     -(dr * w[0] * log_n).sum(), -(dr * w[1] * log_d).sum()])
+    grad = np.array(
+        [(dr * w[0]).sum(), (dr * w[1]).sum(), (dr * w[2]).sum(), -(dr * w[0] * log_n).sum(), -(dr * w[1] * log_d).sum()]
+    )
     return loss, grad
 
 
@@ -76,8 +77,9 @@ def _grid_objectives(starts, log_n, log_d, log_l, delta):
     return huber(logsumexp(terms, axis=0) - log_l, delta, axis=1)
 
 
-def fit_chinchilla(n_params, tokens, loss, delta=1e-3, n_bootstrap=200, seed=0, grid=GRID, n_starts=50,
-                   start: dict | None = None) -> ChinchillaFit:
+def fit_chinchilla(
+    n_params, tokens, loss, delta=1e-3, n_bootstrap=200, seed=0, grid=GRID, n_starts=50, start: dict | None = None
+) -> ChinchillaFit:
     """`start` (a fit's params): refit from there alone, no grid, no bootstrap (a bootstrap refit)."""
     log_n, log_d, log_l = (np.log(np.asarray(x, dtype=np.float64)) for x in (n_params, tokens, loss))
     data = (log_n, log_d, log_l)
@@ -96,8 +98,9 @@ def fit_chinchilla(n_params, tokens, loss, delta=1e-3, n_bootstrap=200, seed=0, 
     params = lmfit.Parameters()
     for name, value in zip(NAMES, best.x):
         params.add(name, value=value)
-    refined = lmfit.minimize(lambda p: huber_objective(np.array([p[k].value for k in NAMES]), *data, delta)[0],
-                             params, method="lbfgsb")
+    refined = lmfit.minimize(
+        lambda p: huber_objective(np.array([p[k].value for k in NAMES]), *data, delta)[0], params, method="lbfgsb"
+    )
     theta = np.array([refined.params[k].value for k in NAMES])
     if huber_objective(theta, *data, delta)[0] > best.fun:
         theta = best.x
@@ -107,5 +110,10 @@ def fit_chinchilla(n_params, tokens, loss, delta=1e-3, n_bootstrap=200, seed=0, 
         idx = rng.integers(0, len(log_l), len(log_l))
         draws.append(_natural(_minimize(theta, (log_n[idx], log_d[idx], log_l[idx]), delta).x))
     stderr = {k: float(np.std([d[k] for d in draws], ddof=1)) for k in draws[0]} if draws else {}
-    return ChinchillaFit(params=_natural(theta), stderr=stderr, objective=float(huber_objective(theta, *data, delta)[0]),
-                         n_points=len(log_l), report=lmfit.fit_report(refined))
+    return ChinchillaFit(
+        params=_natural(theta),
+        stderr=stderr,
+        objective=float(huber_objective(theta, *data, delta)[0]),
+        n_points=len(log_l),
+        report=lmfit.fit_report(refined),
+    )

@@ -9,8 +9,8 @@
 They run on the rows of fits.frames.checkpoint_frame (one per checkpoint).
 """
 
-import numpy as np
 import lmfit
+import numpy as np
 
 HUBER_DELTA = 1e-3
 # scipy's trust-region least_squares, not lmfit's default leastsq: leastsq (MINPACK, C) gave
@@ -58,8 +58,7 @@ def fit_power_law(compute, loss, start: dict | None = None):
         params["E"].set(value=min(s["E"], float(loss.min()) * 0.999), min=0.0, max=float(loss.min()))
         params["alpha"].set(value=s["alpha"], min=1e-4, max=3.0)
         params["A"].set(value=s.get("A", max(1e-6, float(np.median(loss)) - s["E"])), min=0.0)
-        result = model.fit(np.log(loss), params, c=compute / c0, method=METHOD,
-                           fit_kws={"loss": "huber", "f_scale": HUBER_DELTA})
+        result = model.fit(np.log(loss), params, c=compute / c0, method=METHOD, fit_kws={"loss": "huber", "f_scale": HUBER_DELTA})
         obj = huber(result.residual)
         if obj < best_obj:
             best, best_obj = result, obj
@@ -92,14 +91,20 @@ def fit_sigmoid(x, y, start: dict | None = None):
         raise FitError(f"the sigmoid has 4 parameters and needs at least 5 points, got {len(x)}")
     model = lmfit.Model(sigmoid)
     spread = float(np.std(x)) or 1.0
-    grid = [start] if start else [{"k": -k / spread, "L0": float(q)} for k in (1.0, 4.0) for q in np.quantile(x, [0.25, 0.5, 0.75])]
+    grid = (
+        [start] if start else [{"k": -k / spread, "L0": float(q)} for k in (1.0, 4.0) for q in np.quantile(x, [0.25, 0.5, 0.75])]
+    )
     best = None
     for s in grid:
         params = model.make_params()
         b0 = s.get("b", float(y.min()))
         params["b"].set(value=b0, min=0.0, max=1.0)
-        params.add("headroom", value=s.get("headroom", min(1.0, max(0.01, float(y.max() - y.min())) / max(1e-6, 1.0 - b0))),
-                   min=0.0, max=1.0)
+        params.add(
+            "headroom",
+            value=s.get("headroom", min(1.0, max(0.01, float(y.max() - y.min())) / max(1e-6, 1.0 - b0))),
+            min=0.0,
+            max=1.0,
+        )
         params["a"].set(expr="headroom * (1 - b)")
         params["k"].set(value=s["k"], max=0.0, min=-1e3 / spread)
         params["L0"].set(value=s["L0"], min=float(x.min()) - 3 * spread, max=float(x.max()) + 3 * spread)

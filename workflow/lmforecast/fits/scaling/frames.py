@@ -25,10 +25,12 @@ def checkpoint_points(runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_loss
     """
     # runs.lr is the run's peak learning rate (checkpoints.lr is the rate at that step)
     lr = pl.when(pl.col("peak_lr").is_null()).then(pl.lit("lr=?")).otherwise(pl.format("lr={}", pl.col("peak_lr")))
-    return (checkpoints.join(pretraining_loss(domain_losses), on=["run", "step"])
-            .join(runs.select("run", "mixture", "objective", pl.col("lr").alias("peak_lr")), on="run")
-            .with_columns(pl.concat_str("mixture", "objective", lr, separator="/").alias("family"))
-            .sort("run", "step"))  # a join keeps no order: sorted, so that figures and their data are deterministic
+    return (
+        checkpoints.join(pretraining_loss(domain_losses), on=["run", "step"])
+        .join(runs.select("run", "mixture", "objective", pl.col("lr").alias("peak_lr")), on="run")
+        .with_columns(pl.concat_str("mixture", "objective", lr, separator="/").alias("family"))
+        .sort("run", "step")
+    )  # a join keeps no order: sorted, so that figures and their data are deterministic
 
 
 def select_scores(task_scores: pl.DataFrame, cfg, metric: str | None = None) -> pl.DataFrame:
@@ -39,8 +41,9 @@ def select_scores(task_scores: pl.DataFrame, cfg, metric: str | None = None) -> 
 
 def _wide(long: pl.DataFrame, on: str, values: str, prefix: str) -> pl.DataFrame:
     """One column `prefix:<key>` per value of `on`, one row per checkpoint."""
-    return (long.pivot(on=on, index=["run", "step"], values=values)
-            .rename(lambda c: c if c in ("run", "step") else f"{prefix}:{c}"))
+    return long.pivot(on=on, index=["run", "step"], values=values).rename(
+        lambda c: c if c in ("run", "step") else f"{prefix}:{c}"
+    )
 
 
 def checkpoint_frame(tables: dict, cfg) -> pl.DataFrame:
@@ -48,8 +51,11 @@ def checkpoint_frame(tables: dict, cfg) -> pl.DataFrame:
     points = checkpoint_points(tables["runs"], tables["checkpoints"], tables["domain_losses"])
     points = points.join(tables["runs"].select("run", "n_params"), on="run")
     scores = select_scores(tables["task_scores"], cfg)
-    wide = [_wide(tables["domain_losses"], "domain", "loss", "loss"),
-            _wide(scores, "task", "value", "score"), _wide(scores, "task", "chance", "chance")]
+    wide = [
+        _wide(tables["domain_losses"], "domain", "loss", "loss"),
+        _wide(scores, "task", "value", "score"),
+        _wide(scores, "task", "chance", "chance"),
+    ]
     bpb = select_scores(tables["task_scores"], cfg, metric="bits_per_byte")
     if bpb.height:
         wide.append(_wide(bpb, "task", "value", "bpb"))
@@ -57,7 +63,9 @@ def checkpoint_frame(tables: dict, cfg) -> pl.DataFrame:
     for part in wide:
         frame = frame.join(part, on=["run", "step"], how="left")
     final = pl.col("step").max().over("run")
-    return frame.with_columns((pl.col("step") / final).alias("frac"), (pl.col("step") == final).alias("is_final")).sort("run", "step")
+    return frame.with_columns((pl.col("step") / final).alias("frac"), (pl.col("step") == final).alias("is_final")).sort(
+        "run", "step"
+    )
 
 
 def tasks_of(frame: pl.DataFrame) -> list[str]:

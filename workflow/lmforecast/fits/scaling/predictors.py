@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from lmforecast.fits.scaling import chinchilla
-from lmforecast.fits.scaling import flpm
+from lmforecast.fits.scaling import chinchilla, flpm
 from lmforecast.fits.scaling.curves import FitError, fit_linear, fit_power_law, fit_sigmoid, start_of
 from lmforecast.fits.scaling.frames import domains_of
 
@@ -41,11 +40,21 @@ class Prediction:
 
 
 def _rows(result, stage, task=None, extra=None):
-    rows = [{"stage": stage, "task": task, "param": n, "value": float(p.value),
-             "stderr": float(p.stderr) if p.stderr is not None else math.nan, "n_points": int(result.ndata)}
-            for n, p in result.params.items()]
-    return rows + [{"stage": stage, "task": task, "param": n, "value": float(v), "stderr": math.nan,
-                    "n_points": int(result.ndata)} for n, v in (extra or {}).items()]
+    rows = [
+        {
+            "stage": stage,
+            "task": task,
+            "param": n,
+            "value": float(p.value),
+            "stderr": float(p.stderr) if p.stderr is not None else math.nan,
+            "n_points": int(result.ndata),
+        }
+        for n, p in result.params.items()
+    ]
+    return rows + [
+        {"stage": stage, "task": task, "param": n, "value": float(v), "stderr": math.nan, "n_points": int(result.ndata)}
+        for n, v in (extra or {}).items()
+    ]
 
 
 def _finals(train):
@@ -69,7 +78,9 @@ def _stage1(finals, held, column, warm, key):
 
 
 def _emerged(train, task, cfg):
-    return _known(train, f"score:{task}", f"chance:{task}").filter(pl.col(f"score:{task}") > pl.col(f"chance:{task}") + cfg.emerged_margin)
+    return _known(train, f"score:{task}", f"chance:{task}").filter(
+        pl.col(f"score:{task}") > pl.col(f"chance:{task}") + cfg.emerged_margin
+    )
 
 
 def _per_task(tasks, out: Prediction, fit_one):
@@ -114,12 +125,15 @@ def flp(train, held, tasks, cfg, warm):
 
 
 def chinchilla_chain(train, held, tasks, cfg, warm):
-    fit = chinchilla.fit_chinchilla(_col(train, "n_params"), _col(train, "tokens"), _col(train, "loss"),
-                                    n_bootstrap=0, n_starts=10, start=warm.get("loss"))
+    fit = chinchilla.fit_chinchilla(
+        _col(train, "n_params"), _col(train, "tokens"), _col(train, "loss"), n_bootstrap=0, n_starts=10, start=warm.get("loss")
+    )
     p = fit.params
     loss_pred = p["E"] + p["A"] / _col(held, "n_params") ** p["alpha"] + p["B"] / _col(held, "tokens") ** p["beta"]
-    params = [{"stage": "loss", "task": None, "param": k, "value": v, "stderr": math.nan, "n_points": fit.n_points}
-              for k, v in p.items()]
+    params = [
+        {"stage": "loss", "task": None, "param": k, "value": v, "stderr": math.nan, "n_points": fit.n_points}
+        for k, v in p.items()
+    ]
     out = Prediction(scores={}, loss=loss_pred, params=params, warm={"loss": p})
     _line_from_loss(train, loss_pred, tasks, cfg, out)
     return out
@@ -159,12 +173,22 @@ def flpm_chain(train, held, tasks, cfg, warm):
     def fit_one(task):
         pts = _known(train, f"score:{task}", *(f"loss:{d}" for d in domains))
         if pts.height < 2 * len(domains):
-            raise FitError(f"FLP-M needs at least {2 * len(domains)} checkpoints with domain losses and a score, got {pts.height}")
+            raise FitError(
+                f"FLP-M needs at least {2 * len(domains)} checkpoints with domain losses and a score, got {pts.height}"
+            )
         x_train = np.stack([_col(pts, f"loss:{d}") for d in domains], axis=1)
         net = flpm.fit_domain_net(x_train, _col(pts, f"score:{task}"), start=warm.get(f"net:{task}"))
         out.scores[task] = net.predict(x_held)
-        out.params.append({"stage": "score", "task": task, "param": "train_mse", "value": net.train_mse,
-                           "stderr": math.nan, "n_points": pts.height})
+        out.params.append(
+            {
+                "stage": "score",
+                "task": task,
+                "param": "train_mse",
+                "value": net.train_mse,
+                "stderr": math.nan,
+                "n_points": pts.height,
+            }
+        )
         out.warm[f"net:{task}"] = net.state()
 
     _per_task(tasks, out, fit_one)
@@ -172,4 +196,3 @@ def flpm_chain(train, held, tasks, cfg, warm):
 
 
 PREDICTORS = {"direct": direct, "flp": flp, "chinchilla": chinchilla_chain, "ladder": ladder, "flpm": flpm_chain}
-

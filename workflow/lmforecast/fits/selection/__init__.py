@@ -7,7 +7,7 @@ Snakemake reads it when it parses the workflow).
 import json
 from dataclasses import dataclass
 
-from lmforecast.fits.registry import Figure, Fit, Settings
+from lmforecast.fits.registry import Figure, Fit, Settings, shots_errors
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,9 @@ class SelectionSettings(Settings):
     source_runs: tuple[str, ...] | None = None
 
 
-FIGURE = Figure("selection", """Benchmark prediction from B selected examples (Algorithm 1), held-out models:
+FIGURE = Figure(
+    "selection",
+    """Benchmark prediction from B selected examples (Algorithm 1), held-out models:
 top, the mean absolute error of the estimated full-benchmark accuracy; bottom, Kendall tau between the
 ranking by weighted log-likelihood on the B points and the true accuracy ranking. SELECT (O(n) point
 relatedness clusters' medoids) against Anchor Points (K-medoids on confidence correlations) and random
@@ -32,7 +34,8 @@ subsets (mean and +-1 sd over the draws). Points are selected on the source runs
 says, per task, at which small budgets SELECT's error is below random's mean. SELECT clusters
 per-example NLL trajectories, so it has little to work with where every checkpoint scores near chance
 (the trajectories are mostly noise) or where the benchmark is small; where the models answer every
-question alike (one label for all), any cluster-weighted selection is exact, a degenerate win.""")
+question alike (one label for all), any cluster-weighted selection is exact, a degenerate win.""",
+)
 
 
 def run(fit) -> list[str]:
@@ -50,8 +53,10 @@ def run(fit) -> list[str]:
     lines = []
     for task, s in summary["tasks"].items():
         skipped = f"; budgets {s['skipped_budgets']} skipped (>= {s['n_examples']} examples)" if s["skipped_budgets"] else ""
-        lines.append(f"{task}: SELECT beats random at small budgets {s['small_budgets']}: "
-                     f"{s['select_beats_random_at_small_budgets']}{skipped}")
+        lines.append(
+            f"{task}: SELECT beats random at small budgets {s['small_budgets']}: "
+            f"{s['select_beats_random_at_small_budgets']}{skipped}"
+        )
     return lines
 
 
@@ -60,9 +65,15 @@ def select_vs_random(summary_path) -> list[dict]:
     rows = []
     for task, d in json.loads(summary_path.read_text())["tasks"].items():
         wins = [b for b in d["small_budgets"] if d["by_budget"][str(b)]["select_beats_random"]]
-        rows.append({"task": task, "examples": d["n_examples"], "small budgets": ", ".join(map(str, d["small_budgets"])),
-                     "SELECT beats random at": ", ".join(map(str, wins)) or "none",
-                     "at every small budget": "yes" if d["select_beats_random_at_small_budgets"] else "no"})
+        rows.append(
+            {
+                "task": task,
+                "examples": d["n_examples"],
+                "small budgets": ", ".join(map(str, d["small_budgets"])),
+                "SELECT beats random at": ", ".join(map(str, wins)) or "none",
+                "at every small budget": "yes" if d["select_beats_random_at_small_budgets"] else "no",
+            }
+        )
     return rows
 
 
@@ -72,8 +83,11 @@ def section(fits_dir, report_dir) -> str:
     from lmforecast.report import html
 
     verdict = pl.DataFrame(select_vs_random(html.require(fits_dir / "selection.json", "selection summary")))
-    return (html.figure(report_dir / "selection.png")
-            + "<h3>Does SELECT beat random at small budgets? (results/fits/selection.json)</h3>" + html.table(verdict))
+    return (
+        html.figure(report_dir / "selection.png")
+        + "<h3>Does SELECT beat random at small budgets? (results/fits/selection.json)</h3>"
+        + html.table(verdict)
+    )
 
 
 def leaderboard_rows(fits_dir) -> list[dict]:
@@ -84,14 +98,22 @@ def leaderboard_rows(fits_dir) -> list[dict]:
     for r in html.read(fits_dir / "selection.parquet", "selection results").iter_rows(named=True):
         random = r["method"] == "random"
         spread = 1.96 * r["mae_std"] if random and r["mae_std"] == r["mae_std"] else None
-        rows.append({"question": "selection",
-                     "target": f"{r['task']}: accuracy of {r['n_target_models']} held-out models from B={r['budget']} points",
-                     "predictor": r["method"], "measure": "MAE", "value": r["mae"],
-                     "lo": max(r["mae"] - spread, 0.0) if spread is not None else None,
-                     "hi": r["mae"] + spread if spread is not None else None,
-                     "interval": (f"mean +- 1.96 sd over {r['draws']} random draws" if random
-                                  else "one deterministic selection: no interval"),
-                     "n": r["n_target_models"], "better": "lower"})
+        rows.append(
+            {
+                "question": "selection",
+                "target": f"{r['task']}: accuracy of {r['n_target_models']} held-out models from B={r['budget']} points",
+                "predictor": r["method"],
+                "measure": "MAE",
+                "value": r["mae"],
+                "lo": max(r["mae"] - spread, 0.0) if spread is not None else None,
+                "hi": r["mae"] + spread if spread is not None else None,
+                "interval": (
+                    f"mean +- 1.96 sd over {r['draws']} random draws" if random else "one deterministic selection: no interval"
+                ),
+                "n": r["n_target_models"],
+                "better": "lower",
+            }
+        )
     return rows
 
 
@@ -99,9 +121,7 @@ def check(config: dict) -> list[str]:
     """Shots that were evaluated, and a source/target split that leaves held-out runs."""
     if "import" in config:
         return []
-    selection, errors = config["fit"]["selection"], []
-    if selection["shots"] not in config["evaluation"]["shots"]:
-        errors.append(f"fit.selection.shots: {selection['shots']} is not in evaluation.shots {config['evaluation']['shots']}")
+    selection, errors = config["fit"]["selection"], shots_errors(config, "selection")
     names = [r["name"] for r in config["runs"]]
     if len(names) < 2:
         errors.append("fit.selection: needs at least 2 runs (source and held-out target)")

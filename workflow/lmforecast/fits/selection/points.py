@@ -110,8 +110,16 @@ def task_benchmark(scores: pl.DataFrame, metric: str, source, target):
     _, _, logprob = trajectories(scores, "logprob_correct", target)
     assert tgt_ids == ids
     assert not {r for r, _ in src_ckpts} & {r for r, _ in tgt_ckpts}, "a model is on both sides of the split"
-    return {"examples": ids, "segments": [r for r, _ in src_ckpts], "nll": nll, "confidence": confidence,
-            "correct": hit, "logprob": logprob, "n_source_models": len(src_ckpts), "n_target_models": len(tgt_ckpts)}
+    return {
+        "examples": ids,
+        "segments": [r for r, _ in src_ckpts],
+        "nll": nll,
+        "confidence": confidence,
+        "correct": hit,
+        "logprob": logprob,
+        "n_source_models": len(src_ckpts),
+        "n_target_models": len(tgt_ckpts),
+    }
 
 
 def evaluate_selection(example_scores: pl.DataFrame, cfg):
@@ -127,33 +135,76 @@ def evaluate_selection(example_scores: pl.DataFrame, cfg):
         n = len(bench["examples"])
         correct, logprob = bench["correct"], bench["logprob"]
         anchor_dist = 1.0 - correlation_matrix(bench["confidence"])
-        base = {"task": task, "prompt": t["prompt"][0], "shots": cfg.shots, "n_examples": n,
-                "n_source_models": bench["n_source_models"], "n_target_models": bench["n_target_models"]}
+        base = {
+            "task": task,
+            "prompt": t["prompt"][0],
+            "shots": cfg.shots,
+            "n_examples": n,
+            "n_source_models": bench["n_source_models"],
+            "n_target_models": bench["n_target_models"],
+        }
         budgets = [b for b in cfg.budgets if b < n]
-        info = {"n_examples": n, "skipped_budgets": [b for b in cfg.budgets if b >= n],
-                "kendall_tau_all_points": kendall_tau(logprob.mean(axis=0), correct.mean(axis=0))}
+        info = {
+            "n_examples": n,
+            "skipped_budgets": [b for b in cfg.budgets if b >= n],
+            "kendall_tau_all_points": kendall_tau(logprob.mean(axis=0), correct.mean(axis=0)),
+        }
         for b in budgets:
-            idx, w = select_points(bench["nll"], bench["segments"], cfg.degree, b, cfg.seed)
-            mae, tau = score_selection(correct, logprob, idx, w)
-            rows.append({**base, "budget": b, "method": "select", "n_selected": len(idx), "draws": 1,
-                         "mae": mae, "mae_std": np.nan, "kendall_tau": tau, "kendall_tau_std": np.nan})
-            idx, w = anchor_points(anchor_dist, b, cfg.seed)
-            mae, tau = score_selection(correct, logprob, idx, w)
-            rows.append({**base, "budget": b, "method": "anchor_points", "n_selected": len(idx), "draws": 1,
-                         "mae": mae, "mae_std": np.nan, "kendall_tau": tau, "kendall_tau_std": np.nan})
+            selections = {
+                "select": lambda: select_points(bench["nll"], bench["segments"], cfg.degree, b, cfg.seed),
+                "anchor_points": lambda: anchor_points(anchor_dist, b, cfg.seed),
+            }
+            for method, select in selections.items():  # one deterministic selection each
+                idx, w = select()
+                mae, tau = score_selection(correct, logprob, idx, w)
+                rows.append(
+                    {
+                        **base,
+                        "budget": b,
+                        "method": method,
+                        "n_selected": len(idx),
+                        "draws": 1,
+                        "mae": mae,
+                        "mae_std": np.nan,
+                        "kendall_tau": tau,
+                        "kendall_tau_std": np.nan,
+                    }
+                )
             rng = np.random.default_rng([cfg.seed, b])
             draws = np.array([score_selection(correct, logprob, *random_points(n, b, rng)) for _ in range(cfg.random_draws)])
-            rows.append({**base, "budget": b, "method": "random", "n_selected": b, "draws": cfg.random_draws,
-                         "mae": float(draws[:, 0].mean()), "mae_std": float(draws[:, 0].std(ddof=1)),
-                         "kendall_tau": float(np.nanmean(draws[:, 1])) if np.isfinite(draws[:, 1]).any() else np.nan,
-                         "kendall_tau_std": float(np.nanstd(draws[:, 1], ddof=1)) if np.isfinite(draws[:, 1]).sum() > 1 else np.nan})
+            rows.append(
+                {
+                    **base,
+                    "budget": b,
+                    "method": "random",
+                    "n_selected": b,
+                    "draws": cfg.random_draws,
+                    "mae": float(draws[:, 0].mean()),
+                    "mae_std": float(draws[:, 0].std(ddof=1)),
+                    "kendall_tau": float(np.nanmean(draws[:, 1])) if np.isfinite(draws[:, 1]).any() else np.nan,
+                    "kendall_tau_std": float(np.nanstd(draws[:, 1], ddof=1)) if np.isfinite(draws[:, 1]).sum() > 1 else np.nan,
+                }
+            )
         summary["tasks"][task] = {**info, **_verdict(rows, task, cfg.small_budget_max)}
     return pl.DataFrame(rows, schema=ROW_SCHEMA), summary
 
 
-ROW_SCHEMA = {"task": pl.String, "prompt": pl.String, "shots": pl.Int64, "n_examples": pl.Int64, "n_source_models": pl.Int64,
-              "n_target_models": pl.Int64, "budget": pl.Int64, "method": pl.String, "n_selected": pl.Int64, "draws": pl.Int64,
-              "mae": pl.Float64, "mae_std": pl.Float64, "kendall_tau": pl.Float64, "kendall_tau_std": pl.Float64}
+ROW_SCHEMA = {
+    "task": pl.String,
+    "prompt": pl.String,
+    "shots": pl.Int64,
+    "n_examples": pl.Int64,
+    "n_source_models": pl.Int64,
+    "n_target_models": pl.Int64,
+    "budget": pl.Int64,
+    "method": pl.String,
+    "n_selected": pl.Int64,
+    "draws": pl.Int64,
+    "mae": pl.Float64,
+    "mae_std": pl.Float64,
+    "kendall_tau": pl.Float64,
+    "kendall_tau_std": pl.Float64,
+}
 
 
 def _verdict(rows, task, small_max):
@@ -163,10 +214,18 @@ def _verdict(rows, task, small_max):
     per_budget = {}
     for b in sorted({b for b, _ in by}):
         s, a, r = by[b, "select"], by[b, "anchor_points"], by[b, "random"]
-        per_budget[str(b)] = {"select_mae": s["mae"], "anchor_points_mae": a["mae"], "random_mae": r["mae"],
-                              "random_mae_std": r["mae_std"], "select_kendall_tau": s["kendall_tau"],
-                              "anchor_points_kendall_tau": a["kendall_tau"], "random_kendall_tau": r["kendall_tau"],
-                              "select_beats_random": s["mae"] < r["mae"]}
-    return {"small_budgets": small,
-            "select_beats_random_at_small_budgets": bool(small) and all(per_budget[str(b)]["select_beats_random"] for b in small),
-            "by_budget": per_budget}
+        per_budget[str(b)] = {
+            "select_mae": s["mae"],
+            "anchor_points_mae": a["mae"],
+            "random_mae": r["mae"],
+            "random_mae_std": r["mae_std"],
+            "select_kendall_tau": s["kendall_tau"],
+            "anchor_points_kendall_tau": a["kendall_tau"],
+            "random_kendall_tau": r["kendall_tau"],
+            "select_beats_random": s["mae"] < r["mae"],
+        }
+    return {
+        "small_budgets": small,
+        "select_beats_random_at_small_budgets": bool(small) and all(per_budget[str(b)]["select_beats_random"] for b in small),
+        "by_budget": per_budget,
+    }

@@ -5,7 +5,7 @@ fit (kept free of heavy imports: Snakemake reads it when it parses the workflow)
 
 from dataclasses import dataclass
 
-from lmforecast.fits.registry import Figure, Fit, Settings
+from lmforecast.fits.registry import Figure, Fit, Settings, shots_errors
 
 
 @dataclass(frozen=True)
@@ -47,15 +47,11 @@ def section(fits_dir, report_dir) -> str:
 
     corr = html.read(fits_dir / "transfer.parquet", "transfer correlations")
     across = corr.filter(pl.col("scope") == "across_runs").drop("scope", "run")
-    return ("".join(html.figure(report_dir / f"transfer_{t}.png") for t in sorted(corr["task"].unique()))
-            + "<h3>Correlations across runs (results/fits/transfer.parquet)</h3>" + html.table(across, sortable=True))
-
-
-def check(config: dict) -> list[str]:
-    shots = config["fit"]["transfer"]["shots"]
-    if "import" in config or shots in config["evaluation"]["shots"]:
-        return []
-    return [f"fit.transfer.shots: {shots} is not in evaluation.shots {config['evaluation']['shots']}"]
+    return (
+        "".join(html.figure(report_dir / f"transfer_{t}.png") for t in sorted(corr["task"].unique()))
+        + "<h3>Correlations across runs (results/fits/transfer.parquet)</h3>"
+        + html.table(across, sortable=True)
+    )
 
 
 SCHEMA = """
@@ -78,6 +74,6 @@ FIT = Fit(
     run=run,
     section=section,
     needs_training=True,
-    check=check,
+    check=lambda config: shots_errors(config, "transfer"),
     order=30,
 )
