@@ -333,6 +333,11 @@ CONFIG_CASES = [
         r"import\.runs\[0\]: 'n_params' is a required property",
     ),
     (
+        "held-out run not imported",  # was accepted, and every family then fitted without a held-out run
+        lambda c: c["fit"]["scaling"].update(holdout=["web-700M", "no-such-run"]),
+        r"fit\.scaling\.holdout\[1\]: unknown run 'no-such-run'; expected a name from import\.runs",
+    ),
+    (
         "chance above 1",
         lambda c: c["import"]["chance"].update(sciq=1.5),
         r"import\.chance\.sciq: 1\.5 is greater than the maximum of 1",

@@ -183,7 +183,7 @@ def test_family_with_too_few_runs_is_reported_not_fitted():
 _REFIT_SCRIPT = """
 import json, sys
 import numpy as np
-import lmforecast.fits.scaling.backtest  # the imports of a fit-scaling job: they shape the process's memory
+import lmforecast.fits.scaling.backtest  # the imports of a `lmforecast fit scaling` job: they shape the process's memory
 from lmforecast.fits.scaling import curves
 data = json.load(open(sys.argv[1]))
 shift = []

@@ -6,6 +6,11 @@ def fit_figures(fit):
     return [f.name for f in fit.figures(config)]
 
 
+def per_attempt(amount):
+    """A resource that doubles when a job is retried (profiles/slurm retries a failed job)."""
+    return lambda wildcards, attempt: amount * attempt
+
+
 for fit in FITS:
 
     rule:
@@ -23,6 +28,9 @@ for fit in FITS:
         params:
             spec=as_json(config["fit"][fit.name]),
         threads: fit.threads
+        resources:
+            mem_mb=per_attempt(fit.mem_mb),
+            runtime=per_attempt(fit.runtime),
         log:
             f"logs/fit_{fit.name}.log",
         shell:

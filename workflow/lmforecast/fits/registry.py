@@ -61,6 +61,8 @@ class Fit:
     figures: Callable[[dict], tuple[Figure, ...]] = lambda config: ()  # from the whole config
     needs_training: bool = False  # needs SFT labels or per-example scores: not in analysis-only mode
     threads: int = 1
+    mem_mb: int = 2000  # per attempt: a retried job asks for twice as much (profiles/slurm retries)
+    runtime: int = 20  # minutes per attempt, for a cluster's time limit
     check: Callable[[dict], list[str]] = lambda config: []  # errors of fit.<name> against the whole config
     leaderboard: Callable[[Path], list[dict]] | None = None  # its rows of the leaderboard, from results/fits/
     order: int = 100  # position in the report and the rule list

@@ -230,5 +230,6 @@ FIT = Fit(
     needs_training=True,
     check=check,
     leaderboard=leaderboard_rows,
+    runtime=30,
     order=20,
 )

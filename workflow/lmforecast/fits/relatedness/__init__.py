@@ -85,5 +85,7 @@ FIT = Fit(
     section=section,
     needs_training=True,
     check=lambda config: shots_errors(config, "relatedness"),
+    mem_mb=4000,
+    runtime=30,
     order=40,
 )

@@ -142,14 +142,16 @@ def leaderboard_rows(fits_dir) -> list[dict]:
 
 
 def check(config: dict) -> list[str]:
-    """Held-out runs named by fit.scaling.holdout are runs of the sweep (trained runs; imported ones are
-    checked when the fit reads the tables)."""
+    """Held-out runs named by fit.scaling.holdout are runs of the sweep: trained (`runs`) or imported
+    (`import.runs`, in analysis-only mode)."""
     holdout = config["fit"]["scaling"]["holdout"]
-    if not isinstance(holdout, list) or "import" in config:
+    if not isinstance(holdout, list):
         return []
-    names = {r["name"] for r in config["runs"]}
+    imported = "import" in config
+    names = {r["name"] for r in (config["import"].get("runs", []) if imported else config["runs"])}
+    where = "import.runs" if imported else "runs"
     return [
-        f"fit.scaling.holdout[{i}]: unknown run {name!r}; expected a name from runs"
+        f"fit.scaling.holdout[{i}]: unknown run {name!r}; expected a name from {where}"
         for i, name in enumerate(holdout)
         if name not in names
     ]
@@ -192,5 +194,6 @@ FIT = Fit(
     threads=2,
     check=check,
     leaderboard=leaderboard_rows,
+    runtime=60,
     order=10,
 )

@@ -164,5 +164,7 @@ FIT = Fit(
     needs_training=True,
     check=check,
     leaderboard=leaderboard_rows,
+    mem_mb=4000,
+    runtime=30,
     order=50,
 )
