@@ -1,7 +1,7 @@
 """The fits, registered once: rules/fit.smk, the CLI (`lmforecast fit NAME`), config validation and
 the report are all made from this registry.
 
-A fit is a module of this package (lmforecast/fits/*.py) that defines `FIT = Fit(...)`: its typed
+A fit is a module or package of lmforecast/fits/ that defines `FIT = Fit(...)`: its typed
 settings (config `fit.<name>`, with the JSON schema of that section), the tables it reads, the
 files it writes under results/fits/ (the first JSON one is its summary, what `rule all` asks
 for), the figures it draws under results/report/ with their captions, and its section of the
@@ -57,7 +57,7 @@ class Fit:
     tables: tuple[str, ...]  # its input tables (results/tables/<name>.parquet)
     outputs: tuple[str, ...]  # its files under results/fits/; the first .json is its summary
     run: Callable[[FitInputs], list[str]]  # writes outputs and figures; returns lines for the log
-    section: Callable  # (fits_dir, report_dir, figure_html, table_html, config) -> the section's HTML
+    section: Callable[[Path, Path], str]  # (fits_dir, report_dir) -> its section of the report page (HTML)
     figures: Callable[[dict], tuple[Figure, ...]] = lambda config: ()  # from the whole config
     needs_training: bool = False  # needs SFT labels or per-example scores: not in analysis-only mode
     threads: int = 1
