@@ -26,6 +26,8 @@ for fit in FITS:
             data=[f"results/report/{name}.parquet" for name in fit_figures(fit)],
             captions=[f"results/report/{name}.rst" for name in fit_figures(fit)],
         params:
+            # the name as a param: the shell command is formatted when the job runs, after the loop
+            name=fit.name,
             spec=as_json(config["fit"][fit.name]),
         threads: fit.threads
         resources:
@@ -34,5 +36,5 @@ for fit in FITS:
         log:
             f"logs/fit_{fit.name}.log",
         shell:
-            f"lmforecast fit {fit.name} --spec {{params.spec:q}} --tables results/tables --fits results/fits"
+            "lmforecast fit {params.name} --spec {params.spec:q} --tables results/tables --fits results/fits"
             " --report-dir results/report --threads {threads} > {log} 2>&1"
