@@ -6,7 +6,8 @@ the Snakefile is parsed, so a slice that a stage could not read stops the workfl
 Every default is the default of a field here, and nowhere else.
 
 Standard-library dataclasses, not pydantic: no new dependency, and the JSON schema
-(workflow/schemas/config.schema.yaml) already checks types and ranges, so `from_dict` only checks the keys.
+(workflow/schemas/config.schema.yaml) already checks types and ranges, so `from_dict` only checks the keys
+(and builds nested settings).
 """
 
 import types

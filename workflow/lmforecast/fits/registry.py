@@ -50,6 +50,8 @@ class FitInputs:
 
 @dataclass(frozen=True)
 class Fit:
+    """A fit's declaration: everything the workflow, the CLI, validation and the report need of it."""
+
     name: str  # config fit.<name>, rule fit_<name>, `lmforecast fit <name>`, report section <name>
     title: str  # the report section's title
     settings: type  # a frozen Settings dataclass of fit.<name>
@@ -101,6 +103,8 @@ def _discover(package: types.ModuleType) -> Registry:
         if isinstance(fit, Fit):
             if fit.name in fits:
                 raise ValueError(f"fit {fit.name!r} registered twice ({module.__name__})")
+            if not any(o.endswith(".json") for o in fit.outputs):
+                raise ValueError(f"fit {fit.name!r} ({module.__name__}): no JSON summary among its outputs {fit.outputs}")
             fits[fit.name] = fit
     return Registry(fits)
 
