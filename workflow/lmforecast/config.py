@@ -12,6 +12,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from lmforecast.fits.registry import registry
+from lmforecast.measure import SFT_METHODS
 from lmforecast.measure.tasks import DATA_FORMATS, load_task
 from lmforecast.settings import ConfigError, Evaluation, Pretrain, Sft, Size, Tokenizer, Training, World
 from lmforecast.train.objectives import R_DENOISER, sentinels_needed, source_length
@@ -32,9 +34,6 @@ def _where(path) -> str:
 def schema() -> dict:
     """The config's JSON schema: workflow/schemas/config.schema.yaml, with each registered fit's
     schema as fit.<name> (a fit's settings are declared once, by the fit) and the SFT methods."""
-    from lmforecast.fits.registry import registry
-    from lmforecast.measure import SFT_METHODS
-
     full = yaml.safe_load(SCHEMA_PATH.read_text())
     full["$defs"]["sft_method"] = {"enum": list(SFT_METHODS)}
     fit = full["properties"]["fit"]
@@ -202,16 +201,12 @@ def _semantic_errors(config) -> list[str]:
 
 def _fit_errors(config) -> list[str]:
     """Each configured fit's own checks against the whole config (its registry entry's `check`)."""
-    from lmforecast.fits.registry import registry
-
     return [e for fit in registry() if fit.name in config["fit"] for e in fit.check(config)]
 
 
 def _prompt_settings() -> list[tuple]:
     """Settings that pick one prompt template per task (a name every task has, or a mapping {task: name};
     tasks left out of it use their first template): sft's, and every fit's that has a `prompt`."""
-    from lmforecast.fits.registry import registry
-
     return [("sft",)] + [("fit", f.name) for f in registry() if "prompt" in f.schema_dict()["properties"]]
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import polars as pl
 
+from lmforecast.io import write_text
+
 
 def write_caption(text: str, png: Path):
     """The caption of figure `png`, as <name>.rst beside it (one paragraph of plain text)."""
-    from lmforecast.io import write_text
-
     write_text(" ".join(text.split()) + "\n", Path(png).with_suffix(".rst"))
 
 

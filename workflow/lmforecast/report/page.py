@@ -75,7 +75,7 @@ def leaderboard_html(board: pl.DataFrame) -> str:
     )
 
 
-def sections(spec: dict) -> dict:
+def sections() -> dict:
     """Section id -> title: the page's own, then every registered fit's, then the leaderboard."""
     return {**OWN_SECTIONS, **{fit.name: fit.title for fit in registry()}, "leaderboard": "Leaderboard"}
 
@@ -151,7 +151,7 @@ def build_report(tables: dict, fits_dir, spec: dict, out_dir, captions=CAPTIONS)
         board.write_parquet(tmp)
     body["leaderboard"] = f"<p>{html.escape(_caption('leaderboard', captions))}</p>" + leaderboard_html(board)
 
-    titles = sections(spec)
+    titles = sections()
     nav = "".join(f'<a href="#{k}">{html.escape(t)}</a>' for k, t in titles.items())
     content = "".join(f'<section id="{k}"><h2>{html.escape(t)}</h2>{body[k]}</section>' for k, t in titles.items())
     page = (
