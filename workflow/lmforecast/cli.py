@@ -62,12 +62,21 @@ def cmd_tokenizer(args):
 
 
 def cmd_task_data(args):
-    from lmforecast.measure.tasks import load_dataset_examples, write_examples
+    from lmforecast.measure.tasks import (
+        is_lm_eval_format,
+        lm_eval_examples,
+        load_dataset_examples,
+        read_task_yaml,
+        write_examples,
+    )
     from lmforecast.settings import TaskData
 
     spec = TaskData.from_dict(args.spec)
     try:
-        examples = load_dataset_examples(args.task_spec, files=spec.files)
+        if is_lm_eval_format(read_task_yaml(args.task_spec)):  # rendered by lm-eval's own task code
+            examples = lm_eval_examples(args.task_spec, spec.files)
+        else:
+            examples = load_dataset_examples(args.task_spec, files=spec.files)
     except ValueError as e:
         sys.exit(f"lmforecast task-data: {e}")
     write_examples(examples, args.out)
@@ -130,13 +139,14 @@ def _load_checkpoint(path):
     return load_lm(path), read_json(Path(path) / TRAINER_STATE)
 
 
-def _load_tasks(task_files, example_files, names):
+def _load_tasks(task_files, example_files, names=None):
+    """name -> (Task, examples) of the task YAMLs given (of those named, if `names`)."""
     from lmforecast.measure.tasks import load_task, read_examples
 
     tasks = {}
     for spec_path in task_files:
         task = load_task(spec_path)
-        if task.name in names:
+        if names is None or task.name in names:
             examples = next(e for e in example_files if Path(e).name == f"{task.name}.jsonl")
             tasks[task.name] = (task, read_examples(examples))
     return tasks
@@ -157,7 +167,7 @@ def cmd_evaluate(args):
     if args.external_run and len(args.checkpoint) != 1:
         sys.exit(f"lmforecast evaluate: --external-run {args.external_run!r} takes one --checkpoint, got {len(args.checkpoint)}")
     documents = {Path(p).name.removesuffix(".jsonl"): read_documents(p, "valid", cfg.domain_docs) for p in args.domains}
-    tasks = _load_tasks(args.task_specs, args.task_examples, cfg.tasks)
+    tasks = _load_tasks(args.task_specs, args.task_examples)  # the rule passes the evaluated tasks (resolved)
     names = ("domain_losses", "task_scores", "example_scores")
     parts = {name: [] for name in names}
     for path in args.checkpoint:  # a segment's checkpoints, in one process: one start-up, data and tasks read once
@@ -188,7 +198,7 @@ def cmd_sft(args):
     torch.set_num_threads(args.threads)
     cfg = Sft.from_dict(args.spec)
     lm, state = _load_checkpoint(args.checkpoint)
-    tasks = _load_tasks(args.task_specs, args.task_examples, cfg.tasks)
+    tasks = _load_tasks(args.task_specs, args.task_examples)  # the rule passes sft.tasks (resolved)
     keys = {"run": state["run"], "step": state["step"]}
     table, examples = run_sft(lm, keys, tasks, cfg, args.method, log=_log)
     tables.write(examples, args.example_scores)

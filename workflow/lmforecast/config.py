@@ -14,14 +14,45 @@ import yaml
 
 from lmforecast.fits.registry import registry
 from lmforecast.measure import SFT_METHODS
-from lmforecast.measure.tasks import DATA_FORMATS, load_task
+from lmforecast.measure.tasks import DATA_FORMATS, TaskError, load_task, resolve_task
 from lmforecast.settings import ConfigError, Evaluation, Pretrain, Sft, Size, Tokenizer, Training, World
 from lmforecast.train.objectives import R_DENOISER, sentinels_needed, source_length
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
-TASKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tasks"
-# Tasks whose examples come from a dataset's files (evaluation.task_data), not from the world rule.
-DATASET_TASKS = ("arc_easy", "hellaswag")
+
+
+def task_refs(config) -> dict:
+    """evaluation.tasks resolved (measure/tasks.py's resolve_task): the task's name -> TaskRef."""
+    return {ref.name: ref for ref in map(resolve_task, config["evaluation"]["tasks"])}
+
+
+def sft_task_names(config) -> list[str]:
+    """The names of sft.tasks (references, as evaluation.tasks)."""
+    return [resolve_task(t).name for t in config["sft"]["tasks"]]
+
+
+def dataset_tasks(config) -> list[str]:
+    """The evaluated tasks whose examples come from their dataset's files (evaluation.task_data), not the world rule."""
+    return [name for name, ref in task_refs(config).items() if not ref.world]
+
+
+def _task_errors(config) -> list[str]:
+    """Every task reference of evaluation.tasks and sft.tasks resolves (to a multiple-choice task), names unique."""
+    errors, names = [], {"evaluation": {}, "sft": {}}
+    for section in names:
+        for i, ref in enumerate(config[section]["tasks"]):
+            try:
+                task = resolve_task(ref)
+            except TaskError as e:
+                errors.append(f"{section}.tasks[{i}]: {e}")
+                continue
+            if task.name in names[section]:
+                errors.append(f"{section}.tasks[{i}]: {ref!r} is task {task.name!r} again (as {names[section][task.name]!r})")
+            names[section][task.name] = ref
+    unknown = sorted(set(names["sft"]) - set(names["evaluation"]))
+    if unknown and not errors:
+        errors.append(f"sft.tasks: {unknown} are not in evaluation.tasks")
+    return errors
 
 
 def _where(path) -> str:
@@ -190,10 +221,10 @@ def _semantic_errors(config) -> list[str]:
         for run in config["runs"]:
             Pretrain.from_dict(pretrain_spec(config, run["name"]))
         Evaluation.from_dict(evaluation_spec(config))
+    task_errors = _task_errors(config)
+    if task_errors:  # the checks below read the tasks
+        return errors + task_errors + _external_errors(config, seen)
     errors += _evaluation_errors(config, seen)
-    unknown = set(config["sft"]["tasks"]) - set(config["evaluation"]["tasks"])
-    if unknown:
-        errors.append(f"sft.tasks: {sorted(unknown)} are not in evaluation.tasks")
     errors += _fit_errors(config)
     errors += _prompt_errors(config)
     return errors
@@ -213,10 +244,17 @@ def _prompt_settings() -> list[tuple]:
 def _prompt_errors(config) -> list[str]:
     """Every prompt setting names a template of each task it applies to (an evaluated one, for the fits)."""
     evaluation = config["evaluation"]
-    templates = {t: list(load_task(TASKS_DIR / f"{t}.yaml").prompts) for t in evaluation["tasks"]}
+    templates = {name: list(load_task(ref.path).prompts) for name, ref in task_refs(config).items()}
     prompts_for = Evaluation.from_dict(evaluation_spec(config)).prompts_for
     evaluated = {t: prompts_for(t, names) for t, names in templates.items()}
     errors = []
+    for task, names in evaluation.get("prompts", {}).items():
+        if task not in templates:
+            errors.append(f"evaluation.prompts.{task}: not a task of evaluation.tasks {sorted(templates)}")
+        elif set(names) - set(templates[task]):
+            errors.append(
+                f"evaluation.prompts.{task}: {sorted(set(names) - set(templates[task]))} not among {task}'s prompts {templates[task]}"
+            )
     for path in _prompt_settings():
         section = config.get(path[0], {}) if len(path) == 1 else config.get(path[0], {}).get(path[1], {})
         prompt = section.get("prompt")
@@ -224,7 +262,7 @@ def _prompt_errors(config) -> list[str]:
             continue
         where = ".".join(path) + ".prompt"
         # SFT renders its own requests from the task's templates; a fit reads the evaluated ones
-        usable = {t: templates[t] for t in config["sft"]["tasks"]} if path == ("sft",) else evaluated
+        usable = {t: templates[t] for t in sft_task_names(config)} if path == ("sft",) else evaluated
         if isinstance(prompt, str):
             lacking = [t for t, names in usable.items() if prompt not in names]
             if lacking:
@@ -244,8 +282,41 @@ def _prompt_errors(config) -> list[str]:
 
 def _evaluation_errors(config, run_names) -> list[str]:
     """External model directories and the local files of dataset tasks: present, of a known format, every split needed."""
-    errors, ev = [], config["evaluation"]
-    names = []
+    errors, ev = _external_errors(config, run_names), config["evaluation"]
+    refs, sft_tasks = task_refs(config), sft_task_names(config)
+    data = ev.get("task_data", {})
+    for task in dataset_tasks(config):
+        if task not in data:
+            errors.append(
+                f"evaluation.task_data.{task}: missing; task {task!r} is read from local files, expected "
+                f"{{split: path}} with the splits of {refs[task].path}"
+            )
+    for task, files in data.items():
+        if task not in refs or refs[task].world:
+            errors.append(
+                f"evaluation.task_data.{task}: not a task of evaluation.tasks read from files; expected one of {dataset_tasks(config)}"
+            )
+            continue
+        spec = load_task(refs[task].path)
+        needed = [spec.eval_split] + ([spec.fewshot_split] if max(ev["shots"]) > 0 or task in sft_tasks else [])
+        for split in dict.fromkeys(needed):
+            if split not in files:
+                errors.append(
+                    f"evaluation.task_data.{task}.{split}: missing; {task} evaluates on {spec.eval_split!r}"
+                    f" and draws demonstrations (and SFT examples) from {spec.fewshot_split!r}"
+                )
+        for split, file in files.items():
+            where = f"evaluation.task_data.{task}.{split}"
+            if Path(file).suffix not in DATA_FORMATS:
+                errors.append(f"{where}: {file!r}; expected a file ending in one of {sorted(DATA_FORMATS)}")
+            elif not Path(file).is_file():
+                errors.append(f"{where}: {file!r} does not exist")
+    return errors
+
+
+def _external_errors(config, run_names) -> list[str]:
+    """External model directories: present, each a Hugging Face model directory, names unique."""
+    errors, names = [], []
     for i, ext in enumerate(config.get("external", [])):
         where = f"external[{i}]"
         if ext["name"] in run_names or ext["name"] in names:
@@ -259,28 +330,6 @@ def _evaluation_errors(config, run_names) -> list[str]:
             )
         elif not (path / "config.json").is_file():
             errors.append(f"{where}.path: {ext['path']!r} has no config.json; expected a Hugging Face model directory")
-    data = ev.get("task_data", {})
-    for task in ev["tasks"]:
-        if task in DATASET_TASKS and task not in data:
-            errors.append(
-                f"evaluation.task_data.{task}: missing; {task} is read from local files, expected "
-                f"{{split: path}} with the splits of resources/tasks/{task}.yaml"
-            )
-    for task, files in data.items():
-        spec = load_task(TASKS_DIR / f"{task}.yaml")
-        needed = [spec.eval_split] + ([spec.fewshot_split] if max(ev["shots"]) > 0 else [])
-        for split in dict.fromkeys(needed):
-            if split not in files:
-                errors.append(
-                    f"evaluation.task_data.{task}.{split}: missing; {task} evaluates on {spec.eval_split!r}"
-                    f" and draws demonstrations from {spec.fewshot_split!r}"
-                )
-        for split, file in files.items():
-            where = f"evaluation.task_data.{task}.{split}"
-            if Path(file).suffix not in DATA_FORMATS:
-                errors.append(f"{where}: {file!r}; expected a file ending in one of {sorted(DATA_FORMATS)}")
-            elif not Path(file).is_file():
-                errors.append(f"{where}: {file!r} does not exist")
     return errors
 
 

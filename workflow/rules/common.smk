@@ -32,10 +32,12 @@ else:
     # Checkpoints grouped into segments, one pretrain job and one evaluate job each: run -> {last step: its steps}.
     SEGMENTS = {name: {seg[-1]: seg for seg in lmconfig.segments(steps, TRAINING)} for name, steps in STEPS.items()}
     SEGMENT_END = {name: {step: end for end, seg in segs.items() for step in seg} for name, segs in SEGMENTS.items()}
-    EVAL_TASKS = config["evaluation"]["tasks"]
+    # Tasks by reference (a shipped task, a YAML path, an lm-eval task name), resolved: name -> TaskRef.
+    TASK_REFS = lmconfig.task_refs(config)
+    EVAL_TASKS = list(TASK_REFS)
     # External HF model directories, evaluated by rule evaluate like checkpoints (run = name, one step).
     EXTERNAL = {e["name"]: External.from_dict(e) for e in config.get("external", [])}
-    SFT_TASKS = config["sft"]["tasks"]
+    SFT_TASKS = lmconfig.sft_task_names(config)
     SFT_METHODS = config["sft"]["methods"]
 
     wildcard_constraints:
@@ -130,13 +132,13 @@ def sft_checkpoints():
 
 
 def task_specs(tasks):
-    # Task definitions ship with the workflow: found beside the Snakefile, whatever the working directory.
-    return [f"{workflow.basedir}/../resources/tasks/{t}.yaml" for t in tasks]
+    # Each task's YAML: shipped in resources/tasks, the user's file, or lm-eval's own (measure/tasks.py resolve_task).
+    return [str(TASK_REFS[t].path) for t in tasks]
 
 
 def task_examples(tasks):
-    # Synthetic tasks come from the world rule; dataset tasks (arc_easy, hellaswag) from rule task_data.
-    return [f"results/tasks/{t}.jsonl" if t in lmconfig.DATASET_TASKS else f"results/world/tasks/{t}.jsonl" for t in tasks]
+    # Synthetic tasks come from the world rule; tasks read from files (evaluation.task_data) from rule task_data.
+    return [f"results/world/tasks/{t}.jsonl" if TASK_REFS[t].world else f"results/tasks/{t}.jsonl" for t in tasks]
 
 
 DOMAIN_FILES = [f"results/world/domains/{d}.jsonl" for d in DOMAINS]

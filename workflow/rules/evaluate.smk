@@ -28,8 +28,8 @@ rule evaluate:
         " {params.external} > {log} 2>&1"
 
 
-# A dataset task's examples (arc_easy, hellaswag) from the local files of evaluation.task_data,
-# in the JSONL form of the synthetic tasks' examples.
+# A dataset task's examples (arc_easy, hellaswag, an lm-eval task, the user's YAML) from the local files of
+# evaluation.task_data, in the JSONL form of the synthetic tasks' examples.
 rule task_data:
     input:
         spec=lambda wc: task_specs([wc.task])[0],
@@ -39,7 +39,7 @@ rule task_data:
     params:
         spec=lambda wc: as_json({"files": config["evaluation"]["task_data"][wc.task]}),
     wildcard_constraints:
-        task="|".join(lmconfig.DATASET_TASKS),
+        task="|".join(re.escape(t) for t in lmconfig.dataset_tasks(config)) or "(?!)",
     log:
         "logs/task_data/{task}.log",
     shell:
