@@ -374,6 +374,8 @@ def lm_eval_examples(task_yaml, files: dict, cache_dir=None) -> list[dict]:
             cfg[key] = None
     task = ConfigurableTask(config=cfg)
     docs_of = {cfg[key]: getattr(task, method) for key, method in split_keys.items() if cfg[key]}
+    if cfg["fewshot_split"]:  # a split of its own for demonstrations (MMLU's dev)
+        docs_of.setdefault(cfg["fewshot_split"], task.fewshot_docs)
     examples = []
     for split in files:
         if split not in docs_of:
