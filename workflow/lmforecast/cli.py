@@ -164,8 +164,12 @@ def cmd_evaluate(args):
 
     torch.set_num_threads(args.threads)
     cfg = Evaluation.from_dict(args.spec)
-    if args.external_run and len(args.checkpoint) != 1:
-        sys.exit(f"lmforecast evaluate: --external-run {args.external_run!r} takes one --checkpoint, got {len(args.checkpoint)}")
+    if args.external_run and len(args.checkpoint) != len(args.external_step):
+        sys.exit(
+            f"lmforecast evaluate: --external-run {args.external_run!r}: {len(args.checkpoint)} --checkpoint directories "
+            f"but {len(args.external_step)} --external-step steps; expected one step per directory"
+        )
+    external_steps = dict(zip(args.checkpoint, args.external_step)) if args.external_run else {}
     documents = {Path(p).name.removesuffix(".jsonl"): read_documents(p, "valid", cfg.domain_docs) for p in args.domains}
     tasks = _load_tasks(args.task_specs, args.task_examples)  # the rule passes the evaluated tasks (resolved)
     names = ("domain_losses", "task_scores", "example_scores")
@@ -176,7 +180,7 @@ def cmd_evaluate(args):
                 lm = load_lm(path, external=True)
             except ValueError as e:
                 sys.exit(f"lmforecast evaluate: external model {args.external_run!r}: {e}")
-            keys = {"run": args.external_run, "step": args.external_step}
+            keys = {"run": args.external_run, "step": external_steps[path]}
         else:
             lm, state = _load_checkpoint(path)
             keys = {"run": state["run"], "step": state["step"]}
@@ -197,7 +201,12 @@ def cmd_sft(args):
 
     torch.set_num_threads(args.threads)
     cfg = Sft.from_dict(args.spec)
-    lm, state = _load_checkpoint(args.checkpoint)
+    if args.external_run:  # an external model's checkpoint (config `external`), with its own tokenizer
+        from lmforecast.measure.lm import load_lm
+
+        lm, state = load_lm(args.checkpoint, external=True), {"run": args.external_run, "step": args.external_step[0]}
+    else:
+        lm, state = _load_checkpoint(args.checkpoint)
     tasks = _load_tasks(args.task_specs, args.task_examples)  # the rule passes sft.tasks (resolved)
     keys = {"run": state["run"], "step": state["step"]}
     table, examples = run_sft(lm, keys, tasks, cfg, args.method, log=_log)
@@ -308,7 +317,10 @@ def main(argv=None):
         (("--example-scores",), one),
         threads,
         (("--external-run",), {"default": None, "help": "--checkpoint is an external HF model directory; its run name"}),
-        (("--external-step",), {"type": int, "default": 0, "help": "the step its rows carry"}),
+        (
+            ("--external-step",),
+            {"type": int, "nargs": "+", "default": [0], "help": "the steps its rows carry, one per --checkpoint"},
+        ),
     )
     add(
         "sft",
@@ -320,6 +332,8 @@ def main(argv=None):
         (("--out",), one),
         (("--example-scores",), one),
         threads,
+        (("--external-run",), {"default": None, "help": "--checkpoint is an external HF model directory; its run name"}),
+        (("--external-step",), {"type": int, "nargs": 1, "default": [0], "help": "the step its rows carry"}),
     )
     add("import", cmd_import, (("--out-dir",), one))
     from lmforecast.fits.registry import registry  # light: the fits' modules import their libraries when run

@@ -139,8 +139,11 @@ def _semantic_errors(config) -> list[str]:
                 "(or run with --replace-workflow-config and no runs)"
             )
         return errors + _fit_errors(config)
-    if not config["runs"]:
-        return ["runs: empty; expected at least one run to train, or an 'import' section (analysis-only)"]
+    if not config["runs"] and not config.get("external"):
+        return [
+            "runs: empty; expected at least one run to train, an 'external' list of published models, "
+            "or an 'import' section (analysis-only)"
+        ]
     errors = []
     # Stage settings from each stage's slice (the schema has checked keys and types): their defaults apply.
     world, training = World.from_dict(config["world"]), Training.from_dict(config["training"])
@@ -322,14 +325,25 @@ def _external_errors(config, run_names) -> list[str]:
         if ext["name"] in run_names or ext["name"] in names:
             errors.append(f"{where}.name: {ext['name']!r} is already the name of a run or external model")
         names.append(ext["name"])
-        path = Path(ext["path"])
-        if not path.is_dir():
-            errors.append(
-                f"{where}.path: {ext['path']!r} is not a directory; expected a Hugging Face model directory "
-                "(config.json, weights and tokenizer, as save_pretrained writes them)"
-            )
-        elif not (path / "config.json").is_file():
-            errors.append(f"{where}.path: {ext['path']!r} has no config.json; expected a Hugging Face model directory")
+        if ("path" in ext) == ("steps" in ext):
+            errors.append(f"{where}: give exactly one of path (one model) or steps ({{step: directory}}, a suite's checkpoints)")
+            continue
+        if "path" in ext:
+            dirs = {f"{where}.path": ext["path"]}
+        else:
+            dirs = {}
+            for step, path in ext["steps"].items():
+                if not str(step).isdigit():
+                    errors.append(f"{where}.steps: {step!r} is not a step; expected {{step (an integer >= 0): directory}}")
+                dirs[f"{where}.steps.{step}"] = path
+        for field, path in dirs.items():
+            if not Path(path).is_dir():
+                errors.append(
+                    f"{field}: {path!r} is not a directory; expected a Hugging Face model directory "
+                    "(config.json, weights and tokenizer, as save_pretrained writes them)"
+                )
+            elif not (Path(path) / "config.json").is_file():
+                errors.append(f"{field}: {path!r} has no config.json; expected a Hugging Face model directory")
     return errors
 
 

@@ -216,11 +216,31 @@ class Sft(Settings):
 
 @dataclass(frozen=True)
 class External(Settings):
-    """An entry of config `external`: an HF model directory evaluated like a checkpoint."""
+    """An entry of config `external`: a published model (HF directory) or a suite's checkpoints, a run of the tables.
+
+    One model: `path` (and the `step` its rows carry); a suite's checkpoints: `steps` {step: directory},
+    the steps of one run. With `tokens_per_step` the checkpoints table has tokens (step x tokens_per_step)
+    and FLOPs; without, nulls. `mixture` names its family in the fits (runs of one mixture and objective).
+    """
 
     name: str  # the run name of its rows
-    path: str
-    step: int = 0  # the step its rows carry
+    path: str | None = None
+    step: int = 0  # the step its rows carry (with `path`)
+    steps: dict | None = None  # step -> directory: a suite's checkpoints
+    tokens_per_step: int | None = None  # training tokens per step (Pythia: 1024 x 2048)
+    mixture: str = "external"  # its pre-training data, the family it belongs to in the fits
+    objective: str = "clm"
+    seed: int = 0
+
+    @property
+    def checkpoints(self) -> dict:
+        """step -> model directory, in step order."""
+        steps = {self.step: self.path} if self.steps is None else {int(k): v for k, v in self.steps.items()}
+        return dict(sorted(steps.items()))
+
+    @property
+    def last_step(self) -> int:
+        return max(self.checkpoints)
 
 
 def default(cls, name: str):

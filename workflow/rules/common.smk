@@ -7,6 +7,7 @@ import re
 from lmforecast import config as lmconfig
 from lmforecast.data.world import DOMAINS
 from lmforecast.fits.registry import registry
+from lmforecast.measure.tasks import resolve_task
 from lmforecast.settings import External, Training
 from lmforecast.tables import SCHEMAS
 
@@ -35,7 +36,8 @@ else:
     # Tasks by reference (a shipped task, a YAML path, an lm-eval task name), resolved: name -> TaskRef.
     TASK_REFS = lmconfig.task_refs(config)
     EVAL_TASKS = list(TASK_REFS)
-    # External HF model directories, evaluated by rule evaluate like checkpoints (run = name, one step).
+    # External (published) models: HF model directories, one model or a suite's checkpoints as the steps of
+    # one run, evaluated and fine-tuned by the same rules as trained checkpoints (run = name).
     EXTERNAL = {e["name"]: External.from_dict(e) for e in config.get("external", [])}
     SFT_TASKS = lmconfig.sft_task_names(config)
     SFT_METHODS = config["sft"]["methods"]
@@ -102,33 +104,49 @@ def all_segments():
 
 
 def external_checkpoints():
-    return [(name, e.step) for name, e in EXTERNAL.items()]
+    return [(name, step) for name, e in EXTERNAL.items() for step in e.checkpoints]
+
+
+def external_segments():
+    """One evaluate job per external run (all its checkpoints in one process), named by its last step."""
+    return [(name, e.last_step) for name, e in EXTERNAL.items()]
 
 
 def evaluated_segment(wildcards):
-    """Rule evaluate's input: a segment's directory, or an external model's directory."""
+    """Rule evaluate's input: a segment's directory, or an external run's model directories."""
     if wildcards.run in EXTERNAL:
-        return EXTERNAL[wildcards.run].path
+        return list(EXTERNAL[wildcards.run].checkpoints.values())
     return segment_dir(wildcards.run, wildcards.step)
 
 
 def evaluated_checkpoints(wildcards):
-    """The models rule evaluate scores: every checkpoint of the segment, or the external model."""
+    """The models rule evaluate scores: every checkpoint of the segment, or of the external run."""
     if wildcards.run in EXTERNAL:
-        return EXTERNAL[wildcards.run].path
+        return " ".join(EXTERNAL[wildcards.run].checkpoints.values())
     return " ".join(checkpoint_dir(wildcards.run, s) for s in SEGMENTS[wildcards.run][int(wildcards.step)])
 
 
 def external_flags(wildcards):
+    """An external run's name and the steps of its directories (rule evaluate), or of the one checkpoint (rule sft)."""
     e = EXTERNAL.get(wildcards.run)
-    return f"--external-run {e.name} --external-step {e.step}" if e else ""
+    if e is None:
+        return ""
+    steps = [wildcards.step] if "method" in wildcards.keys() else e.checkpoints
+    return f"--external-run {e.name} --external-step {' '.join(map(str, steps))}"
 
 
 def sft_checkpoints():
-    """last | all | k: every k-th checkpoint counted back from the last, so the last is always fine-tuned."""
+    """last | all | k: every k-th checkpoint counted back from the last, so the last is always fine-tuned;
+    of the trained runs and the external ones alike."""
     which = config["sft"]["checkpoints"]
     every = {"last": None, "all": 1}.get(which, which)
-    return [(run, step) for run, steps in STEPS.items() for step in (steps[::-1][::every] if every else steps[-1:])]
+    runs = {**STEPS, **{name: list(e.checkpoints) for name, e in EXTERNAL.items()}}
+    return [(run, step) for run, steps in runs.items() for step in (steps[::-1][::every] if every else steps[-1:])]
+
+
+def sft_model_dir(run, step):
+    """The directory rule sft fine-tunes: a trained checkpoint's, or an external checkpoint's."""
+    return EXTERNAL[run].checkpoints[int(step)] if run in EXTERNAL else checkpoint_dir(run, step)
 
 
 def task_specs(tasks):
@@ -138,7 +156,9 @@ def task_specs(tasks):
 
 def task_examples(tasks):
     # Synthetic tasks come from the world rule; tasks read from files (evaluation.task_data) from rule task_data.
-    return [f"results/world/tasks/{t}.jsonl" if TASK_REFS[t].world else f"results/tasks/{t}.jsonl" for t in tasks]
+    # (the world rule names its own tasks, evaluated or not)
+    refs = [TASK_REFS[t] if t in TASK_REFS else resolve_task(t) for t in tasks]
+    return [f"results/world/tasks/{r.name}.jsonl" if r.world else f"results/tasks/{r.name}.jsonl" for r in refs]
 
 
 DOMAIN_FILES = [f"results/world/domains/{d}.jsonl" for d in DOMAINS]

@@ -84,7 +84,8 @@ def fine_tune(model, data, cfg: Sft, seed: int, log=print):
             seq, m = data[i]
             ids[r, : len(seq)] = torch.tensor(seq)
             mask[r, : len(m)] = torch.tensor(m, dtype=torch.bool)
-        logits = model(ids[:, :-1])
+        out = model(ids[:, :-1])
+        logits = getattr(out, "logits", out)  # a transformers model (an external one) returns an output object
         losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none")
         loss = losses[mask[:, 1:].reshape(-1)].mean()
         opt.zero_grad(set_to_none=True)
