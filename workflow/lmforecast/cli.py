@@ -209,7 +209,13 @@ def cmd_sft(args):
         lm, state = _load_checkpoint(args.checkpoint)
     tasks = _load_tasks(args.task_specs, args.task_examples)  # the rule passes sft.tasks (resolved)
     keys = {"run": state["run"], "step": state["step"]}
-    table, examples = run_sft(lm, keys, tasks, cfg, args.method, log=_log)
+    from lmforecast.measure.sft import SftDataError, read_instruction_rows
+
+    try:  # instruction data (sft.data): checked and rendered before any training
+        instructions = {d.name: read_instruction_rows(d.path) for d in cfg.data}
+        table, examples = run_sft(lm, keys, tasks, cfg, args.method, log=_log, instructions=instructions)
+    except SftDataError as e:
+        sys.exit(f"lmforecast sft: {e}")
     tables.write(examples, args.example_scores)
     tables.write(table, args.out)
     import polars as pl

@@ -6,6 +6,7 @@ cannot express (references between sections, divisibility, sums, budgets).
 """
 
 import itertools
+import json
 import re
 from pathlib import Path
 
@@ -49,9 +50,73 @@ def _task_errors(config) -> list[str]:
             if task.name in names[section]:
                 errors.append(f"{section}.tasks[{i}]: {ref!r} is task {task.name!r} again (as {names[section][task.name]!r})")
             names[section][task.name] = ref
-    unknown = sorted(set(names["sft"]) - set(names["evaluation"]))
-    if unknown and not errors:
-        errors.append(f"sft.tasks: {unknown} are not in evaluation.tasks")
+    return errors
+
+
+def _sft_task_errors(config) -> list[str]:
+    unknown = sorted(set(sft_task_names(config)) - set(task_refs(config)))
+    return [f"sft.tasks: {unknown} are not in evaluation.tasks"] if unknown else []
+
+
+def _first_row(path: Path) -> dict:
+    """The first row of a JSONL or Parquet file (the fields a file has, without reading it all)."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(path).read_row_group(0) if pq.ParquetFile(path).num_row_groups else None
+        return table.slice(0, 1).to_pylist()[0] if table is not None and table.num_rows else {}
+    with open(path) as f:
+        line = next((line for line in f if line.strip()), None)
+    return json.loads(line) if line else {}
+
+
+def _has_chat_template(directory) -> bool:
+    d = Path(directory)
+    if (d / "chat_template.jinja").is_file() or (d / "chat_template.json").is_file():
+        return True
+    config = d / "tokenizer_config.json"
+    return config.is_file() and bool(json.loads(config.read_text()).get("chat_template"))
+
+
+def _sft_data_errors(config) -> list[str]:
+    """sft.data: files present, of a known format, with the fields SFT needs; chats only for tokenizers with a
+    chat template; sft.weights naming tasks or data sources. Checked on each file's first row, before any job."""
+    from lmforecast.measure.sft import SftDataError, instruction_format
+
+    sft, errors = config["sft"], []
+    names = set(sft_task_names(config))
+    for i, d in enumerate(sft.get("data", [])):
+        where, path = f"sft.data[{i}]", Path(d["path"])
+        if d["name"] in names:
+            errors.append(f"{where}.name: {d['name']!r} is already the name of an SFT task or data source")
+        names.add(d["name"])
+        if path.suffix not in DATA_FORMATS:
+            errors.append(f"{where}.path: {d['path']!r}; expected a file ending in one of {sorted(DATA_FORMATS)}")
+            continue
+        if not path.is_file():
+            errors.append(f"{where}.path: {d['path']!r} does not exist")
+            continue
+        try:
+            row = _first_row(path)
+            if not row:
+                raise SftDataError(f"{d['path']}: no rows")
+            kind = instruction_format(row, f"{d['path']}: row 0")
+        except (SftDataError, ValueError) as e:
+            errors.append(f"{where}: {e}")
+            continue
+        chat = kind == "conversational" or not isinstance(row.get("prompt"), str)
+        if chat:
+            lacking = ["the trained runs (their BPE tokenizer has no chat template)"] if config["runs"] else []
+            lacking += [
+                f"external model {e['name']!r}"
+                for e in config.get("external", [])
+                if not all(_has_chat_template(p) for p in ([e["path"]] if "path" in e else e["steps"].values()))
+            ]
+            if lacking:
+                errors.append(f"{where}: chat messages need a tokenizer with a chat template; {', '.join(lacking)} lack one")
+    unknown = sorted(set(sft.get("weights", {})) - names)
+    if unknown:
+        errors.append(f"sft.weights: {unknown} are neither sft.tasks nor sft.data names; expected some of {sorted(names)}")
     return errors
 
 
@@ -228,6 +293,8 @@ def _semantic_errors(config) -> list[str]:
     if task_errors:  # the checks below read the tasks
         return errors + task_errors + _external_errors(config, seen)
     errors += _evaluation_errors(config, seen)
+    errors += _sft_task_errors(config)
+    errors += _sft_data_errors(config)
     errors += _fit_errors(config)
     errors += _prompt_errors(config)
     return errors
@@ -265,7 +332,7 @@ def _prompt_errors(config) -> list[str]:
             continue
         where = ".".join(path) + ".prompt"
         # SFT renders its own requests from the task's templates; a fit reads the evaluated ones
-        usable = {t: templates[t] for t in sft_task_names(config)} if path == ("sft",) else evaluated
+        usable = {t: templates[t] for t in sft_task_names(config) if t in templates} if path == ("sft",) else evaluated
         if isinstance(prompt, str):
             lacking = [t for t, names in usable.items() if prompt not in names]
             if lacking:

@@ -212,6 +212,16 @@ class Sft(Settings):
     lora_alpha: float | None = None  # lora only (required by it)
     last_layers: int | None = None  # last_layers only (required by it): the blocks trained
     prompt: str | dict | None = None  # a template name, {task: name}, or None: each task's first template
+    data: tuple["SftData", ...] = ()  # instruction data from local files
+    weights: dict = field(default_factory=dict)  # task or data name -> its weight in the multi-task mixture (default 1)
+
+
+@dataclass(frozen=True)
+class SftData(Settings):
+    """An entry of sft.data: instruction data, a local JSONL or Parquet file (prompt/completion, or chat messages)."""
+
+    name: str  # its sft_data label "data:NAME" and its key in sft.weights
+    path: str
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ rule sft:
         segment=lambda w: EXTERNAL[w.run].checkpoints[int(w.step)] if w.run in EXTERNAL else segment_of(w.run, w.step),
         task_specs=task_specs(SFT_TASKS),
         task_examples=task_examples(SFT_TASKS),
+        data=[d["path"] for d in config["sft"].get("data", [])],  # instruction data (sft.data)
     output:
         scores="results/sft/{run}/step{step}/{method}.parquet",
         example_scores="results/sft/{run}/step{step}/{method}.examples.parquet",
