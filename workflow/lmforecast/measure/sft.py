@@ -48,7 +48,9 @@ def sft_batches(lm, task, examples, prompt):
     for x in examples:
         if x["split"] != task.fewshot_split:
             continue
-        full, start = encode_pair(lm, render(task, prompt, x), answer(task, x))
+        # the zero-shot context as it is scored: the task's description (lm-eval's; none for ours), then the prompt
+        context = task.description.format(**x["fields"]) + render(task, prompt, x)
+        full, start = encode_pair(lm, context, answer(task, x))
         cut = max(0, len(full) - (lm.max_len + 1))  # drop prompt tokens on the left, as the scorer does
         seq, start = full[cut:], max(1, start - cut)
         mask = [0] * start + [1] * (len(seq) - start)
