@@ -190,6 +190,9 @@ def test_bad_task_references_stop_the_config_naming_them(tmp_path):
         config["evaluation"]["tasks"].append(ref)
         with pytest.raises(ConfigError, match=message):
             validate(config)
+    config = copy.deepcopy(DEFAULT)  # on a machine that reaches the hub: the dataset lm-eval's YAML names
+    config["evaluation"].update(tasks=[*config["evaluation"]["tasks"], "sciq"], task_data={"sciq": "hub"})
+    validate(config)
     config = copy.deepcopy(DEFAULT)
     config["sft"]["tasks"].append("sciq")
     with pytest.raises(ConfigError, match=r"sft\.tasks: \['sciq'\] are not in evaluation\.tasks"):

@@ -73,14 +73,15 @@ def cmd_task_data(args):
 
     spec = TaskData.from_dict(args.spec)
     try:
+        files = None if spec.files == "hub" else spec.files  # hub: the dataset the YAML names (or the local HF cache)
         if is_lm_eval_format(read_task_yaml(args.task_spec)):  # rendered by lm-eval's own task code
-            examples = lm_eval_examples(args.task_spec, spec.files)
+            examples = lm_eval_examples(args.task_spec, files)
         else:
-            examples = load_dataset_examples(args.task_spec, files=spec.files)
+            examples = load_dataset_examples(args.task_spec, files=files)
     except ValueError as e:
         sys.exit(f"lmforecast task-data: {e}")
     write_examples(examples, args.out)
-    _log(f"{args.out}: {len(examples)} examples from {sorted(spec.files.values())}")
+    _log(f"{args.out}: {len(examples)} examples from {'the hub' if files is None else sorted(files.values())}")
 
 
 def cmd_shards(args):

@@ -367,6 +367,8 @@ def _evaluation_errors(config, run_names) -> list[str]:
                 f"evaluation.task_data.{task}: not a task of evaluation.tasks read from files; expected one of {dataset_tasks(config)}"
             )
             continue
+        if files == "hub":  # the dataset its YAML names, loaded by the task_data job
+            continue
         spec = load_task(refs[task].path)
         needed = [spec.eval_split] + ([spec.fewshot_split] if max(ev["shots"]) > 0 or task in sft_tasks else [])
         for split in dict.fromkeys(needed):

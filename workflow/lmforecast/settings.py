@@ -192,7 +192,7 @@ class Evaluation(Settings):
 class TaskData(Settings):
     """Rule task_data's spec: a dataset task's local files (an entry of evaluation.task_data)."""
 
-    files: dict  # split -> JSONL or Parquet file
+    files: dict | str  # split -> JSONL or Parquet file, or "hub": the dataset the task's YAML names
 
 
 @dataclass(frozen=True)

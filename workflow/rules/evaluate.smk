@@ -33,7 +33,7 @@ rule evaluate:
 rule task_data:
     input:
         spec=lambda wc: task_specs([wc.task])[0],
-        files=lambda wc: list(config["evaluation"]["task_data"][wc.task].values()),
+        files=lambda wc: [] if config["evaluation"]["task_data"][wc.task] == "hub" else list(config["evaluation"]["task_data"][wc.task].values()),
     output:
         "results/tasks/{task}.jsonl",
     params:

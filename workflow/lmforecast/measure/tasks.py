@@ -349,46 +349,55 @@ def load_dataset_examples(task_yaml, data_dir=None, splits=None, cache_dir=None,
     return examples
 
 
-def lm_eval_examples(task_yaml, files: dict, cache_dir=None) -> list[dict]:
-    """Examples ({id, split, fields, choices, gold}) of a task in lm-eval's YAML format, from local files.
+def lm_eval_examples(task_yaml, files: dict | None = None, cache_dir=None) -> list[dict]:
+    """Examples ({id, split, fields, choices, gold}) of a task in lm-eval's YAML format.
 
     lm-eval's own ConfigurableTask renders them (doc_to_text, doc_to_choice, doc_to_target, its
-    process_docs, its description), with only the dataset swapped for the files {split: JSONL or
-    Parquet path} in the dataset's own format; a split the files lack is left out of the task.
+    process_docs, its description). files: {split: JSONL or Parquet path} in the dataset's own format,
+    which replace the dataset (a split the files lack is left out of the task); None: the dataset the
+    YAML names, from the hub (or the local HF cache), its few-shot and evaluation splits.
     The prompt is fields.text, the description fields.description.
     """
     from lm_eval.api.task import ConfigurableTask
     from lm_eval.tasks._yaml_loader import load_yaml
 
     cfg = load_yaml(task_yaml, resolve_func=True)
-    formats = {DATA_FORMATS.get(Path(f).suffix) for f in files.values()}
-    if None in formats or len(formats) != 1:
-        raise TaskError(
-            f"{cfg['task']}: {sorted(map(str, files.values()))}; expected files all ending in one of {sorted(DATA_FORMATS)}"
-        )
-    kwargs = {"data_files": {split: str(f) for split, f in files.items()}} | ({"cache_dir": str(cache_dir)} if cache_dir else {})
-    cfg.update(dataset_path=formats.pop(), dataset_name=None, dataset_kwargs=kwargs)
     split_keys = {"training_split": "training_docs", "validation_split": "validation_docs", "test_split": "test_docs"}
-    for key in (*split_keys, "fewshot_split"):
-        if cfg.get(key) not in files:
-            cfg[key] = None
+    if files is not None:
+        formats = {DATA_FORMATS.get(Path(f).suffix) for f in files.values()}
+        if None in formats or len(formats) != 1:
+            raise TaskError(
+                f"{cfg['task']}: {sorted(map(str, files.values()))}; expected files all ending in one of {sorted(DATA_FORMATS)}"
+            )
+        kwargs = {"data_files": {split: str(f) for split, f in files.items()}} | (
+            {"cache_dir": str(cache_dir)} if cache_dir else {}
+        )
+        cfg.update(dataset_path=formats.pop(), dataset_name=None, dataset_kwargs=kwargs)
+        for key in (*split_keys, "fewshot_split"):
+            if cfg.get(key) not in files:
+                cfg[key] = None
+        splits, source = list(files), files
+    else:
+        spec = load_task(task_yaml)
+        splits = list(dict.fromkeys([spec.fewshot_split, spec.eval_split]))
+        source = {split: f"{cfg.get('dataset_path')}[{split}]" for split in splits}
     task = ConfigurableTask(config=cfg)
-    docs_of = {cfg[key]: getattr(task, method) for key, method in split_keys.items() if cfg[key]}
-    if cfg["fewshot_split"]:  # a split of its own for demonstrations (MMLU's dev)
+    docs_of = {cfg[key]: getattr(task, method) for key, method in split_keys.items() if cfg.get(key)}
+    if cfg.get("fewshot_split"):  # a split of its own for demonstrations (MMLU's dev)
         docs_of.setdefault(cfg["fewshot_split"], task.fewshot_docs)
     examples = []
-    for split in files:
+    for split in splits:
         if split not in docs_of:
-            raise TaskError(f"{cfg['task']}: split {split!r} of the files is not one of the task's splits {sorted(docs_of)}")
+            raise TaskError(f"{cfg['task']}: split {split!r} is not one of the task's splits {sorted(docs_of)}")
         for i, doc in enumerate(docs_of[split]()):
             text, choices, target = task.doc_to_text(doc), task.doc_to_choice(doc), task.doc_to_target(doc)
-            where = f"{cfg['task']}: {files[split]}: row {i}"
+            where = f"{cfg['task']}: {source[split]}: row {i}"
             if not isinstance(text, str):
                 raise TaskError(
                     f"{where}: doc_to_text gives {type(text).__name__}, not a prompt (lm-eval's multiple-input form, as winogrande's, is not supported)"
                 )
-            if isinstance(target, str):
-                target = list(choices).index(target) if target in choices else int(target)
+            if isinstance(target, str):  # a choice's text, or an index as text
+                target = list(choices).index(target) if target in choices else int(target) if target.isdigit() else target
             if not isinstance(target, int) or not 0 <= target < len(choices):
                 raise TaskError(f"{where}: doc_to_target gives {target!r}; expected the index of one of {len(choices)} choices")
             examples.append(
