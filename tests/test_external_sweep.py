@@ -56,7 +56,8 @@ def _config(external):
     config["evaluation"].update(tasks=["fact_qa", "sentiment"], shots=[0])
     config["sft"].update(methods=["full"], multitask=False)
     fit = config["fit"]
-    fit["pairwise"].update(sft_data="single", task_groups=[{"name": "all", "tasks": ["fact_qa", "sentiment"]}])
+    fit["pairwise"].update(sft_data="single", task_groups=[{"name": "all", "tasks": ["fact_qa", "sentiment"]}], bootstrap=10)
+    fit["scaling"]["bootstrap"] = 2  # its one family is skipped (too few runs) all the same
     fit["selection"]["shots"] = fit["transfer"]["shots"] = fit["relatedness"]["shots"] = 0
     return config
 
