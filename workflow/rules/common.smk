@@ -127,12 +127,14 @@ def evaluated_checkpoints(wildcards):
 
 
 def external_flags(wildcards):
-    """An external run's name and the steps of its directories (rule evaluate), or of the one checkpoint (rule sft)."""
+    """Rule evaluate: an external run's name and the steps of its directories, in order."""
     e = EXTERNAL.get(wildcards.run)
-    if e is None:
-        return ""
-    steps = [wildcards.step] if "method" in wildcards.keys() else e.checkpoints
-    return f"--external-run {e.name} --external-step {' '.join(map(str, steps))}"
+    return f"--external-run {e.name} --external-step {' '.join(map(str, e.checkpoints))}" if e else ""
+
+
+def sft_external_flags(wildcards):
+    """Rule sft: an external run's name and the step of the checkpoint it fine-tunes."""
+    return f"--external-run {wildcards.run} --external-step {wildcards.step}" if wildcards.run in EXTERNAL else ""
 
 
 def sft_checkpoints():

@@ -29,11 +29,18 @@ rule evaluate:
 
 
 # A dataset task's examples (arc_easy, hellaswag, an lm-eval task, the user's YAML) from the local files of
-# evaluation.task_data, in the JSONL form of the synthetic tasks' examples.
+# evaluation.task_data (or the hub), in the JSONL form of the synthetic tasks' examples.
+
+
+def task_data_files(task):
+    files = config["evaluation"]["task_data"][task]
+    return [] if files == "hub" else list(files.values())
+
+
 rule task_data:
     input:
         spec=lambda wc: task_specs([wc.task])[0],
-        files=lambda wc: [] if config["evaluation"]["task_data"][wc.task] == "hub" else list(config["evaluation"]["task_data"][wc.task].values()),
+        files=lambda wc: task_data_files(wc.task),
     output:
         "results/tasks/{task}.jsonl",
     params:

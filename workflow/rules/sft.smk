@@ -16,7 +16,7 @@ rule sft:
     params:
         spec=as_json(config["sft"]),
         checkpoint=lambda w: sft_model_dir(w.run, w.step),
-        external=external_flags,
+        external=sft_external_flags,
     threads: 1
     log:
         "logs/sft/{run}/step{step}/{method}.log",
