@@ -206,8 +206,8 @@ def _semantic_errors(config) -> list[str]:
         return errors + _fit_errors(config)
     if not config["runs"] and not config.get("external"):
         return [
-            "runs: empty; expected at least one run to train, an 'external' list of published models, "
-            "or an 'import' section (analysis-only)"
+            "runs: empty; expected at least one run to train, or an 'import' section (analysis-only), "
+            "or an 'external' list of published models to evaluate"
         ]
     errors = []
     # Stage settings from each stage's slice (the schema has checked keys and types): their defaults apply.
