@@ -175,6 +175,8 @@ def test_an_lm_eval_package_task_by_name_scores_as_lm_eval_does(lm_eval_run, nam
 def test_bad_task_references_stop_the_config_naming_them(tmp_path):
     generative = tmp_path / "gen.yaml"
     generative.write_text(yaml.safe_dump({**MY_MC, "task": "gen", "output_type": "generate_until"}))
+    f1 = tmp_path / "f1.yaml"
+    f1.write_text(yaml.safe_dump({**MY_MC, "task": "f1_task", "metrics": ["acc", "f1"]}))
     lm_eval_gen = tmp_path / "lm_gen.yaml"
     lm_eval_gen.write_text(yaml.safe_dump({"task": "lm_gen", "doc_to_text": "{{q}}", "test_split": "test"}))
     cases = [
@@ -182,6 +184,8 @@ def test_bad_task_references_stop_the_config_naming_them(tmp_path):
         ("gsm8k", r"evaluation\.tasks\[4\]: task 'gsm8k' .*output_type 'generate_until' is not 'multiple_choice'"),
         (str(generative), r"evaluation\.tasks\[4\]: task 'gen' .*output_type 'generate_until' is not 'multiple_choice'"),
         (str(lm_eval_gen), r"evaluation\.tasks\[4\]: task 'lm_gen' .*output_type 'generate_until'"),  # lm-eval's default
+        (str(f1), r"evaluation\.tasks\[4\]: task 'f1_task' .*metric\(s\) \['f1'\] are not measured; expected some of \['acc'"),
+        ("cb", r"evaluation\.tasks\[4\]: task 'cb' .*metric\(s\) \['f1'\] are not measured"),  # lm-eval's metric_list
         (str(tmp_path / "nope.yaml"), r"evaluation\.tasks\[4\]: '.*nope\.yaml': no such task YAML file"),
         ("arc_challenge", r"evaluation\.task_data\.arc_challenge: missing; .* local files"),
     ]

@@ -27,6 +27,20 @@ DATA_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 TASKS_DIR = Path(__file__).resolve().parents[3] / "resources" / "tasks"  # the shipped tasks
 MULTIPLE_CHOICE = "multiple_choice"
 LM_EVAL_PROMPT = "default"  # the name of an lm-eval-format task's one prompt
+# The per-example proxies that are averaged into task_scores (metric names as in lm-eval / DataDecide);
+# task_scores also holds inv_ppl_correct, pooled over the answers' tokens (measure/evaluate.py).
+TASK_METRICS = (
+    "acc",
+    "acc_norm",
+    "correct_prob",
+    "correct_prob_per_token",
+    "correct_prob_per_char",
+    "margin",
+    "norm_correct_prob",
+    "logprob_correct",
+    "bits_per_byte",
+)
+SCORED_METRICS = (*TASK_METRICS, "inv_ppl_correct")
 
 
 class TaskError(ValueError):
@@ -88,9 +102,18 @@ def is_lm_eval_format(spec: dict) -> bool:
 
 
 def _metrics(spec, path) -> tuple:
-    if "metric_list" in spec:
-        return tuple(m["metric"] for m in spec["metric_list"])
-    return tuple(spec.get("metrics", ("acc", "acc_norm")))
+    """The task's metrics (ours: `metrics`, lm-eval's: `metric_list`): each one that task_scores holds."""
+    metrics = (
+        tuple(m["metric"] for m in spec["metric_list"])
+        if "metric_list" in spec
+        else tuple(spec.get("metrics", ("acc", "acc_norm")))
+    )
+    unknown = [m for m in metrics if m not in SCORED_METRICS]
+    if unknown:
+        raise TaskError(
+            f"task {spec['task']!r} ({path}): metric(s) {unknown} are not measured; expected some of {list(SCORED_METRICS)}"
+        )
+    return metrics
 
 
 def load_task(path) -> Task:
