@@ -85,12 +85,15 @@ def read_task_yaml(path) -> dict:
     if not path.is_file():
         raise TaskError(f"{path}: task YAML not found")
     text = path.read_text()
-    if "!function" in text or re.search(r"^[\"']?include[\"']?\s*:", text, re.M):
-        from lm_eval.tasks._yaml_loader import load_yaml
+    try:
+        if "!function" in text or re.search(r"^[\"']?include[\"']?\s*:", text, re.M):
+            from lm_eval.tasks._yaml_loader import load_yaml
 
-        spec = load_yaml(path, resolve_func=False)
-    else:
-        spec = yaml.safe_load(text)
+            spec = load_yaml(path, resolve_func=False)
+        else:
+            spec = yaml.safe_load(text)
+    except (yaml.YAMLError, OSError, ValueError) as e:  # OSError: an included file that is not there
+        raise TaskError(f"{path}: not a readable task YAML ({type(e).__name__}: {e})") from e
     if not isinstance(spec, dict) or "task" not in spec:
         raise TaskError(f"{path}: expected a task YAML, a mapping with a 'task' name")
     return spec
