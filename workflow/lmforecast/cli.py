@@ -62,16 +62,26 @@ def cmd_tokenizer(args):
 
 
 def cmd_task_data(args):
-    from lmforecast.measure.tasks import load_dataset_examples, write_examples
+    from lmforecast.measure.tasks import (
+        is_lm_eval_format,
+        lm_eval_examples,
+        load_dataset_examples,
+        read_task_yaml,
+        write_examples,
+    )
     from lmforecast.settings import TaskData
 
     spec = TaskData.from_dict(args.spec)
     try:
-        examples = load_dataset_examples(args.task_spec, files=spec.files)
+        files = None if spec.files == "hub" else spec.files  # hub: the dataset the YAML names (or the local HF cache)
+        if is_lm_eval_format(read_task_yaml(args.task_spec)):  # rendered by lm-eval's own task code
+            examples = lm_eval_examples(args.task_spec, files)
+        else:
+            examples = load_dataset_examples(args.task_spec, files=files)
     except ValueError as e:
         sys.exit(f"lmforecast task-data: {e}")
     write_examples(examples, args.out)
-    _log(f"{args.out}: {len(examples)} examples from {sorted(spec.files.values())}")
+    _log(f"{args.out}: {len(examples)} examples from {'the hub' if files is None else sorted(files.values())}")
 
 
 def cmd_shards(args):
@@ -130,13 +140,14 @@ def _load_checkpoint(path):
     return load_lm(path), read_json(Path(path) / TRAINER_STATE)
 
 
-def _load_tasks(task_files, example_files, names):
+def _load_tasks(task_files, example_files, names=None):
+    """name -> (Task, examples) of the task YAMLs given (of those named, if `names`)."""
     from lmforecast.measure.tasks import load_task, read_examples
 
     tasks = {}
     for spec_path in task_files:
         task = load_task(spec_path)
-        if task.name in names:
+        if names is None or task.name in names:
             examples = next(e for e in example_files if Path(e).name == f"{task.name}.jsonl")
             tasks[task.name] = (task, read_examples(examples))
     return tasks
@@ -154,10 +165,14 @@ def cmd_evaluate(args):
 
     torch.set_num_threads(args.threads)
     cfg = Evaluation.from_dict(args.spec)
-    if args.external_run and len(args.checkpoint) != 1:
-        sys.exit(f"lmforecast evaluate: --external-run {args.external_run!r} takes one --checkpoint, got {len(args.checkpoint)}")
+    if args.external_run and len(args.checkpoint) != len(args.external_step):
+        sys.exit(
+            f"lmforecast evaluate: --external-run {args.external_run!r}: {len(args.checkpoint)} --checkpoint directories "
+            f"but {len(args.external_step)} --external-step steps; expected one step per directory"
+        )
+    external_steps = dict(zip(args.checkpoint, args.external_step)) if args.external_run else {}
     documents = {Path(p).name.removesuffix(".jsonl"): read_documents(p, "valid", cfg.domain_docs) for p in args.domains}
-    tasks = _load_tasks(args.task_specs, args.task_examples, cfg.tasks)
+    tasks = _load_tasks(args.task_specs, args.task_examples)  # the rule passes the evaluated tasks (resolved)
     names = ("domain_losses", "task_scores", "example_scores")
     parts = {name: [] for name in names}
     for path in args.checkpoint:  # a segment's checkpoints, in one process: one start-up, data and tasks read once
@@ -166,7 +181,7 @@ def cmd_evaluate(args):
                 lm = load_lm(path, external=True)
             except ValueError as e:
                 sys.exit(f"lmforecast evaluate: external model {args.external_run!r}: {e}")
-            keys = {"run": args.external_run, "step": args.external_step}
+            keys = {"run": args.external_run, "step": external_steps[path]}
         else:
             lm, state = _load_checkpoint(path)
             keys = {"run": state["run"], "step": state["step"]}
@@ -187,10 +202,21 @@ def cmd_sft(args):
 
     torch.set_num_threads(args.threads)
     cfg = Sft.from_dict(args.spec)
-    lm, state = _load_checkpoint(args.checkpoint)
-    tasks = _load_tasks(args.task_specs, args.task_examples, cfg.tasks)
+    if args.external_run:  # an external model's checkpoint (config `external`), with its own tokenizer
+        from lmforecast.measure.lm import load_lm
+
+        lm, state = load_lm(args.checkpoint, external=True), {"run": args.external_run, "step": args.external_step[0]}
+    else:
+        lm, state = _load_checkpoint(args.checkpoint)
+    tasks = _load_tasks(args.task_specs, args.task_examples)  # the rule passes sft.tasks (resolved)
     keys = {"run": state["run"], "step": state["step"]}
-    table, examples = run_sft(lm, keys, tasks, cfg, args.method, log=_log)
+    from lmforecast.measure.sft import SftDataError, read_instruction_rows
+
+    try:  # instruction data (sft.data): checked and rendered before any training
+        instructions = {d.name: read_instruction_rows(d.path) for d in cfg.data}
+        table, examples = run_sft(lm, keys, tasks, cfg, args.method, log=_log, instructions=instructions)
+    except SftDataError as e:
+        sys.exit(f"lmforecast sft: {e}")
     tables.write(examples, args.example_scores)
     tables.write(table, args.out)
     import polars as pl
@@ -298,7 +324,10 @@ def main(argv=None):
         (("--example-scores",), one),
         threads,
         (("--external-run",), {"default": None, "help": "--checkpoint is an external HF model directory; its run name"}),
-        (("--external-step",), {"type": int, "default": 0, "help": "the step its rows carry"}),
+        (
+            ("--external-step",),
+            {"type": int, "nargs": "+", "default": [0], "help": "the steps its rows carry, one per --checkpoint"},
+        ),
     )
     add(
         "sft",
@@ -310,6 +339,8 @@ def main(argv=None):
         (("--out",), one),
         (("--example-scores",), one),
         threads,
+        (("--external-run",), {"default": None, "help": "--checkpoint is an external HF model directory; its run name"}),
+        (("--external-step",), {"type": int, "nargs": 1, "default": [0], "help": "the step its rows carry"}),
     )
     add("import", cmd_import, (("--out-dir",), one))
     from lmforecast.fits.registry import registry  # light: the fits' modules import their libraries when run

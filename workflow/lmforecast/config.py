@@ -6,6 +6,7 @@ cannot express (references between sections, divisibility, sums, budgets).
 """
 
 import itertools
+import json
 import re
 from pathlib import Path
 
@@ -14,14 +15,109 @@ import yaml
 
 from lmforecast.fits.registry import registry
 from lmforecast.measure import SFT_METHODS
-from lmforecast.measure.tasks import DATA_FORMATS, load_task
+from lmforecast.measure.tasks import DATA_FORMATS, TaskError, load_task, resolve_task
 from lmforecast.settings import ConfigError, Evaluation, Pretrain, Sft, Size, Tokenizer, Training, World
 from lmforecast.train.objectives import R_DENOISER, sentinels_needed, source_length
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
-TASKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tasks"
-# Tasks whose examples come from a dataset's files (evaluation.task_data), not from the world rule.
-DATASET_TASKS = ("arc_easy", "hellaswag")
+
+
+def task_refs(config) -> dict:
+    """evaluation.tasks resolved (measure/tasks.py's resolve_task): the task's name -> TaskRef."""
+    return {ref.name: ref for ref in map(resolve_task, config["evaluation"]["tasks"])}
+
+
+def sft_task_names(config) -> list[str]:
+    """The names of sft.tasks (references, as evaluation.tasks)."""
+    return [resolve_task(t).name for t in config["sft"]["tasks"]]
+
+
+def dataset_tasks(config) -> list[str]:
+    """The evaluated tasks whose examples come from their dataset's files (evaluation.task_data), not the world rule."""
+    return [name for name, ref in task_refs(config).items() if not ref.world]
+
+
+def _task_errors(config) -> list[str]:
+    """Every task reference of evaluation.tasks and sft.tasks resolves (to a multiple-choice task), names unique."""
+    errors, names = [], {"evaluation": {}, "sft": {}}
+    for section in names:
+        for i, ref in enumerate(config[section]["tasks"]):
+            try:
+                task = resolve_task(ref)
+            except TaskError as e:
+                errors.append(f"{section}.tasks[{i}]: {e}")
+                continue
+            if task.name in names[section]:
+                errors.append(f"{section}.tasks[{i}]: {ref!r} is task {task.name!r} again (as {names[section][task.name]!r})")
+            names[section][task.name] = ref
+    return errors
+
+
+def _sft_task_errors(config) -> list[str]:
+    unknown = sorted(set(sft_task_names(config)) - set(task_refs(config)))
+    return [f"sft.tasks: {unknown} are not in evaluation.tasks"] if unknown else []
+
+
+def _first_row(path: Path) -> dict:
+    """The first row of a JSONL or Parquet file (the fields a file has, without reading it all)."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(path).read_row_group(0) if pq.ParquetFile(path).num_row_groups else None
+        return table.slice(0, 1).to_pylist()[0] if table is not None and table.num_rows else {}
+    with open(path) as f:
+        line = next((line for line in f if line.strip()), None)
+    return json.loads(line) if line else {}
+
+
+def _has_chat_template(directory) -> bool:
+    d = Path(directory)
+    if (d / "chat_template.jinja").is_file() or (d / "chat_template.json").is_file():
+        return True
+    config = d / "tokenizer_config.json"
+    return config.is_file() and bool(json.loads(config.read_text()).get("chat_template"))
+
+
+def _sft_data_errors(config) -> list[str]:
+    """sft.data: files present, of a known format, with the fields SFT needs; chats only for tokenizers with a
+    chat template; sft.weights naming tasks or data sources. Checked on each file's first row, before any job."""
+    from lmforecast.measure.sft import SftDataError, instruction_format
+
+    sft, errors = config["sft"], []
+    names = set(sft_task_names(config))
+    for i, d in enumerate(sft.get("data", [])):
+        where, path = f"sft.data[{i}]", Path(d["path"])
+        if d["name"] in names:
+            errors.append(f"{where}.name: {d['name']!r} is already the name of an SFT task or data source")
+        names.add(d["name"])
+        if path.suffix not in DATA_FORMATS:
+            errors.append(f"{where}.path: {d['path']!r}; expected a file ending in one of {sorted(DATA_FORMATS)}")
+            continue
+        if not path.is_file():
+            errors.append(f"{where}.path: {d['path']!r} does not exist")
+            continue
+        try:
+            row = _first_row(path)
+            if not row:
+                raise SftDataError(f"{d['path']}: no rows")
+            kind = instruction_format(row, f"{d['path']}: row 0")
+        except (SftDataError, ValueError) as e:
+            errors.append(f"{where}: {e}")
+            continue
+        chat = kind == "conversational" or not isinstance(row.get("prompt"), str)
+        if chat:
+            lacking = ["the trained runs (their BPE tokenizer has no chat template)"] if config["runs"] else []
+            lacking += [
+                f"external model {e['name']!r}"
+                for e in config.get("external", [])
+                if not all(_has_chat_template(p) for p in ([e["path"]] if "path" in e else e["steps"].values()))
+            ]
+            if lacking:
+                errors.append(f"{where}: chat messages need a tokenizer with a chat template; {', '.join(lacking)} lack one")
+    unknown = sorted(set(sft.get("weights", {})) - names)
+    if unknown:
+        errors.append(f"sft.weights: {unknown} are neither sft.tasks nor sft.data names; expected some of {sorted(names)}")
+    return errors
 
 
 def _where(path) -> str:
@@ -108,8 +204,11 @@ def _semantic_errors(config) -> list[str]:
                 "(or run with --replace-workflow-config and no runs)"
             )
         return errors + _fit_errors(config)
-    if not config["runs"]:
-        return ["runs: empty; expected at least one run to train, or an 'import' section (analysis-only)"]
+    if not config["runs"] and not config.get("external"):
+        return [
+            "runs: empty; expected at least one run to train, or an 'import' section (analysis-only), "
+            "or an 'external' list of published models to evaluate"
+        ]
     errors = []
     # Stage settings from each stage's slice (the schema has checked keys and types): their defaults apply.
     world, training = World.from_dict(config["world"]), Training.from_dict(config["training"])
@@ -190,10 +289,12 @@ def _semantic_errors(config) -> list[str]:
         for run in config["runs"]:
             Pretrain.from_dict(pretrain_spec(config, run["name"]))
         Evaluation.from_dict(evaluation_spec(config))
+    task_errors = _task_errors(config)
+    if task_errors:  # the checks below read the tasks
+        return errors + task_errors + _external_errors(config, seen)
     errors += _evaluation_errors(config, seen)
-    unknown = set(config["sft"]["tasks"]) - set(config["evaluation"]["tasks"])
-    if unknown:
-        errors.append(f"sft.tasks: {sorted(unknown)} are not in evaluation.tasks")
+    errors += _sft_task_errors(config)
+    errors += _sft_data_errors(config)
     errors += _fit_errors(config)
     errors += _prompt_errors(config)
     return errors
@@ -213,10 +314,17 @@ def _prompt_settings() -> list[tuple]:
 def _prompt_errors(config) -> list[str]:
     """Every prompt setting names a template of each task it applies to (an evaluated one, for the fits)."""
     evaluation = config["evaluation"]
-    templates = {t: list(load_task(TASKS_DIR / f"{t}.yaml").prompts) for t in evaluation["tasks"]}
+    templates = {name: list(load_task(ref.path).prompts) for name, ref in task_refs(config).items()}
     prompts_for = Evaluation.from_dict(evaluation_spec(config)).prompts_for
     evaluated = {t: prompts_for(t, names) for t, names in templates.items()}
     errors = []
+    for task, names in evaluation.get("prompts", {}).items():
+        if task not in templates:
+            errors.append(f"evaluation.prompts.{task}: not a task of evaluation.tasks {sorted(templates)}")
+        elif set(names) - set(templates[task]):
+            errors.append(
+                f"evaluation.prompts.{task}: {sorted(set(names) - set(templates[task]))} not among {task}'s prompts {templates[task]}"
+            )
     for path in _prompt_settings():
         section = config.get(path[0], {}) if len(path) == 1 else config.get(path[0], {}).get(path[1], {})
         prompt = section.get("prompt")
@@ -224,7 +332,7 @@ def _prompt_errors(config) -> list[str]:
             continue
         where = ".".join(path) + ".prompt"
         # SFT renders its own requests from the task's templates; a fit reads the evaluated ones
-        usable = {t: templates[t] for t in config["sft"]["tasks"]} if path == ("sft",) else evaluated
+        usable = {t: templates[t] for t in sft_task_names(config) if t in templates} if path == ("sft",) else evaluated
         if isinstance(prompt, str):
             lacking = [t for t, names in usable.items() if prompt not in names]
             if lacking:
@@ -244,36 +352,30 @@ def _prompt_errors(config) -> list[str]:
 
 def _evaluation_errors(config, run_names) -> list[str]:
     """External model directories and the local files of dataset tasks: present, of a known format, every split needed."""
-    errors, ev = [], config["evaluation"]
-    names = []
-    for i, ext in enumerate(config.get("external", [])):
-        where = f"external[{i}]"
-        if ext["name"] in run_names or ext["name"] in names:
-            errors.append(f"{where}.name: {ext['name']!r} is already the name of a run or external model")
-        names.append(ext["name"])
-        path = Path(ext["path"])
-        if not path.is_dir():
-            errors.append(
-                f"{where}.path: {ext['path']!r} is not a directory; expected a Hugging Face model directory "
-                "(config.json, weights and tokenizer, as save_pretrained writes them)"
-            )
-        elif not (path / "config.json").is_file():
-            errors.append(f"{where}.path: {ext['path']!r} has no config.json; expected a Hugging Face model directory")
+    errors, ev = _external_errors(config, run_names), config["evaluation"]
+    refs, sft_tasks = task_refs(config), sft_task_names(config)
     data = ev.get("task_data", {})
-    for task in ev["tasks"]:
-        if task in DATASET_TASKS and task not in data:
+    for task in dataset_tasks(config):
+        if task not in data:
             errors.append(
-                f"evaluation.task_data.{task}: missing; {task} is read from local files, expected "
-                f"{{split: path}} with the splits of resources/tasks/{task}.yaml"
+                f"evaluation.task_data.{task}: missing; task {task!r} is read from local files, expected "
+                f"{{split: path}} with the splits of {refs[task].path}"
             )
     for task, files in data.items():
-        spec = load_task(TASKS_DIR / f"{task}.yaml")
-        needed = [spec.eval_split] + ([spec.fewshot_split] if max(ev["shots"]) > 0 else [])
+        if task not in refs or refs[task].world:
+            errors.append(
+                f"evaluation.task_data.{task}: not a task of evaluation.tasks read from files; expected one of {dataset_tasks(config)}"
+            )
+            continue
+        if files == "hub":  # the dataset its YAML names, loaded by the task_data job
+            continue
+        spec = load_task(refs[task].path)
+        needed = [spec.eval_split] + ([spec.fewshot_split] if max(ev["shots"]) > 0 or task in sft_tasks else [])
         for split in dict.fromkeys(needed):
             if split not in files:
                 errors.append(
                     f"evaluation.task_data.{task}.{split}: missing; {task} evaluates on {spec.eval_split!r}"
-                    f" and draws demonstrations from {spec.fewshot_split!r}"
+                    f" and draws demonstrations (and SFT examples) from {spec.fewshot_split!r}"
                 )
         for split, file in files.items():
             where = f"evaluation.task_data.{task}.{split}"
@@ -281,6 +383,36 @@ def _evaluation_errors(config, run_names) -> list[str]:
                 errors.append(f"{where}: {file!r}; expected a file ending in one of {sorted(DATA_FORMATS)}")
             elif not Path(file).is_file():
                 errors.append(f"{where}: {file!r} does not exist")
+    return errors
+
+
+def _external_errors(config, run_names) -> list[str]:
+    """External model directories: present, each a Hugging Face model directory, names unique."""
+    errors, names = [], []
+    for i, ext in enumerate(config.get("external", [])):
+        where = f"external[{i}]"
+        if ext["name"] in run_names or ext["name"] in names:
+            errors.append(f"{where}.name: {ext['name']!r} is already the name of a run or external model")
+        names.append(ext["name"])
+        if ("path" in ext) == ("steps" in ext):
+            errors.append(f"{where}: give exactly one of path (one model) or steps ({{step: directory}}, a suite's checkpoints)")
+            continue
+        if "path" in ext:
+            dirs = {f"{where}.path": ext["path"]}
+        else:
+            dirs = {}
+            for step, path in ext["steps"].items():
+                if not str(step).isdigit():
+                    errors.append(f"{where}.steps: {step!r} is not a step; expected {{step (an integer >= 0): directory}}")
+                dirs[f"{where}.steps.{step}"] = path
+        for field, path in dirs.items():
+            if not Path(path).is_dir():
+                errors.append(
+                    f"{field}: {path!r} is not a directory; expected a Hugging Face model directory "
+                    "(config.json, weights and tokenizer, as save_pretrained writes them)"
+                )
+            elif not (Path(path) / "config.json").is_file():
+                errors.append(f"{field}: {path!r} has no config.json; expected a Hugging Face model directory")
     return errors
 
 

@@ -192,7 +192,7 @@ class Evaluation(Settings):
 class TaskData(Settings):
     """Rule task_data's spec: a dataset task's local files (an entry of evaluation.task_data)."""
 
-    files: dict  # split -> JSONL or Parquet file
+    files: dict | str  # split -> JSONL or Parquet file, or "hub": the dataset the task's YAML names
 
 
 @dataclass(frozen=True)
@@ -212,15 +212,45 @@ class Sft(Settings):
     lora_alpha: float | None = None  # lora only (required by it)
     last_layers: int | None = None  # last_layers only (required by it): the blocks trained
     prompt: str | dict | None = None  # a template name, {task: name}, or None: each task's first template
+    data: tuple["SftData", ...] = ()  # instruction data from local files
+    weights: dict = field(default_factory=dict)  # task or data name -> its weight in the multi-task mixture (default 1)
+
+
+@dataclass(frozen=True)
+class SftData(Settings):
+    """An entry of sft.data: instruction data, a local JSONL or Parquet file (prompt/completion, or chat messages)."""
+
+    name: str  # its sft_data label "data:NAME" and its key in sft.weights
+    path: str
 
 
 @dataclass(frozen=True)
 class External(Settings):
-    """An entry of config `external`: an HF model directory evaluated like a checkpoint."""
+    """An entry of config `external`: a published model (HF directory) or a suite's checkpoints, a run of the tables.
+
+    One model: `path` (and the `step` its rows carry); a suite's checkpoints: `steps` {step: directory},
+    the steps of one run. With `tokens_per_step` the checkpoints table has tokens (step x tokens_per_step)
+    and FLOPs; without, nulls. `mixture` names its family in the fits (runs of one mixture and objective).
+    """
 
     name: str  # the run name of its rows
-    path: str
-    step: int = 0  # the step its rows carry
+    path: str | None = None
+    step: int = 0  # the step its rows carry (with `path`)
+    steps: dict | None = None  # step -> directory: a suite's checkpoints
+    tokens_per_step: int | None = None  # training tokens per step (Pythia: 1024 x 2048)
+    mixture: str = "external"  # its pre-training data, the family it belongs to in the fits
+    objective: str = "clm"
+    seed: int = 0
+
+    @property
+    def checkpoints(self) -> dict:
+        """step -> model directory, in step order."""
+        steps = {self.step: self.path} if self.steps is None else {int(k): v for k, v in self.steps.items()}
+        return dict(sorted(steps.items()))
+
+    @property
+    def last_step(self) -> int:
+        return max(self.checkpoints)
 
 
 def default(cls, name: str):

@@ -7,6 +7,7 @@ import re
 from lmforecast import config as lmconfig
 from lmforecast.data.world import DOMAINS
 from lmforecast.fits.registry import registry
+from lmforecast.measure.tasks import resolve_task
 from lmforecast.settings import External, Training
 from lmforecast.tables import SCHEMAS
 
@@ -32,10 +33,13 @@ else:
     # Checkpoints grouped into segments, one pretrain job and one evaluate job each: run -> {last step: its steps}.
     SEGMENTS = {name: {seg[-1]: seg for seg in lmconfig.segments(steps, TRAINING)} for name, steps in STEPS.items()}
     SEGMENT_END = {name: {step: end for end, seg in segs.items() for step in seg} for name, segs in SEGMENTS.items()}
-    EVAL_TASKS = config["evaluation"]["tasks"]
-    # External HF model directories, evaluated by rule evaluate like checkpoints (run = name, one step).
+    # Tasks by reference (a shipped task, a YAML path, an lm-eval task name), resolved: name -> TaskRef.
+    TASK_REFS = lmconfig.task_refs(config)
+    EVAL_TASKS = list(TASK_REFS)
+    # External (published) models: HF model directories, one model or a suite's checkpoints as the steps of
+    # one run, evaluated and fine-tuned by the same rules as trained checkpoints (run = name).
     EXTERNAL = {e["name"]: External.from_dict(e) for e in config.get("external", [])}
-    SFT_TASKS = config["sft"]["tasks"]
+    SFT_TASKS = lmconfig.sft_task_names(config)
     SFT_METHODS = config["sft"]["methods"]
 
     wildcard_constraints:
@@ -100,43 +104,63 @@ def all_segments():
 
 
 def external_checkpoints():
-    return [(name, e.step) for name, e in EXTERNAL.items()]
+    return [(name, step) for name, e in EXTERNAL.items() for step in e.checkpoints]
+
+
+def external_segments():
+    """One evaluate job per external run (all its checkpoints in one process), named by its last step."""
+    return [(name, e.last_step) for name, e in EXTERNAL.items()]
 
 
 def evaluated_segment(wildcards):
-    """Rule evaluate's input: a segment's directory, or an external model's directory."""
+    """Rule evaluate's input: a segment's directory, or an external run's model directories."""
     if wildcards.run in EXTERNAL:
-        return EXTERNAL[wildcards.run].path
+        return list(EXTERNAL[wildcards.run].checkpoints.values())
     return segment_dir(wildcards.run, wildcards.step)
 
 
 def evaluated_checkpoints(wildcards):
-    """The models rule evaluate scores: every checkpoint of the segment, or the external model."""
+    """The models rule evaluate scores: every checkpoint of the segment, or of the external run."""
     if wildcards.run in EXTERNAL:
-        return EXTERNAL[wildcards.run].path
+        return " ".join(EXTERNAL[wildcards.run].checkpoints.values())
     return " ".join(checkpoint_dir(wildcards.run, s) for s in SEGMENTS[wildcards.run][int(wildcards.step)])
 
 
 def external_flags(wildcards):
+    """Rule evaluate: an external run's name and the steps of its directories, in order."""
     e = EXTERNAL.get(wildcards.run)
-    return f"--external-run {e.name} --external-step {e.step}" if e else ""
+    return f"--external-run {e.name} --external-step {' '.join(map(str, e.checkpoints))}" if e else ""
+
+
+def sft_external_flags(wildcards):
+    """Rule sft: an external run's name and the step of the checkpoint it fine-tunes."""
+    return f"--external-run {wildcards.run} --external-step {wildcards.step}" if wildcards.run in EXTERNAL else ""
 
 
 def sft_checkpoints():
-    """last | all | k: every k-th checkpoint counted back from the last, so the last is always fine-tuned."""
+    """last | all | k: every k-th checkpoint counted back from the last, so the last is always fine-tuned;
+    of the trained runs and the external ones alike."""
     which = config["sft"]["checkpoints"]
     every = {"last": None, "all": 1}.get(which, which)
-    return [(run, step) for run, steps in STEPS.items() for step in (steps[::-1][::every] if every else steps[-1:])]
+    runs = {**STEPS, **{name: list(e.checkpoints) for name, e in EXTERNAL.items()}}
+    return [(run, step) for run, steps in runs.items() for step in (steps[::-1][::every] if every else steps[-1:])]
+
+
+def sft_model_dir(run, step):
+    """The directory rule sft fine-tunes: a trained checkpoint's, or an external checkpoint's."""
+    return EXTERNAL[run].checkpoints[int(step)] if run in EXTERNAL else checkpoint_dir(run, step)
 
 
 def task_specs(tasks):
-    # Task definitions ship with the workflow: found beside the Snakefile, whatever the working directory.
-    return [f"{workflow.basedir}/../resources/tasks/{t}.yaml" for t in tasks]
+    # Each task's YAML: shipped in resources/tasks, the user's file, or lm-eval's own (measure/tasks.py resolve_task).
+    return [str(TASK_REFS[t].path) for t in tasks]
 
 
 def task_examples(tasks):
-    # Synthetic tasks come from the world rule; dataset tasks (arc_easy, hellaswag) from rule task_data.
-    return [f"results/tasks/{t}.jsonl" if t in lmconfig.DATASET_TASKS else f"results/world/tasks/{t}.jsonl" for t in tasks]
+    # Synthetic tasks come from the world rule; tasks read from files (evaluation.task_data) from rule task_data.
+    # (the world rule names its own tasks, evaluated or not)
+    refs = [TASK_REFS[t] if t in TASK_REFS else resolve_task(t) for t in tasks]
+    return [f"results/world/tasks/{r.name}.jsonl" if r.world else f"results/tasks/{r.name}.jsonl" for r in refs]
 
 
 DOMAIN_FILES = [f"results/world/domains/{d}.jsonl" for d in DOMAINS]

@@ -28,18 +28,25 @@ rule evaluate:
         " {params.external} > {log} 2>&1"
 
 
-# A dataset task's examples (arc_easy, hellaswag) from the local files of evaluation.task_data,
-# in the JSONL form of the synthetic tasks' examples.
+# A dataset task's examples (arc_easy, hellaswag, an lm-eval task, the user's YAML) from the local files of
+# evaluation.task_data (or the hub), in the JSONL form of the synthetic tasks' examples.
+
+
+def task_data_files(task):
+    files = config["evaluation"]["task_data"][task]
+    return [] if files == "hub" else list(files.values())
+
+
 rule task_data:
     input:
         spec=lambda wc: task_specs([wc.task])[0],
-        files=lambda wc: list(config["evaluation"]["task_data"][wc.task].values()),
+        files=lambda wc: task_data_files(wc.task),
     output:
         "results/tasks/{task}.jsonl",
     params:
         spec=lambda wc: as_json({"files": config["evaluation"]["task_data"][wc.task]}),
     wildcard_constraints:
-        task="|".join(lmconfig.DATASET_TASKS),
+        task="|".join(re.escape(t) for t in lmconfig.dataset_tasks(config)) or "(?!)",
     log:
         "logs/task_data/{task}.log",
     shell:

@@ -21,7 +21,7 @@ rule report:
                for name in REPORT_FIGURES],
         data=[f"results/report/{name}.parquet" for name in REPORT_FIGURES],
     params:
-        spec=as_json({"fits": [fit.name for fit in FITS], "imported": IMPORT}),
+        spec=as_json({"fits": [fit.name for fit in FITS], "imported": IMPORT, "external": [] if IMPORT else list(EXTERNAL)}),
     log:
         "logs/report.log",
     shell:

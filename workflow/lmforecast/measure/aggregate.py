@@ -1,4 +1,9 @@
-"""Per-checkpoint outputs -> the tables of results/tables/."""
+"""Per-checkpoint outputs -> the tables of results/tables/.
+
+External models (config `external`) are runs too: their parameters counted from the model's
+config (no weights read), tokens and FLOPs where the config gives tokens_per_step, their
+training loss and learning rate unknown (null).
+"""
 
 import json
 from pathlib import Path
@@ -7,23 +12,84 @@ import pyarrow as pa
 
 from lmforecast import tables
 from lmforecast.io import read_json
-from lmforecast.settings import Run
+from lmforecast.settings import External, Run
 from lmforecast.train.loop import TRAINER_STATE
 
 
-def checkpoints_table(checkpoint_dirs, external=()) -> pa.Table:
-    """One row per trained checkpoint, and per external model ({run, step}): its training is unknown, so nulls."""
+def count_parameters(directory) -> dict:
+    """An HF model directory's parameter counts and shape, from its config.json alone (a model on the meta device).
+
+    n_params counts tied weights once (as ours do); n_params_nonembed leaves out the input embedding and
+    an untied output embedding (Kaplan et al. 2020), position embeddings (GPT-2's) are counted in it.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(directory)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    embedding, head = model.get_input_embeddings().weight, model.get_output_embeddings()
+    total = sum(p.numel() for p in model.parameters())  # parameters() yields a tied weight once
+    embed = embedding.numel() + (head.weight.numel() if head is not None and head.weight is not embedding else 0)
+    text = config.get_text_config()
+    return {
+        "n_params": total,
+        "n_params_nonembed": total - embed,
+        "d_model": text.hidden_size,
+        "n_layers": text.num_hidden_layers,
+        "vocab_size": embedding.shape[0],
+        "seq_len": getattr(text, "max_position_embeddings", None),
+    }
+
+
+def external_flops_per_token(counts: dict) -> float:
+    """train/model.py's flops_per_token for an external model: 6 x (non-embedding + output head) + 12 L d T."""
+    matmul = counts["n_params_nonembed"] + counts["vocab_size"] * counts["d_model"]
+    return 6.0 * matmul + 12.0 * counts["n_layers"] * counts["d_model"] * (counts["seq_len"] or 0)
+
+
+def _external_counts(external: list[External]) -> dict:
+    return {e.name: count_parameters(e.checkpoints[e.last_step]) for e in external}
+
+
+def checkpoints_table(checkpoint_dirs, external=(), counts=None) -> pa.Table:
+    """One row per trained checkpoint, and per external checkpoint: tokens and FLOPs if its tokens_per_step is given."""
     rows = [read_json(Path(d) / TRAINER_STATE) for d in checkpoint_dirs]
     for r in rows:
         r["tokens_by_domain"] = json.dumps(r["tokens_per_domain"], sort_keys=True)
     unknown = {f.name: None for f in tables.SCHEMAS["checkpoints"]}
-    rows += [{**unknown, "run": e["run"], "step": e["step"]} for e in external]
+    counts = _external_counts(external) if counts is None else counts
+    for e in external:
+        for step in e.checkpoints:
+            tokens = None if e.tokens_per_step is None else step * e.tokens_per_step
+            flops = None if tokens is None else external_flops_per_token(counts[e.name]) * tokens
+            rows.append({**unknown, "run": e.name, "step": step, "tokens": tokens, "flops": flops})
     rows.sort(key=lambda r: (r["run"], r["step"]))
     return tables.to_table("checkpoints", tables.rows_to_columns(rows, "checkpoints"))
 
 
-def runs_table(runs: list[Run], checkpoint_dirs) -> pa.Table:
-    """One row per run: its configuration and exact parameter counts (from its checkpoints)."""
+def external_runs_rows(external: list[External], counts: dict) -> list[dict]:
+    """runs rows of the external models (lr unknown: null; tokens_planned: the last checkpoint's tokens, if known)."""
+    return [
+        {
+            "run": e.name,
+            "n_params": counts[e.name]["n_params"],
+            "n_params_nonembed": counts[e.name]["n_params_nonembed"],
+            "objective": e.objective,
+            "mixture": e.mixture,
+            "seed": e.seed,
+            "lr": None,
+            "tokens_planned": None if e.tokens_per_step is None else e.last_step * e.tokens_per_step,
+            "size": e.name,
+            "d_model": counts[e.name]["d_model"],
+            "n_layers": counts[e.name]["n_layers"],
+        }
+        for e in external
+    ]
+
+
+def runs_table(runs: list[Run], checkpoint_dirs, external=(), external_counts=None) -> pa.Table:
+    """One row per run: its configuration and exact parameter counts (from its checkpoints); external models after."""
     counts = {}
     for d in checkpoint_dirs:
         state = read_json(Path(d) / TRAINER_STATE)
@@ -44,6 +110,8 @@ def runs_table(runs: list[Run], checkpoint_dirs) -> pa.Table:
         }
         for r in sorted(runs, key=lambda r: r.name)
     ]
+    rows += external_runs_rows(external, _external_counts(external) if external_counts is None else external_counts)
+    rows.sort(key=lambda r: r["run"])
     return tables.to_table("runs", tables.rows_to_columns(rows, "runs"))
 
 
@@ -54,9 +122,13 @@ def concat(name: str, paths) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def aggregate(runs: list[Run], checkpoint_dirs, per_checkpoint: dict, outputs: dict, external=()):
-    """per_checkpoint: table name -> list of parquet files; outputs: table name -> path; external: [{run, step}]."""
-    built = {"runs": runs_table(runs, checkpoint_dirs), "checkpoints": checkpoints_table(checkpoint_dirs, external)}
+def aggregate(runs: list[Run], checkpoint_dirs, per_checkpoint: dict, outputs: dict, external: list[External] = ()):
+    """per_checkpoint: table name -> list of parquet files; outputs: table name -> path; external: config `external`."""
+    counts = _external_counts(external)
+    built = {
+        "runs": runs_table(runs, checkpoint_dirs, external, counts),
+        "checkpoints": checkpoints_table(checkpoint_dirs, external, counts),
+    }
     for name, paths in per_checkpoint.items():
         built[name] = concat(name, paths)
     for name, path in outputs.items():

@@ -16,23 +16,9 @@ import torch.nn.functional as F
 from lmforecast import tables
 from lmforecast.data.tokenizer import sentinel_ids
 from lmforecast.measure.scoring import choice_metrics
-from lmforecast.measure.tasks import build_requests
+from lmforecast.measure.tasks import TASK_METRICS, build_requests
 from lmforecast.settings import Evaluation
 from lmforecast.train import objectives
-
-# The per-example proxies that are averaged into task_scores (metric names as in lm-eval / DataDecide).
-TASK_METRICS = (
-    "acc",
-    "acc_norm",
-    "correct_prob",
-    "correct_prob_per_token",
-    "correct_prob_per_char",
-    "margin",
-    "norm_correct_prob",
-    "logprob_correct",
-    "bits_per_byte",
-)
-
 
 SPAN_EVAL_SEED = 0  # the held-out text's span corruption, the same for every checkpoint
 

@@ -84,7 +84,7 @@ def build_report(tables: dict, fits_dir, spec: dict, out_dir, captions=CAPTIONS)
     """Write the page's own figures (PNG + Parquet), leaderboard.parquet and index.html; return the sections.
 
     spec: {"fits": the fits that ran (their outputs are in fits_dir, their figures in out_dir),
-    "imported": analysis-only mode}."""
+    "imported": analysis-only mode, "external": the runs that are external models (config `external`)}."""
     out_dir, fits_dir, captions = Path(out_dir), Path(fits_dir), Path(captions)
     ran = set(spec["fits"])
     unknown = ran - {fit.name for fit in registry()}
@@ -108,6 +108,17 @@ def build_report(tables: dict, fits_dir, spec: dict, out_dir, captions=CAPTIONS)
         .join(points.group_by("run").agg(pl.all().sort_by("step").last()).select("run", "flops", "loss"), on="run", how="left")
         .sort("flops")
     )
+    external = spec.get("external", [])
+    if external:  # published models, evaluated (and fine-tuned) here but not trained: name them
+        steps = tables["checkpoints"].group_by("run").agg(pl.len()).rows()
+        n = dict(steps)
+        parts.append(
+            "<p>External models (published checkpoints, evaluated here, not trained here): "
+            + ", ".join(
+                f"{html.escape(name)} ({n.get(name, 0)} checkpoint{'s' if n.get(name, 0) != 1 else ''})" for name in external
+            )
+            + ".</p>"
+        )
     parts.append(table(runs, sortable=True))
     if tables["checkpoints"]["train_loss"].is_not_null().any() or points.height:
         plots.plot_training_curves(tables["checkpoints"], points, out_dir / "training_curves.png")

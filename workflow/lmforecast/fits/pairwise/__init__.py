@@ -146,12 +146,14 @@ def check(config: dict) -> list[str]:
     """fit.pairwise against the SFT it labels pairs with."""
     if "import" in config:
         return []
+    from lmforecast.measure.tasks import resolve_task
+
     pw, sft, errors = config["fit"]["pairwise"], config["sft"], []
     names = [g["name"] for g in pw["task_groups"]]
     for i, group in enumerate(pw["task_groups"]):
         if group["name"] in names[:i]:
             errors.append(f"fit.pairwise.task_groups[{i}].name: duplicate task group {group['name']!r}")
-        unknown = sorted(set(group["tasks"]) - set(sft["tasks"]))
+        unknown = sorted(set(group["tasks"]) - {resolve_task(t).name for t in sft["tasks"]})  # references -> names
         if unknown:
             errors.append(f"fit.pairwise.task_groups[{i}].tasks: {unknown} are not in sft.tasks")
     if pw["sft_method"] not in sft["methods"]:

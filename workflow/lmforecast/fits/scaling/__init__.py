@@ -148,8 +148,8 @@ def check(config: dict) -> list[str]:
     if not isinstance(holdout, list):
         return []
     imported = "import" in config
-    names = {r["name"] for r in (config["import"].get("runs", []) if imported else config["runs"])}
-    where = "import.runs" if imported else "runs"
+    names = {r["name"] for r in (config["import"].get("runs", []) if imported else config["runs"] + config.get("external", []))}
+    where = "import.runs" if imported else "runs or external"
     return [
         f"fit.scaling.holdout[{i}]: unknown run {name!r}; expected a name from {where}"
         for i, name in enumerate(holdout)

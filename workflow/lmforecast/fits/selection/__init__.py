@@ -122,7 +122,7 @@ def check(config: dict) -> list[str]:
     if "import" in config:
         return []
     selection, errors = config["fit"]["selection"], shots_errors(config, "selection")
-    names = [r["name"] for r in config["runs"]]
+    names = [r["name"] for r in config["runs"]] + [e["name"] for e in config.get("external", [])]  # external: runs too
     if len(names) < 2:
         errors.append("fit.selection: needs at least 2 runs (source and held-out target)")
     source = selection.get("source_runs") or []

@@ -21,7 +21,9 @@ checkpoints. The legend gives Pearson r (and its p-value) across runs' last fine
 
 
 def figures(config: dict) -> tuple[Figure, ...]:
-    return tuple(Figure(f"transfer_{task}", CAPTION) for task in config["sft"]["tasks"])
+    from lmforecast.measure.tasks import resolve_task  # sft.tasks are task references: a figure per task name
+
+    return tuple(Figure(f"transfer_{resolve_task(task).name}", CAPTION) for task in config["sft"]["tasks"])
 
 
 def run(fit) -> list[str]:
