@@ -2,9 +2,11 @@
 
 A job killed mid-write leaves only a `.tmp-<pid>-<name>` file, never a truncated file under
 the name Snakemake (or a reader) takes as finished. A job killed by SIGKILL cannot remove
-its temporary; the next write of the same target (the rerun of that job) removes it.
+its temporary; the next write of the same target (the rerun of that job) removes it. A write
+that runs out of space raises DiskFullError, one line naming the target and the free space.
 """
 
+import errno
 import json
 import math
 import os
@@ -12,6 +14,44 @@ import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
+
+
+class DiskFullError(OSError):
+    """A write that found its filesystem full: the target, the free space; nothing under the target's name."""
+
+
+# Below this much free space, a writer's failure is the full disk's: torch.save reports ENOSPC as
+# RuntimeError("... iostream error" / "PytorchStreamWriter failed writing file"), without the errno.
+LOW_SPACE = 1 << 20
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return 0
+
+
+def _disk_full(path: Path, error: BaseException) -> DiskFullError | None:
+    if isinstance(error, DiskFullError):  # an inner write's: it names the file
+        return error
+    free = _free_bytes(path.parent)
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or (
+        isinstance(error, (OSError, RuntimeError)) and free < LOW_SPACE
+    ):
+        return DiskFullError(
+            errno.ENOSPC,
+            f"{path}: no space left on device while writing it ({free / 2**20:.1f} MB free in {path.parent}); "
+            "nothing was written under its name: free space and rerun",
+        )
+    return None
+
+
+def disk_full_message(error: OSError) -> str:
+    """One line for an ENOSPC raised outside the atomic writers (a log, a library's own file)."""
+    where = Path(error.filename or ".")
+    free = _free_bytes(where if where.is_dir() else where.parent)
+    return f"{where}: no space left on device ({free / 2**20:.1f} MB free)"
 
 
 def _tmp_name(path: Path) -> Path:
@@ -41,6 +81,11 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except Exception as e:
+        full = _disk_full(path, e)
+        if full is None:
+            raise
+        raise full from e
     finally:
         if tmp.exists():
             _remove(tmp)
@@ -59,6 +104,11 @@ def atomic_dir(path):
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except Exception as e:
+        full = _disk_full(path, e)
+        if full is None:
+            raise
+        raise full from e
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
