@@ -10,6 +10,22 @@ from lmforecast.fits.registry import registry
 from lmforecast.settings import External, Training
 from lmforecast.tables import SCHEMAS
 
+# Snakemake's YAML reader keeps the last of duplicate keys: read its config files again, strictly.
+for _path in workflow.configfiles:
+    lmconfig.read_yaml(_path)
+# Snakemake merges the --configfile files onto the Snakefile's `configfile:` (the embedded default).
+_overrides = list(workflow.overwrite_configfiles)
+CONFIG_FILES = [f for f in workflow.configfiles if f not in _overrides] + _overrides
+_filled = lmconfig.filled_in(CONFIG_FILES) if len(CONFIG_FILES) > 1 else []
+if _filled:
+    lmconfig.warn(
+        f"keys absent from {CONFIG_FILES[-1]}'s sections, taken from {', '.join(map(str, CONFIG_FILES[:-1]))}: "
+        + ", ".join(_filled)
+    )
+# Sizes are checked against the pretrain job's memory as this run sets it (a profile's set-resources).
+_pretrain_mem = workflow.resource_settings.overwrite_resources.get("pretrain", {}).get("mem_mb")
+if isinstance(_pretrain_mem, (int, float)):
+    lmconfig.set_pretrain_mem_mb(_pretrain_mem)
 lmconfig.validate(config, "config (config/config.yaml and --config overrides)")
 
 # Analysis-only mode: an `import` section replaces training (rules/imports.smk makes the tables).
@@ -130,8 +146,9 @@ def sft_checkpoints():
 
 
 def task_specs(tasks):
-    # Task definitions ship with the workflow: found beside the Snakefile, whatever the working directory.
-    return [f"{workflow.basedir}/../resources/tasks/{t}.yaml" for t in tasks]
+    # Task definitions ship with the workflow: found beside the Snakefile, whatever the working directory;
+    # named relative to it, so that results stay valid when the checkout moves (Snakemake records input paths).
+    return [os.path.relpath(f"{workflow.basedir}/../resources/tasks/{t}.yaml") for t in tasks]
 
 
 def task_examples(tasks):
@@ -140,3 +157,42 @@ def task_examples(tasks):
 
 
 DOMAIN_FILES = [f"results/world/domains/{d}.jsonl" for d in DOMAINS]
+
+
+# Produced files are checked when the workflow is parsed: a table whose checksum does not match (or is
+# missing), or a checkpoint whose manifest does not match its files (small files hashed, the weights
+# by size), is named here and made older than its inputs, so Snakemake reruns the rule that makes it.
+def produced_tables():
+    files = [table(name) for name in TABLES]
+    if not IMPORT:
+        evals = all_segments() + external_checkpoints()
+        files += [f"results/evals/{r}/step{s}/{n}.parquet" for r, s in evals for n in ("domain_losses", "task_scores", "example_scores")]
+        files += [f"results/sft/{r}/step{s}/{m}{x}.parquet" for r, s in sft_checkpoints() for m in SFT_METHODS for x in ("", ".examples")]
+    return files
+
+
+def _mark_stale():
+    from lmforecast import tables as lmtables
+    from lmforecast.train.checkpoint import quick_check
+
+    for path in produced_tables():
+        problem = os.path.exists(path) and lmtables.stale(path)
+        if problem:
+            lmconfig.warn(problem)
+            lmtables.mark_for_rerun(path)
+    for run, end in [] if IMPORT else all_segments():
+        segment = segment_dir(run, end)
+        if not os.path.isdir(segment):
+            continue
+        for step in SEGMENTS[run][end]:
+            problem = quick_check(checkpoint_dir(run, step))
+            if problem:
+                lmconfig.warn(f"{problem} (rule pretrain reruns its segment, {segment})")
+                for path in (segment, os.path.join(segment, ".snakemake_timestamp")):
+                    if os.path.exists(path):
+                        lmtables.mark_for_rerun(path)
+                break
+
+
+if workflow.is_main_process:  # not again inside each job (a cluster job parses the workflow too)
+    _mark_stale()
