@@ -20,8 +20,8 @@ class DiskFullError(OSError):
     """A write that found its filesystem full: the target, the free space; nothing under the target's name."""
 
 
-# Below this much free space, a writer's failure is the full disk's: torch.save reports ENOSPC as
-# RuntimeError("... iostream error" / "PytorchStreamWriter failed writing file"), without the errno.
+# Below this much free space, a writer's failure is the full disk's: libraries report ENOSPC without
+# the errno (torch.save: RuntimeError "... iostream error"; safetensors: SafetensorError "I/O error").
 LOW_SPACE = 1 << 20
 
 
@@ -36,9 +36,7 @@ def _disk_full(path: Path, error: BaseException) -> DiskFullError | None:
     if isinstance(error, DiskFullError):  # an inner write's: it names the file
         return error
     free = _free_bytes(path.parent)
-    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or (
-        isinstance(error, (OSError, RuntimeError)) and free < LOW_SPACE
-    ):
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or free < LOW_SPACE:
         return DiskFullError(
             errno.ENOSPC,
             f"{path}: no space left on device while writing it ({free / 2**20:.1f} MB free in {path.parent}); "
