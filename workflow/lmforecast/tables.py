@@ -163,13 +163,14 @@ def maker(path) -> str:
 
 
 def write(table: pa.Table, path):
-    """The table, then its checksum: the checksum is written after the table's rename, so a table
-    whose writer died in between has none, and is treated as unfinished."""
+    """The table under a temporary name, its checksum beside the target, then the table renamed into
+    place: a table under its name always has its checksum (a reader, or a dry run that checks the
+    tables while a job writes one, never sees it without); a writer killed in between leaves only
+    a checksum, and Snakemake reruns the job whose output is missing."""
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        digest = sha256(tmp)
-    with atomic_path(checksum_path(path)) as tmp:
-        tmp.write_text(f"{digest}  {Path(path).name}\n")
+        with atomic_path(checksum_path(path)) as tmp_sum:
+            tmp_sum.write_text(f"{sha256(tmp)}  {Path(path).name}\n")
 
 
 def stale(path) -> str | None:
