@@ -69,6 +69,19 @@ def remove_stale_tmp(path: Path):
             _remove(Path(entry.path))
 
 
+def set_aside(path) -> Path:
+    """Move an output found stale (altered after it was written) out of its name, so that Snakemake reruns
+    the job that makes it (its output is missing): to the temporary name of a writer that cannot be alive
+    (pid 0), which the rerun's write removes, as it removes a killed writer's. Nothing is deleted before
+    the rerun: the file can still be looked at."""
+    path = Path(path)
+    aside = path.with_name(f".tmp-0-{path.name}")
+    if aside.exists():
+        _remove(aside)
+    os.replace(path, aside)
+    return aside
+
+
 @contextmanager
 def atomic_path(path):
     """Yield a temporary path to write to; rename it onto `path` on success."""

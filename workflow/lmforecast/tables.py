@@ -15,11 +15,10 @@ tokens_correct), per token of the answer as scored after its context.
 Every table file has its SHA-256 beside it (`<name>.parquet.sha256`, in `sha256sum`'s format, so
 `sha256sum -c` checks it too), written with it; `read` verifies it first, so an altered,
 truncated or unfinished table is named with the rule that makes it instead of being read, and
-`stale` lets the workflow find such a file when it is parsed and have the rule rerun.
+`stale` lets the workflow find such a file when it is parsed and have its rule rerun.
 """
 
 import hashlib
-import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -177,19 +176,13 @@ def stale(path) -> str | None:
     """Why the table file at `path` cannot be trusted (no checksum beside it, or another), or None."""
     path = Path(path)
     check = checksum_path(path)
-    rerun = f"rerun rule {maker(path)} (snakemake reruns it)"
+    rerun = f"rerun rule {maker(path)}"
     if not check.is_file():
         return f"{path}: no checksum beside it ({check.name}); unfinished or not written by lmforecast: {rerun}"
     expected = check.read_text().split(maxsplit=1)[0] if check.stat().st_size else ""
     if sha256(path) != expected:
         return f"{path}: checksum mismatch ({check.name}); the table was altered or truncated after it was written: {rerun}"
     return None
-
-
-def mark_for_rerun(path):
-    """Make Snakemake rerun the rule of an output found stale: an output older than its inputs is rerun
-    (its default rerun trigger, mtime); nothing is deleted."""
-    os.utime(path, (0, 0))
 
 
 def read(name: str, path) -> pa.Table:

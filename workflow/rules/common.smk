@@ -161,7 +161,8 @@ DOMAIN_FILES = [f"results/world/domains/{d}.jsonl" for d in DOMAINS]
 
 # Produced files are checked when the workflow is parsed: a table whose checksum does not match (or is
 # missing), or a checkpoint whose manifest does not match its files (small files hashed, the weights
-# by size), is named here and made older than its inputs, so Snakemake reruns the rule that makes it.
+# by size), is named here and set aside (io.set_aside), so Snakemake reruns the rule that makes it.
+# Not by making it older than its inputs: Snakemake ignores a newer input whose checksum it recorded.
 def produced_tables():
     files = [table(name) for name in TABLES]
     if not IMPORT:
@@ -171,28 +172,22 @@ def produced_tables():
     return files
 
 
-def _mark_stale():
+def _set_aside_stale():
     from lmforecast import tables as lmtables
+    from lmforecast.io import set_aside
     from lmforecast.train.checkpoint import quick_check
 
     for path in produced_tables():
         problem = os.path.exists(path) and lmtables.stale(path)
         if problem:
-            lmconfig.warn(problem)
-            lmtables.mark_for_rerun(path)
+            lmconfig.warn(f"{problem}; set aside as {set_aside(path)}")
     for run, end in [] if IMPORT else all_segments():
         segment = segment_dir(run, end)
-        if not os.path.isdir(segment):
-            continue
-        for step in SEGMENTS[run][end]:
-            problem = quick_check(checkpoint_dir(run, step))
-            if problem:
-                lmconfig.warn(f"{problem} (rule pretrain reruns its segment, {segment})")
-                for path in (segment, os.path.join(segment, ".snakemake_timestamp")):
-                    if os.path.exists(path):
-                        lmtables.mark_for_rerun(path)
-                break
+        problems = [quick_check(checkpoint_dir(run, step)) for step in SEGMENTS[run][end]] if os.path.isdir(segment) else []
+        problem = next((p for p in problems if p), None)
+        if problem:
+            lmconfig.warn(f"{problem}; its segment is set aside as {set_aside(segment)}, rule pretrain reruns it")
 
 
 if workflow.is_main_process:  # not again inside each job (a cluster job parses the workflow too)
-    _mark_stale()
+    _set_aside_stale()
