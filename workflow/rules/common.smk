@@ -24,6 +24,10 @@ if _filled:
     )
 # Sizes are checked against the pretrain job's memory as this run sets it (a profile's set-resources).
 _pretrain_mem = workflow.resource_settings.overwrite_resources.get("pretrain", {}).get("mem_mb")
+try:  # a snakemake Resource (its value: a number, or a function of the job, which is not known here)
+    _pretrain_mem = getattr(_pretrain_mem, "value", _pretrain_mem)
+except Exception:
+    _pretrain_mem = None
 if isinstance(_pretrain_mem, (int, float)):
     lmconfig.set_pretrain_mem_mb(_pretrain_mem)
 lmconfig.validate(config, "config (config/config.yaml and --config overrides)")
