@@ -293,7 +293,8 @@ def _capacity_errors(config, world: World, tokenizer: Tokenizer) -> list[str]:
             "examples scored per task (evaluation.examples_per_task); expected at most that"
         )
     mem_mb = pretrain_mem_mb()
-    for name, size in config["sizes"].items():
+    trained = {run["size"] for run in config["runs"]}  # a size no run uses is never built
+    for name, size in [(n, s) for n, s in config["sizes"].items() if n in trained]:
         need = pretrain_memory_mb(Size.from_dict(size), Training.from_dict(config["training"]), tokenizer)
         if mem_mb is not None and need > mem_mb:
             errors.append(
