@@ -465,23 +465,21 @@ def merged(paths) -> dict:
 
 
 def filled_in(paths) -> list[str]:
-    """Keys that a later file's section lacks and an earlier file fills in: a key removed from a copy of the
-    default comes back from it under the merge, so the workflow names them."""
-    layers = [_mapping(p) for p in paths]
+    """Keys that a file's mappings lack and the files merged under it fill in (at any depth; a section the
+    file leaves out entirely is not listed: that one is meant to come from below). A key removed from a
+    copy of the default comes back from the default under the merge, so the workflow names them."""
 
     def walk(base, top, where):
-        out = []
         for k, v in base.items():
             if k not in top:
-                out.append(f"{where}{k}")
-            elif isinstance(v, dict) and isinstance(top[k], dict) and where.count(".") < 1:
-                out += walk(v, top[k], f"{where}{k}.")
-        return out
+                yield f"{where}{k}"
+            elif isinstance(v, dict) and isinstance(top[k], dict):
+                yield from walk(v, top[k], f"{where}{k}.")
 
-    found = []
-    for i in range(1, len(layers)):
-        found += [k for k in walk(layers[i - 1], layers[i], "") if "." in k and k.split(".")[0] in layers[i]]
-    return sorted(set(found))
+    found = set()
+    for i in range(1, len(paths)):
+        found |= {k for k in walk(merged(paths[:i]), _mapping(paths[i]), "") if "." in k}
+    return sorted(found)
 
 
 def load(path, default=DEFAULT_CONFIG) -> dict:
