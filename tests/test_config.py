@@ -224,7 +224,7 @@ def test_bad_config_names_the_field(name, edit, message):
 def test_smoke_config_is_valid_alone_and_merged_onto_the_default():
     from snakemake.utils import update_config  # what --configfile does with it
 
-    smoke = load(ROOT / "tests" / "data" / "smoke.yaml")
+    smoke = load(ROOT / "tests" / "data" / "smoke.yaml", default=None)  # alone: not merged
     merged = copy.deepcopy(DEFAULT)
     update_config(merged, smoke)
     validate(merged)

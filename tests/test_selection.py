@@ -2,6 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from lmforecast import tables
 from lmforecast.data import planted
 from lmforecast.fits.relatedness.trajectories import correlation_matrix
 from lmforecast.fits.selection import SelectionSettings
@@ -167,7 +168,9 @@ def test_cli_names_a_table_of_the_wrong_schema(tmp_path):
     from lmforecast.cli import main
 
     (tmp_path / "tables").mkdir()
-    pl.DataFrame({"run": ["a"], "step": [1]}).write_parquet(tmp_path / "tables" / "example_scores.parquet")
+    wrong = tmp_path / "tables" / "example_scores.parquet"
+    pl.DataFrame({"run": ["a"], "step": [1]}).write_parquet(wrong)
+    tables.checksum_path(wrong).write_text(tables.sha256(wrong))  # intact (checksummed): its schema is what is wrong
     with pytest.raises(ValueError, match=r"example_scores.parquet: columns \[.*'task'.*\] missing"):
         main(
             [

@@ -49,7 +49,9 @@ def test_write_read_round_trip_leaves_no_temporary_file(tmp_path):
     }
     path = tmp_path / "sft_scores.parquet"
     tables.write(tables.to_table("sft_scores", cols), path)
-    assert [p.name for p in tmp_path.iterdir()] == ["sft_scores.parquet"]
+    # no temporary left; the checksum beside the table, in sha256sum's format
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sft_scores.parquet", "sft_scores.parquet.sha256"]
+    assert (tmp_path / "sft_scores.parquet.sha256").read_text() == f"{tables.sha256(path)}  sft_scores.parquet\n"
     assert tables.read("sft_scores", path).to_pydict() == cols
 
 
@@ -58,7 +60,8 @@ def test_read_rejects_wrong_types(tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"run": ["r"], "step": ["four"]}), path)
-    with pytest.raises(ValueError, match="bad.parquet"):
+    tables.checksum_path(path).write_text(tables.sha256(path))  # intact: the schema is what is wrong
+    with pytest.raises(ValueError, match=r"bad.parquet: columns \['step', 'tokens'"):
         tables.read("checkpoints", path)
 
 

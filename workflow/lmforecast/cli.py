@@ -7,6 +7,7 @@ the light stages start fast.
 """
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -30,8 +31,8 @@ def _log(msg):
 def cmd_validate(args):
     from lmforecast.config import load
 
-    load(args.config)
-    _log(f"{args.config}: valid")
+    load(args.config, default=args.default)  # merged onto the embedded default, as the workflow merges it
+    _log(f"{args.config}: valid" + (f" (merged onto {args.default})" if args.default else ""))
 
 
 def cmd_world(args):
@@ -292,7 +293,20 @@ def main(argv=None):
     many = {"nargs": "+", "required": True}
     one = {"required": True}
     threads = (("--threads",), {"type": int, "default": 1})
-    add("validate", cmd_validate, (("config",), {}), spec=False)
+    add(
+        "validate",
+        cmd_validate,
+        (("config",), {}),
+        (
+            ("--default",),
+            {
+                "default": "config/config.yaml",
+                "type": lambda v: v or None,
+                "help": "the file the workflow merges CONFIG onto (its configfile, default config/config.yaml); empty: none",
+            },
+        ),
+        spec=False,
+    )
     add("world", cmd_world, (("--out",), one))
     add("tokenizer", cmd_tokenizer, (("--domains",), many), (("--out",), one))
     add("task-data", cmd_task_data, (("--task-spec",), one), (("--out",), one))
@@ -365,12 +379,20 @@ def main(argv=None):
 
     args = parser.parse_args(argv)
     from lmforecast.config import ConfigError
+    from lmforecast.io import DiskFullError, disk_full_message
+    from lmforecast.tables import TableError
     from lmforecast.train.checkpoint import CheckpointError
 
     try:
         args.func(args)
-    except (ConfigError, CheckpointError) as e:
+    except (ConfigError, CheckpointError, TableError) as e:
         sys.exit(f"lmforecast: {e}")
+    except DiskFullError as e:
+        sys.exit(f"lmforecast: {e.strerror}")
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        sys.exit(f"lmforecast: {disk_full_message(e)}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ cannot express (references between sections, divisibility, sums, budgets).
 
 import itertools
 import json
+import math
 import re
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -20,6 +22,10 @@ from lmforecast.settings import ConfigError, Evaluation, Pretrain, Sft, Size, To
 from lmforecast.train.objectives import R_DENOISER, sentinels_needed, source_length
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+TASKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tasks"
+# The embedded default, as the Snakefile names it (`configfile:`, relative to the working directory).
+DEFAULT_CONFIG = Path("config") / "config.yaml"
+PROFILE = Path(__file__).resolve().parent.parent / "profiles" / "default" / "config.yaml"
 
 
 def task_refs(config) -> dict:
@@ -120,6 +126,11 @@ def _sft_data_errors(config) -> list[str]:
     return errors
 
 
+def warn(message: str):
+    """A setting accepted that may not do what it says, or a file found stale: said before any job."""
+    print(f"lmforecast: warning: {message}", file=sys.stderr, flush=True)
+
+
 def _where(path) -> str:
     out = ""
     for part in path:
@@ -152,6 +163,47 @@ def _schema_errors(config) -> list[str]:
         else:
             messages.append(f"{_where(err.absolute_path)}: {err.message}")
     return messages
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing duplicate keys: PyYAML (and so Snakemake) keeps the last without a word."""
+
+    def construct_mapping(self, node, deep=False):
+        first = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in first:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {first[key] + 1}); expected each key once",
+                    key_node.start_mark,
+                )
+            first[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path):
+    """A config file's content, read strictly (duplicate keys refused); errors name the file, line and column."""
+    path = Path(path)
+    try:
+        with open(path) as f:  # a stream: its marks name the file
+            return yaml.load(f, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror})") from e
+
+
+def _nonfinite_errors(obj, path=()) -> list[str]:
+    """NaN and infinities (YAML's .nan, .inf), by field: no schema keyword refuses them (NaN passes every bound)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return [f"{_where(path)}: {obj} is not a finite number; expected a finite number"]
+    if isinstance(obj, dict):
+        return [e for k, v in obj.items() for e in _nonfinite_errors(v, (*path, k))]
+    if isinstance(obj, list):
+        return [e for i, v in enumerate(obj) for e in _nonfinite_errors(v, (*path, i))]
+    return []
 
 
 def _regex_errors(where, pattern, groups) -> list[str]:
@@ -297,7 +349,109 @@ def _semantic_errors(config) -> list[str]:
     errors += _sft_data_errors(config)
     errors += _fit_errors(config)
     errors += _prompt_errors(config)
+    errors += _capacity_errors(config, world, tokenizer)
     return errors
+
+
+def _available_examples(world: World, ref: str, split: str) -> int | None:
+    """How many examples of a synthetic task's split the world rule writes (None: a dataset task, known when read)."""
+    task = resolve_task(ref)
+    if not task.world:
+        return None
+    if task.name == "fact_qa":  # 3 questions per entity, the SFT split's entities apart
+        n_sft = world.n_sft_entities
+        return min(world.sft_examples, 3 * n_sft) if split == "sft" else min(world.eval_examples, 3 * (world.n_entities - n_sft))
+    return world.sft_examples if split == "sft" else world.eval_examples
+
+
+def _capacity_errors(config, world: World, tokenizer: Tokenizer) -> list[str]:
+    """Settings above what exists (which the stages would cap without a word), by field; and sizes whose
+    training would not fit in the pretrain job's memory (mem_mb), with the estimate."""
+    errors, ev = [], config["evaluation"]
+    for key, tasks in (("evaluation.examples_per_task", ev["tasks"]), ("sft.examples_per_task", config["sft"]["tasks"])):
+        wanted = config[key.split(".")[0]]["examples_per_task"]
+        for task in tasks:
+            have = _available_examples(world, task, "eval")
+            if have is not None and wanted > have:
+                errors.append(
+                    f"{key}: {wanted} is above the {have} eval examples of {task} (world.eval_examples, and for fact_qa "
+                    f"3 per eval entity); expected at most {have}"
+                )
+    if ev.get("fewshot_examples_per_task", 0) > ev["examples_per_task"]:  # harmless (all are scored k-shot): said, not refused
+        warn(
+            f"evaluation.fewshot_examples_per_task: {ev['fewshot_examples_per_task']} is above examples_per_task "
+            f"({ev['examples_per_task']}); every example is scored k-shot"
+        )
+    for task in ev["tasks"]:
+        have = _available_examples(world, task, "sft")
+        if have is not None and max(ev["shots"]) > have:
+            errors.append(
+                f"evaluation.shots: {max(ev['shots'])} demonstrations, but {task}'s few-shot split has {have} examples "
+                f"(world.sft_examples); expected at most {have}"
+            )
+    clusters = config["fit"].get("relatedness", {}).get("clusters")
+    if clusters is not None and clusters > ev["examples_per_task"]:
+        errors.append(
+            f"fit.relatedness.clusters: {clusters} groups of examples per task, above the {ev['examples_per_task']} "
+            "examples scored per task (evaluation.examples_per_task); expected at most that"
+        )
+    mem_mb = pretrain_mem_mb()
+    trained = {run["size"] for run in config["runs"]}  # a size no run uses is never built
+    for name, size in [(n, s) for n, s in config["sizes"].items() if n in trained]:
+        need = pretrain_memory_mb(Size.from_dict(size), Training.from_dict(config["training"]), tokenizer)
+        if mem_mb is not None and need > mem_mb:
+            errors.append(
+                f"sizes.{name}: training it needs about {need:,.0f} MB (16 bytes per parameter for weights, gradients and "
+                f"Adam's moments, plus activations), above the pretrain job's mem_mb ({mem_mb}, {_mem_mb_source()}); "
+                "expected a smaller size, or more mem_mb (set-resources pretrain:mem_mb)"
+            )
+    return errors
+
+
+# Torch, the tokenizer and the shards in memory before the first step: a smoke pretrain job (size xs,
+# 16 steps) peaked at 358 MB max RSS on this project's CPU machine; the estimate adds what grows with the model.
+PRETRAIN_BASE_MB = 400
+
+
+def pretrain_memory_mb(size: Size, training: Training, tokenizer: Tokenizer) -> float:
+    """An estimate (an upper one) of a pretrain job's peak memory: fp32 weights, gradients and Adam's two
+    moments (16 bytes per parameter, tied embedding counted once), and the activations that backward keeps
+    (per layer and token: about 16 d_model + 3 ffn floats, attention's seq_len per head; logits 3x)."""
+    vocab = tokenizer.vocab_size + tokenizer.sentinels
+    params = size.n_params_nonembed + vocab * size.d_model
+    tokens = training.batch_size * training.seq_len
+    per_layer = (
+        tokens * (16 * size.d_model + 3 * size.intermediate_size) + training.batch_size * size.n_heads * training.seq_len**2 * 2
+    )
+    activations = 4 * (size.n_layers * per_layer + 3 * tokens * vocab)
+    return PRETRAIN_BASE_MB + (16 * params + activations) / 2**20
+
+
+_MEM_MB_OVERRIDE = None
+
+
+def pretrain_mem_mb():
+    """The pretrain job's mem_mb: the one the running workflow set (set_pretrain_mem_mb, from common.smk),
+    else the default profile's (workflow/profiles/default, which Snakemake applies)."""
+    if _MEM_MB_OVERRIDE is not None:
+        return _MEM_MB_OVERRIDE
+    try:
+        import yte
+
+        with open(PROFILE) as f:
+            profile = yte.process_yaml(f)
+        return int(profile["set-resources"]["pretrain"]["mem_mb"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _mem_mb_source() -> str:
+    return "as this run sets it" if _MEM_MB_OVERRIDE is not None else f"{PROFILE.parent.name} profile"
+
+
+def set_pretrain_mem_mb(mem_mb):
+    global _MEM_MB_OVERRIDE
+    _MEM_MB_OVERRIDE = None if mem_mb is None else int(mem_mb)
 
 
 def _fit_errors(config) -> list[str]:
@@ -418,7 +572,7 @@ def _external_errors(config, run_names) -> list[str]:
 
 def validate(config: dict, source: str = "config") -> dict:
     """Raise ConfigError listing every problem, each prefixed with the field it concerns."""
-    errors = _schema_errors(config)
+    errors = _nonfinite_errors(config) or _schema_errors(config)
     if not errors:
         errors = _semantic_errors(config)
     if errors:
@@ -426,15 +580,55 @@ def validate(config: dict, source: str = "config") -> dict:
     return config
 
 
-def load(path) -> dict:
-    path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+def _mapping(path) -> dict:
+    config = read_yaml(path)
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    return validate(config, str(path))
+    return config
+
+
+def merged(paths) -> dict:
+    """The config the workflow sees: the files merged in order as Snakemake merges them (its update_config:
+    a later file's key replaces the earlier's, mappings merged key by key), each read strictly."""
+    from snakemake.utils import update_config
+
+    config = {}
+    for path in paths:
+        update_config(config, _mapping(path))
+    return config
+
+
+def filled_in(paths) -> list[str]:
+    """Keys that a file's mappings lack and the files merged under it fill in (at any depth; a section the
+    file leaves out entirely is not listed: that one is meant to come from below). A key removed from a
+    copy of the default comes back from the default under the merge, so the workflow names them."""
+
+    def walk(base, top, where):
+        for k, v in base.items():
+            if k not in top:
+                yield f"{where}{k}"
+            elif isinstance(v, dict) and isinstance(top[k], dict):
+                yield from walk(v, top[k], f"{where}{k}.")
+
+    found = set()
+    for i in range(1, len(paths)):
+        found |= {k for k in walk(merged(paths[:i]), _mapping(paths[i]), "") if "." in k}
+    return sorted(found)
+
+
+def load(path, default=DEFAULT_CONFIG) -> dict:
+    """Validate `path` as the workflow would see it: merged onto the embedded default (`default`, as
+    `configfile:` names it, relative to the working directory) unless it is that file or default is None."""
+    path = Path(path)
+    paths = (
+        [path]
+        if default is None or not Path(default).is_file() or Path(default).resolve() == path.resolve()
+        else [Path(default), path]
+    )
+    filled = filled_in(paths) if len(paths) > 1 else []
+    if filled:
+        warn(f"keys absent from {path}'s sections, taken from {paths[0]}: " + ", ".join(filled))
+    return validate(merged(paths), " merged onto ".join(map(str, paths[::-1])))
 
 
 def run_tokens(run: dict, size: Size) -> int:

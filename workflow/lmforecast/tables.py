@@ -11,7 +11,15 @@ far}: one string column keeps the table one row per checkpoint whatever the doma
 target loss (nats per token) of a fixed span corruption of the same held-out text.
 example_scores.ppl_correct is the cloze perplexity of the gold answer, exp(-logprob_correct /
 tokens_correct), per token of the answer as scored after its context.
+
+Every table file has its SHA-256 beside it (`<name>.parquet.sha256`, in `sha256sum`'s format, so
+`sha256sum -c` checks it too), written with it; `read` verifies it first, so an altered,
+truncated or unfinished table is named with the rule that makes it instead of being read, and
+`stale` lets the workflow find such a file when it is parsed and have its rule rerun.
 """
+
+import hashlib
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -127,13 +135,64 @@ def to_table(name: str, columns: dict) -> pa.Table:
     return pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in schema}, schema=schema)
 
 
+class TableError(ValueError):
+    pass
+
+
+def checksum_path(path) -> Path:
+    return Path(f"{path}.sha256")
+
+
+def sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def maker(path) -> str:
+    """The rule that makes a table file (by its place under results/), for the messages."""
+    parts = Path(path).parts
+    if "evals" in parts:
+        return "evaluate"
+    if "sft" in parts:
+        return "sft"
+    return "aggregate (import_tables in analysis-only mode)"
+
+
 def write(table: pa.Table, path):
+    """The table under a temporary name, its checksum beside the target, then the table renamed into
+    place: a table under its name always has its checksum (a reader, or a dry run that checks the
+    tables while a job writes one, never sees it without); a writer killed in between leaves only
+    a checksum, and Snakemake reruns the job whose output is missing."""
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+        with atomic_path(checksum_path(path)) as tmp_sum:
+            tmp_sum.write_text(f"{sha256(tmp)}  {Path(path).name}\n")
+
+
+def stale(path) -> str | None:
+    """Why the table file at `path` cannot be trusted (no checksum beside it, or another), or None."""
+    path = Path(path)
+    check = checksum_path(path)
+    rerun = f"rerun rule {maker(path)}"
+    if not check.is_file():
+        return f"{path}: no checksum beside it ({check.name}); unfinished or not written by lmforecast: {rerun}"
+    expected = check.read_text().split(maxsplit=1)[0] if check.stat().st_size else ""
+    if sha256(path) != expected:
+        return f"{path}: checksum mismatch ({check.name}); the table was altered or truncated after it was written: {rerun}"
+    return None
 
 
 def read(name: str, path) -> pa.Table:
-    table = pq.read_table(path)
+    problem = stale(path)
+    if problem:
+        raise TableError(problem)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise TableError(f"{path}: not a readable Parquet table ({e}); rerun rule {maker(path)}") from e
     expected = SCHEMAS[name]
     wrong = [f.name for f in expected if f.name not in table.column_names or table.schema.field(f.name).type != f.type]
     if wrong:

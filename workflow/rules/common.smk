@@ -11,6 +11,26 @@ from lmforecast.measure.tasks import resolve_task
 from lmforecast.settings import External, Training
 from lmforecast.tables import SCHEMAS
 
+# Snakemake's YAML reader keeps the last of duplicate keys: read its config files again, strictly.
+for _path in workflow.configfiles:
+    lmconfig.read_yaml(_path)
+# Snakemake merges the --configfile files onto the Snakefile's `configfile:` (the embedded default).
+_overrides = list(workflow.overwrite_configfiles)
+CONFIG_FILES = [f for f in workflow.configfiles if f not in _overrides] + _overrides
+_filled = lmconfig.filled_in(CONFIG_FILES) if len(CONFIG_FILES) > 1 else []
+if _filled:
+    lmconfig.warn(
+        f"keys absent from {CONFIG_FILES[-1]}'s sections, taken from {', '.join(map(str, CONFIG_FILES[:-1]))}: "
+        + ", ".join(_filled)
+    )
+# Sizes are checked against the pretrain job's memory as this run sets it (a profile's set-resources).
+_pretrain_mem = workflow.resource_settings.overwrite_resources.get("pretrain", {}).get("mem_mb")
+try:  # a snakemake Resource (its value: a number, or a function of the job, which is not known here)
+    _pretrain_mem = getattr(_pretrain_mem, "value", _pretrain_mem)
+except Exception:
+    _pretrain_mem = None
+if isinstance(_pretrain_mem, (int, float)):
+    lmconfig.set_pretrain_mem_mb(_pretrain_mem)
 lmconfig.validate(config, "config (config/config.yaml and --config overrides)")
 
 # Analysis-only mode: an `import` section replaces training (rules/imports.smk makes the tables).
@@ -152,8 +172,10 @@ def sft_model_dir(run, step):
 
 
 def task_specs(tasks):
-    # Each task's YAML: shipped in resources/tasks, the user's file, or lm-eval's own (measure/tasks.py resolve_task).
-    return [str(TASK_REFS[t].path) for t in tasks]
+    # Each task's YAML: shipped in resources/tasks, the user's file, or lm-eval's own (measure/tasks.py resolve_task);
+    # named relative to the working directory, so that results stay valid when the checkout moves (Snakemake
+    # records input paths).
+    return [os.path.relpath(TASK_REFS[t].path) for t in tasks]
 
 
 def task_examples(tasks):
@@ -164,3 +186,37 @@ def task_examples(tasks):
 
 
 DOMAIN_FILES = [f"results/world/domains/{d}.jsonl" for d in DOMAINS]
+
+
+# Produced files are checked when the workflow is parsed: a table whose checksum does not match (or is
+# missing), or a checkpoint whose manifest does not match its files (small files hashed, the weights
+# by size), is named here and set aside (io.set_aside), so Snakemake reruns the rule that makes it.
+# Not by making it older than its inputs: Snakemake ignores a newer input whose checksum it recorded.
+def produced_tables():
+    files = [table(name) for name in TABLES]
+    if not IMPORT:
+        evals = all_segments() + external_checkpoints()
+        files += [f"results/evals/{r}/step{s}/{n}.parquet" for r, s in evals for n in ("domain_losses", "task_scores", "example_scores")]
+        files += [f"results/sft/{r}/step{s}/{m}{x}.parquet" for r, s in sft_checkpoints() for m in SFT_METHODS for x in ("", ".examples")]
+    return files
+
+
+def _set_aside_stale():
+    from lmforecast import tables as lmtables
+    from lmforecast.io import set_aside
+    from lmforecast.train.checkpoint import quick_check
+
+    for path in produced_tables():
+        problem = os.path.exists(path) and lmtables.stale(path)
+        if problem:
+            lmconfig.warn(f"{problem}; set aside as {set_aside(path)}")
+    for run, end in [] if IMPORT else all_segments():
+        segment = segment_dir(run, end)
+        problems = [quick_check(checkpoint_dir(run, step)) for step in SEGMENTS[run][end]] if os.path.isdir(segment) else []
+        problem = next((p for p in problems if p), None)
+        if problem:
+            lmconfig.warn(f"{problem}; its segment is set aside as {set_aside(segment)}, rule pretrain reruns it")
+
+
+if workflow.is_main_process:  # not again inside each job (a cluster job parses the workflow too)
+    _set_aside_stale()

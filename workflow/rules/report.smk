@@ -13,7 +13,7 @@ rule report:
     input:
         tables=[table(name) for name in lmforecast.report.TABLES],
         fits=[f for fit in FITS for f in getattr(rules, f"fit_{fit.name}").output],  # rebuilt after any fit
-        captions=sorted(glob.glob(f"{workflow.basedir}/report/*.rst")),  # an edited caption rebuilds the page
+        captions=sorted(os.path.relpath(p) for p in glob.glob(f"{workflow.basedir}/report/*.rst")),  # an edited caption rebuilds the page
     output:
         html=report("results/report/index.html", caption="../report/index.rst", category="0 Report page"),
         leaderboard="results/report/leaderboard.parquet",

@@ -1,10 +1,19 @@
 # Called by rule aggregate: file lists come from Snakemake directly (no command-line length limit).
+# Its failure reaches both the log and the console: the error is written to the log before it is
+# closed, and a one-line message ends the process on the real stderr (a `with open(log) as sys.stderr`
+# closes the log before Python prints the traceback, and then "lost sys.stderr" is all that shows).
 import sys
+import traceback
 
+from lmforecast.io import DiskFullError
 from lmforecast.measure.aggregate import aggregate
 from lmforecast.settings import External, Run
+from lmforecast.tables import TableError
+from lmforecast.train.checkpoint import CheckpointError
 
-with open(snakemake.log[0], "w") as sys.stderr:  # noqa: F821 (snakemake is injected)
+log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
+sys.stderr = log
+try:
     names = ("domain_losses", "task_scores", "example_scores", "sft_scores", "sft_example_scores")
     aggregate(
         runs=[Run.from_dict(r) for r in snakemake.params.runs],  # noqa: F821 (the run specs of config.run_spec)
@@ -13,3 +22,16 @@ with open(snakemake.log[0], "w") as sys.stderr:  # noqa: F821 (snakemake is inje
         per_checkpoint={n: list(getattr(snakemake.input, n)) for n in names},  # noqa: F821
         outputs={n: getattr(snakemake.output, n) for n in ("runs", "checkpoints", *names)},  # noqa: F821
     )
+except Exception as e:
+    # the errors lmforecast names a file in are one line; anything else keeps its traceback in the log
+    known = isinstance(e, (TableError, CheckpointError, DiskFullError))
+    message = (e.strerror if isinstance(e, DiskFullError) else str(e)) if known else f"{type(e).__name__}: {e}"
+    try:
+        log.write(("" if known else traceback.format_exc()) + f"aggregate: {message}\n")
+        log.close()
+    except OSError:  # the log's disk is full too: the console still gets the message
+        pass
+    sys.stderr = sys.__stderr__
+    sys.exit(f"aggregate: {message}")
+sys.stderr = sys.__stderr__
+log.close()

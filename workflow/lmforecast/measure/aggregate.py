@@ -6,14 +6,19 @@ training loss and learning rate unknown (null).
 """
 
 import json
-from pathlib import Path
 
 import pyarrow as pa
 
 from lmforecast import tables
 from lmforecast.io import read_json
 from lmforecast.settings import External, Run
+from lmforecast.train.checkpoint import verify_file
 from lmforecast.train.loop import TRAINER_STATE
+
+
+def trainer_state(directory) -> dict:
+    """A checkpoint's trainer state, checked against its manifest first (an edited file is refused, named)."""
+    return read_json(verify_file(directory, TRAINER_STATE))
 
 
 def count_parameters(directory) -> dict:
@@ -54,7 +59,7 @@ def _external_counts(external: list[External]) -> dict:
 
 def checkpoints_table(checkpoint_dirs, external=(), counts=None) -> pa.Table:
     """One row per trained checkpoint, and per external checkpoint: tokens and FLOPs if its tokens_per_step is given."""
-    rows = [read_json(Path(d) / TRAINER_STATE) for d in checkpoint_dirs]
+    rows = [trainer_state(d) for d in checkpoint_dirs]
     for r in rows:
         r["tokens_by_domain"] = json.dumps(r["tokens_per_domain"], sort_keys=True)
     unknown = {f.name: None for f in tables.SCHEMAS["checkpoints"]}
@@ -92,7 +97,7 @@ def runs_table(runs: list[Run], checkpoint_dirs, external=(), external_counts=No
     """One row per run: its configuration and exact parameter counts (from its checkpoints); external models after."""
     counts = {}
     for d in checkpoint_dirs:
-        state = read_json(Path(d) / TRAINER_STATE)
+        state = trainer_state(d)
         counts[state["run"]] = state
     rows = [
         {
