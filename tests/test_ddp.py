@@ -140,7 +140,7 @@ def test_sigterm_stops_every_rank_and_writes_nothing(shards, tiny_tokenizer, tmp
 
 
 def test_a_parallel_mode_without_its_processes_is_explained(shards, tiny_tokenizer, tmp_path):
-    with pytest.raises(ValueError, match=r"training.parallel: ddp, but this job runs as 1 process.*set-resources pretrain"):
+    with pytest.raises(ValueError, match=r"training.parallel: ddp, but this job runs as 1 process.*LMFORECAST_GPUS"):
         train_segment(Pretrain.from_dict(spec("ddp")), 0, 2, shards, tiny_tokenizer, None, tmp_path / "x")
     assert not (tmp_path / "x").exists()
 

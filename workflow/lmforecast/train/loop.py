@@ -128,14 +128,14 @@ def check_parallel(training: Training):
         raise ValueError(f"training.parallel is none but this job runs as {world} processes; set training.parallel: ddp")
     if training.parallel == "ddp" and world == 1:
         raise ValueError(
-            "training.parallel: ddp, but this job runs as 1 process: the pretrain rule launches resources.tasks "
-            "processes (workflow/profiles/default/config.yaml, set-resources pretrain: tasks); set it to 2 or more, "
-            "or training.parallel: none"
+            "training.parallel: ddp, but this job runs as 1 process: the pretrain rule launches resources.ranks "
+            "processes (workflow/profiles/default/config.yaml: one per GPU of LMFORECAST_GPUS, or LMFORECAST_RANKS); "
+            "set it to 2 or more, or training.parallel: none"
         )
     if torch.cuda.is_available() and local > torch.cuda.device_count():
         raise ValueError(
             f"training.parallel: {local} processes on this node but {torch.cuda.device_count()} GPU(s); "
-            "ask for as many GPUs as tasks (set-resources pretrain: gpu and tasks)"
+            "ask for a GPU per process (LMFORECAST_GPUS, workflow/profiles/default/config.yaml)"
         )
 
 
@@ -202,6 +202,8 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
     accelerator = make_accelerator(training)
     device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
     main = accelerator.is_main_process
+    if not main:  # one job log, rank 0's (a rank's errors still reach it, through the launcher)
+        log = lambda *args: None  # noqa: E731
     # Global batch = micro x accumulation x world; rank r takes rows [r * share, (r + 1) * share) of it.
     micro = training.micro_batch_size or batch_size // world
     if batch_size % (micro * world):
