@@ -170,7 +170,7 @@ def cmd_evaluate(args):
         else:
             lm, state = _load_checkpoint(path)
             keys = {"run": state["run"], "step": state["step"]}
-        out = evaluate_checkpoint(lm, keys, documents, tasks, cfg)
+        out = evaluate_checkpoint(lm.place(cfg.precision), keys, documents, tasks, cfg, log=_log)
         for name in names:
             parts[name].append(out[name])
         _log(f"evaluated {path}: {out['task_scores'].num_rows} task scores")
@@ -190,7 +190,7 @@ def cmd_sft(args):
     lm, state = _load_checkpoint(args.checkpoint)
     tasks = _load_tasks(args.task_specs, args.task_examples, cfg.tasks)
     keys = {"run": state["run"], "step": state["step"]}
-    table, examples = run_sft(lm, keys, tasks, cfg, args.method, log=_log)
+    table, examples = run_sft(lm.place(), keys, tasks, cfg, args.method, log=_log)
     tables.write(examples, args.example_scores)
     tables.write(table, args.out)
     import polars as pl

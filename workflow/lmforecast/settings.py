@@ -189,6 +189,7 @@ class Evaluation(Settings):
     domain_docs: int  # held-out documents per domain for the domain losses (world.valid_docs)
     fewshot_examples_per_task: int | None = None  # k-shot prompts (k > 0) on the first N examples only (None: all)
     prompts: dict = field(default_factory=dict)  # task -> the prompt templates evaluated (a task left out: all)
+    precision: str = "fp32"  # fp32 | bf16: the model's weights while scoring (on the GPU when there is one)
 
     def prompts_for(self, task: str, templates: list) -> list:
         """The names of the prompts evaluated for `task`, of its `templates`."""
@@ -219,6 +220,7 @@ class Sft(Settings):
     lora_alpha: float | None = None  # lora only (required by it)
     last_layers: int | None = None  # last_layers only (required by it): the blocks trained
     prompt: str | dict | None = None  # a template name, {task: name}, or None: each task's first template
+    precision: str = "fp32"  # fp32 | bf16: autocast while fine-tuning, bf16 weights while scoring
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,10 @@ setting). Methods:
 - last_layers: only the top k blocks, the final norm and the (tied) output head train.
 The fine-tuned model is scored on each task's `eval` split exactly as the evaluate
 stage scores a checkpoint (same scorer, zero-shot, same prompt).
+
+Training runs on the model's device (the GPU when the job has one: the CLI places it), under
+bf16 autocast with sft.precision bf16 (float32 weights and AdamW state); its scoring then
+uses bf16 weights, as evaluation.precision bf16 does.
 """
 
 import copy
@@ -64,15 +68,17 @@ def prepare(model, method: str, cfg: Sft):
     raise ValueError(f"sft method {method!r}: expected one of {SFT_METHODS}")
 
 
-def finish(model, method: str):
-    """Back to a plain Llama (LoRA adapters merged into the weights)."""
-    return model.merge_and_unload() if method == "lora" else model
+def finish(model, method: str, precision: str = "fp32"):
+    """Back to a plain Llama (LoRA adapters merged into the weights), in bfloat16 for scoring if precision is bf16."""
+    model = model.merge_and_unload() if method == "lora" else model
+    return model.to(torch.bfloat16) if precision == "bf16" else model
 
 
 def fine_tune(model, data, cfg: Sft, seed: int, log=print):
     """AdamW at a constant learning rate for cfg.steps steps on the trainable parameters."""
     torch.manual_seed(seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    device = trainable[0].device
     opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=0.0)
     model.train()
     for step in range(cfg.steps):
@@ -84,7 +90,10 @@ def fine_tune(model, data, cfg: Sft, seed: int, log=print):
             seq, m = data[i]
             ids[r, : len(seq)] = torch.tensor(seq)
             mask[r, : len(m)] = torch.tensor(m, dtype=torch.bool)
-        logits = model(ids[:, :-1])
+        ids, mask = ids.to(device), mask.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            logits = model(ids[:, :-1])
+        logits = logits.float()  # the loss in float32 (a no-op without autocast)
         losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none")
         loss = losses[mask[:, 1:].reshape(-1)].mean()
         opt.zero_grad(set_to_none=True)
@@ -139,13 +148,17 @@ def run_sft(base, keys: dict, tasks: dict, cfg: Sft, method: str, log=print):
     rows, per_example = [], []
     for name in tasks:
         log(f"single-task {method} SFT on {name}")
-        model = finish(fine_tune(prepare(copy.deepcopy(base.model), method, cfg), data[name], cfg, cfg.seed, log), method)
+        model = finish(
+            fine_tune(prepare(copy.deepcopy(base.model), method, cfg), data[name], cfg, cfg.seed, log), method, cfg.precision
+        )
         scores, examples = score_tasks(base.with_model(model), keys, {name: tasks[name]}, cfg, method, "single")
         rows, per_example = rows + scores, per_example + examples
     if cfg.multitask and len(tasks) > 1:
         log(f"multi-task {method} SFT on {sorted(tasks)}")
         mixed = [item for name in sorted(data) for item in data[name]]
-        model = finish(fine_tune(prepare(copy.deepcopy(base.model), method, cfg), mixed, cfg, cfg.seed, log), method)
+        model = finish(
+            fine_tune(prepare(copy.deepcopy(base.model), method, cfg), mixed, cfg, cfg.seed, log), method, cfg.precision
+        )
         scores, examples = score_tasks(base.with_model(model), keys, tasks, cfg, method, "multitask")
         rows, per_example = rows + scores, per_example + examples
     return (
