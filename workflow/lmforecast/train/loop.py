@@ -294,10 +294,10 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
             opt.zero_grad(set_to_none=True)
             step_loss = None
             for m, (x, mask, y, weight) in enumerate(micro_batches):
-                x, y = x.to(device), y.to(device)
+                x, y, mask = (_to_device(t, device) for t in (x, y, mask))
                 # Gradients are all-reduced once per step, on the last micro-batch.
                 with accelerator.no_sync(model) if m < accumulation - 1 else _no_dir():
-                    logits = model(x, attn_mask=None if mask is None else mask.to(device))
+                    logits = model(x, attn_mask=mask)
                     loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1), ignore_index=objectives.IGNORE)
                     # weight * world: DDP averages over ranks, and the step's loss is the mean over all its labels.
                     accelerator.backward(loss * (weight * world))
@@ -330,6 +330,13 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
             _save(tmp, accelerator.unwrap_model(model), opt, tokenizer_dir, final, spec.config_hash)
     accelerator.wait_for_everyone()  # no rank reports success before the checkpoint is in place
     return final
+
+
+def _to_device(t, device):
+    """A host tensor on the device; to a GPU from pinned memory, asynchronously (a pageable copy would wait for the GPU)."""
+    if t is None or device.type != "cuda":
+        return None if t is None else t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 def _micro_batches(run, step, shards, batch_size, seq_len, mine, micro, sentinels, eos):
