@@ -12,6 +12,7 @@ loss averaged twice shows up as differences of 1e-3 and more.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -140,8 +141,12 @@ def test_sigterm_stops_every_rank_and_writes_nothing(shards, tiny_tokenizer, tmp
 
 
 def test_a_parallel_mode_without_its_processes_is_explained(shards, tiny_tokenizer, tmp_path):
-    with pytest.raises(ValueError, match=r"training.parallel: ddp, but this job runs as 1 process.*LMFORECAST_GPUS"):
-        train_segment(Pretrain.from_dict(spec("ddp")), 0, 2, shards, tiny_tokenizer, None, tmp_path / "x")
+    """The pretrain rule with training.parallel: ddp but resources.ranks 1: one plain process; the job says what to set."""
+    cmd = ["lmforecast", "pretrain", "--spec", json.dumps(spec("ddp")), "--shards", *map(str, shards.values())]
+    cmd += ["--tokenizer", str(tiny_tokenizer), "--step-start", "0", "--step-end", "2", "--out", str(tmp_path / "x")]
+    job = subprocess.run(cmd, capture_output=True, text=True)
+    assert job.returncode == 1 and "Traceback" not in job.stderr, job.stderr
+    assert re.search(r"training.parallel: ddp, but this job runs as 1 process.*LMFORECAST_GPUS", job.stderr)
     assert not (tmp_path / "x").exists()
 
 

@@ -98,7 +98,7 @@ def cmd_pretrain(args):
     import torch
 
     from lmforecast.settings import Pretrain
-    from lmforecast.train.loop import Terminated, train_segment
+    from lmforecast.train.loop import SetupError, Terminated, train_segment
 
     torch.set_num_threads(args.threads)
     spec = Pretrain.from_dict(args.spec)
@@ -118,6 +118,8 @@ def cmd_pretrain(args):
     except Terminated as e:
         _log(f"lmforecast: {e}")
         sys.exit(128 + 15)  # the shell's code for a process ended by SIGTERM
+    except SetupError as e:  # explained, not a traceback: the setting to change is in the message
+        sys.exit(f"lmforecast pretrain: {e}")
     _log(f"checkpoint {args.out}: step {state['step']} train_loss {state['train_loss']:.4f}")
 
 

@@ -76,6 +76,10 @@ def lr_at(step: int, total: int, peak: float, training: Training) -> float:
     return peak * (floor + (1 - floor) * left)
 
 
+class SetupError(ValueError):
+    """A segment that cannot train as configured and launched (processes, batch split, memory); nothing was trained."""
+
+
 class Terminated(Exception):
     """SIGTERM arrived during training: the segment was abandoned and nothing written."""
 
@@ -125,15 +129,15 @@ def check_parallel(training: Training):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
     if training.parallel == "none" and world > 1:
-        raise ValueError(f"training.parallel is none but this job runs as {world} processes; set training.parallel: ddp")
+        raise SetupError(f"training.parallel is none but this job runs as {world} processes; set training.parallel: ddp")
     if training.parallel == "ddp" and world == 1:
-        raise ValueError(
+        raise SetupError(
             "training.parallel: ddp, but this job runs as 1 process: the pretrain rule launches resources.ranks "
             "processes (workflow/profiles/default/config.yaml: one per GPU of LMFORECAST_GPUS, or LMFORECAST_RANKS); "
             "set it to 2 or more, or training.parallel: none"
         )
     if torch.cuda.is_available() and local > torch.cuda.device_count():
-        raise ValueError(
+        raise SetupError(
             f"training.parallel: {local} processes on this node but {torch.cuda.device_count()} GPU(s); "
             "ask for a GPU per process (LMFORECAST_GPUS, workflow/profiles/default/config.yaml)"
         )
@@ -150,7 +154,7 @@ def check_fits(run: Run, cfg: ModelConfig, device, processes_here: int):
     else:  # the node's memory, shared by its processes
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // processes_here
     if need > have:
-        raise ValueError(
+        raise SetupError(
             f"runs.{run.name}: size {run.size_name} has {n_params(cfg)['n_params'] / 1e6:.0f}M parameters, whose weights, "
             f"gradients and AdamW state need {need / 2**30:.1f} GiB per process, more than the {have / 2**30:.1f} GiB of "
             f"{device}; choose a smaller size (runs.{run.name}.size) or a device with more memory"
@@ -207,7 +211,7 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
     # Global batch = micro x accumulation x world; rank r takes rows [r * share, (r + 1) * share) of it.
     micro = training.micro_batch_size or batch_size // world
     if batch_size % (micro * world):
-        raise ValueError(f"training.batch_size {batch_size} is not a multiple of micro_batch_size {micro} x {world} processes")
+        raise SetupError(f"training.batch_size {batch_size} is not a multiple of micro_batch_size {micro} x {world} processes")
     accumulation, share = batch_size // (micro * world), batch_size // world
     mine = range(rank * share, (rank + 1) * share)
     check_fits(run, cfg, device, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
