@@ -140,13 +140,14 @@ class Training(Settings):
     precision: str = "fp32"  # fp32 | bf16 (accelerate's autocast)
     parallel: str = "none"  # none | ddp: data-parallel over the processes the pretrain rule launches
     micro_batch_size: int | None = None  # rows per process per forward/backward (None: batch_size / processes)
+    compile: bool = False  # torch.compile the model (faster steps on a GPU, after a compile of seconds to minutes)
 
     @property
     def tokens_per_step(self) -> int:
         return self.batch_size * self.seq_len
 
 
-HOW_SPLIT = ("parallel", "micro_batch_size")  # training keys that split a step's batch, not change it
+HOW_SPLIT = ("parallel", "micro_batch_size", "compile")  # how a step is computed, not what it computes
 
 
 @dataclass(frozen=True)

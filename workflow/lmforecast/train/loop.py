@@ -239,6 +239,8 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
         torch.set_rng_state(resume["torch_rng"])
 
     model = accelerator.prepare(model)  # to the device (DDP-wrapped under several processes); bf16: autocast
+    if training.compile:  # fused kernels; the same weights to float rounding (tests/test_ddp.py)
+        model = torch.compile(model)
     # The optimizer is built on the placed model and not wrapped by accelerate: its wrapper adds
     # nothing without fp16 loss scaling, and its step() looks for an optional
     # package on disk every call (importlib find_spec, measured ~1 ms per step here).
@@ -326,12 +328,19 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
                 if main:
                     tmp_step = tmp / f"step{step + 1}"
                     tmp_step.mkdir()
-                    _save(tmp_step, accelerator.unwrap_model(model), opt, tokenizer_dir, saved, spec.config_hash)
+                    _save(
+                        tmp_step,
+                        accelerator.unwrap_model(model, keep_torch_compile=False),
+                        opt,
+                        tokenizer_dir,
+                        saved,
+                        spec.config_hash,
+                    )
                 losses.clear()  # train_loss: the mean over the steps since the last checkpoint, as when segments are separate jobs
         final = trainer_state(step_end)
         accelerator.wait_for_everyone()  # every rank has finished its last step before rank 0 writes
         if main:
-            _save(tmp, accelerator.unwrap_model(model), opt, tokenizer_dir, final, spec.config_hash)
+            _save(tmp, accelerator.unwrap_model(model, keep_torch_compile=False), opt, tokenizer_dir, final, spec.config_hash)
     accelerator.wait_for_everyone()  # no rank reports success before the checkpoint is in place
     return final
 
