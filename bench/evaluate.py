@@ -132,8 +132,11 @@ def main():
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--lmeval-batch-sizes", type=int, nargs="+", default=[1, 64, 256])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="both sides on this device (bench/gpu.sh: cuda)")
     ap.add_argument("--out", default=str(REPO / "bench/results/evaluate.json"))
     args = ap.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: torch sees no CUDA device")
     torch.set_num_threads(args.threads)
 
     import lm_eval
@@ -158,10 +161,12 @@ def main():
     ours_lm = LlamaLM(
         load_model(model_dir), tokenizer_lib.load(model_dir)
     )  # not LlamaLM.load: a random-init model has no manifest
+    if args.device == "cuda":
+        ours_lm.place()  # as the evaluate job places it: on the GPU, float32
 
     # lm-eval prepends BOS to the context only if the tokenizer adds it; ours is EOS (= BOS), as our scorer does.
     lms = {
-        bs: HFLM(pretrained=str(model_dir), device="cpu", dtype="float32", batch_size=bs, add_bos_token=True)
+        bs: HFLM(pretrained=str(model_dir), device=args.device, dtype="float32", batch_size=bs, add_bos_token=True)
         for bs in args.lmeval_batch_sizes
     }
     reference_lm = lms[args.lmeval_batch_sizes[-1]]
@@ -246,7 +251,9 @@ def main():
         "task": f"{args.task}: prompts {args.prompts} x shots {args.shots} (lm-eval's demonstrations), all eval examples",
         "model": model_desc,
         "dtype": "float32",
-        "device": f"cpu: {cpu_name()}, {args.threads} thread{'s' if args.threads > 1 else ''}",
+        "device": f"cuda: {torch.cuda.get_device_name()}"
+        if args.device == "cuda"
+        else f"cpu: {cpu_name()}, {args.threads} thread{'s' if args.threads > 1 else ''}",
         "versions": {
             "torch": torch.__version__,
             "transformers": transformers.__version__,

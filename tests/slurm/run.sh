@@ -7,6 +7,8 @@
 #      `snakemake --cores 2` run of the same config (polars frame equality);
 #   3. a job killed with scancel in the middle of a pretraining segment is retried
 #      (--retries) and the run ends with the same tables again.
+#   4. with training.parallel: ddp and 2 GPUs per pretrain job, each job runs 2 ranks under torchrun
+#      and its checkpoints equal the local run's to float32 rounding.
 # Runs as root, without stdin. Everything it writes is under $LMF_SLURM_DIR (daemons' config,
 # state, logs, the workflow copies); it stops the daemons it started, by their recorded pids,
 # when it ends, and stops leftovers of an earlier interrupted run before it starts.
@@ -304,5 +306,39 @@ say "the same config locally, uninterrupted: snakemake --cores 2 (log: $DIR/log/
     || die "the local run failed; see $DIR/log/snakemake-local.log"
 python "$ROOT/tests/slurm/compare_tables.py" "$W" "$L" || die "the tables of the Slurm run differ from the local run's"
 
+# --- 9. data-parallel pre-training: one pretrain job with 2 GPUs, 2 ranks under torchrun ---------
+# training.parallel: ddp with LMFORECAST_GPUS=2: each pretrain job asks --gpus=2 and its one task runs
+# torchrun with 2 processes (the declared GPUs are files: torch sees none, so the ranks use gloo on
+# the job's 2 CPUs). Run xs-a's checkpoints only, and compare them with the local run's (1 process).
+D=$DIR/work/ddp
+copy_workflow "$D"
+printf '%s\n' 'training: {parallel: ddp}' >"$D/ddp.yaml"
+say "run xs-a with training.parallel: ddp through Slurm, 2 GPUs per pretrain job (log: $DIR/log/snakemake-ddp.log)"
+(cd "$D" && LMFORECAST_GPUS=2 snakemake --profile slurm --profile "$DIR/override" --configfile config.yaml ddp.yaml \
+    -- results/checkpoints/xs-a/step16 results/checkpoints/xs-a/step32) >"$DIR/log/snakemake-ddp.log" 2>&1 \
+    || die "the ddp run through Slurm failed; see $DIR/log/snakemake-ddp.log"
+ddp_jobs=$(grep -o 'SLURM jobid [0-9]*' "$DIR/log/snakemake-ddp.log" | awk '{print $3}' | paste -sd,)
+sacct -X -n -P -j "$ddp_jobs" -o JobID,Comment,State,AllocTRES >"$DIR/log/sacct-ddp.txt"
+say "sacct (ddp run):"; column -t -s '|' "$DIR/log/sacct-ddp.txt"
+awk -F'|' '$2 ~ /^rule_pretrain/ { n++; if ($3 != "COMPLETED" || $4 !~ /gres\/gpu=2/) bad = 1 } END { exit bad || n != 2 }' \
+    "$DIR/log/sacct-ddp.txt" || die "expected 2 pretrain jobs COMPLETED with 2 GPUs each in $DIR/log/sacct-ddp.txt"
+for step in 16 32; do
+    grep -q "2 process(es)" "$D/logs/pretrain/xs-a/step$step.log" || die "$D/logs/pretrain/xs-a/step$step.log: not 2 processes"
+done
+python - "$D" "$L" <<'EOF2' || die "the ddp checkpoints of xs-a differ from the local run's"
+import sys, numpy as np
+from pathlib import Path
+from safetensors.numpy import load_file
+from lmforecast.io import read_json
+ddp, local = (Path(d) / "results/checkpoints/xs-a" for d in sys.argv[1:])
+for step in ("step16", "step32"):
+    a, b = load_file(str(ddp / step / "model.safetensors")), load_file(str(local / step / "model.safetensors"))
+    # micro-batches of 2 rows per rank against 4 rows in one process: float32 rounding only
+    assert all(np.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a), step
+    la, lb = (read_json(d / step / "trainer_state.json")["loss_history"]["loss"] for d in (ddp, local))
+    assert np.allclose(la, lb, rtol=1e-5), step
+print("ddp checkpoints of xs-a equal the local run's to float32 rounding")
+EOF2
+
 say "PASSED: $submitted jobs through sbatch, all COMPLETED but the one killed, which was retried;"\
-" every table equals the local run's. Slurm run ${slurm_s}s, all ${SECONDS}s. Logs: $DIR/log/"
+" every table equals the local run's; a 2-GPU ddp pretrain run equals the local one. Slurm run ${slurm_s}s, all ${SECONDS}s. Logs: $DIR/log/"

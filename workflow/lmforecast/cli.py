@@ -109,7 +109,7 @@ def cmd_pretrain(args):
     import torch
 
     from lmforecast.settings import Pretrain
-    from lmforecast.train.loop import Terminated, train_segment
+    from lmforecast.train.loop import SetupError, Terminated, train_segment
 
     torch.set_num_threads(args.threads)
     spec = Pretrain.from_dict(args.spec)
@@ -129,6 +129,8 @@ def cmd_pretrain(args):
     except Terminated as e:
         _log(f"lmforecast: {e}")
         sys.exit(128 + 15)  # the shell's code for a process ended by SIGTERM
+    except SetupError as e:  # explained, not a traceback: the setting to change is in the message
+        sys.exit(f"lmforecast pretrain: {e}")
     _log(f"checkpoint {args.out}: step {state['step']} train_loss {state['train_loss']:.4f}")
 
 
@@ -186,7 +188,7 @@ def cmd_evaluate(args):
         else:
             lm, state = _load_checkpoint(path)
             keys = {"run": state["run"], "step": state["step"]}
-        out = evaluate_checkpoint(lm, keys, documents, tasks, cfg)
+        out = evaluate_checkpoint(lm.place(cfg.precision), keys, documents, tasks, cfg, log=_log)
         for name in names:
             parts[name].append(out[name])
         _log(f"evaluated {path}: {out['task_scores'].num_rows} task scores")
@@ -215,7 +217,7 @@ def cmd_sft(args):
 
     try:  # instruction data (sft.data): checked and rendered before any training
         instructions = {d.name: read_instruction_rows(d.path) for d in cfg.data}
-        table, examples = run_sft(lm, keys, tasks, cfg, args.method, log=_log, instructions=instructions)
+        table, examples = run_sft(lm.place(), keys, tasks, cfg, args.method, log=_log, instructions=instructions)
     except SftDataError as e:
         sys.exit(f"lmforecast sft: {e}")
     tables.write(examples, args.example_scores)

@@ -288,6 +288,11 @@ def _semantic_errors(config) -> list[str]:
             errors.append(
                 f"training: warmup_frac + decay_frac must be at most 1, got {training.warmup_frac:g} + {training.decay_frac:g}"
             )
+    if training.micro_batch_size is not None and training.batch_size % training.micro_batch_size:
+        errors.append(
+            f"training.micro_batch_size: {training.micro_batch_size} must divide batch_size {training.batch_size} "
+            "(batch_size = micro_batch_size x gradient accumulation steps x processes)"
+        )
     # Evaluation measures every model's loss on a fixed span corruption of the held-out text (and span
     # objectives train on one): a row of seq_len + 1 tokens must hold a span, its sentinel and a token besides.
     short = not _span_corruption_fits(training.seq_len, tokenizer.sentinels)

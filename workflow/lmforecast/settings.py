@@ -138,10 +138,16 @@ class Training(Settings):
     decay_shape: str | None = None  # wsd only (required by it): linear | 1-sqrt
     checkpoints_per_segment: int = 1  # checkpoints per pretrain job and per evaluate job
     precision: str = "fp32"  # fp32 | bf16 (accelerate's autocast)
+    parallel: str = "none"  # none | ddp: data-parallel over the processes the pretrain rule launches
+    micro_batch_size: int | None = None  # rows per process per forward/backward (None: batch_size / processes)
+    compile: bool = False  # torch.compile the model (faster steps on a GPU, after a compile of seconds to minutes)
 
     @property
     def tokens_per_step(self) -> int:
         return self.batch_size * self.seq_len
+
+
+HOW_SPLIT = ("parallel", "micro_batch_size", "compile")  # how a step is computed, not what it computes
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,9 @@ class Pretrain:
     The hash is of the spec as given, not of these settings: filling in defaults would change the
     hash of every checkpoint written before. Left out of it: the default precision, so checkpoints
     written before training.precision existed still resume, and how checkpoints are grouped into
-    jobs (checkpoints_per_segment), which does not change the weights.
+    jobs (checkpoints_per_segment) and how a step's batch is split over processes and micro-batches
+    (HOW_SPLIT), which do not change the weights (beyond float rounding): a checkpoint resumes
+    under another world size.
     """
 
     run: Run
@@ -164,7 +172,7 @@ class Pretrain:
         training = {
             k: v
             for k, v in d["training"].items()
-            if k != "checkpoints_per_segment" and not (k == "precision" and v == default(Training, "precision"))
+            if k not in ("checkpoints_per_segment", *HOW_SPLIT) and not (k == "precision" and v == default(Training, "precision"))
         }
         return cls(
             Run.from_dict(d["run"]), Training.from_dict(d["training"]), config_hash({"run": d["run"], "training": training})
@@ -182,6 +190,7 @@ class Evaluation(Settings):
     domain_docs: int  # held-out documents per domain for the domain losses (world.valid_docs)
     fewshot_examples_per_task: int | None = None  # k-shot prompts (k > 0) on the first N examples only (None: all)
     prompts: dict = field(default_factory=dict)  # task -> the prompt templates evaluated (a task left out: all)
+    precision: str = "fp32"  # fp32 | bf16: the model's weights while scoring (on the GPU when there is one)
 
     def prompts_for(self, task: str, templates: list) -> list:
         """The names of the prompts evaluated for `task`, of its `templates`."""
@@ -214,6 +223,7 @@ class Sft(Settings):
     prompt: str | dict | None = None  # a template name, {task: name}, or None: each task's first template
     data: tuple["SftData", ...] = ()  # instruction data from local files
     weights: dict = field(default_factory=dict)  # task or data name -> its weight in the multi-task mixture (default 1)
+    precision: str = "fp32"  # fp32 | bf16: autocast while fine-tuning, bf16 weights while scoring
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,14 @@
 # default 1: a job per checkpoint).
 
 
+def pretrain_launcher(wildcards, resources):
+    """The command that starts a segment: lmforecast itself, or under training.parallel: ddp, torchrun
+    starting resources.ranks processes of it on the job's node (one per GPU on a GPU node)."""
+    if config["training"].get("parallel", "none") == "none":
+        return "lmforecast"
+    return f"torchrun --standalone --nproc-per-node {resources.ranks} --no-python lmforecast"
+
+
 rule pretrain:
     input:
         shards=[f"results/shards/{d}.npy" for d in DOMAINS],
@@ -16,10 +24,13 @@ rule pretrain:
         step_start=previous_step,
         save_steps=save_steps,
         init=lambda w, input: f"--init {input.init[0]}" if input.init else "",
+        launch=pretrain_launcher,
     threads: 1
+    resources:
+        ranks=1,  # data-parallel processes (training.parallel: ddp); set in the workflow profile
     log:
         "logs/pretrain/{run}/step{step}.log",
     shell:
-        "lmforecast pretrain --spec {params.spec:q} --shards {input.shards} --tokenizer {input.tokenizer} {params.init}"
+        "{params.launch} pretrain --spec {params.spec:q} --shards {input.shards} --tokenizer {input.tokenizer} {params.init}"
         " --step-start {params.step_start} --step-end {wildcards.step} {params.save_steps} --out {output} --threads {threads}"
         " > {log} 2>&1"

@@ -7,6 +7,7 @@ of the held-out text is measured besides, as Zeng et al.'s proxy.
 """
 
 import math
+import time
 from collections import defaultdict
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 
 from lmforecast import tables
 from lmforecast.data.tokenizer import sentinel_ids
-from lmforecast.measure.scoring import choice_metrics
+from lmforecast.measure.scoring import choice_metrics, device_of
 from lmforecast.measure.tasks import TASK_METRICS, build_requests
 from lmforecast.settings import Evaluation
 from lmforecast.train import objectives
@@ -49,7 +50,7 @@ def domain_losses(lm, documents: dict):
     return rows
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def span_corruption_loss(lm, documents, sentinels, batch_tokens: int = 16384) -> float:
     """Mean nats per target token of the documents' fixed span corruption (T5's: mean span 3, density 0.15).
 
@@ -67,11 +68,13 @@ def span_corruption_loss(lm, documents, sentinels, batch_tokens: int = 16384) ->
         for row in objectives.heldout_span_corruption([lm.start_id] + ids, max_len, sentinels, SPAN_EVAL_SEED, d)
     ]
     lm.model.eval()
+    device = device_of(lm)
     nats, n = 0.0, 0
     per_batch = max(1, batch_tokens // max_len)
     for i in range(0, len(rows), per_batch):
         batch = rows[i : i + per_batch]
         ids, mask, labels = objectives.to_batch(batch, max(len(seq) for seq, _ in batch) - 1, lm.start_id)
+        ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
         scored = labels != objectives.IGNORE
         # The output head only at target positions (the corrupted input's positions predict nothing).
         logits = lm.lm_head(lm.hidden(ids, attn_mask=mask)[scored])
@@ -144,8 +147,11 @@ def example_rows(requests, metrics, keys):
     ]
 
 
-def evaluate_checkpoint(lm, keys: dict, documents: dict, tasks: dict, cfg: Evaluation):
-    """All three per-checkpoint tables. tasks: name -> (Task, examples); cfg: the evaluation settings."""
+def evaluate_checkpoint(lm, keys: dict, documents: dict, tasks: dict, cfg: Evaluation, log=None):
+    """All three per-checkpoint tables. tasks: name -> (Task, examples); cfg: the evaluation settings.
+
+    log: where progress goes (examples/s of the task scoring, documents/s of the domain losses).
+    """
     requests = []
     for name, (task, examples) in tasks.items():
         prompts = cfg.prompts_for(name, list(task.prompts))
@@ -158,8 +164,19 @@ def evaluate_checkpoint(lm, keys: dict, documents: dict, tasks: dict, cfg: Evalu
             seed=cfg.fewshot_seed,
             fewshot_limit=cfg.fewshot_examples_per_task,
         )
+    t0 = time.perf_counter()
     metrics = score_requests(lm, requests)
+    t1 = time.perf_counter()
+    if log:
+        log(
+            f"{keys['run']} step {keys['step']}: {len(requests)} task examples in {t1 - t0:.1f} s, {len(requests) / max(t1 - t0, 1e-9):.1f} examples/s"
+        )
     losses = [{**keys, **row} for row in domain_losses(lm, documents)]
+    if log:
+        n_docs, dt = sum(len(d) for d in documents.values()), time.perf_counter() - t1
+        log(
+            f"{keys['run']} step {keys['step']}: domain losses of {n_docs} documents in {dt:.1f} s, {n_docs / max(dt, 1e-9):.1f} documents/s"
+        )
     return {
         "domain_losses": tables.to_table("domain_losses", tables.rows_to_columns(losses, "domain_losses")),
         "task_scores": tables.to_table("task_scores", tables.rows_to_columns(summarize(requests, metrics, keys), "task_scores")),

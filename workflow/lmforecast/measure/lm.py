@@ -60,6 +60,14 @@ class LM(ABC):
     @abstractmethod
     def lm_head(self) -> torch.nn.Module: ...
 
+    def place(self, precision: str = "fp32") -> "LM":
+        """The model on the GPU when there is one (else left on the CPU), in bfloat16 if precision is bf16."""
+        if torch.cuda.is_available():
+            self.model.to("cuda")
+        if precision == "bf16":
+            self.model.to(torch.bfloat16)
+        return self
+
     def with_model(self, model) -> "LM":
         """The same LM with another module (a fine-tuned copy of `self.model`)."""
         return dataclasses.replace(self, model=model)
@@ -184,7 +192,9 @@ class HFLM(LM):
         if attn_mask is not None:
             # transformers passes a 4D mask through to attention as an additive mask (eager and sdpa alike)
             dtype = self.lm_head.weight.dtype
-            attn_mask = torch.zeros(attn_mask.shape, dtype=dtype).masked_fill(~attn_mask, torch.finfo(dtype).min)
+            attn_mask = torch.zeros(attn_mask.shape, dtype=dtype, device=attn_mask.device).masked_fill(
+                ~attn_mask, torch.finfo(dtype).min
+            )
         out = self.model.get_decoder()(input_ids=input_ids, attention_mask=attn_mask, position_ids=position_ids)
         return out.last_hidden_state
 

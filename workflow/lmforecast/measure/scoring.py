@@ -11,6 +11,10 @@ Multiple-choice questions are scored as trees: the shared context is run once an
 choice's tokens follow it in the same packed row, each choice attending to the context
 and to its own earlier tokens only, at the positions it would have on its own (explicit
 position ids). Choices whose (left-truncated) context tokens differ go in separate rows.
+
+Batches are built on the host and moved to the model's device (a GPU when the job has one);
+scoring runs under torch.inference_mode, and log-probabilities are taken in float32 at least
+whatever the model's dtype (a bf16 model: evaluation.precision).
 """
 
 import math
@@ -66,7 +70,11 @@ def _pack(prefix, branches):
     return ids, pos, seg, predictors
 
 
-@torch.no_grad()
+def device_of(lm) -> torch.device:
+    return next(lm.model.parameters()).device
+
+
+@torch.inference_mode()
 def tree_logprobs(lm, trees, batch_tokens: int = 16384):
     """For each (prefix, [branch, ...]): per branch, (sum of log p, token count, all-greedy).
 
@@ -74,6 +82,7 @@ def tree_logprobs(lm, trees, batch_tokens: int = 16384):
     sorted by packed length and batched to about batch_tokens tokens.
     """
     lm.model.eval()
+    device = device_of(lm)
     packed = [_pack(prefix, branches) for prefix, branches in trees]
     out = [[None] * len(branches) for _, branches in trees]
     order = sorted(range(len(trees)), key=lambda t: -len(packed[t][0]))
@@ -89,13 +98,14 @@ def tree_logprobs(lm, trees, batch_tokens: int = 16384):
         for r, t in enumerate(batch):
             n = len(packed[t][0])
             ids[r, :n], pos[r, :n], seg[r, :n] = (torch.tensor(x) for x in packed[t][:3])
-        if int(seg.max()) <= 1:
+        ids, pos, seg = ids.to(device), pos.to(device), seg.to(device)
+        if max(max(packed[t][2]) for t in batch) <= 1:  # seg.max(), from the host's lists: no device sync
             # At most one branch per row: plain causal rows, the fast path (domain losses, truncated choices).
             hidden = lm.hidden(ids)
         else:
             # Causal, and a branch token sees the prefix and its own branch; padding sees the prefix
             # and earlier padding, so that no row of the mask is empty (NaN) and no real token sees it.
-            causal = torch.ones(width, width, dtype=torch.bool).tril()
+            causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
             mask = causal & ((seg[:, None, :] == 0) | (seg[:, None, :] == seg[:, :, None]))
             hidden = lm.hidden(ids, attn_mask=mask[:, None], position_ids=pos)
         rows_idx, cols_idx, targets, owners = [], [], [], []
@@ -106,12 +116,12 @@ def tree_logprobs(lm, trees, batch_tokens: int = 16384):
                 targets += branch
                 owners.append((t, b, len(branch)))
         # The output head only where a token is scored: the context's other positions predict nothing we need.
-        sel = lm.lm_head(hidden[torch.tensor(rows_idx, dtype=torch.long), torch.tensor(cols_idx, dtype=torch.long)])
+        sel = lm.lm_head(hidden[torch.tensor(rows_idx, device=device), torch.tensor(cols_idx, device=device)])
         # float32 at least (as lm-eval's log_softmax); a float64 model keeps float64.
         logprobs = torch.log_softmax(sel if sel.dtype == torch.float64 else sel.float(), dim=-1)
-        targets = torch.tensor(targets, dtype=torch.long)
-        picked = logprobs.gather(-1, targets[:, None])[:, 0].double()
-        hits = logprobs.argmax(-1) == targets
+        targets = torch.tensor(targets, dtype=torch.long, device=device)
+        picked = logprobs.gather(-1, targets[:, None])[:, 0].double().cpu()
+        hits = (logprobs.argmax(-1) == targets).cpu()
         k = 0
         for t, b, n in owners:
             out[t][b] = (float(picked[k : k + n].sum()), n, bool(hits[k : k + n].all()))

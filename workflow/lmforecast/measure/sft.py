@@ -22,6 +22,10 @@ data pipeline, shuffling and per-step overhead; these runs are 40 steps of our o
 the same on every run. What it would add here (completion-only loss, chat templates) is the
 tokenizer's apply_chat_template and a label mask, done below as trl does them; packing is not
 used (examples are short, one per row).
+
+Training runs on the model's device (the GPU when the job has one: the CLI places it), under
+bf16 autocast with sft.precision bf16 (float32 weights and AdamW state); its scoring then
+uses bf16 weights, as evaluation.precision bf16 does.
 """
 
 import copy
@@ -166,9 +170,10 @@ def prepare(model, method: str, cfg: Sft):
     raise ValueError(f"sft method {method!r}: expected one of {SFT_METHODS}")
 
 
-def finish(model, method: str):
-    """Back to a plain Llama (LoRA adapters merged into the weights)."""
-    return model.merge_and_unload() if method == "lora" else model
+def finish(model, method: str, precision: str = "fp32"):
+    """Back to a plain Llama (LoRA adapters merged into the weights), in bfloat16 for scoring if precision is bf16."""
+    model = model.merge_and_unload() if method == "lora" else model
+    return model.to(torch.bfloat16) if precision == "bf16" else model
 
 
 def fine_tune(model, data, cfg: Sft, seed: int, log=print, probs=None):
@@ -177,6 +182,7 @@ def fine_tune(model, data, cfg: Sft, seed: int, log=print, probs=None):
     probs: each example's probability of being drawn (a weighted mixture), None for uniform draws."""
     torch.manual_seed(seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    device = trainable[0].device
     opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=0.0)
     model.train()
     for step in range(cfg.steps):
@@ -189,8 +195,10 @@ def fine_tune(model, data, cfg: Sft, seed: int, log=print, probs=None):
             seq, m = data[i]
             ids[r, : len(seq)] = torch.tensor(seq)
             mask[r, : len(m)] = torch.tensor(m, dtype=torch.bool)
-        out = model(ids[:, :-1])
-        logits = getattr(out, "logits", out)  # a transformers model (an external one) returns an output object
+        ids, mask = ids.to(device), mask.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            out = model(ids[:, :-1])
+        logits = getattr(out, "logits", out).float()  # a transformers model returns an output object; the loss in float32
         losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none")
         loss = losses[mask[:, 1:].reshape(-1)].mean()
         opt.zero_grad(set_to_none=True)
@@ -253,7 +261,9 @@ def run_sft(base, keys: dict, tasks: dict, cfg: Sft, method: str, log=print, ins
     rows, per_example = [], []
     for name in tasks:
         log(f"single-task {method} SFT on {name}")
-        model = finish(fine_tune(prepare(copy.deepcopy(base.model), method, cfg), data[name], cfg, cfg.seed, log), method)
+        model = finish(
+            fine_tune(prepare(copy.deepcopy(base.model), method, cfg), data[name], cfg, cfg.seed, log), method, cfg.precision
+        )
         scores, examples = score_tasks(base.with_model(model), keys, {name: tasks[name]}, cfg, method, "single")
         rows, per_example = rows + scores, per_example + examples
     for name in instructions:
@@ -265,7 +275,9 @@ def run_sft(base, keys: dict, tasks: dict, cfg: Sft, method: str, log=print, ins
         log(f"multi-task {method} SFT on {sorted(data)}")
         mixed = [item for name in sorted(data) for item in data[name]]
         probs = mixture_probabilities(data, cfg.weights)
-        model = finish(fine_tune(prepare(copy.deepcopy(base.model), method, cfg), mixed, cfg, cfg.seed, log, probs), method)
+        model = finish(
+            fine_tune(prepare(copy.deepcopy(base.model), method, cfg), mixed, cfg, cfg.seed, log, probs), method, cfg.precision
+        )
         scores, examples = score_tasks(base.with_model(model), keys, tasks, cfg, method, "multitask")
         rows, per_example = rows + scores, per_example + examples
     return (

@@ -25,7 +25,6 @@ import shutil
 import signal
 import threading
 import time
-from collections import deque
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -44,6 +43,7 @@ from lmforecast.train.model import Llama, ModelConfig, flops_per_token, load_mod
 RESUME_STATE = "resume.pt"
 TRAINER_STATE = "trainer_state.json"
 PRECISIONS = {"fp32": "no", "bf16": "bf16"}  # training.precision -> accelerate's mixed_precision
+LOSS_HISTORY = "loss_history"  # trainer state: every step's loss since the previous checkpoint
 
 # cuBLAS is deterministic only with a fixed workspace (torch.use_deterministic_algorithms
 # raises without it); must be set before CUDA starts.
@@ -76,6 +76,10 @@ def lr_at(step: int, total: int, peak: float, training: Training) -> float:
     return peak * (floor + (1 - floor) * left)
 
 
+class SetupError(ValueError):
+    """A segment that cannot train as configured and launched (processes, batch split, memory); nothing was trained."""
+
+
 class Terminated(Exception):
     """SIGTERM arrived during training: the segment was abandoned and nothing written."""
 
@@ -106,14 +110,66 @@ def make_optimizer(model, lr, weight_decay):
 
 
 def make_accelerator(training: Training):
-    """accelerate's Accelerator for training.precision (GPU if there is one, else CPU)."""
+    """accelerate's Accelerator for training.precision (GPU if there is one, else CPU).
+
+    Under `torchrun` or `accelerate launch` it joins their process group (NCCL on GPUs, gloo on
+    CPUs: cpu=True is what makes accelerate use several CPU processes) and wraps the model in DDP.
+    """
     from accelerate import Accelerator  # ~0.2 s of imports, only in the jobs that train
     from accelerate.state import AcceleratorState
 
     # accelerate keeps its state in a process-wide singleton that refuses a second precision;
     # a job trains one segment, but tests and the benchmark train several in one process.
     AcceleratorState._reset_state(reset_partial_state=True)
-    return Accelerator(mixed_precision=PRECISIONS[training.precision])
+    return Accelerator(mixed_precision=PRECISIONS[training.precision], cpu=not torch.cuda.is_available())
+
+
+def check_parallel(training: Training):
+    """Refuse a launch whose processes do not match training.parallel, before any process group starts."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    if training.parallel == "none" and world > 1:
+        raise SetupError(f"training.parallel is none but this job runs as {world} processes; set training.parallel: ddp")
+    if training.parallel == "ddp" and world == 1:
+        raise SetupError(
+            "training.parallel: ddp, but this job runs as 1 process: the pretrain rule launches resources.ranks "
+            "processes (workflow/profiles/default/config.yaml: one per GPU of LMFORECAST_GPUS, or LMFORECAST_RANKS); "
+            "set it to 2 or more, or training.parallel: none"
+        )
+    if torch.cuda.is_available() and local > torch.cuda.device_count():
+        raise SetupError(
+            f"training.parallel: {local} processes on this node but {torch.cuda.device_count()} GPU(s); "
+            "ask for a GPU per process (LMFORECAST_GPUS, workflow/profiles/default/config.yaml)"
+        )
+
+
+STATE_BYTES_PER_PARAM = 16  # float32 weights and gradients, AdamW's two moments
+
+
+def check_fits(run: Run, cfg: ModelConfig, device, processes_here: int):
+    """Refuse a model whose weights, gradients and optimizer state alone exceed the device's memory."""
+    need = n_params(cfg)["n_params"] * STATE_BYTES_PER_PARAM
+    if device.type == "cuda":
+        have = torch.cuda.get_device_properties(device).total_memory
+    else:  # the node's memory, shared by its processes
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // processes_here
+    if need > have:
+        raise SetupError(
+            f"runs.{run.name}: size {run.size_name} has {n_params(cfg)['n_params'] / 1e6:.0f}M parameters, whose weights, "
+            f"gradients and AdamW state need {need / 2**30:.1f} GiB per process, more than the {have / 2**30:.1f} GiB of "
+            f"{device}; choose a smaller size (runs.{run.name}.size) or a device with more memory"
+        )
+
+
+# Peak dense bf16 tensor-core FLOP/s per GPU (vendor data sheets), for the MFU in the job log.
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}
+
+
+def peak_flops(device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
 
 
 def train_segment(
@@ -126,10 +182,16 @@ def train_segment(
     """
     if not all(step_start < k < step_end for k in save_steps):
         raise ValueError(f"save_steps {list(save_steps)}: expected steps between {step_start} and {step_end}")
+    check_parallel(spec.training)
     with stop_on_sigterm() as terminated:
         return _train_segment(
             spec, step_start, step_end, shard_paths, tokenizer_dir, init_dir, out_dir, log, terminated, set(save_steps)
         )
+
+
+@contextmanager
+def _no_dir():
+    yield None
 
 
 def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_dir, out_dir, log, terminated, save_steps):
@@ -142,7 +204,23 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
     batch_size, seq_len = training.batch_size, training.seq_len
     tokens_per_step = training.tokens_per_step
     accelerator = make_accelerator(training)
-    device = accelerator.device
+    device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
+    main = accelerator.is_main_process
+    if not main:  # one job log, rank 0's (a rank's errors still reach it, through the launcher)
+        log = lambda *args: None  # noqa: E731
+    # Global batch = micro x accumulation x world; rank r takes rows [r * share, (r + 1) * share) of it.
+    micro = training.micro_batch_size or batch_size // world
+    if batch_size % (micro * world):
+        raise SetupError(f"training.batch_size {batch_size} is not a multiple of micro_batch_size {micro} x {world} processes")
+    accumulation, share = batch_size // (micro * world), batch_size // world
+    mine = range(rank * share, (rank + 1) * share)
+    check_fits(run, cfg, device, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+    # The stop flag is agreed on over a CPU (gloo) group, so that checking it never waits for the GPU.
+    stop_group = None
+    if world > 1:
+        import torch.distributed as dist
+
+        stop_group = dist.new_group(backend="gloo")
 
     torch.manual_seed(run.seed)
     if step_start == 0:
@@ -155,28 +233,41 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
         state = read_json(Path(init_dir) / TRAINER_STATE)
         if state["step"] != step_start:
             raise ValueError(f"{init_dir}: checkpoint is at step {state['step']}, segment expects {step_start}")
+        state.pop(LOSS_HISTORY, None)  # the previous checkpoint's steps; this one keeps its own
         model = load_model(init_dir)
         resume = torch.load(Path(init_dir) / RESUME_STATE, weights_only=False, map_location="cpu")
         torch.set_rng_state(resume["torch_rng"])
 
-    model = accelerator.prepare(model)  # to the device; bf16: forward under autocast, float32 logits
+    model = accelerator.prepare(model)  # to the device (DDP-wrapped under several processes); bf16: autocast
+    if training.compile:  # fused kernels; the same weights to float rounding (tests/test_ddp.py)
+        model = torch.compile(model)
     # The optimizer is built on the placed model and not wrapped by accelerate: its wrapper adds
-    # nothing for one process without fp16 loss scaling, and its step() looks for an optional
+    # nothing without fp16 loss scaling, and its step() looks for an optional
     # package on disk every call (importlib find_spec, measured ~1 ms per step here).
     opt = make_optimizer(model, run.lr, training.weight_decay)
     params = list(model.parameters())  # once: model.parameters() walks every module at each call
     if resume is not None:
         opt.load_state_dict(resume["optimizer"])  # torch moves the state to the parameters' device
     shards = load_shards(shard_paths)
-    fpt = flops_per_token(cfg)
-    # Losses stay on the device until logged: loss.item() every step would stall a GPU.
-    losses, t0 = deque(maxlen=20), time.time()
-    log(f"device {device}, precision {training.precision}")
+    fpt, peak = flops_per_token(cfg), peak_flops(device)
+    # This rank's share of each step's loss, on the device until logged or saved: loss.item() every
+    # step would stall a GPU. The ranks' shares sum to the step's loss (global_losses).
+    losses, t0 = [], time.time()
+    log(f"device {device}, precision {training.precision}, {world} process(es) x {accumulation} micro-batches of {micro} rows")
     model.train()
 
+    def global_losses():
+        """The loss of each step since the last checkpoint, over the global batch (a collective: every rank calls it)."""
+        if not losses:
+            return []
+        stacked = torch.stack(losses)
+        return (accelerator.reduce(stacked, "sum") if world > 1 else stacked).tolist()
+
     def trainer_state(step):
-        """The checkpoint's trainer state at `step`: counts so far, the mean loss of its last (<= 20) steps, the last lr."""
-        tail = [loss.item() for loss in losses]
+        """The checkpoint's trainer state at `step`: counts so far, the mean loss of its last (<= 20) steps,
+        every step's loss since the previous checkpoint, the last lr."""
+        history = global_losses()
+        tail = history[-20:]
         return {
             **state,
             "tokens_per_domain": dict(state["tokens_per_domain"]),
@@ -187,42 +278,107 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
             "train_loss": float(sum(tail) / len(tail)),
             "lr": lr,
             **n_params(cfg),
+            LOSS_HISTORY: {"first_step": step - len(history) + 1, "loss": history},
         }
 
-    with atomic_dir(out_dir) as tmp:  # the whole segment lands at once: no checkpoint of it is visible before all are written
+    def stop_now():
+        if stop_group is None:
+            return terminated.is_set()
+        flag = torch.tensor([float(terminated.is_set())])
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=stop_group)
+        return bool(flag.item())
+
+    # Only rank 0 writes; the whole segment lands at once: no checkpoint of it is visible before all are written.
+    with atomic_dir(out_dir) if main else _no_dir() as tmp:
         for step in range(step_start, step_end):
-            if terminated.is_set():
+            if stop_now():  # every rank stops at the same step
                 raise Terminated(f"SIGTERM at step {step} of segment {step_start}-{step_end}; nothing written, rerun the segment")
             lr = lr_at(step, steps_total, run.lr, training)
             for group in opt.param_groups:
                 group["lr"] = lr
-            rows, counts = get_batch(shards, run.mixture, run.seed, step, batch_size, seq_len)
-            x, mask, y = objectives.make_batch(run.objective, rows, run.seed, step, sentinels, eos)
-            x, y = x.to(device), y.to(device)
-            logits = model(x, attn_mask=None if mask is None else mask.to(device))
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1), ignore_index=objectives.IGNORE)
+            micro_batches, counts = _micro_batches(run, step, shards, batch_size, seq_len, mine, micro, sentinels, eos)
             opt.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
+            step_loss = None
+            for m, (x, mask, y, weight) in enumerate(micro_batches):
+                x, y, mask = (_to_device(t, device) for t in (x, y, mask))
+                # Gradients are all-reduced once per step, on the last micro-batch.
+                with accelerator.no_sync(model) if m < accumulation - 1 else _no_dir():
+                    logits = model(x, attn_mask=mask)
+                    loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1), ignore_index=objectives.IGNORE)
+                    # weight * world: DDP averages over ranks, and the step's loss is the mean over all its labels.
+                    accelerator.backward(loss * (weight * world))
+                part = loss.detach() * weight
+                step_loss = part if step_loss is None else step_loss + part
             accelerator.clip_grad_norm_(params, training.grad_clip)
             opt.step()
-            losses.append(loss.detach())
+            losses.append(step_loss)
             for d, n in counts.items():
                 state["tokens_per_domain"][d] += n
             if (step + 1) % training.log_every == 0 or step + 1 == step_end:
                 dt = time.time() - t0
                 done = step + 1 - step_start
+                flops = done * tokens_per_step * fpt / dt
+                mfu = f" MFU {flops / world / peak:.1%}" if peak else ""
                 log(
-                    f"step {step + 1}/{steps_total} loss {loss.item():.4f} lr {lr:.2e} "
-                    f"{done * tokens_per_step / dt:.0f} tok/s {done * tokens_per_step * fpt / dt / 1e9:.2f} GFLOP/s"
+                    f"step {step + 1}/{steps_total} loss {global_losses()[-1]:.4f} lr {lr:.2e} "
+                    f"{done * tokens_per_step / dt:.0f} tok/s {flops / 1e9:.2f} GFLOP/s{mfu}"
                 )
             if step + 1 in save_steps:
-                tmp_step = tmp / f"step{step + 1}"
-                tmp_step.mkdir()
-                _save(tmp_step, accelerator.unwrap_model(model), opt, tokenizer_dir, trainer_state(step + 1), spec.config_hash)
+                saved = trainer_state(step + 1)
+                if main:
+                    tmp_step = tmp / f"step{step + 1}"
+                    tmp_step.mkdir()
+                    _save(
+                        tmp_step,
+                        accelerator.unwrap_model(model, keep_torch_compile=False),
+                        opt,
+                        tokenizer_dir,
+                        saved,
+                        spec.config_hash,
+                    )
                 losses.clear()  # train_loss: the mean over the steps since the last checkpoint, as when segments are separate jobs
         final = trainer_state(step_end)
-        _save(tmp, accelerator.unwrap_model(model), opt, tokenizer_dir, final, spec.config_hash)
+        accelerator.wait_for_everyone()  # every rank has finished its last step before rank 0 writes
+        if main:
+            _save(tmp, accelerator.unwrap_model(model, keep_torch_compile=False), opt, tokenizer_dir, final, spec.config_hash)
+    accelerator.wait_for_everyone()  # no rank reports success before the checkpoint is in place
     return final
+
+
+def _to_device(t, device):
+    """A host tensor on the device; to a GPU from pinned memory, asynchronously (a pageable copy would wait for the GPU)."""
+    if t is None or device.type != "cuda":
+        return None if t is None else t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+def _micro_batches(run, step, shards, batch_size, seq_len, mine, micro, sentinels, eos):
+    """This rank's micro-batches of the step's global batch, each (x, mask, y, weight), and the batch's tokens per domain.
+
+    weight: the micro-batch's share of the global batch's labelled tokens, so that the weighted sum of the
+    micro-batches' mean losses is the global batch's mean loss (exactly 1.0 for one process without accumulation).
+    """
+    if run.objective == "clm":  # every token is labelled and there is no mask randomness: draw only this rank's rows
+        rows, counts = get_batch(shards, run.mixture, run.seed, step, batch_size, seq_len, rows=mine)
+        x, mask, y = objectives.make_batch(run.objective, rows, run.seed, step, sentinels, eos)
+        labelled = batch_size * seq_len
+    else:  # the masks' random numbers run over the whole batch: make it, then take this rank's rows
+        rows, counts = get_batch(shards, run.mixture, run.seed, step, batch_size, seq_len)
+        x, mask, y = objectives.make_batch(run.objective, rows, run.seed, step, sentinels, eos)
+        labelled = (y != objectives.IGNORE).sum().item()  # on the host: no device sync
+        x, mask, y = x[mine.start : mine.stop], mask[mine.start : mine.stop], y[mine.start : mine.stop]
+    out = []
+    for s in range(0, len(y), micro):
+        ys = y[s : s + micro]
+        out.append(
+            (
+                x[s : s + micro],
+                None if mask is None else mask[s : s + micro],
+                ys,
+                (ys != objectives.IGNORE).sum().item() / labelled,
+            )
+        )
+    return out, counts
 
 
 def _save(directory, model, opt, tokenizer_dir, state, config_hash):

@@ -205,6 +205,7 @@ class Llama(nn.Module):
             cos, sin = self.rope(torch.arange(input_ids.shape[1], device=input_ids.device))
         else:
             cos, sin = (c[:, None] for c in self.rope(position_ids))  # (B, 1, T, head_dim): broadcast over heads
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # as transformers: a bf16 model rotates in bf16 (fp32: a no-op)
         for block in self.model.layers:
             x = block(x, cos, sin, attn_mask)
         return self.model.norm(x)
