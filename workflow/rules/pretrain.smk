@@ -6,7 +6,7 @@
 
 rule pretrain:
     input:
-        shards=[f"results/shards/{d}.npy" for d in DOMAINS],
+        shards=TOKEN_STORES,
         tokenizer="results/tokenizer",
         init=previous_checkpoint,
     output:
