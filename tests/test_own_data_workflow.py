@@ -21,7 +21,7 @@ from lmforecast.tables import SCHEMAS
 MIXTURE = {"code": 0.4, "docs": 0.3, "bundled": 0.3}
 
 
-def own_config(domains, tokenizer, sizes=("xs", "s")) -> dict:
+def own_config(domains, tokenizer) -> dict:
     """The smoke config on the own domains, smaller still: a run per size (one job each), one task, full SFT only."""
     config = yaml.safe_load(SMOKE.read_text())
     config["domains"] = domains
@@ -29,7 +29,7 @@ def own_config(domains, tokenizer, sizes=("xs", "s")) -> dict:
     config["mixtures"] = {"own": MIXTURE}
     config["training"].update(checkpoints_per_segment=2)
     run = {"tokens": 8192, "mixture": "own", "objective": "clm", "lr": 0.005, "seed": 0}
-    config["runs"] = [{"name": f"{size}-own", "size": size, **run} for size in sizes]
+    config["runs"] = [{"name": f"{size}-own", "size": size, **run} for size in ("xs", "s")]
     config["evaluation"].update(tasks=["sentiment"], shots=[0])
     config["sft"].update(tasks=["sentiment"], methods=["full"], multitask=False)
     config["fit"]["pairwise"].update(task_groups=[{"name": "all", "tasks": ["sentiment"]}], sft_data="single")
@@ -93,7 +93,7 @@ def test_own_domains_with_a_pretrained_tokenizer_of_uint32_ids(corpus, tmp_path)
     texts = [d for p in module_files() for d in docstrings(p)]
     save_large_vocab_tokenizer(texts, root / "hf_tokenizer")
     # one run: its 66,616-token vocabulary makes every forward pass 200 times the trained one's
-    work = run_sweep(tmp_path, own_config(domains, {"path": str(root / "hf_tokenizer"), "sentinels": 16}, sizes=("xs",)))
+    work = run_sweep(tmp_path, own_config(domains, {"path": str(root / "hf_tokenizer"), "sentinels": 16}))
     check_tables_and_bits_per_byte(work, root)
     manifest = json.loads((work / "results/tokens/code/manifest.json").read_text())
     eos = manifest["eos_id"]

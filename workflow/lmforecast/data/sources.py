@@ -9,8 +9,8 @@ A domain (config `domains`, settings.Domain) reads its documents from one source
 - `dataset`: a `datasets.save_to_disk` directory, a local Hugging Face dataset directory, or
   a hub id (with `split`) where the hub is reachable.
 
-Files and datasets are read through `datasets` (streaming: memory does not grow with the
-corpus), one file at a time so that an error names the file and the line. Held-out documents
+JSONL, Parquet and datasets are read through `datasets` (streaming: memory does not grow with
+the corpus), one file at a time so that an error names the file and the line; plain text here. Held-out documents
 (the domain losses' text) are either the domain's first `heldout_docs` documents, taken out
 of its training data, or the documents of `eval_files` (a Paloma-style held-out set).
 """
@@ -62,14 +62,29 @@ def file_format(path: str, domain: Domain) -> str:
     return kind
 
 
+def _text_rows(path: str, domain: Domain) -> Iterator[tuple[int, dict]]:
+    """Plain text read here, not by `datasets`' text builder: that costs ~0.15 s per file (measured: 25 s
+    for the standard library's 168 modules, against 0.03 s here), too much for a corpus of many small files."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            if domain.document == "file":
+                yield 1, {"text": f.read()}
+            else:
+                yield from ((n, {"text": line.rstrip("\n")}) for n, line in enumerate(f, start=1))
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot be read as UTF-8 text ({e})") from e
+
+
 def _rows(path: str, kind: str, domain: Domain) -> Iterator[tuple[int, dict]]:
-    """(line or row number from 1, record) of one file, streamed by `datasets`."""
+    """(line or row number from 1, record) of one file: JSONL and Parquet streamed by `datasets`."""
+    if kind == "text":
+        yield from _text_rows(path, domain)
+        return
     import datasets
 
     datasets.disable_progress_bars()
-    kw = {"sample_by": "document" if domain.document == "file" else "line"} if kind == "text" else {}
     try:
-        ds = datasets.load_dataset(kind, data_files=[path], split="train", streaming=True, **kw)
+        ds = datasets.load_dataset(kind, data_files=[path], split="train", streaming=True)
         yield from enumerate(ds, start=1)
     except Exception as e:  # datasets' and pyarrow's errors have many types; the file is what the user needs
         raise DataError(f"{path}: cannot be read as {kind} ({type(e).__name__}: {e})") from e
