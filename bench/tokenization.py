@@ -1,9 +1,10 @@
-"""Tokenize-stage throughput: lmforecast's token store writer vs a plain `tokenizers` encode_batch loop.
+"""Tokenize-stage throughput (not bench/tokenize.py: that name would shadow the standard library's
+`tokenize` for every script in bench/): lmforecast's token store writer vs a plain `tokenizers` encode_batch loop.
 
-    python bench/tokenize.py        # the standard library's *.py files (about 4.7 MB), BPE of 4096; ~2 minutes
+    python bench/tokenization.py        # the standard library's *.py files (about 4.7 MB), BPE of 4096; ~2 minutes
 
 Ours is what a tokenize job does (lmforecast/data/shards.py write_store over sources.all_documents):
-the files read through `datasets` (one document per file), encoded in batches by 1 or 2 worker
+the files read as sources.py reads plain text (one document per file), encoded in batches by 1 or 2 worker
 processes, written as uint16 tokens with document ends and a manifest. The reference is the
 plain loop a user would write: read each file, `encode_batch` in batches of the same size, append
 the ids to a list. Both single-threaded per process (TOKENIZERS_PARALLELISM=false), so that
@@ -11,23 +12,17 @@ the ids to a list. Both single-threaded per process (TOKENIZERS_PARALLELISM=fals
 median. Goal: ours with p processes >= 0.9 x p x the reference (the plain loop in one process).
 """
 
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import statistics
 import sys
+import tempfile
+import time
 from pathlib import Path
-
-# This file's name is the standard library's `tokenize`: its directory goes last on the path, or every
-# `import tokenize` (linecache, inspect, datasets...) would import this script instead.
-HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if p not in ("", HERE)] + [HERE]
-
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import glob  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
 
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 REPO = Path(__file__).resolve().parents[1]
@@ -107,7 +102,7 @@ def main():
         "device": f"{cpu_name()}, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} at the end)",
         "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python bench/tokenize.py " + " ".join(sys.argv[1:]),
+        "command": "python bench/tokenization.py " + " ".join(sys.argv[1:]),
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("ours", "reference", "ratio", "per_process")}, indent=2))
