@@ -173,7 +173,7 @@ def cmd_evaluate(args):
     cfg = Evaluation.from_dict(args.spec)
     if args.external_run and len(args.checkpoint) != 1:
         sys.exit(f"lmforecast evaluate: --external-run {args.external_run!r} takes one --checkpoint, got {len(args.checkpoint)}")
-    documents = heldout_documents(args.domains)  # results/heldout/DOMAIN.jsonl, rule tokenize's
+    documents = heldout_documents(args.domains, cfg.domain_docs)  # results/heldout/DOMAIN.jsonl, rule tokenize's
     tasks = _load_tasks(args.task_specs, args.task_examples, cfg.tasks)
     names = ("domain_losses", "task_scores", "example_scores")
     parts = {name: [] for name in names}

@@ -422,4 +422,6 @@ def tokenizer_spec(config: dict) -> dict:
 
 def evaluation_spec(config: dict) -> dict:
     """The params of rule evaluate (settings.Evaluation): task_data is rule task_data's."""
-    return {k: v for k, v in config["evaluation"].items() if k != "task_data"} | {"domain_docs": config["world"]["valid_docs"]}
+    # with config `domains`, each domain's held-out set is what its config gives (heldout_docs, eval_files)
+    docs = None if "domains" in config else config["world"]["valid_docs"]
+    return {k: v for k, v in config["evaluation"].items() if k != "task_data"} | {"domain_docs": docs}

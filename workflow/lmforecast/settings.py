@@ -201,7 +201,9 @@ class Evaluation(Settings):
     shots: list  # numbers of demonstrations, each scored
     examples_per_task: int
     fewshot_seed: int
-    domain_docs: int  # held-out documents per domain for the domain losses (world.valid_docs)
+    domain_docs: (
+        int | None
+    )  # held-out documents per domain for the domain losses (world.valid_docs; None with config `domains`: all)
     fewshot_examples_per_task: int | None = None  # k-shot prompts (k > 0) on the first N examples only (None: all)
     prompts: dict = field(default_factory=dict)  # task -> the prompt templates evaluated (a task left out: all)
 

@@ -187,15 +187,16 @@ def write_heldout(docs: list[str], path):
             f.write(json.dumps({"split": "valid", "text": doc}) + "\n")
 
 
-def heldout_documents(paths) -> dict[str, list[str]]:
-    """Domain -> its held-out documents, from the files results/heldout/DOMAIN.jsonl (rule tokenize's).
+def heldout_documents(paths, limit: int | None = None) -> dict[str, list[str]]:
+    """Domain -> its held-out documents (the first `limit`; None: all), from the files
+    results/heldout/DOMAIN.jsonl (rule tokenize's) or the world's domain files.
 
     The text that every model's domain losses are measured on, trained checkpoints and external
     models alike (rule evaluate passes these files).
     """
     from lmforecast.data.world import read_documents
 
-    return {Path(p).name.removesuffix(".jsonl"): read_documents(p, "valid") for p in paths}
+    return {Path(p).name.removesuffix(".jsonl"): read_documents(p, "valid", limit) for p in paths}
 
 
 def source_files(domain: Domain, name: str, world_dir=WORLD_DIR) -> list[str]:
