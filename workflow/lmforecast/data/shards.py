@@ -149,6 +149,10 @@ def get_batch(shards: dict, mixture: dict, seed: int, step: int, batch_size: int
     rows, counts = [], {d: 0 for d in domains}
     for i in picks:
         shard = shards[domains[i]]
+        if len(shard) < seq_len + 2:
+            raise ValueError(
+                f"domain {domains[i]!r}: {len(shard)} training tokens, fewer than a window of seq_len + 1 ({seq_len + 1})"
+            )
         start = int(rng.integers(0, len(shard) - seq_len - 1))
         rows.append(shard[start : start + seq_len + 1].astype(np.int64))
         counts[domains[i]] += seq_len
