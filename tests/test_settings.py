@@ -18,6 +18,7 @@ SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]
 SECTIONS = [
     (settings.World, SCHEMA["world"], {}, ()),
     (settings.Tokenizer, SCHEMA["tokenizer"], {"seq_len"}, ()),
+    (settings.Domain, SCHEMA["domains"]["additionalProperties"], {}, ()),
     (settings.Training, SCHEMA["training"], {}, ()),
     (settings.Size, SCHEMA["sizes"]["additionalProperties"], {}, ()),
     (settings.Evaluation, SCHEMA["evaluation"], {"domain_docs"}, ("task_data",)),

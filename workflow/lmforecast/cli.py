@@ -49,17 +49,49 @@ def cmd_world(args):
 
 
 def cmd_tokenizer(args):
-    from lmforecast.data.tokenizer import save_hf, train_tokenizer
-    from lmforecast.data.world import read_documents
+    import itertools
+
+    from lmforecast.data.sources import DataError, training_documents
+    from lmforecast.data.tokenizer import import_hf, save_hf, train_tokenizer
     from lmforecast.io import atomic_dir
-    from lmforecast.settings import Tokenizer
+    from lmforecast.settings import Domain, Tokenizer
 
     spec = Tokenizer.from_dict(args.spec)
-    texts = [doc for path in args.domains for doc in read_documents(path, "train")]
-    tok = train_tokenizer(texts, spec.vocab_size, spec.sentinels)
+    try:
+        if spec.path:
+            tok, special = import_hf(spec.path, spec.sentinels)
+        else:  # the domains' training documents (a sample: each domain's first sample_docs), in config order
+            domains = {name: Domain.from_dict(d) for name, d in args.domains.items()}
+            texts = itertools.chain.from_iterable(
+                itertools.islice(training_documents(d, name), spec.sample_docs) for name, d in domains.items()
+            )
+            tok, special = train_tokenizer(texts, spec.vocab_size, spec.sentinels), None
+    except (DataError, ValueError) as e:
+        sys.exit(f"lmforecast tokenizer: {e}")
     with atomic_dir(args.out) as tmp:
-        save_hf(tok, tmp, spec.seq_len)
+        save_hf(tok, tmp, spec.seq_len, special)
     _log(f"tokenizer: {tok.get_vocab_size()} tokens -> {args.out}")
+
+
+def cmd_tokenize(args):
+    from lmforecast.data.shards import file_record, write_store
+    from lmforecast.data.sources import DataError, heldout_texts, source_files, training_documents, write_heldout
+    from lmforecast.settings import Domain
+
+    domain = Domain.from_dict(args.spec)
+    try:
+        heldout = heldout_texts(domain, args.domain)
+        manifest = {
+            "domain": args.domain,
+            "source": args.spec,
+            "files": [file_record(p) for p in source_files(domain, args.domain)],
+            "heldout_documents": len(heldout),
+        }
+        info = write_store(training_documents(domain, args.domain), args.tokenizer, args.out, args.workers, manifest=manifest)
+    except DataError as e:
+        sys.exit(f"lmforecast tokenize: {e}")
+    write_heldout(heldout, args.heldout)
+    _log(f"{args.out}: {info['tokens']} tokens ({info['dtype']}) in {info['documents']} documents; {len(heldout)} held out")
 
 
 def cmd_task_data(args):
@@ -85,23 +117,8 @@ def cmd_task_data(args):
     _log(f"{args.out}: {len(examples)} examples from {'the hub' if files is None else sorted(files.values())}")
 
 
-def cmd_shards(args):
-    import numpy as np
-
-    from lmforecast.data import tokenizer as tokenizer_lib
-    from lmforecast.data.shards import encode_documents
-    from lmforecast.data.world import read_documents
-    from lmforecast.io import atomic_path
-
-    tok = tokenizer_lib.load(args.tokenizer)
-    for src, dst in zip(args.domains, args.out):
-        ids = encode_documents(tok, read_documents(src, "train"), tokenizer_lib.eos_id(tok))
-        with atomic_path(dst) as tmp, open(tmp, "wb") as f:
-            np.save(f, ids)
-        _log(f"{dst}: {len(ids)} tokens")
-
-
 def _shard_map(paths):
+    """Domain -> token store directory (results/tokens/DOMAIN) or .npy shard."""
     return {Path(p).name.removesuffix(".npy"): p for p in paths}
 
 
@@ -161,7 +178,7 @@ def cmd_evaluate(args):
     import torch
 
     from lmforecast import tables
-    from lmforecast.data.world import read_documents
+    from lmforecast.data.sources import heldout_documents
     from lmforecast.measure.evaluate import evaluate_checkpoint
     from lmforecast.measure.lm import load_lm
     from lmforecast.settings import Evaluation
@@ -174,7 +191,7 @@ def cmd_evaluate(args):
             f"but {len(args.external_step)} --external-step steps; expected one step per directory"
         )
     external_steps = dict(zip(args.checkpoint, args.external_step)) if args.external_run else {}
-    documents = {Path(p).name.removesuffix(".jsonl"): read_documents(p, "valid", cfg.domain_docs) for p in args.domains}
+    documents = heldout_documents(args.domains, cfg.domain_docs)  # results/heldout/DOMAIN.jsonl, rule tokenize's
     tasks = _load_tasks(args.task_specs, args.task_examples)  # the rule passes the evaluated tasks (resolved)
     names = ("domain_losses", "task_scores", "example_scores")
     parts = {name: [] for name in names}
@@ -310,9 +327,22 @@ def main(argv=None):
         spec=False,
     )
     add("world", cmd_world, (("--out",), one))
-    add("tokenizer", cmd_tokenizer, (("--domains",), many), (("--out",), one))
+    add(
+        "tokenizer",
+        cmd_tokenizer,
+        (("--domains",), {"type": json.loads, "required": True, "help": "config `domains`, resolved"}),
+        (("--out",), one),
+    )
     add("task-data", cmd_task_data, (("--task-spec",), one), (("--out",), one))
-    add("shards", cmd_shards, (("--domains",), many), (("--tokenizer",), one), (("--out",), many), spec=False)
+    add(
+        "tokenize",
+        cmd_tokenize,
+        (("--domain",), one),
+        (("--tokenizer",), one),
+        (("--out",), one),
+        (("--heldout",), one),
+        (("--workers",), {"type": int, "default": 1, "help": "tokenizing processes"}),
+    )
     add(
         "pretrain",
         cmd_pretrain,

@@ -18,7 +18,7 @@ import yaml
 from lmforecast.fits.registry import registry
 from lmforecast.measure import SFT_METHODS
 from lmforecast.measure.tasks import DATA_FORMATS, TaskError, load_task, resolve_task
-from lmforecast.settings import ConfigError, Evaluation, Pretrain, Sft, Size, Tokenizer, Training, World
+from lmforecast.settings import ConfigError, Domain, Evaluation, Pretrain, Sft, Size, Tokenizer, Training, World
 from lmforecast.train.objectives import R_DENOISER, sentinels_needed, source_length
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
@@ -280,6 +280,7 @@ def _semantic_errors(config) -> list[str]:
         total = sum(weights.values())
         if abs(total - 1.0) > 1e-6:
             errors.append(f"mixtures.{name}: weights must sum to 1, got {total:g}")
+    errors += _data_errors(config, tokenizer)
     if training.schedule == "wsd":
         for key in ("decay_frac", "decay_shape"):
             if getattr(training, key) is None:
@@ -422,7 +423,7 @@ def pretrain_memory_mb(size: Size, training: Training, tokenizer: Tokenizer) -> 
     """An estimate (an upper one) of a pretrain job's peak memory: fp32 weights, gradients and Adam's two
     moments (16 bytes per parameter, tied embedding counted once), and the activations that backward keeps
     (per layer and token: about 16 d_model + 3 ffn floats, attention's seq_len per head; logits 3x)."""
-    vocab = tokenizer.vocab_size + tokenizer.sentinels
+    vocab = _vocab_size(tokenizer) + tokenizer.sentinels
     params = size.n_params_nonembed + vocab * size.d_model
     tokens = training.batch_size * training.seq_len
     per_layer = (
@@ -430,6 +431,18 @@ def pretrain_memory_mb(size: Size, training: Training, tokenizer: Tokenizer) -> 
     )
     activations = 4 * (size.n_layers * per_layer + 3 * tokens * vocab)
     return PRETRAIN_BASE_MB + (16 * params + activations) / 2**20
+
+
+def _vocab_size(tokenizer: Tokenizer) -> int:
+    """The trained BPE's vocabulary, or a tokenizer directory's as its tokenizer.json lists it (0 when it has
+    none: the estimate then leaves out the embedding and the logits, a lower bound)."""
+    if tokenizer.vocab_size is not None:
+        return tokenizer.vocab_size
+    path = Path(tokenizer.path) / "tokenizer.json"
+    if not path.is_file():
+        return 0
+    spec = json.loads(path.read_text())
+    return len(spec.get("model", {}).get("vocab") or ()) + len(spec.get("added_tokens") or ())
 
 
 _MEM_MB_OVERRIDE = None
@@ -457,6 +470,66 @@ def _mem_mb_source() -> str:
 def set_pretrain_mem_mb(mem_mb):
     global _MEM_MB_OVERRIDE
     _MEM_MB_OVERRIDE = None if mem_mb is None else int(mem_mb)
+
+
+def domains(config: dict) -> dict:
+    """Config `domains` (name -> source), or the synthetic world's four domains when it has none."""
+    from lmforecast.data.world import DOMAINS
+
+    return config.get("domains") or {d: {"world": d} for d in DOMAINS}
+
+
+def _data_errors(config, tokenizer: Tokenizer) -> list[str]:
+    """Domains: one source each, files that exist, held-out text; the tokenizer; the mixtures that runs use."""
+    from lmforecast.data import sources
+    from lmforecast.data.tokenizer import HF_TOKENIZER_FILES
+    from lmforecast.data.world import DOMAINS
+
+    errors = []
+    configured = domains(config)
+    for name, d in configured.items():
+        where, domain = f"domains.{name}", Domain.from_dict(d)
+        given = [k for k in ("world", "files", "dataset") if getattr(domain, k) is not None]
+        if len(given) != 1:
+            errors.append(f"{where}: give exactly one source (world, files or dataset), got {given or 'none'}")
+            continue
+        if domain.world is not None:
+            if domain.world not in DOMAINS:
+                errors.append(f"{where}.world: {domain.world!r} is not one of the world's domains {list(DOMAINS)}")
+            if domain.heldout_docs is not None or domain.eval_files is not None:
+                errors.append(
+                    f"{where}: a world domain's held-out text is its valid split (world.valid_docs); expected no heldout_docs or eval_files"
+                )
+            continue
+        if (domain.heldout_docs is None) == (domain.eval_files is None):
+            errors.append(
+                f"{where}: give exactly one of heldout_docs (taken out of the training data) or eval_files (the domain losses' text)"
+            )
+        for key in ("files", "eval_files"):
+            if getattr(domain, key) is not None:
+                try:
+                    sources.expand(getattr(domain, key), f"{where}.{key}")
+                except ConfigError as e:
+                    errors.append(str(e))
+        if domain.dataset is not None and not Path(domain.dataset).exists() and Path(domain.dataset).is_absolute():
+            errors.append(f"{where}.dataset: {domain.dataset!r} does not exist")
+    if tokenizer.path is not None:
+        path = Path(tokenizer.path)
+        if not path.is_dir():
+            errors.append(f"tokenizer.path: {tokenizer.path!r} is not a directory; expected a Hugging Face tokenizer directory")
+        elif not any((path / f).is_file() for f in HF_TOKENIZER_FILES):
+            errors.append(
+                f"tokenizer.path: {tokenizer.path!r} has no tokenizer files; expected one of {list(HF_TOKENIZER_FILES)}"
+            )
+    elif tokenizer.vocab_size is None:
+        errors.append("tokenizer: give vocab_size (a BPE trained on the domains) or path (a Hugging Face tokenizer directory)")
+    # Only the mixtures that runs use: a --configfile is merged onto the default, whose mixtures name the world's domains.
+    used = {run["mixture"] for run in config["runs"]}
+    for name in sorted(used & set(config["mixtures"])):
+        for domain in config["mixtures"][name]:
+            if domain not in configured:
+                errors.append(f"mixtures.{name}: {domain!r} is not one of the configured domains {list(configured)}")
+    return errors
 
 
 def _fit_errors(config) -> list[str]:
@@ -692,4 +765,6 @@ def tokenizer_spec(config: dict) -> dict:
 
 def evaluation_spec(config: dict) -> dict:
     """The params of rule evaluate (settings.Evaluation): task_data is rule task_data's."""
-    return {k: v for k, v in config["evaluation"].items() if k != "task_data"} | {"domain_docs": config["world"]["valid_docs"]}
+    # with config `domains`, each domain's held-out set is what its config gives (heldout_docs, eval_files)
+    docs = None if "domains" in config else config["world"]["valid_docs"]
+    return {k: v for k, v in config["evaluation"].items() if k != "task_data"} | {"domain_docs": docs}

@@ -75,12 +75,34 @@ class World(Settings):
 
 
 @dataclass(frozen=True)
-class Tokenizer(Settings):
-    """The tokenizer rule's spec: config `tokenizer` and training.seq_len, saved as the tokenizer's model_max_length."""
+class Domain(Settings):
+    """A pre-training domain, an entry of config `domains` (lmforecast/data/sources.py): one source of
+    documents (`world`, `files` or `dataset`) and its held-out text (`heldout_docs` or `eval_files`)."""
 
-    vocab_size: int  # the BPE's, EOS included
+    world: str | None = None  # a domain of the synthetic world (its valid split is the held-out text)
+    files: tuple[str, ...] | None = None  # paths or globs: text, JSONL (.gz/.zst), Parquet
+    dataset: str | None = None  # a save_to_disk directory, a local HF dataset directory, or a hub id
+    split: str = "train"  # dataset only
+    format: str | None = None  # text | jsonl | parquet (default: from each file's name)
+    text_field: str = "text"  # JSONL field, Parquet column or dataset column of the text
+    document: str = "file"  # text files: one document per file or per line
+    heldout_docs: int | None = None  # the first N documents, taken out of the training data
+    eval_files: tuple[str, ...] | None = None  # or a separate held-out set, read like `files`
+
+
+@dataclass(frozen=True)
+class Tokenizer(Settings):
+    """The tokenizer rule's spec: config `tokenizer` and training.seq_len, saved as the tokenizer's model_max_length.
+
+    Either a byte-level BPE trained on the domains' training documents (vocab_size), or a Hugging
+    Face tokenizer directory (path), with the sentinels appended when it lacks them.
+    """
+
     sentinels: int  # span corruption's sentinel tokens, appended after the BPE
     seq_len: int
+    vocab_size: int | None = None  # the BPE's, EOS included
+    path: str | None = None  # a Hugging Face tokenizer directory used instead of training one
+    sample_docs: int | None = None  # trained BPE: the first N training documents of each domain (None: all)
 
 
 @dataclass(frozen=True)
@@ -187,7 +209,9 @@ class Evaluation(Settings):
     shots: list  # numbers of demonstrations, each scored
     examples_per_task: int
     fewshot_seed: int
-    domain_docs: int  # held-out documents per domain for the domain losses (world.valid_docs)
+    domain_docs: (
+        int | None
+    )  # held-out documents per domain for the domain losses (world.valid_docs; None with config `domains`: all)
     fewshot_examples_per_task: int | None = None  # k-shot prompts (k > 0) on the first N examples only (None: all)
     prompts: dict = field(default_factory=dict)  # task -> the prompt templates evaluated (a task left out: all)
     precision: str = "fp32"  # fp32 | bf16: the model's weights while scoring (on the GPU when there is one)

@@ -1,4 +1,4 @@
-# Synthetic world -> tokenizer -> token shards.
+# Synthetic world -> tokenizer -> a token store per domain (the world's domains, or config `domains`).
 
 
 rule world:
@@ -13,26 +13,38 @@ rule world:
         "lmforecast world --spec {params.spec:q} --out results/world > {log} 2>&1"
 
 
+# A BPE trained on a sample of the domains' training documents, or a Hugging Face tokenizer
+# directory (tokenizer.path) saved in the same form, its sentinels appended.
 rule tokenizer:
     input:
-        DOMAIN_FILES,
+        [f for files in DATA_FILES.values() for f in files] if not config["tokenizer"].get("path") else [],
     output:
         directory("results/tokenizer"),
     params:
         spec=as_json(lmconfig.tokenizer_spec(config)),
+        domains=as_json(DATA_DOMAINS),
     log:
         "logs/tokenizer.log",
     shell:
-        "lmforecast tokenizer --spec {params.spec:q} --domains {input} --out {output} > {log} 2>&1"
+        "lmforecast tokenizer --spec {params.spec:q} --domains {params.domains:q} --out {output} > {log} 2>&1"
 
 
-rule shards:
+# One job per domain: its held-out documents, then its training documents streamed through
+# `threads` tokenizing processes into a memory-mapped token store with a manifest.
+rule tokenize:
     input:
-        domains=DOMAIN_FILES,
+        files=lambda w: DATA_FILES[w.domain],
         tokenizer="results/tokenizer",
     output:
-        [f"results/shards/{d}.npy" for d in DOMAINS],
+        store=directory("results/tokens/{domain}"),
+        heldout="results/heldout/{domain}.jsonl",
+    params:
+        spec=lambda w: as_json(DATA_DOMAINS[w.domain]),
+    wildcard_constraints:
+        domain="|".join(re.escape(d) for d in DATA_DOMAINS),
+    threads: 1
     log:
-        "logs/shards.log",
+        "logs/tokenize/{domain}.log",
     shell:
-        "lmforecast shards --domains {input.domains} --tokenizer {input.tokenizer} --out {output} > {log} 2>&1"
+        "lmforecast tokenize --spec {params.spec:q} --domain {wildcards.domain} --tokenizer {input.tokenizer}"
+        " --out {output.store} --heldout {output.heldout} --workers {threads} > {log} 2>&1"

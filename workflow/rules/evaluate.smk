@@ -7,7 +7,7 @@
 rule evaluate:
     input:
         checkpoint=evaluated_segment,
-        domains=DOMAIN_FILES,
+        domains=HELDOUT_FILES,
         task_specs=task_specs(EVAL_TASKS),
         task_examples=task_examples(EVAL_TASKS),
     output:

@@ -14,7 +14,7 @@ def pretrain_launcher(wildcards, resources):
 
 rule pretrain:
     input:
-        shards=[f"results/shards/{d}.npy" for d in DOMAINS],
+        shards=TOKEN_STORES,
         tokenizer="results/tokenizer",
         init=previous_checkpoint,
     output:

@@ -1,12 +1,30 @@
-"""Pre-training data: token shards per domain and the mixture sampler.
+"""Pre-training data: the token store per domain and the mixture sampler.
 
-A shard is one domain's training documents tokenized and concatenated, each followed
-by EOS (uint16 .npy). The batch for training step t is a pure function of
-(run seed, t, mixture): resuming at step t needs no saved data position.
+A domain's store is a directory (rule tokenize's output, results/tokens/DOMAIN/):
+
+- tokens.bin: its training documents tokenized and concatenated, each followed by EOS, as raw
+  uint16 (a vocabulary of at most 65,536 tokens) or uint32 ids: nanoGPT's and Megatron's layout,
+  read through a memory map, so a pretrain job's memory does not grow with the corpus;
+- documents.bin: the end offset of each document in tokens.bin (uint64);
+- manifest.json: dtype and counts, the source files with sizes and sha256, the tokenizer's hash.
+
+Tokenization streams: documents are read in batches, encoded by `workers` processes (each with
+its own copy of the tokenizer, single-threaded), and written in order, with a bounded number of
+batches in flight. The batch for training step t is a pure function of (run seed, t, mixture):
+resuming at step t needs no saved data position.
 """
 
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+from collections import deque
+from pathlib import Path
+
 import numpy as np
-import torch
+
+TOKENS, DOCUMENTS, MANIFEST = "tokens.bin", "documents.bin", "manifest.json"
 
 
 def encode_documents(tok, docs, eos: int) -> np.ndarray:
@@ -17,8 +35,103 @@ def encode_documents(tok, docs, eos: int) -> np.ndarray:
     return np.asarray(ids, dtype=np.uint16)
 
 
+def token_dtype(vocab_size: int):
+    return np.uint16 if vocab_size <= 1 << 16 else np.uint32
+
+
+_worker = {}
+
+
+def _init_worker(tokenizer_dir):
+    # One thread per process: the processes are the parallelism (tokenizers' own threads would oversubscribe).
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    from lmforecast.data import tokenizer as tokenizer_lib
+
+    tok = tokenizer_lib.load(tokenizer_dir)
+    _worker.update(tok=tok.backend, eos=tokenizer_lib.eos_id(tok), dtype=token_dtype(tok.get_vocab_size()))
+
+
+def _encode(docs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A batch of documents -> (their ids, each followed by EOS; each document's length with it)."""
+    encs = _worker["tok"].encode_batch(docs, add_special_tokens=False)
+    lengths = np.fromiter((len(e.ids) + 1 for e in encs), dtype=np.uint64, count=len(encs))
+    ids = np.full(int(lengths.sum()), _worker["eos"], dtype=_worker["dtype"])
+    pos = 0
+    for e in encs:
+        ids[pos : pos + len(e.ids)] = e.ids
+        pos += len(e.ids) + 1
+    return ids, lengths
+
+
+def _encoded(batches, tokenizer_dir, workers: int):
+    """The batches encoded, in order; at most 2 x workers batches in flight (bounded memory)."""
+    if workers == 1:
+        _init_worker(str(tokenizer_dir))
+        yield from map(_encode, batches)
+        return
+    # spawn, not fork: a forked tokenizers library may deadlock (its thread pool does not survive fork)
+    with multiprocessing.get_context("spawn").Pool(workers, _init_worker, (str(tokenizer_dir),)) as pool:
+        pending = deque()
+        for batch in batches:
+            pending.append(pool.apply_async(_encode, (batch,)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+def file_record(path) -> dict:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return {"path": str(path), "bytes": Path(path).stat().st_size, "sha256": h.hexdigest()}
+
+
+def write_store(docs, tokenizer_dir, out_dir, workers: int = 1, batch_docs: int = 512, manifest: dict | None = None) -> dict:
+    """Tokenize `docs` (an iterable of str, streamed) into a token store at out_dir, written atomically."""
+    from lmforecast.data import tokenizer as tokenizer_lib
+    from lmforecast.io import atomic_dir
+
+    tok = tokenizer_lib.load(tokenizer_dir)
+    dtype = token_dtype(tok.get_vocab_size())
+    docs = iter(docs)
+    batches = iter(lambda: list(itertools.islice(docs, batch_docs)), [])
+    n_tokens = n_docs = 0
+    with atomic_dir(out_dir) as tmp:
+        with open(Path(tmp) / TOKENS, "wb") as tokens, open(Path(tmp) / DOCUMENTS, "wb") as ends:
+            for ids, lengths in _encoded(batches, tokenizer_dir, workers):
+                tokens.write(ids.tobytes())
+                ends.write((n_tokens + np.cumsum(lengths, dtype=np.uint64)).tobytes())
+                n_tokens += len(ids)
+                n_docs += len(lengths)
+        info = {
+            **(manifest or {}),
+            "dtype": np.dtype(dtype).name,
+            "tokens": n_tokens,
+            "documents": n_docs,
+            "eos_id": tokenizer_lib.eos_id(tok),
+            "vocab_size": tok.get_vocab_size(),
+            "tokenizer_sha256": tokenizer_lib.file_hash(tokenizer_dir),
+        }
+        (Path(tmp) / MANIFEST).write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def open_store(directory) -> np.memmap:
+    """A store's tokens, memory-mapped read-only (nothing is read until a window is sliced)."""
+    info = json.loads((Path(directory) / MANIFEST).read_text())
+    return np.memmap(Path(directory) / TOKENS, dtype=info["dtype"], mode="r", shape=(info["tokens"],))
+
+
+def document_ends(directory) -> np.memmap:
+    info = json.loads((Path(directory) / MANIFEST).read_text())
+    return np.memmap(Path(directory) / DOCUMENTS, dtype=np.uint64, mode="r", shape=(info["documents"],))
+
+
 def load_shards(paths: dict) -> dict:
-    return {domain: np.load(path) for domain, path in paths.items()}
+    """Domain -> its tokens, memory-mapped: a token store directory, or a .npy shard (bench/pretrain.py's)."""
+    return {d: open_store(p) if Path(p).is_dir() else np.load(p, mmap_mode="r") for d, p in paths.items()}
 
 
 def get_batch(shards: dict, mixture: dict, seed: int, step: int, batch_size: int, seq_len: int, rows: range | None = None):
@@ -32,6 +145,8 @@ def get_batch(shards: dict, mixture: dict, seed: int, step: int, batch_size: int
     data parallelism (default: all). The random numbers are drawn for the whole batch, so row i
     is the same whichever rows are asked for and the global batch does not depend on the world size.
     """
+    import torch  # here: the tokenize jobs that import this module need no torch
+
     rng = np.random.default_rng([seed, step])
     domains = sorted(mixture)
     weights = np.array([mixture[d] for d in domains], dtype=np.float64)
@@ -40,6 +155,10 @@ def get_batch(shards: dict, mixture: dict, seed: int, step: int, batch_size: int
     out, counts = [], {d: 0 for d in domains}
     for r, i in enumerate(picks):
         shard = shards[domains[i]]
+        if len(shard) < seq_len + 2:
+            raise ValueError(
+                f"domain {domains[i]!r}: {len(shard)} training tokens, fewer than a window of seq_len + 1 ({seq_len + 1})"
+            )
         start = int(rng.integers(0, len(shard) - seq_len - 1))
         if r in selected:
             out.append(shard[start : start + seq_len + 1].astype(np.int64))

@@ -1,0 +1,126 @@
+"""Own data: domains read from each source format, held-out text, the token store, and bad input named."""
+
+import copy
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+import zstandard
+
+from lmforecast.config import validate
+from lmforecast.data import tokenizer as tokenizer_lib
+from lmforecast.data.shards import document_ends, get_batch, load_shards, open_store, write_store
+from lmforecast.data.sources import DataError, heldout_texts, training_documents
+from lmforecast.settings import ConfigError, Domain
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+DOCS = [f"document {i}: " + "some words here. " * (i % 5 + 1) for i in range(12)]
+
+
+def jsonl(docs, field="text"):
+    return "".join(json.dumps({field: d, "id": i}) + "\n" for i, d in enumerate(docs))
+
+
+@pytest.fixture
+def files(tmp_path):
+    """The same 12 documents in every format a domain reads."""
+    (tmp_path / "a.jsonl").write_text(jsonl(DOCS[:6]))
+    with gzip.open(tmp_path / "b.jsonl.gz", "wt") as f:
+        f.write(jsonl(DOCS[6:]))
+    (tmp_path / "c.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(jsonl(DOCS[6:]).encode()))
+    pq.write_table(pa.table({"content": DOCS}), tmp_path / "d.parquet")
+    (tmp_path / "lines.txt").write_text("\n".join(DOCS) + "\n\n")
+    for i, d in enumerate(DOCS):
+        (tmp_path / f"doc{i:02d}.txt").write_text(d)
+    return tmp_path
+
+
+def read(spec, name="dom"):
+    domain = Domain.from_dict(spec)
+    return heldout_texts(domain, name), list(training_documents(domain, name))
+
+
+def test_every_format_reads_the_same_documents_and_holds_out_the_first(files):
+    for spec in [
+        {"files": [str(files / "a.jsonl"), str(files / "b.jsonl.gz")]},
+        {"files": [str(files / "d.parquet")], "text_field": "content"},
+        {"files": [str(files / "lines.txt")], "document": "line"},
+        {"files": [str(files / "doc*.txt")]},
+    ]:
+        assert read({**spec, "heldout_docs": 2}) == (DOCS[:2], DOCS[2:]), spec
+    held, train = read({"files": [str(files / "a.jsonl")], "eval_files": [str(files / "c.jsonl.zst")]})
+    assert held == DOCS[6:] and train == DOCS[:6]
+
+
+def test_a_dataset_saved_to_disk_is_a_source(files):
+    import datasets
+
+    datasets.Dataset.from_dict({"text": DOCS}).save_to_disk(str(files / "saved"))
+    assert read({"dataset": str(files / "saved"), "heldout_docs": 3}) == (DOCS[:3], DOCS[3:])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_store_holds_the_documents_tokens_each_followed_by_eos(files, tiny_tokenizer, workers, tmp_path):
+    tok = tokenizer_lib.load(tiny_tokenizer)
+    info = write_store(iter(DOCS), tiny_tokenizer, tmp_path / "store", workers=workers, batch_docs=5)
+    tokens, ends = open_store(tmp_path / "store"), document_ends(tmp_path / "store")
+    assert isinstance(tokens, np.memmap) and tokens.dtype == np.uint16 and info["documents"] == len(DOCS)
+    expected = [i for e in tok.encode_batch(DOCS) for i in [*e.ids, tokenizer_lib.eos_id(tok)]]
+    assert tokens.tolist() == expected and int(ends[-1]) == len(expected)
+    assert tokens[int(ends[0]) - 1] == tokenizer_lib.eos_id(tok)
+    rows, _ = get_batch(load_shards({"d": tmp_path / "store"}), {"d": 1.0}, 0, 0, 2, 8)
+    assert rows.shape == (2, 9)
+
+
+def with_domains(domains, mixture=None):
+    config = copy.deepcopy(DEFAULT)
+    config["domains"] = domains
+    config["mixtures"]["uniform"] = mixture or {name: 1 / len(domains) for name in domains}
+    for run in config["runs"]:  # facts_heavy, used by no run, names the world's domains: not checked
+        run["mixture"] = "uniform"
+    return config
+
+
+def config_error(config) -> str:
+    with pytest.raises(ConfigError) as e:
+        validate(config)
+    return str(e.value)
+
+
+def test_bad_paths_tokenizers_and_mixtures_stop_validation_naming_the_field(files):
+    ok = {"files": [str(files / "a.jsonl")], "heldout_docs": 1}
+    validate(with_domains({"web": ok, "facts": {"world": "facts"}}))
+    message = config_error(with_domains({"web": {**ok, "files": [str(files / "missing.jsonl")]}}))
+    assert f"domains.web.files[0]: '{files}/missing.jsonl' does not exist" in message
+    message = config_error(with_domains({"web": {**ok, "files": [str(files / "*.csv")]}}))
+    assert f"domains.web.files[0]: the glob '{files}/*.csv' matches no file" in message
+    message = config_error(with_domains({"web": ok}, mixture={"web": 0.5, "docs": 0.5}))
+    assert "mixtures.uniform: 'docs' is not one of the configured domains ['web']" in message
+    message = config_error(with_domains({"web": {"files": [str(files / "a.jsonl")]}}))
+    assert "domains.web: give exactly one of heldout_docs" in message
+    (files / "empty_tokenizer").mkdir()
+    config = with_domains({"web": ok})
+    config["tokenizer"]["path"] = str(files / "empty_tokenizer")
+    assert f"tokenizer.path: '{files}/empty_tokenizer' has no tokenizer files; expected one of" in config_error(config)
+    with pytest.raises(ValueError, match="empty_tokenizer' has no tokenizer files"):
+        tokenizer_lib.import_hf(files / "empty_tokenizer", sentinels=4)
+
+
+def test_bad_data_is_named_with_its_file_and_line(files):
+    (files / "bad.jsonl").write_text(jsonl(DOCS[:3]) + json.dumps({"body": "x"}) + "\n")
+    with pytest.raises(DataError, match=r"bad\.jsonl: line 4 has no text field 'text' \(domains\.dom\.text_field\)"):
+        read({"files": [str(files / "bad.jsonl")], "heldout_docs": 1})
+    (files / "broken.parquet").write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(DataError, match=r"broken\.parquet: cannot be read as parquet"):
+        read({"files": [str(files / "broken.parquet")], "heldout_docs": 1})
+    with pytest.raises(DataError, match=r"domains\.dom\.heldout_docs: 20 documents held out, but the domain has only 6"):
+        read({"files": [str(files / "a.jsonl")], "heldout_docs": 20})
+    (files / "blank.txt").write_text("\n\n  \n")
+    with pytest.raises(DataError, match=r"domains\.dom: no training document"):
+        read({"files": [str(files / "blank.txt")], "document": "line", "eval_files": [str(files / "a.jsonl")]})
