@@ -6,9 +6,20 @@ flpm.py, the rows they fit on in frames.py. This module registers the fit (kept 
 imports: Snakemake reads it when it parses the workflow).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lmforecast.fits.registry import Figure, Fit, Settings
+
+
+@dataclass(frozen=True)
+class LadderSettings(Settings):
+    """The OLMo ladder chain's choices (Bhagia et al. 2024); the defaults are this project's first ladder."""
+
+    step1: str = "compute"  # compute: L(C) power law | params_tokens: L(N, D) = E + A/N^alpha + B/D^beta (the paper's)
+    feature: str = "task_loss"  # the intermediate: task_loss (bits per byte of the correct answer) | loss (pre-training)
+    anchor: bool = False  # step 2 also fits the point (feature 0, score 1): a perfect model is always right (the paper's)
+    skip_fraction: float = 0.1  # step 2 skips each run's checkpoints up to this fraction of its steps
+    moving_average: int = 1  # step 2's points: mean over this many consecutive checkpoints of a run (1: none)
 
 
 @dataclass(frozen=True)
@@ -20,6 +31,7 @@ class ScalingSettings(Settings):
     predictors: tuple[str, ...]
     bootstrap: int  # resamples of the training runs, for intervals and bootstrap standard errors
     prompt: str | dict | None = None  # None: each task's first prompt
+    ladder: LadderSettings = field(default_factory=LadderSettings)
 
 
 FIGURES = (
@@ -177,6 +189,16 @@ properties:
     uniqueItems: true
     items: {enum: [direct, flp, chinchilla, ladder, flpm]}
   bootstrap: {type: integer, minimum: 0, description: resamples of the training runs for intervals}
+  ladder:
+    type: object
+    additionalProperties: false
+    description: the OLMo ladder chain's choices (predictor ladder)
+    properties:
+      step1: {enum: [compute, params_tokens], description: "task loss from compute C, or from (N, D)"}
+      feature: {enum: [task_loss, loss], description: "task bits per byte of the correct answer, or pre-training loss"}
+      anchor: {type: boolean, description: "step 2 also fits (feature 0, score 1)"}
+      skip_fraction: {type: number, minimum: 0, maximum: 1}
+      moving_average: {type: integer, minimum: 1}
 """
 
 FIT = Fit(

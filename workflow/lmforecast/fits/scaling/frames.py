@@ -51,6 +51,15 @@ def checkpoint_frame(tables: dict, cfg) -> pl.DataFrame:
     points = checkpoint_points(tables["runs"], tables["checkpoints"], tables["domain_losses"])
     points = points.join(tables["runs"].select("run", "n_params"), on="run")
     scores = select_scores(tables["task_scores"], cfg)
+    if not scores.height:  # an empty back-test would pass for a result
+        ts = tables["task_scores"]
+        present = ", ".join(
+            f"{m} ({s}-shot)" for m, s in ts.select("metric", "shots").unique().sort("metric", "shots").iter_rows()
+        )
+        raise ValueError(
+            f"fit.scaling: no task_scores rows with metric {cfg.metric!r} at {cfg.shots} shots; "
+            f"expected metric and shots from those present: {present or 'none (task_scores is empty)'}"
+        )
     wide = [
         _wide(tables["domain_losses"], "domain", "loss", "loss"),
         _wide(scores, "task", "value", "score"),
