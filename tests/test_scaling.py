@@ -291,3 +291,13 @@ def test_every_chain_saves_its_intermediate_prediction():
 def test_a_metric_without_rows_is_an_error_listing_the_metrics_present():
     with pytest.raises(ValueError, match=r"no task_scores rows with metric 'acc_norm'.*acc \(0-shot\), bits_per_byte \(0-shot\)"):
         backtest(synthetic_tables(), ScalingSettings.from_dict({**CFG, "metric": "acc_norm"}))
+
+
+def test_family_keys_without_lr_keep_a_ladder_with_a_per_size_learning_rate_together():
+    tables = ladder_tables()
+    tables["runs"] = tables["runs"].with_columns((0.01 / pl.col("n_params").cast(float).sqrt()).alias("lr"))
+    cfg = {**CFG, "predictors": ["direct"], "bootstrap": 0}
+    _, preds, report = backtest(tables, ScalingSettings.from_dict(cfg))
+    assert preds.height == 0 and all("skipped" in line for line in report)  # one family per size, all too small
+    _, preds, _ = backtest(tables, ScalingSettings.from_dict(cfg | {"family_keys": ["mixture", "objective"]}))
+    assert preds["family"].to_list() == ["m/clm"] and preds["run"].to_list() == ["n80M-x40"]

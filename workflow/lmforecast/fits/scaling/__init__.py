@@ -32,6 +32,7 @@ class ScalingSettings(Settings):
     bootstrap: int  # resamples of the training runs, for intervals and bootstrap standard errors
     prompt: str | dict | None = None  # None: each task's first prompt
     ladder: LadderSettings = field(default_factory=LadderSettings)
+    family_keys: tuple[str, ...] = ("mixture", "objective", "lr")  # runs sharing these form a family (drop lr: per-size lr)
 
 
 FIGURES = (
@@ -87,7 +88,7 @@ def run(fit) -> list[str]:
         + ", ".join(f"{task} {prompt}" for task, prompt in zip(used["task"], used["prompt"]))
         + "."
     )
-    points = checkpoint_points(t["runs"], t["checkpoints"], t["domain_losses"])
+    points = checkpoint_points(t["runs"], t["checkpoints"], t["domain_losses"], cfg.family_keys)
     if preds.height:
         plots.plot_loss_vs_compute(points, params, preds, fit.figure("loss_vs_compute"))
         plots.plot_score_vs_loss(selected.join(points, on=["run", "step"]), preds, fit.figure("score_vs_loss"))
@@ -189,6 +190,12 @@ properties:
     uniqueItems: true
     items: {enum: [direct, flp, chinchilla, ladder, flpm]}
   bootstrap: {type: integer, minimum: 0, description: resamples of the training runs for intervals}
+  family_keys:
+    type: array
+    minItems: 1
+    uniqueItems: true
+    items: {enum: [mixture, objective, lr]}
+    description: "runs sharing these form a family; leave lr out where a ladder tunes it per size"
   ladder:
     type: object
     additionalProperties: false
