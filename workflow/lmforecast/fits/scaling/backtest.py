@@ -192,7 +192,7 @@ def _fit_predictor(unit):
                     "task": task,
                     "run": run,
                     "flops": float(held["flops"][i]),
-                    "loss_actual": float(held["loss"][i]),
+                    "loss_actual": _float(held["loss"][i]),
                     "loss_pred": float(point.loss[i]) if point.loss is not None else math.nan,
                     "feature": None if feature is None else column.split(":")[0].replace("bpb", "bits_per_byte"),
                     "feature_actual": math.nan if feature is None else _float(held[column][i]),

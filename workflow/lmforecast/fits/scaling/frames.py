@@ -33,7 +33,7 @@ def checkpoint_points(
     lr = pl.when(pl.col("peak_lr").is_null()).then(pl.lit("lr=?")).otherwise(pl.format("lr={}", pl.col("peak_lr")))
     parts = {"mixture": pl.col("mixture"), "objective": pl.col("objective"), "lr": lr}
     return (
-        checkpoints.join(pretraining_loss(domain_losses), on=["run", "step"])
+        checkpoints.join(pretraining_loss(domain_losses), on=["run", "step"], how="left")  # lm-eval imports have none
         .join(runs.select("run", "mixture", "objective", pl.col("lr").alias("peak_lr")), on="run")
         .with_columns(pl.concat_str([parts[k] for k in family_keys], separator="/").alias("family"))
         .sort("run", "step")
@@ -43,6 +43,8 @@ def checkpoint_points(
 def select_scores(task_scores: pl.DataFrame, cfg, metric: str | None = None) -> pl.DataFrame:
     """The score a chain predicts (`cfg`: ScalingSettings): one metric, shots and prompt (default: each task's first prompt)."""
     scores = task_scores.filter((pl.col("metric") == (metric or cfg.metric)) & (pl.col("shots") == cfg.shots))
+    if cfg.tasks is not None:
+        scores = scores.filter(pl.col("task").is_in(cfg.tasks))
     return first_prompt(scores, cfg.prompt)
 
 
@@ -64,7 +66,9 @@ def checkpoint_frame(tables: dict, cfg) -> pl.DataFrame:
             f"{m} ({s}-shot)" for m, s in ts.select("metric", "shots").unique().sort("metric", "shots").iter_rows()
         )
         raise ValueError(
-            f"fit.scaling: no task_scores rows with metric {cfg.metric!r} at {cfg.shots} shots; "
+            f"fit.scaling: no task_scores rows with metric {cfg.metric!r} at {cfg.shots} shots"
+            + (f" for tasks {list(cfg.tasks)}" if cfg.tasks is not None else "")
+            + "; "
             f"expected metric and shots from those present: {present or 'none (task_scores is empty)'}"
         )
     wide = [

@@ -135,7 +135,16 @@ def _line_from_loss(train, loss_pred, tasks, cfg, out: Prediction):
     _per_task(tasks, out, fit_one)
 
 
+def _with_loss(train):
+    """The checkpoints with a pre-training loss; none (an import of task scores alone) is an error."""
+    known = _known(train, "loss")
+    if not known.height:
+        raise FitError("no pre-training loss (domain_losses) at any checkpoint")
+    return known
+
+
 def flp(train, held, tasks, cfg, warm):
+    train = _with_loss(train)
     s1, c0, loss_pred = _stage1(_finals(train), held, "loss", warm, "loss")
     out = Prediction(scores={}, loss=loss_pred, params=_rows(s1, "loss", extra={"C0": c0}), warm={"loss": start_of(s1)})
     _line_from_loss(train, loss_pred, tasks, cfg, out)
@@ -143,6 +152,7 @@ def flp(train, held, tasks, cfg, warm):
 
 
 def chinchilla_chain(train, held, tasks, cfg, warm):
+    train = _with_loss(train)
     fit = chinchilla.fit_chinchilla(
         _col(train, "n_params"), _col(train, "tokens"), _col(train, "loss"), n_bootstrap=0, n_starts=10, start=warm.get("loss")
     )
@@ -215,6 +225,8 @@ def ladder(train, held, tasks, cfg, warm):
 
 def flpm_chain(train, held, tasks, cfg, warm):
     domains = domains_of(train)
+    if not domains:
+        raise FitError("no domain losses (domain_losses) at any checkpoint")
     finals = _finals(train)
     out = Prediction(scores={})
     predicted = []
