@@ -301,3 +301,13 @@ def test_family_keys_without_lr_keep_a_ladder_with_a_per_size_learning_rate_toge
     assert preds.height == 0 and all("skipped" in line for line in report)  # one family per size, all too small
     _, preds, _ = backtest(tables, ScalingSettings.from_dict(cfg | {"family_keys": ["mixture", "objective"]}))
     assert preds["family"].to_list() == ["m/clm"] and preds["run"].to_list() == ["n80M-x40"]
+
+
+def test_interval_scatter_widens_the_interval_by_the_score_fits_residuals():
+    tables = synthetic_tables(noise=0.003)
+    cfg = {**CFG, "predictors": ["direct"], "bootstrap": 20}
+    _, mean, _ = backtest(tables, ScalingSettings.from_dict(cfg))
+    _, pred, _ = backtest(tables, ScalingSettings.from_dict(cfg | {"interval_scatter": True}))
+    assert mean["score_pred"].equals(pred["score_pred"])
+    width = [(d["score_hi"] - d["score_lo"])[0] for d in (mean, pred)]
+    assert width[1] > width[0], width

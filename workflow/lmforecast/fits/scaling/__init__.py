@@ -32,6 +32,7 @@ class ScalingSettings(Settings):
     bootstrap: int  # resamples of the training runs, for intervals and bootstrap standard errors
     prompt: str | dict | None = None  # None: each task's first prompt
     ladder: LadderSettings = field(default_factory=LadderSettings)
+    interval_scatter: bool = False  # intervals also carry the score fit's residual scatter (prediction, not mean)
     tasks: tuple[str, ...] | None = None  # the tasks predicted (None: every task with the metric)
     family_keys: tuple[str, ...] = ("mixture", "objective", "lr")  # runs sharing these form a family (drop lr: per-size lr)
 
@@ -191,6 +192,7 @@ properties:
     uniqueItems: true
     items: {enum: [direct, flp, chinchilla, ladder, flpm]}
   bootstrap: {type: integer, minimum: 0, description: resamples of the training runs for intervals}
+  interval_scatter: {type: boolean, description: "intervals add the score fit's residual scatter to the bootstrap"}
   tasks: {type: [array, "null"], minItems: 1, uniqueItems: true, items: {type: string}, description: "tasks predicted (null: all)"}
   family_keys:
     type: array

@@ -181,6 +181,10 @@ def _fit_predictor(unit):
     for task, scores in point.scores.items():
         column, feature = point.features.get(task, ("loss", point.loss))
         boot = np.array(draws[task]) if draws[task] else np.full((0, held.height), np.nan)
+        if cfg.interval_scatter and len(boot) and task in point.scatter:
+            # a prediction interval: each refit's prediction plus a draw of the score fit's residual scatter
+            noise = np.random.default_rng([seed, zlib.crc32(f"{family}/{name}/{task}".encode())])
+            boot = boot + noise.normal(0.0, point.scatter[task], boot.shape)
         for i, run in enumerate(held["run"]):
             if held[f"score:{task}"][i] is None:
                 continue  # nothing to compare with

@@ -38,6 +38,13 @@ class Prediction:
     params: list = field(default_factory=list)  # rows: stage, task, param, value, stderr, n_points
     warm: dict = field(default_factory=dict)
     skipped: dict = field(default_factory=dict)  # task -> why it was not predicted
+    scatter: dict = field(default_factory=dict)  # task -> residual standard deviation of the score's fit
+
+
+def _scatter(result, n_extra: int = 0) -> float:
+    """The residual standard deviation of the last stage's fit (an anchor point, `n_extra`, left out)."""
+    r = np.asarray(result.residual, float)[: result.ndata - n_extra]
+    return float(np.sqrt(np.sum(r**2) / max(1, len(r) - result.nvarys)))
 
 
 def _rows(result, stage, task=None, extra=None):
@@ -117,6 +124,7 @@ def direct(train, held, tasks, cfg, warm):
         finals = _known(_finals(train), f"score:{task}")
         fit = fit_linear(np.log10(_col(finals, "flops")), _col(finals, f"score:{task}"))
         out.scores[task] = fit.eval(x=np.log10(_col(held, "flops")))
+        out.scatter[task] = _scatter(fit)
         out.params += _rows(fit, "direct", task)
 
     _per_task(tasks, out, fit_one)
@@ -130,6 +138,7 @@ def _line_from_loss(train, loss_pred, tasks, cfg, out: Prediction):
             raise FitError(f"{pts.height} emerged checkpoints (score > chance + {cfg.emerged_margin}), need 3")
         fit = fit_linear(_col(pts, "loss"), _col(pts, f"score:{task}"))
         out.scores[task] = fit.eval(x=loss_pred)
+        out.scatter[task] = _scatter(fit)
         out.params += _rows(fit, "score", task)
 
     _per_task(tasks, out, fit_one)
@@ -213,6 +222,7 @@ def ladder(train, held, tasks, cfg, warm):
             x, y = np.append(x, 0.0), np.append(y, 1.0)
         s2 = fit_sigmoid(x, y, start=warm.get(f"sigmoid:{task}"))
         out.scores[task] = s2.eval(x=pred)  # the fitted curve (its a is an expression of headroom and b)
+        out.scatter[task] = _scatter(s2, n_extra=int(lc.anchor))
         out.features[task] = (column, pred)
         out.params += _rows(s2, "score", task)
         out.warm.update({column: start, f"sigmoid:{task}": start_of(s2)})
@@ -247,6 +257,7 @@ def flpm_chain(train, held, tasks, cfg, warm):
         x_train = np.stack([_col(pts, f"loss:{d}") for d in domains], axis=1)
         net = flpm.fit_domain_net(x_train, _col(pts, f"score:{task}"), start=warm.get(f"net:{task}"))
         out.scores[task] = net.predict(x_held)
+        out.scatter[task] = float(np.sqrt(net.train_mse))
         out.params.append(
             {
                 "stage": "score",
