@@ -91,9 +91,14 @@ def run(fit) -> list[str]:
         + "."
     )
     points = checkpoint_points(t["runs"], t["checkpoints"], t["domain_losses"], cfg.family_keys)
+    points = points.filter(pl.col("loss").is_not_null() & (pl.col("flops") > 0))  # on log axes
     if preds.height:
-        plots.plot_loss_vs_compute(points, params, preds, fit.figure("loss_vs_compute"))
-        plots.plot_score_vs_loss(selected.join(points, on=["run", "step"]), preds, fit.figure("score_vs_loss"))
+        if points.height:
+            plots.plot_loss_vs_compute(points, params, preds, fit.figure("loss_vs_compute"))
+            plots.plot_score_vs_loss(selected.join(points, on=["run", "step"]), preds, fit.figure("score_vs_loss"))
+        else:  # task scores alone (an lm-eval import): the figures through the loss have nothing to draw
+            for name in ("loss_vs_compute", "score_vs_loss"):
+                plots.empty_plot(fit.figure(name), NO_LOSS, preds)
         plots.plot_predicted_vs_actual(preds, fit.figure("predicted_vs_actual"))
     else:
         for figure in FIGURES:
@@ -105,6 +110,7 @@ def run(fit) -> list[str]:
 
 
 NOT_FITTED = "no scaling predictor could be fitted (see results/fits/scaling_report.txt)."
+NO_LOSS = "no pre-training loss in the tables (task scores only): nothing to draw against it."
 
 
 def section(fits_dir, report_dir) -> str:
