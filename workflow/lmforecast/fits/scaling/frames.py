@@ -21,19 +21,20 @@ FAMILY_KEYS = ("mixture", "objective", "lr")
 
 
 def checkpoint_points(
-    runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_losses: pl.DataFrame, family_keys=FAMILY_KEYS
+    runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_losses: pl.DataFrame, family_keys=FAMILY_KEYS, how="inner"
 ) -> pl.DataFrame:
     """One row per checkpoint: compute, pre-training loss and family.
 
     A family is the runs of one recipe at different scales: by default same mixture, objective and
     learning rate (a run at another learning rate is not on the same scaling curve); a ladder that
-    tunes the learning rate per size leaves lr out of `family_keys`.
+    tunes the learning rate per size leaves lr out of `family_keys`. `how="left"` keeps the checkpoints
+    without a loss (an import of task scores alone), with a null loss.
     """
     # runs.lr is the run's peak learning rate (checkpoints.lr is the rate at that step)
     lr = pl.when(pl.col("peak_lr").is_null()).then(pl.lit("lr=?")).otherwise(pl.format("lr={}", pl.col("peak_lr")))
     parts = {"mixture": pl.col("mixture"), "objective": pl.col("objective"), "lr": lr}
     return (
-        checkpoints.join(pretraining_loss(domain_losses), on=["run", "step"], how="left")  # lm-eval imports have none
+        checkpoints.join(pretraining_loss(domain_losses), on=["run", "step"], how=how)
         .join(runs.select("run", "mixture", "objective", pl.col("lr").alias("peak_lr")), on="run")
         .with_columns(pl.concat_str([parts[k] for k in family_keys], separator="/").alias("family"))
         .sort("run", "step")
@@ -57,7 +58,7 @@ def _wide(long: pl.DataFrame, on: str, values: str, prefix: str) -> pl.DataFrame
 
 def checkpoint_frame(tables: dict, cfg) -> pl.DataFrame:
     """One row per checkpoint with every column a predictor may use (see the module docstring)."""
-    points = checkpoint_points(tables["runs"], tables["checkpoints"], tables["domain_losses"], cfg.family_keys)
+    points = checkpoint_points(tables["runs"], tables["checkpoints"], tables["domain_losses"], cfg.family_keys, how="left")
     points = points.join(tables["runs"].select("run", "n_params"), on="run")
     scores = select_scores(tables["task_scores"], cfg)
     if not scores.height:  # an empty back-test would pass for a result
