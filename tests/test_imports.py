@@ -401,3 +401,103 @@ def test_analysis_workflow_imports_then_fits_without_training(tmp_path):
     assert abs(slope["value"] + 0.30) < 3 * slope["stderr"]
     assert (flp["abs_error"] < 0.05).all()
     assert (tmp_path / "results/report/index.html").stat().st_size > 10_000
+
+
+# --- derived columns, per-file maps, metric names, task groups, 0.3-era files, ranges ---------
+
+
+def test_per_file_column_maps_and_derived_tokens_and_flops(tmp_path):
+    """r1 gives GFLOPs; r2 has no tokens or FLOPs columns (tokens = step x tokens_per_step, FLOPs = 6 N D)
+    and other column names; r3 has FLOPs per token."""
+    r1 = csv(tmp_path, "100,1000,0.006,3.5,2.5,0.3,1.2", name="r1.csv")
+    r2 = csv(tmp_path, "10,3.0,0.35", name="r2.csv", header="iter,loss/web,arc/len_norm")
+    r3 = csv(tmp_path, "5,2.9,0.4", name="r3.csv", header="iter,loss/web,arc/len_norm")
+    imp = {
+        "runs": [{"name": n, "n_params": 2000, "n_params_nonembed": 1000} for n in ("r1", "r2", "r3")],
+        "chance": {"arc": 0.25},
+        "ladder": {
+            **LADDER,
+            "scales": {"flops": 1e9},
+            "files": [
+                {"run": "r1", "path": str(r1)},
+                {"run": "r2", "path": str(r2), "step": "iter", "tokens_per_step": 64, "flops_per_token": "6N"}
+                | {"domains": r"loss/(?P<domain>\w+)"}
+                | {"tasks": {"arc/len_norm": {"task": "arc", "metric": "len_norm"}}},
+                {"run": "r3", "path": str(r3), "step": "iter", "tokens_per_step": 64, "flops_per_token": 7.0e3},
+            ],
+        },
+        "metric_names": {"len_norm": "acc_norm", "bpb": "bits_per_byte"},
+    }
+    imp["ladder"]["files"][2] |= {"domains": r"loss/(?P<domain>\w+)", "tasks": r"(?P<task>arc)/(?P<metric>len_norm)"}
+    built = import_tables(imp)
+    ck = {r["run"]: (r["step"], r["tokens"], r["flops"]) for r in pl.from_arrow(built["checkpoints"]).iter_rows(named=True)}
+    assert ck == {"r1": (100, 1000, 0.006e9), "r2": (10, 640, 6.0 * 1000 * 640), "r3": (5, 320, 7.0e3 * 320)}
+    scores = pl.from_arrow(built["task_scores"])
+    assert sorted(scores.filter(pl.col("run") == "r1")["metric"]) == ["acc", "bits_per_byte"]
+    assert scores.filter(pl.col("run") == "r2")["metric"].to_list() == ["acc_norm"]
+
+
+def test_weighted_task_group_is_averaged_where_every_member_is_scored(tmp_path):
+    header = "step,tokens,flops,val/web,mmlu_a/acc,mmlu_b/acc"
+    path = csv(tmp_path, "100,1000,6e6,3.5,0.3,0.6", "200,2000,1.2e7,3.0,0.4,", header=header)
+    imp = spec(tmp_path, [path])
+    imp["ladder"]["tasks"] = r"(?P<task>mmlu_\w)/(?P<metric>acc)"
+    imp["chance"] = {"mmlu_a": 0.25, "mmlu_b": 0.25}
+    imp["task_groups"] = [{"name": "mmlu", "tasks": {"mmlu_a": 100, "mmlu_b": 300}}]
+    with pytest.raises(ImportDataError, match="line 3, column 'mmlu_b/acc': empty"):
+        import_tables(imp)  # an empty cell is an error, not a missing score
+    csv(tmp_path, "100,1000,6e6,3.5,0.3,0.6", "200,2000,1.2e7,3.0,0.4,0.8", header=header)
+    group = pl.from_arrow(import_tables(imp)["task_scores"]).filter(pl.col("task") == "mmlu")
+    assert group["value"].to_list() == pytest.approx([0.525, 0.7]) and group["chance"].to_list() == [0.25, 0.25]
+    imp["task_groups"] = [{"name": "mmlu", "tasks": ["mmlu_a", "mmlu_c"]}]
+    with pytest.raises(ImportDataError, match=r"task_groups\[0\] \(mmlu\): tasks \['mmlu_c'\] have no score"):
+        import_tables(imp)
+
+
+def test_lm_eval_0_3_era_results_take_shots_from_the_config(tmp_path):
+    """The format of EleutherAI/pythia's evals (lm-evaluation-harness 0.3): metrics without filters, one config."""
+    data = {
+        "results": {"piqa": {"acc": 0.59, "acc_stderr": 0.01, "acc_norm": 0.6, "acc_norm_stderr": 0.01}},
+        "versions": {"piqa": 0},
+        "config": {"model": "hf-causal", "num_fewshot": 0, "limit": None},
+    }
+    path = tmp_path / "70m_step1000.json"
+    path.write_text(json.dumps(data))
+    rows = read_lm_eval(path, "r1", 1000, {}, {"piqa": 0.5})
+    assert {(r["metric"], r["value"], r["shots"]) for r in rows} == {("acc", 0.59, 0), ("acc_norm", 0.6, 0)}
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (["100,1000,6e6,3.5,2.5,1.3,1.2"], r"metric 'acc' is 1.3; expected a share of examples in \[0, 1\]"),
+        (["100,1000,6e6,3.5,2.5,0.3,1.2", "200,900,1.2e7,3.0,2.0,0.4,1.0"], "step 200 has tokens 900, fewer than step 100"),
+    ],
+)
+def test_imported_values_are_range_checked(tmp_path, lines, message):
+    with pytest.raises(ImportDataError, match=message):
+        import_tables(spec(tmp_path, [csv(tmp_path, *lines)]))
+
+
+def test_bad_imported_file_stops_config_validation(tmp_path):
+    config = analysis_config()
+    bad = csv(tmp_path, "100,1000,6e6,3.5,2.5,1.3,1.2")
+    config["import"] = {**spec(tmp_path, [bad]), "chance": {}}
+    with pytest.raises(ConfigError, match="expected a share of examples"):
+        validate(config)
+
+
+@pytest.mark.parametrize(
+    "example, n_runs, n_checkpoints, n_tasks",
+    [("pythia-evals", 15, 15 * 27, 8), ("mlfoundations-scaling", 104, 104, 47)],
+)
+def test_shipped_public_examples_import_and_validate(example, n_runs, n_checkpoints, n_tasks, monkeypatch):
+    """config/examples/EXAMPLE.yaml over the default config, as `snakemake --configfile` merges it (run from the repo root)."""
+    monkeypatch.chdir(ROOT)
+    example_config = yaml.safe_load((ROOT / "config" / "examples" / f"{example}.yaml").read_text())
+    config = copy.deepcopy(DEFAULT) | {"runs": [], "import": example_config["import"]}
+    config["fit"] = {**config["fit"], "scaling": example_config["fit"]["scaling"]}
+    validate(config)
+    built = {k: pl.from_arrow(v) for k, v in import_tables(example_config["import"]).items()}
+    assert built["runs"].height == n_runs and built["checkpoints"].height == n_checkpoints
+    assert built["task_scores"]["task"].n_unique() == n_tasks

@@ -206,3 +206,108 @@ def test_ill_conditioned_sigmoid_fit_is_the_same_in_every_process_and_heap_state
         ).stdout
         results |= set(out.splitlines())
     assert len(results) == 1, results
+
+
+LADDER_TRUTH = {"E": 0.6, "A": 40.0, "alpha": 0.3, "B": 60.0, "beta": 0.28}  # task bits per byte, L(N, D)
+SIGMOID_TRUTH = {"a": 0.75, "k": -5.0, "L0": 1.0, "b": 0.25}  # a + b = 1: a perfect model is always right
+
+
+def ladder_tables(noise=0.0, seed=0):
+    """A ladder (4 sizes x 3 token multipliers, 10 checkpoints each) whose task loss is L(N, D) with
+    LADDER_TRUTH at every checkpoint and whose accuracy is the sigmoid SIGMOID_TRUTH of it."""
+    rng = np.random.default_rng(seed)
+    runs, ck, dl, ts = [], [], [], []
+    for n in (1e7, 2e7, 4e7, 8e7):
+        for mult in (10, 20, 40):
+            run = f"n{int(n / 1e6)}M-x{mult}"
+            runs.append({"run": run, "mixture": "m", "objective": "clm", "lr": 0.003, "n_params": int(n)})
+            for step in range(10, 101, 10):
+                tokens = int(mult * n * step / 100)
+                t = LADDER_TRUTH
+                bpb = t["E"] + t["A"] / n ** t["alpha"] + t["B"] / tokens ** t["beta"]
+                acc = sigmoid(bpb, **SIGMOID_TRUTH) + rng.normal(0, noise)
+                ck.append({"run": run, "step": step, "tokens": tokens, "flops": 6.0 * n * tokens})
+                dl.append({"run": run, "step": step, "domain": "a", "loss": 2 * bpb})
+                for metric, value in (("acc", acc), ("bits_per_byte", bpb)):
+                    row = {"run": run, "step": step, "task": "t", "prompt": "p", "shots": 0, "metric": metric}
+                    ts.append(row | {"value": value, "chance": 0.25})
+    frames = {"runs": runs, "checkpoints": ck, "domain_losses": dl, "task_scores": ts}
+    return {name: pl.DataFrame(rows) for name, rows in frames.items()}
+
+
+PAPER_LADDER = {"step1": "params_tokens", "feature": "task_loss", "anchor": True, "skip_fraction": 0.1, "moving_average": 1}
+
+
+@pytest.mark.filterwarnings("error")  # no warning may leak from a fit
+def test_ladder_on_params_and_tokens_with_anchor_recovers_known_parameters():
+    cfg = ScalingSettings.from_dict({**CFG, "predictors": ["ladder"], "bootstrap": 5, "ladder": PAPER_LADDER})
+    params, preds, report = backtest(ladder_tables(), cfg)
+    row = preds.row(0, named=True)
+    assert row["run"] == "n80M-x40", report
+    # the intermediate prediction is saved beside the score
+    assert row["feature"] == "bits_per_byte"
+    assert row["feature_pred"] == pytest.approx(row["feature_actual"], rel=1e-3)
+    assert row["score_pred"] == pytest.approx(row["score_actual"], abs=2e-3)
+    fitted = dict(params.filter(pl.col("stage") == "task_loss").select("param", "value").iter_rows())
+    for name in ("E", "alpha", "beta"):
+        assert fitted[name] == pytest.approx(LADDER_TRUTH[name], rel=0.05), name
+    step2 = dict(params.filter(pl.col("stage") == "score").select("param", "value").iter_rows())
+    for name, value in SIGMOID_TRUTH.items():
+        assert step2[name] == pytest.approx(value, rel=0.02, abs=0.02), name
+    # a standard error that is missing says why
+    assert params.filter(pl.col("stderr").is_nan())["stderr_note"].is_not_null().all()
+
+
+def test_ladder_settings_smooth_skip_and_use_the_pretraining_loss():
+    """moving_average and skip_fraction change step 2's points; feature: loss chains through the pre-training loss."""
+    base = {**CFG, "predictors": ["ladder"], "bootstrap": 0}
+    tables = ladder_tables(noise=0.01)
+    n_points = {}
+    for window, skip in ((1, 0.1), (1, 0.5), (3, 0.5)):
+        cfg = ScalingSettings.from_dict(base | {"ladder": {"moving_average": window, "skip_fraction": skip}})
+        params, _, _ = backtest(tables, cfg)
+        score = params.filter((pl.col("stage") == "score") & (pl.col("param") == "k"))
+        n_points[(window, skip)] = (score["n_points"][0], score["value"][0])
+    assert n_points[(1, 0.1)][0] == 11 * 9 and n_points[(1, 0.5)][0] == 11 * 5  # 11 training runs
+    assert n_points[(3, 0.5)][0] == 11 * 5 and n_points[(3, 0.5)][1] != n_points[(1, 0.5)][1]  # smoothed points
+    cfg = ScalingSettings.from_dict(base | {"ladder": {"feature": "loss", "anchor": True}})
+    params, preds, _ = backtest(tables, cfg)
+    row = preds.row(0, named=True)
+    assert row["feature"] == "loss" and row["loss_pred"] == row["feature_pred"]
+    assert row["loss_pred"] == pytest.approx(row["loss_actual"], rel=0.02)
+    assert set(params["stage"]) == {"loss", "score"}
+
+
+def test_every_chain_saves_its_intermediate_prediction():
+    cfg = ScalingSettings.from_dict({**CFG, "bootstrap": 0})
+    _, preds, _ = backtest(synthetic_tables(), cfg)
+    by = {r["predictor"]: r for r in preds.iter_rows(named=True)}
+    assert by["direct"]["feature"] is None
+    for name in ("flp", "chinchilla", "flpm"):
+        assert by[name]["feature"] == "loss" and by[name]["loss_pred"] == pytest.approx(by[name]["loss_actual"], rel=0.05), name
+    assert by["ladder"]["feature"] == "bits_per_byte" and np.isfinite(by["ladder"]["feature_pred"])
+
+
+def test_a_metric_without_rows_is_an_error_listing_the_metrics_present():
+    with pytest.raises(ValueError, match=r"no task_scores rows with metric 'acc_norm'.*acc \(0-shot\), bits_per_byte \(0-shot\)"):
+        backtest(synthetic_tables(), ScalingSettings.from_dict({**CFG, "metric": "acc_norm"}))
+
+
+def test_family_keys_without_lr_keep_a_ladder_with_a_per_size_learning_rate_together():
+    tables = ladder_tables()
+    tables["runs"] = tables["runs"].with_columns((0.01 / pl.col("n_params").cast(float).sqrt()).alias("lr"))
+    cfg = {**CFG, "predictors": ["direct"], "bootstrap": 0}
+    _, preds, report = backtest(tables, ScalingSettings.from_dict(cfg))
+    assert preds.height == 0 and all("skipped" in line for line in report)  # one family per size, all too small
+    _, preds, _ = backtest(tables, ScalingSettings.from_dict(cfg | {"family_keys": ["mixture", "objective"]}))
+    assert preds["family"].to_list() == ["m/clm"] and preds["run"].to_list() == ["n80M-x40"]
+
+
+def test_interval_scatter_widens_the_interval_by_the_score_fits_residuals():
+    tables = synthetic_tables(noise=0.003)
+    cfg = {**CFG, "predictors": ["direct"], "bootstrap": 20}
+    _, mean, _ = backtest(tables, ScalingSettings.from_dict(cfg))
+    _, pred, _ = backtest(tables, ScalingSettings.from_dict(cfg | {"interval_scatter": True}))
+    assert mean["score_pred"].equals(pred["score_pred"])
+    width = [(d["score_hi"] - d["score_lo"])[0] for d in (mean, pred)]
+    assert width[1] > width[0], width

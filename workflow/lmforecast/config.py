@@ -16,7 +16,7 @@ import jsonschema
 import yaml
 
 from lmforecast.fits.registry import registry
-from lmforecast.measure import SFT_METHODS
+from lmforecast.measure import SFT_METHODS, imports
 from lmforecast.measure.tasks import DATA_FORMATS, TaskError, load_task, resolve_task
 from lmforecast.settings import ConfigError, Domain, Evaluation, Pretrain, Sft, Size, Tokenizer, Training, World
 from lmforecast.train.objectives import R_DENOISER, sentinels_needed, source_length
@@ -249,6 +249,7 @@ def _span_corruption_fits(seq_len: int, sentinels: int) -> bool:
 def _semantic_errors(config) -> list[str]:
     if "import" in config:
         errors = _import_errors(config["import"])
+        errors = errors or imports.check(config["import"])  # the imported files, read now: bad ones stop the parse
         if config.get("runs"):
             # the embedded default's runs are merged under a --configfile: an analysis config empties them
             errors.append(

@@ -105,9 +105,12 @@ def read_lm_eval(path, run: str, step: int, spec: dict, chance: dict) -> list[di
                 f"{path}: field results.{task} missing; expected a result for every task of import.lm_eval.tasks"
             )
         shots = data.get("n-shot", {}).get(task, data.get("configs", {}).get(task, {}).get("num_fewshot"))
+        if shots is None and "n-shot" not in data and "configs" not in data:  # 0.3-era: one config for every task
+            shots = (data.get("config") or {}).get("num_fewshot")
         if isinstance(shots, bool) or not isinstance(shots, int) or shots < 0:
             raise ImportDataError(
-                f"{path}: field n-shot.{task} is {shots!r}; expected a number of shots >= 0 (or configs.{task}.num_fewshot)"
+                f"{path}: field n-shot.{task} is {shots!r}; expected a number of shots >= 0 "
+                f"(or configs.{task}.num_fewshot; 0.3-era files: config.num_fewshot)"
             )
         samples = data.get("n-samples", {}).get(task, {})
         n = samples.get("effective", samples.get("original"))  # unknown in files before lm-eval 0.4.3
@@ -182,8 +185,12 @@ def _numbers(df: pl.DataFrame, column: str, path, integer=False, minimum=None) -
     return [int(x) for x in values] if integer else values.to_list()
 
 
-def read_ladder(path, run: str, spec: dict, chance: dict) -> dict:
-    """checkpoints, domain_losses and task_scores rows of one run's wide CSV."""
+def read_ladder(path, run: str, spec: dict, chance: dict, n_params: int | None = None) -> dict:
+    """checkpoints, domain_losses and task_scores rows of one run's wide CSV.
+
+    `spec`: import.ladder with the file's own keys over it. Tokens: a column (times scales.tokens) or
+    step x tokens_per_step; FLOPs: a column (times scales.flops), flops_per_token x tokens, or 6 N D
+    with N = `n_params` (the run's non-embedding parameters)."""
     try:
         df = pl.read_csv(path, infer_schema=False)
     except (OSError, pl.exceptions.PolarsError) as e:
@@ -196,9 +203,23 @@ def read_ladder(path, run: str, spec: dict, chance: dict) -> dict:
     missing = [f"{c!r} ({k})" for k, c in fixed.items() if c not in df.columns]
     if missing:
         raise ImportDataError(f"{where}: column(s) {', '.join(missing)} missing; expected the columns that import.ladder names")
+    scales = spec.get("scales", {})  # unit of a column, e.g. flops: 1e9 for GFLOPs
     steps = _numbers(df, spec["step"], path, integer=True, minimum=0)
-    tokens = _numbers(df, spec["tokens"], path, integer=True, minimum=0)
-    flops = _numbers(df, spec["flops"], path, minimum=0)
+    if spec.get("tokens"):
+        tokens = [
+            int(round(t * scales.get("tokens", 1)))
+            for t in _numbers(df, spec["tokens"], path, integer="tokens" not in scales, minimum=0)
+        ]
+    elif spec.get("tokens_per_step"):
+        tokens = [s * int(spec["tokens_per_step"]) for s in steps]
+    else:
+        raise ImportDataError(f"{where}: neither a tokens column nor tokens_per_step; expected one in import.ladder")
+    if spec.get("flops"):
+        flops = [c * scales.get("flops", 1) for c in _numbers(df, spec["flops"], path, minimum=0)]
+    elif spec.get("flops_per_token", "6N") != "6N":
+        flops = [spec["flops_per_token"] * t for t in tokens]
+    else:  # C = 6 N D (Kaplan et al.), N the non-embedding parameters
+        flops = [6.0 * n_params * t for t in tokens]
     train_loss = _numbers(df, spec["train_loss"], path) if spec.get("train_loss") else [None] * df.height
     first_line = {}
     for i, s in enumerate(steps):
@@ -263,6 +284,99 @@ def read_ladder(path, run: str, spec: dict, chance: dict) -> dict:
     return out
 
 
+# --- metric names, task groups, ranges -------------------------------------------------
+
+# metrics that are a share of examples: checked to lie in [0, 1]
+FRACTION_METRICS = re.compile(r"(acc|acc_norm|exact_match|em|f1|mc1|mc2|pct_stereotype)(,.*)?")
+
+
+def _renamed(scores: list[dict], names: dict) -> list[dict]:
+    """Metrics renamed by import.metric_names (e.g. len_norm -> acc_norm, bpb -> bits_per_byte); two
+    metrics of one score becoming the same name is an error."""
+    if not names:
+        return scores
+    out, seen = [], set()
+    for r in scores:
+        r = {**r, "metric": names.get(r["metric"], r["metric"])}
+        key = (r["run"], r["step"], r["task"], r["prompt"], r["shots"], r["metric"])
+        if key in seen:
+            raise ImportDataError(
+                f"import.metric_names: run {r['run']!r} step {r['step']} task {r['task']!r} has two metrics named "
+                f"{r['metric']!r} after renaming; expected the renaming to keep metrics apart"
+            )
+        seen.add(key)
+        out.append(r)
+    return out
+
+
+def task_group_rows(scores: list[dict], groups: list[dict]) -> list[dict]:
+    """A weighted average per group (e.g. MMLU by subject size), at every checkpoint, prompt, shots and
+    metric where all of the group's tasks have a score; its chance is the same average of chances."""
+    out = []
+    present = {r["task"] for r in scores}
+    for i, g in enumerate(groups):
+        weights = g["tasks"] if isinstance(g["tasks"], dict) else dict.fromkeys(g["tasks"], 1.0)
+        missing = sorted(set(weights) - present)
+        if missing:
+            raise ImportDataError(f"import.task_groups[{i}] ({g['name']}): tasks {missing} have no score in any imported file")
+        if g["name"] in present:
+            raise ImportDataError(f"import.task_groups[{i}]: {g['name']!r} is already an imported task; expected a new name")
+        total = float(sum(weights.values()))
+        cells = {}
+        for r in scores:
+            if r["task"] in weights:
+                cells.setdefault((r["run"], r["step"], r["prompt"], r["shots"], r["metric"]), []).append(r)
+        for (run, step, prompt, shots, metric), members in sorted(cells.items(), key=lambda kv: str(kv[0])):
+            if len(members) < len(weights):
+                continue  # a checkpoint where some task of the group was not evaluated: no average
+            mean = sum(weights[m["task"]] * m["value"] for m in members) / total
+            chance = sum(weights[m["task"]] * m["chance"] for m in members) / total
+            n = sum(m["n"] for m in members) if all(m["n"] is not None for m in members) else None
+            out.append(
+                {
+                    "run": run,
+                    "step": step,
+                    "task": g["name"],
+                    "prompt": prompt,
+                    "shots": shots,
+                    "metric": metric,
+                    "value": mean,
+                    "n": n,
+                    "chance": chance,
+                }
+            )
+    return out
+
+
+def _check_ranges(rows: dict, source: dict):
+    """Shares of examples lie in [0, 1]; a run's tokens and FLOPs do not fall as its steps rise."""
+    for r in rows["task_scores"]:
+        if FRACTION_METRICS.fullmatch(r["metric"]) and not 0.0 <= r["value"] <= 1.0:
+            raise ImportDataError(
+                f"{source.get((r['run'], r['step']), 'import')}: run {r['run']!r} step {r['step']} task {r['task']!r} "
+                f"metric {r['metric']!r} is {r['value']}; expected a share of examples in [0, 1]"
+            )
+    last = {}
+    for c in sorted(rows["checkpoints"], key=lambda c: (c["run"], c["step"])):
+        prev = last.get(c["run"])
+        for field in ("tokens", "flops"):
+            if prev is not None and c[field] < prev[field]:
+                raise ImportDataError(
+                    f"{source.get((c['run'], c['step']), 'import')}: run {c['run']!r} step {c['step']} has {field} "
+                    f"{c[field]:g}, fewer than step {prev['step']} ({prev[field]:g}); expected {field} non-decreasing with steps"
+                )
+        last[c["run"]] = c
+
+
+def check(spec: dict) -> list[str]:
+    """Errors of the imported files (config validation calls it when the workflow is parsed, before any job)."""
+    try:
+        import_tables(spec)
+    except ImportDataError as e:
+        return [str(e)]
+    return []
+
+
 # --- the tables ----------------------------------------------------------------------
 
 
@@ -306,7 +420,17 @@ def import_tables(spec: dict) -> dict:
             raise ImportDataError(
                 f"import.ladder.files[{i}]: run {f['run']!r} has a second ladder file ({f['path']}); expected one CSV per run"
             )
-        part = read_ladder(f["path"], f["run"], ladder, chance)
+        # a file's own keys (its columns, derived columns, units) over the section's
+        own = {k: v for k, v in ladder.items() if k != "files"}
+        # a file that derives tokens or FLOPs does not read the section's column of them
+        own = {
+            k: v
+            for k, v in own.items()
+            if not (k == "tokens" and "tokens_per_step" in f or k == "flops" and "flops_per_token" in f)
+        }
+        own |= {k: v for k, v in f.items() if k not in ("run", "path")}
+        m = meta[f["run"]]
+        part = read_ladder(f["path"], f["run"], own, chance, n_params=m.get("n_params_nonembed", m["n_params"]))
         for c in part["checkpoints"]:
             source[(c["run"], c["step"])] = f["path"]
         for name, r in part.items():
@@ -356,6 +480,9 @@ def import_tables(spec: dict) -> dict:
                 }
             )
             source[(run, step)] = path
+    rows["task_scores"] = _renamed(rows["task_scores"], spec.get("metric_names", {}))
+    rows["task_scores"] += task_group_rows(rows["task_scores"], spec.get("task_groups", []))
+    _check_ranges(rows, source)
     for i, (name, m) in enumerate(meta.items()):
         ck = [c for c in rows["checkpoints"] if c["run"] == name]
         if not ck:

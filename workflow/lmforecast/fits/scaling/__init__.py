@@ -6,9 +6,20 @@ flpm.py, the rows they fit on in frames.py. This module registers the fit (kept 
 imports: Snakemake reads it when it parses the workflow).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lmforecast.fits.registry import Figure, Fit, Settings
+
+
+@dataclass(frozen=True)
+class LadderSettings(Settings):
+    """The OLMo ladder chain's choices (Bhagia et al. 2024); the defaults are this project's first ladder."""
+
+    step1: str = "compute"  # compute: L(C) power law | params_tokens: L(N, D) = E + A/N^alpha + B/D^beta (the paper's)
+    feature: str = "task_loss"  # the intermediate: task_loss (bits per byte of the correct answer) | loss (pre-training)
+    anchor: bool = False  # step 2 also fits the point (feature 0, score 1): a perfect model is always right (the paper's)
+    skip_fraction: float = 0.1  # step 2 skips each run's checkpoints up to this fraction of its steps
+    moving_average: int = 1  # step 2's points: mean over this many consecutive checkpoints of a run (1: none)
 
 
 @dataclass(frozen=True)
@@ -20,6 +31,10 @@ class ScalingSettings(Settings):
     predictors: tuple[str, ...]
     bootstrap: int  # resamples of the training runs, for intervals and bootstrap standard errors
     prompt: str | dict | None = None  # None: each task's first prompt
+    ladder: LadderSettings = field(default_factory=LadderSettings)
+    interval_scatter: bool = False  # intervals also carry the score fit's residual scatter (prediction, not mean)
+    tasks: tuple[str, ...] | None = None  # the tasks predicted (None: every task with the metric)
+    family_keys: tuple[str, ...] = ("mixture", "objective", "lr")  # runs sharing these form a family (drop lr: per-size lr)
 
 
 FIGURES = (
@@ -75,10 +90,15 @@ def run(fit) -> list[str]:
         + ", ".join(f"{task} {prompt}" for task, prompt in zip(used["task"], used["prompt"]))
         + "."
     )
-    points = checkpoint_points(t["runs"], t["checkpoints"], t["domain_losses"])
+    points = checkpoint_points(t["runs"], t["checkpoints"], t["domain_losses"], cfg.family_keys)
+    points = points.filter(pl.col("loss").is_not_null() & (pl.col("flops") > 0))  # on log axes
     if preds.height:
-        plots.plot_loss_vs_compute(points, params, preds, fit.figure("loss_vs_compute"))
-        plots.plot_score_vs_loss(selected.join(points, on=["run", "step"]), preds, fit.figure("score_vs_loss"))
+        if points.height:
+            plots.plot_loss_vs_compute(points, params, preds, fit.figure("loss_vs_compute"))
+            plots.plot_score_vs_loss(selected.join(points, on=["run", "step"]), preds, fit.figure("score_vs_loss"))
+        else:  # task scores alone (an lm-eval import): the figures through the loss have nothing to draw
+            for name in ("loss_vs_compute", "score_vs_loss"):
+                plots.empty_plot(fit.figure(name), NO_LOSS, preds)
         plots.plot_predicted_vs_actual(preds, fit.figure("predicted_vs_actual"))
     else:
         for figure in FIGURES:
@@ -90,6 +110,7 @@ def run(fit) -> list[str]:
 
 
 NOT_FITTED = "no scaling predictor could be fitted (see results/fits/scaling_report.txt)."
+NO_LOSS = "no pre-training loss in the tables (task scores only): nothing to draw against it."
 
 
 def section(fits_dir, report_dir) -> str:
@@ -177,6 +198,24 @@ properties:
     uniqueItems: true
     items: {enum: [direct, flp, chinchilla, ladder, flpm]}
   bootstrap: {type: integer, minimum: 0, description: resamples of the training runs for intervals}
+  interval_scatter: {type: boolean, description: "intervals add the score fit's residual scatter to the bootstrap"}
+  tasks: {type: [array, "null"], minItems: 1, uniqueItems: true, items: {type: string}, description: "tasks predicted (null: all)"}
+  family_keys:
+    type: array
+    minItems: 1
+    uniqueItems: true
+    items: {enum: [mixture, objective, lr]}
+    description: "runs sharing these form a family; leave lr out where a ladder tunes it per size"
+  ladder:
+    type: object
+    additionalProperties: false
+    description: the OLMo ladder chain's choices (predictor ladder)
+    properties:
+      step1: {enum: [compute, params_tokens], description: "task loss from compute C, or from (N, D)"}
+      feature: {enum: [task_loss, loss], description: "task bits per byte of the correct answer, or pre-training loss"}
+      anchor: {type: boolean, description: "step 2 also fits (feature 0, score 1)"}
+      skip_fraction: {type: number, minimum: 0, maximum: 1}
+      moving_average: {type: integer, minimum: 1}
 """
 
 FIT = Fit(

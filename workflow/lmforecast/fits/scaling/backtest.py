@@ -35,6 +35,7 @@ PARAMS_SCHEMA = {
     "stderr": pl.Float64,
     "stderr_boot": pl.Float64,
     "n_points": pl.Int64,
+    "stderr_note": pl.String,  # why stderr is missing (None: it is not)
 }
 PREDICTIONS_SCHEMA = {
     "predictor": pl.String,
@@ -43,7 +44,10 @@ PREDICTIONS_SCHEMA = {
     "run": pl.String,
     "flops": pl.Float64,
     "loss_actual": pl.Float64,
-    "loss_pred": pl.Float64,
+    "loss_pred": pl.Float64,  # the chain's predicted pre-training loss (NaN: it has none)
+    "feature": pl.String,  # the chain's intermediate: loss, bits_per_byte (the task's), or None (direct)
+    "feature_actual": pl.Float64,
+    "feature_pred": pl.Float64,
     "score_actual": pl.Float64,
     "score_pred": pl.Float64,
     "score_lo": pl.Float64,
@@ -128,6 +132,10 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
     return params, preds, report
 
 
+def _float(value) -> float:
+    return math.nan if value is None else float(value)
+
+
 def _one_thread():
     import torch
 
@@ -171,7 +179,12 @@ def _fit_predictor(unit):
             }
         )
     for task, scores in point.scores.items():
+        column, feature = point.features.get(task, ("loss", point.loss))
         boot = np.array(draws[task]) if draws[task] else np.full((0, held.height), np.nan)
+        if cfg.interval_scatter and len(boot) and task in point.scatter:
+            # a prediction interval: each refit's prediction plus a draw of the score fit's residual scatter
+            noise = np.random.default_rng([seed, zlib.crc32(f"{family}/{name}/{task}".encode())])
+            boot = boot + noise.normal(0.0, point.scatter[task], boot.shape)
         for i, run in enumerate(held["run"]):
             if held[f"score:{task}"][i] is None:
                 continue  # nothing to compare with
@@ -183,8 +196,11 @@ def _fit_predictor(unit):
                     "task": task,
                     "run": run,
                     "flops": float(held["flops"][i]),
-                    "loss_actual": float(held["loss"][i]),
+                    "loss_actual": _float(held["loss"][i]),
                     "loss_pred": float(point.loss[i]) if point.loss is not None else math.nan,
+                    "feature": None if feature is None else column.split(":")[0].replace("bpb", "bits_per_byte"),
+                    "feature_actual": math.nan if feature is None else _float(held[column][i]),
+                    "feature_pred": math.nan if feature is None else float(feature[i]),
                     "score_actual": float(held[f"score:{task}"][i]),
                     "score_pred": float(scores[i]),
                     "score_lo": float(lo),

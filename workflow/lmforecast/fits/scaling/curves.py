@@ -9,6 +9,8 @@
 They run on the rows of fits.frames.checkpoint_frame (one per checkpoint).
 """
 
+import warnings
+
 import lmfit
 import numpy as np
 
@@ -21,6 +23,26 @@ METHOD = "least_squares"
 
 class FitError(Exception):
     """A predictor cannot be fitted on this data (too few points); the message says why."""
+
+
+def _fit(model, y, params, **kw):
+    """model.fit, its numpy warnings kept on the result (`fit_warnings`) instead of printed: an invalid
+    sqrt in lmfit's covariance is a standard error that cannot be computed, said by stderr_note."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        result = model.fit(y, params, method=METHOD, **kw)
+    result.fit_warnings = sorted({str(w.message) for w in caught})
+    return result
+
+
+def stderr_note(result, name: str) -> str | None:
+    """Why parameter `name` of an lmfit result has no standard error (None: it has one)."""
+    p = result.params[name]
+    if p.stderr is not None and np.isfinite(p.stderr):
+        return None
+    if not result.errorbars and not getattr(result, "fit_warnings", []):
+        return "lmfit could not invert the Hessian: a parameter at a bound or not determined by the points"
+    return "the covariance has a negative or invalid variance here: the optimum is at a bound or ill-conditioned"
 
 
 # --- stage 1: compute -> loss ------------------------------------------------------------
@@ -58,7 +80,7 @@ def fit_power_law(compute, loss, start: dict | None = None):
         params["E"].set(value=min(s["E"], float(loss.min()) * 0.999), min=0.0, max=float(loss.min()))
         params["alpha"].set(value=s["alpha"], min=1e-4, max=3.0)
         params["A"].set(value=s.get("A", max(1e-6, float(np.median(loss)) - s["E"])), min=0.0)
-        result = model.fit(np.log(loss), params, c=compute / c0, method=METHOD, fit_kws={"loss": "huber", "f_scale": HUBER_DELTA})
+        result = _fit(model, np.log(loss), params, c=compute / c0, fit_kws={"loss": "huber", "f_scale": HUBER_DELTA})
         obj = huber(result.residual)
         if obj < best_obj:
             best, best_obj = result, obj
@@ -73,7 +95,7 @@ def fit_linear(x, y):
     if len(x) < 3:
         raise FitError(f"a line needs at least 3 points, got {len(x)}")
     model = lmfit.models.LinearModel()
-    return model.fit(y, model.make_params(slope=0.0, intercept=float(y.mean())), x=x, method=METHOD)
+    return _fit(model, y, model.make_params(slope=0.0, intercept=float(y.mean())), x=x)
 
 
 def sigmoid(x, a, k, L0, b):
@@ -108,7 +130,7 @@ def fit_sigmoid(x, y, start: dict | None = None):
         params["a"].set(expr="headroom * (1 - b)")
         params["k"].set(value=s["k"], max=0.0, min=-1e3 / spread)
         params["L0"].set(value=s["L0"], min=float(x.min()) - 3 * spread, max=float(x.max()) + 3 * spread)
-        result = model.fit(y, params, x=x, method=METHOD)
+        result = _fit(model, y, params, x=x)
         if best is None or result.chisqr < best.chisqr:
             best = result
     return best

@@ -17,18 +17,26 @@ def pretraining_loss(domain_losses: pl.DataFrame) -> pl.DataFrame:
     return domain_losses.group_by("run", "step").agg(pl.col("loss").mean().alias("loss"))
 
 
-def checkpoint_points(runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_losses: pl.DataFrame) -> pl.DataFrame:
+FAMILY_KEYS = ("mixture", "objective", "lr")
+
+
+def checkpoint_points(
+    runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_losses: pl.DataFrame, family_keys=FAMILY_KEYS, how="inner"
+) -> pl.DataFrame:
     """One row per checkpoint: compute, pre-training loss and family.
 
-    A family is the runs of one recipe at different scales: same mixture, objective and
-    learning rate (a run at another learning rate is not on the same scaling curve).
+    A family is the runs of one recipe at different scales: by default same mixture, objective and
+    learning rate (a run at another learning rate is not on the same scaling curve); a ladder that
+    tunes the learning rate per size leaves lr out of `family_keys`. `how="left"` keeps the checkpoints
+    without a loss (an import of task scores alone), with a null loss.
     """
     # runs.lr is the run's peak learning rate (checkpoints.lr is the rate at that step)
     lr = pl.when(pl.col("peak_lr").is_null()).then(pl.lit("lr=?")).otherwise(pl.format("lr={}", pl.col("peak_lr")))
+    parts = {"mixture": pl.col("mixture"), "objective": pl.col("objective"), "lr": lr}
     return (
-        checkpoints.join(pretraining_loss(domain_losses), on=["run", "step"])
+        checkpoints.join(pretraining_loss(domain_losses), on=["run", "step"], how=how)
         .join(runs.select("run", "mixture", "objective", pl.col("lr").alias("peak_lr")), on="run")
-        .with_columns(pl.concat_str("mixture", "objective", lr, separator="/").alias("family"))
+        .with_columns(pl.concat_str([parts[k] for k in family_keys], separator="/").alias("family"))
         .sort("run", "step")
     )  # a join keeps no order: sorted, so that figures and their data are deterministic
 
@@ -36,6 +44,8 @@ def checkpoint_points(runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_loss
 def select_scores(task_scores: pl.DataFrame, cfg, metric: str | None = None) -> pl.DataFrame:
     """The score a chain predicts (`cfg`: ScalingSettings): one metric, shots and prompt (default: each task's first prompt)."""
     scores = task_scores.filter((pl.col("metric") == (metric or cfg.metric)) & (pl.col("shots") == cfg.shots))
+    if cfg.tasks is not None:
+        scores = scores.filter(pl.col("task").is_in(cfg.tasks))
     return first_prompt(scores, cfg.prompt)
 
 
@@ -48,9 +58,20 @@ def _wide(long: pl.DataFrame, on: str, values: str, prefix: str) -> pl.DataFrame
 
 def checkpoint_frame(tables: dict, cfg) -> pl.DataFrame:
     """One row per checkpoint with every column a predictor may use (see the module docstring)."""
-    points = checkpoint_points(tables["runs"], tables["checkpoints"], tables["domain_losses"])
+    points = checkpoint_points(tables["runs"], tables["checkpoints"], tables["domain_losses"], cfg.family_keys, how="left")
     points = points.join(tables["runs"].select("run", "n_params"), on="run")
     scores = select_scores(tables["task_scores"], cfg)
+    if not scores.height:  # an empty back-test would pass for a result
+        ts = tables["task_scores"]
+        present = ", ".join(
+            f"{m} ({s}-shot)" for m, s in ts.select("metric", "shots").unique().sort("metric", "shots").iter_rows()
+        )
+        raise ValueError(
+            f"fit.scaling: no task_scores rows with metric {cfg.metric!r} at {cfg.shots} shots"
+            + (f" for tasks {list(cfg.tasks)}" if cfg.tasks is not None else "")
+            + "; "
+            f"expected metric and shots from those present: {present or 'none (task_scores is empty)'}"
+        )
     wide = [
         _wide(tables["domain_losses"], "domain", "loss", "loss"),
         _wide(scores, "task", "value", "score"),

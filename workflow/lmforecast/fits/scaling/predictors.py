@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from lmforecast.fits.scaling import chinchilla, flpm
-from lmforecast.fits.scaling.curves import FitError, fit_linear, fit_power_law, fit_sigmoid, start_of
+from lmforecast.fits.scaling.curves import FitError, fit_linear, fit_power_law, fit_sigmoid, start_of, stderr_note
 from lmforecast.fits.scaling.frames import domains_of
 
 
@@ -34,9 +34,17 @@ from lmforecast.fits.scaling.frames import domains_of
 class Prediction:
     scores: dict  # task -> predicted score per held row
     loss: np.ndarray | None = None  # predicted pre-training loss per held row, where the chain has one
+    features: dict = field(default_factory=dict)  # task -> (frame column, predicted value per held row): its intermediate
     params: list = field(default_factory=list)  # rows: stage, task, param, value, stderr, n_points
     warm: dict = field(default_factory=dict)
     skipped: dict = field(default_factory=dict)  # task -> why it was not predicted
+    scatter: dict = field(default_factory=dict)  # task -> residual standard deviation of the score's fit
+
+
+def _scatter(result, n_extra: int = 0) -> float:
+    """The residual standard deviation of the last stage's fit (an anchor point, `n_extra`, left out)."""
+    r = np.asarray(result.residual, float)[: result.ndata - n_extra]
+    return float(np.sqrt(np.sum(r**2) / max(1, len(r) - result.nvarys)))
 
 
 def _rows(result, stage, task=None, extra=None):
@@ -48,12 +56,29 @@ def _rows(result, stage, task=None, extra=None):
             "value": float(p.value),
             "stderr": float(p.stderr) if p.stderr is not None else math.nan,
             "n_points": int(result.ndata),
+            "stderr_note": stderr_note(result, n),
         }
         for n, p in result.params.items()
     ]
     return rows + [
-        {"stage": stage, "task": task, "param": n, "value": float(v), "stderr": math.nan, "n_points": int(result.ndata)}
+        {
+            "stage": stage,
+            "task": task,
+            "param": n,
+            "value": float(v),
+            "stderr": math.nan,
+            "n_points": int(result.ndata),
+            "stderr_note": "a constant of the fit, not fitted",
+        }
         for n, v in (extra or {}).items()
+    ]
+
+
+def _chinchilla_rows(fit, stage, task):
+    why = "no Jacobian standard error: L(N, D) is fitted by L-BFGS-B on a Huber loss; see stderr_boot"
+    return [
+        {"stage": stage, "task": task, "param": k, "value": v, "stderr": math.nan, "n_points": fit.n_points, "stderr_note": why}
+        for k, v in fit.params.items()
     ]
 
 
@@ -99,6 +124,7 @@ def direct(train, held, tasks, cfg, warm):
         finals = _known(_finals(train), f"score:{task}")
         fit = fit_linear(np.log10(_col(finals, "flops")), _col(finals, f"score:{task}"))
         out.scores[task] = fit.eval(x=np.log10(_col(held, "flops")))
+        out.scatter[task] = _scatter(fit)
         out.params += _rows(fit, "direct", task)
 
     _per_task(tasks, out, fit_one)
@@ -112,12 +138,22 @@ def _line_from_loss(train, loss_pred, tasks, cfg, out: Prediction):
             raise FitError(f"{pts.height} emerged checkpoints (score > chance + {cfg.emerged_margin}), need 3")
         fit = fit_linear(_col(pts, "loss"), _col(pts, f"score:{task}"))
         out.scores[task] = fit.eval(x=loss_pred)
+        out.scatter[task] = _scatter(fit)
         out.params += _rows(fit, "score", task)
 
     _per_task(tasks, out, fit_one)
 
 
+def _with_loss(train):
+    """The checkpoints with a pre-training loss; none (an import of task scores alone) is an error."""
+    known = _known(train, "loss")
+    if not known.height:
+        raise FitError("no pre-training loss (domain_losses) at any checkpoint")
+    return known
+
+
 def flp(train, held, tasks, cfg, warm):
+    train = _with_loss(train)
     s1, c0, loss_pred = _stage1(_finals(train), held, "loss", warm, "loss")
     out = Prediction(scores={}, loss=loss_pred, params=_rows(s1, "loss", extra={"C0": c0}), warm={"loss": start_of(s1)})
     _line_from_loss(train, loss_pred, tasks, cfg, out)
@@ -125,41 +161,82 @@ def flp(train, held, tasks, cfg, warm):
 
 
 def chinchilla_chain(train, held, tasks, cfg, warm):
+    train = _with_loss(train)
     fit = chinchilla.fit_chinchilla(
         _col(train, "n_params"), _col(train, "tokens"), _col(train, "loss"), n_bootstrap=0, n_starts=10, start=warm.get("loss")
     )
     p = fit.params
     loss_pred = p["E"] + p["A"] / _col(held, "n_params") ** p["alpha"] + p["B"] / _col(held, "tokens") ** p["beta"]
-    params = [
-        {"stage": "loss", "task": None, "param": k, "value": v, "stderr": math.nan, "n_points": fit.n_points}
-        for k, v in p.items()
-    ]
-    out = Prediction(scores={}, loss=loss_pred, params=params, warm={"loss": p})
+    out = Prediction(scores={}, loss=loss_pred, params=_chinchilla_rows(fit, "loss", None), warm={"loss": p})
     _line_from_loss(train, loss_pred, tasks, cfg, out)
     return out
 
 
+def _smoothed(train, columns, window):
+    """Each run's rows with `columns` replaced by their mean over `window` consecutive checkpoints (the ladder
+    smooths step 2's points: single checkpoints' accuracies are noisy)."""
+    if window <= 1:
+        return train
+    return train.sort("run", "step").with_columns(pl.col(c).rolling_mean(window, min_samples=1).over("run") for c in columns)
+
+
+def _ladder_step1(finals, held, column, lc, warm, stage, task):
+    """The feature at the held-out runs: a power law in C, or L(N, D) (the paper's step 1), on final checkpoints."""
+    pts = _known(finals, column)
+    if lc.step1 == "compute":
+        s1, c0, pred = _stage1(pts, held, column, warm, column)
+        return pred, _rows(s1, stage, task, extra={"C0": c0}), start_of(s1)
+    if pts.height < 5:
+        raise FitError(f"step 1 on (N, D) has 5 parameters and needs at least 5 final checkpoints, got {pts.height}")
+    fit = chinchilla.fit_chinchilla(
+        _col(pts, "n_params"), _col(pts, "tokens"), _col(pts, column), n_bootstrap=0, n_starts=10, start=warm.get(column)
+    )
+    p = fit.params
+    pred = p["E"] + p["A"] / _col(held, "n_params") ** p["alpha"] + p["B"] / _col(held, "tokens") ** p["beta"]
+    return pred, _chinchilla_rows(fit, stage, task), p
+
+
 def ladder(train, held, tasks, cfg, warm):
+    """Feature (task loss or pre-training loss) from C or (N, D), then the sigmoid to the score (settings: cfg.ladder)."""
+    lc = cfg.ladder
     out = Prediction(scores={})
     finals = _finals(train)
-    late = train.filter(pl.col("frac") > 0.1)  # the ladder skips the first 10% of each run
+    shared = {}  # the pre-training loss's step 1, fitted once for every task
 
     def fit_one(task):
-        if f"bpb:{task}" not in train.columns:
-            raise FitError("no task loss (bits_per_byte) in task_scores")
-        s1, c0, bpb_pred = _stage1(_known(finals, f"bpb:{task}"), held, f"bpb:{task}", warm, f"bpb:{task}")
-        pts = _known(late, f"bpb:{task}", f"score:{task}")
-        s2 = fit_sigmoid(_col(pts, f"bpb:{task}"), _col(pts, f"score:{task}"), start=warm.get(f"sigmoid:{task}"))
-        out.scores[task] = s2.eval(x=bpb_pred)  # the fitted curve (its a is an expression of headroom and b)
-        out.params += _rows(s1, "task_loss", task, {"C0": c0}) + _rows(s2, "score", task)
-        out.warm.update({f"bpb:{task}": start_of(s1), f"sigmoid:{task}": start_of(s2)})
+        column = f"bpb:{task}" if lc.feature == "task_loss" else "loss"
+        if column not in train.columns:
+            raise FitError("no task loss (a bits_per_byte metric) in task_scores; expected one, or ladder.feature: loss")
+        if column == "loss":
+            if not shared:
+                shared["step1"] = _ladder_step1(finals, held, column, lc, warm, "loss", None)
+                out.params += shared["step1"][1]
+            pred, _, start = shared["step1"]
+        else:
+            pred, rows, start = _ladder_step1(finals, held, column, lc, warm, "task_loss", task)
+            out.params += rows
+        late = _smoothed(_known(train, column, f"score:{task}"), [column, f"score:{task}"], lc.moving_average)
+        pts = late.filter(pl.col("frac") > lc.skip_fraction)
+        x, y = _col(pts, column), _col(pts, f"score:{task}")
+        if lc.anchor:  # loss 0 -> the score's maximum (acc, acc_norm: 1)
+            x, y = np.append(x, 0.0), np.append(y, 1.0)
+        s2 = fit_sigmoid(x, y, start=warm.get(f"sigmoid:{task}"))
+        out.scores[task] = s2.eval(x=pred)  # the fitted curve (its a is an expression of headroom and b)
+        out.scatter[task] = _scatter(s2, n_extra=int(lc.anchor))
+        out.features[task] = (column, pred)
+        out.params += _rows(s2, "score", task)
+        out.warm.update({column: start, f"sigmoid:{task}": start_of(s2)})
 
     _per_task(tasks, out, fit_one)
+    if lc.feature == "loss" and out.features:
+        out.loss = next(iter(out.features.values()))[1]
     return out
 
 
 def flpm_chain(train, held, tasks, cfg, warm):
     domains = domains_of(train)
+    if not domains:
+        raise FitError("no domain losses (domain_losses) at any checkpoint")
     finals = _finals(train)
     out = Prediction(scores={})
     predicted = []
@@ -169,6 +246,7 @@ def flpm_chain(train, held, tasks, cfg, warm):
         out.params += _rows(s1, f"loss:{d}", extra={"C0": c0})
         out.warm[f"loss:{d}"] = start_of(s1)
     x_held = np.stack(predicted, axis=1)
+    out.loss = x_held.mean(axis=1)  # the pre-training loss is the mean of the domain losses (frames.py)
 
     def fit_one(task):
         pts = _known(train, f"score:{task}", *(f"loss:{d}" for d in domains))
@@ -179,6 +257,7 @@ def flpm_chain(train, held, tasks, cfg, warm):
         x_train = np.stack([_col(pts, f"loss:{d}") for d in domains], axis=1)
         net = flpm.fit_domain_net(x_train, _col(pts, f"score:{task}"), start=warm.get(f"net:{task}"))
         out.scores[task] = net.predict(x_held)
+        out.scatter[task] = float(np.sqrt(net.train_mse))
         out.params.append(
             {
                 "stage": "score",
@@ -187,6 +266,7 @@ def flpm_chain(train, held, tasks, cfg, warm):
                 "value": net.train_mse,
                 "stderr": math.nan,
                 "n_points": pts.height,
+                "stderr_note": "a statistic of the fit, not a parameter",
             }
         )
         out.warm[f"net:{task}"] = net.state()
