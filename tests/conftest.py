@@ -33,3 +33,44 @@ def finished(tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
     snakemake(workdir)
     return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_run():
+    """A tiny run's spec, as config.run_spec makes them (tiny_checkpoints trains it)."""
+    return {
+        "name": "tiny",
+        "size": {"d_model": 16, "n_layers": 1, "n_heads": 2},
+        "size_name": "xs",
+        "tokens": 12 * 2 * 16,
+        "mixture": {"facts": 0.4, "arithmetic": 0.2, "code": 0.2, "prose": 0.2},
+        "mixture_name": "m",
+        "objective": "clm",
+        "lr": 5e-3,
+        "seed": 0,
+        "steps_total": 12,
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tiny_run, tiny_tokenizer, tmp_path_factory):
+    """The checkpoint directories of the tiny run trained as the workflow does: a segment of two checkpoints
+    (steps 3 inside, 8) and one resumed from it (step 12); the aggregate and report tests read them."""
+    import numpy as np
+
+    from lmforecast.data.shards import encode_documents
+    from lmforecast.settings import Pretrain
+    from lmforecast.train.loop import train_segment
+
+    tok, d = tokenizer_lib.load(tiny_tokenizer), tmp_path_factory.mktemp("tiny_run")
+    shards = {}
+    for domain in DOMAINS:
+        shards[domain] = d / f"{domain}.npy"
+        np.save(shards[domain], encode_documents(tok, domain_documents(TINY_WORLD, domain, "train"), 0))
+    training = {"seq_len": 16, "batch_size": 2, "schedule": "cosine", "warmup_frac": 0.1, "min_lr_frac": 0.1}
+    training |= {"weight_decay": 0.1, "grad_clip": 1.0, "checkpoints": 3, "checkpoints_per_segment": 2, "log_every": 1000}
+    spec = Pretrain.from_dict({"run": tiny_run, "training": training})
+    quiet = lambda m: None  # noqa: E731
+    train_segment(spec, 0, 8, shards, tiny_tokenizer, None, d / "step8", log=quiet, save_steps=[3])
+    train_segment(spec, 8, 12, shards, tiny_tokenizer, d / "step8", d / "step12", log=quiet)
+    return [d / "step8" / "step3", d / "step8", d / "step12"]

@@ -12,11 +12,13 @@ import pytest
 import yaml
 from smoke import snakemake
 
+from lmforecast import tables
 from lmforecast.fits.registry import registry
+from lmforecast.measure.aggregate import checkpoints_table, runs_table, training_loss_table
+from lmforecast.report import TABLES
 from lmforecast.report.leaderboard import leaderboard
 from lmforecast.report.page import build_report, sections
-
-TABLES = ("runs", "checkpoints", "domain_losses", "task_scores", "sft_scores")
+from lmforecast.settings import Run
 
 
 def _tables(results):
@@ -162,3 +164,29 @@ def test_leaderboard_marks_ties_and_knows_which_way_is_better(tmp_path):
     assert board.filter("best")["predictor"].sort().to_list() == ["a", "b", "learned comparator"]
     a = board.filter(pl.col("predictor") == "a").row(0, named=True)
     assert (a["lo"], a["hi"]) == pytest.approx((0.05, 0.2))  # |0.5 - p| for p in [0.55, 0.7]
+
+
+def test_training_curves_draw_every_step_of_a_trained_run(tiny_run, tiny_checkpoints, tmp_path):
+    """The page's training curves from rule aggregate's tables of a tiny run (no evaluation, no fit): the
+    training loss of each of its 12 steps at its tokens seen, beside the 3 checkpoints' rows."""
+    built = {
+        "runs": runs_table([Run.from_dict(tiny_run)], tiny_checkpoints),
+        "checkpoints": checkpoints_table(tiny_checkpoints),
+        "training_loss": training_loss_table(tiny_checkpoints),
+    }
+    built = {name: pl.from_arrow(t) for name, t in built.items()}
+    for name in ("domain_losses", "task_scores", "sft_scores"):
+        built[name] = pl.from_arrow(tables.SCHEMAS[name].empty_table())
+    out = tmp_path / "report"
+    out.mkdir()
+    build_report(built, tmp_path / "fits", {"fits": []}, out)
+    html = (out / "index.html").read_text()
+    assert '<figure id="fig-training_curves"><img' in html
+    pixels = matplotlib.image.imread(out / "training_curves.png")
+    assert pixels.shape[1] > 300 and pixels[..., :3].std() > 0.02
+    data = pl.read_parquet(out / "training_curves.parquet")
+    assert data["step"].to_list() == list(range(1, 13))  # the checkpoints (3, 8, 12) are among the steps
+    assert data["step_loss"].to_list() == built["training_loss"]["loss"].to_list()
+    assert data["tokens"].to_list() == [k * 2 * 16 for k in range(1, 13)]  # batch 2 x 16 tokens a step
+    assert data["step_loss_avg"][-1] == pytest.approx(data["step_loss"].mean())  # a 20-step window: all 12 here
+    assert data.filter(pl.col("train_loss").is_not_null())["step"].to_list() == [3, 8, 12]

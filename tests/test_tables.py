@@ -72,3 +72,22 @@ def test_first_prompt_picks_each_tasks_first_or_the_named_ones():
     assert tables.first_prompt(scores)["value"].to_list() == [1, 3, 5]  # first in the table, not by name
     assert tables.first_prompt(scores, "p2")["value"].to_list() == [2]
     assert tables.first_prompt(scores, {"b": "q1"})["value"].to_list() == [1, 4, 5]  # the others: their first
+
+
+def test_training_loss_has_one_row_per_step_of_a_trained_run(tiny_checkpoints):
+    """Rule aggregate's training_loss: the checkpoints' loss histories (steps 1-3, 4-8, then 9-12 in the
+    resumed segment) as one row per step, each the step's loss as the trainer kept it."""
+    from lmforecast.io import read_json
+    from lmforecast.measure.aggregate import training_loss_table
+
+    table = training_loss_table(tiny_checkpoints)
+    assert table.schema == tables.SCHEMAS["training_loss"]
+    assert table["run"].to_pylist() == ["tiny"] * 12 and table["step"].to_pylist() == list(range(1, 13))
+    kept = [loss for d in tiny_checkpoints for loss in read_json(d / "trainer_state.json")["loss_history"]["loss"]]
+    assert table["loss"].to_pylist() == kept and all(0 < x < 10 for x in kept)
+    # the last 20 (here all 4) steps' mean is the checkpoint's train_loss
+    assert sum(kept[8:]) / 4 == pytest.approx(read_json(tiny_checkpoints[-1] / "trainer_state.json")["train_loss"])
+    with pytest.raises(ValueError, match=r"run 'tiny': loss histories lack steps 4\.\.8; expected every checkpoint"):
+        training_loss_table([tiny_checkpoints[0], tiny_checkpoints[2]])
+    with pytest.raises(ValueError, match=r"run 'tiny' step 1: in the loss histories of both .*step3 and .*step3"):
+        training_loss_table([tiny_checkpoints[0], tiny_checkpoints[0]])

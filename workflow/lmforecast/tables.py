@@ -9,6 +9,9 @@ checkpoints.tokens_by_domain is the JSON object {domain: training tokens drawn f
 far}: one string column keeps the table one row per checkpoint whatever the domains
 (decode with polars' str.json_decode). domain_losses.span_corruption_loss is the mean
 target loss (nats per token) of a fixed span corruption of the same held-out text.
+training_loss is every optimizer step's loss (the mean over the step's global batch, nats per token) of
+every run trained here, step k the k-th step (checkpoints.step counts the same way); external models
+and imported runs have no rows.
 example_scores.ppl_correct is the cloze perplexity of the gold answer, exp(-logprob_correct /
 tokens_correct), per token of the answer as scored after its context.
 
@@ -53,6 +56,13 @@ SCHEMAS = {
             ("train_loss", F),
             ("lr", F),
             ("tokens_by_domain", S),
+        ]
+    ),
+    "training_loss": pa.schema(
+        [
+            ("run", S),
+            ("step", I),
+            ("loss", F),
         ]
     ),
     "domain_losses": pa.schema(

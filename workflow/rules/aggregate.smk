@@ -1,4 +1,4 @@
-# Per-segment and per-checkpoint files -> the seven tables of results/tables/ (schemas: lmforecast/tables.py).
+# Per-segment and per-checkpoint files -> the tables of results/tables/ (schemas: lmforecast/tables.py).
 import dataclasses
 
 

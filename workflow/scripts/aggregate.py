@@ -20,7 +20,7 @@ try:
         checkpoint_dirs=snakemake.params.checkpoints,  # noqa: F821 (inside the segments of input.segments)
         external=[External.from_dict(e) for e in snakemake.params.external],  # noqa: F821
         per_checkpoint={n: list(getattr(snakemake.input, n)) for n in names},  # noqa: F821
-        outputs={n: getattr(snakemake.output, n) for n in ("runs", "checkpoints", *names)},  # noqa: F821
+        outputs={n: getattr(snakemake.output, n) for n in ("runs", "checkpoints", "training_loss", *names)},  # noqa: F821
     )
 except Exception as e:
     # the errors lmforecast names a file in are one line; anything else keeps its traceback in the log

@@ -13,7 +13,7 @@ from lmforecast import tables
 from lmforecast.io import read_json
 from lmforecast.settings import External, Run
 from lmforecast.train.checkpoint import verify_file
-from lmforecast.train.loop import TRAINER_STATE
+from lmforecast.train.loop import LOSS_HISTORY, TRAINER_STATE
 
 
 def trainer_state(directory) -> dict:
@@ -71,6 +71,39 @@ def checkpoints_table(checkpoint_dirs, external=(), counts=None) -> pa.Table:
             rows.append({**unknown, "run": e.name, "step": step, "tokens": tokens, "flops": flops})
     rows.sort(key=lambda r: (r["run"], r["step"]))
     return tables.to_table("checkpoints", tables.rows_to_columns(rows, "checkpoints"))
+
+
+def training_loss_table(checkpoint_dirs) -> pa.Table:
+    """One row per optimizer step of every trained run, from its checkpoints' loss histories.
+
+    Each checkpoint keeps the steps since the previous one, so a run's checkpoints together hold every
+    step from 1 to its last: a step held twice or missing (a checkpoint left out) is refused, named.
+    """
+    rows, source = [], {}
+    for d in checkpoint_dirs:
+        state = trainer_state(d)
+        history = state.get(LOSS_HISTORY)
+        if history is None:
+            raise ValueError(
+                f"{d}/{TRAINER_STATE}: no {LOSS_HISTORY}; expected a checkpoint of the current trainer, rerun its segment"
+            )
+        for i, loss in enumerate(history["loss"]):
+            step = history["first_step"] + i
+            key = (state["run"], step)
+            if key in source:
+                raise ValueError(f"run {key[0]!r} step {step}: in the loss histories of both {source[key]} and {d}")
+            source[key] = d
+            rows.append({"run": state["run"], "step": step, "loss": float(loss)})
+    rows.sort(key=lambda r: (r["run"], r["step"]))
+    last = {}
+    for r in rows:
+        expected = last.get(r["run"], 0) + 1
+        if r["step"] != expected:
+            raise ValueError(
+                f"run {r['run']!r}: loss histories lack steps {expected}..{r['step'] - 1}; expected every checkpoint of the run"
+            )
+        last[r["run"]] = r["step"]
+    return tables.to_table("training_loss", tables.rows_to_columns(rows, "training_loss"))
 
 
 def external_runs_rows(external: list[External], counts: dict) -> list[dict]:
@@ -133,6 +166,7 @@ def aggregate(runs: list[Run], checkpoint_dirs, per_checkpoint: dict, outputs: d
     built = {
         "runs": runs_table(runs, checkpoint_dirs, external, counts),
         "checkpoints": checkpoints_table(checkpoint_dirs, external, counts),
+        "training_loss": training_loss_table(checkpoint_dirs),
     }
     for name, paths in per_checkpoint.items():
         built[name] = concat(name, paths)

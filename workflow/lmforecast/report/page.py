@@ -120,8 +120,9 @@ def build_report(tables: dict, fits_dir, spec: dict, out_dir, captions=CAPTIONS)
             + ".</p>"
         )
     parts.append(table(runs, sortable=True))
-    if tables["checkpoints"]["train_loss"].is_not_null().any() or points.height:
-        plots.plot_training_curves(tables["checkpoints"], points, out_dir / "training_curves.png")
+    steps = tables.get("training_loss")
+    if tables["checkpoints"]["train_loss"].is_not_null().any() or points.height or (steps is not None and steps.height):
+        plots.plot_training_curves(tables["checkpoints"], points, out_dir / "training_curves.png", steps)
         parts.append(figure(out_dir / "training_curves.png", caption=_caption("training_curves", captions)))
     else:
         why = "the checkpoints table has neither training nor held-out losses."

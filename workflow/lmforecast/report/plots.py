@@ -56,11 +56,50 @@ def _legend_outside(ax, **kw):
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kw)
 
 
-def plot_training_curves(checkpoints: pl.DataFrame, points: pl.DataFrame, path):
-    """Per run: training loss, held-out loss and learning rate at every checkpoint, against tokens seen."""
-    data = (
+SMOOTHING_STEPS = 20  # the moving average over the training loss: the window of the checkpoints' train_loss
+
+
+def training_loss_steps(training_loss: pl.DataFrame, checkpoints: pl.DataFrame) -> pl.DataFrame:
+    """Every step's loss with its tokens seen (a run's tokens per step from its checkpoints) and its moving average."""
+    per_step = (
+        checkpoints.filter(pl.col("step") > 0, pl.col("tokens").is_not_null())
+        .group_by("run")
+        .agg((pl.col("tokens") // pl.col("step")).first().alias("tokens_per_step"))
+    )
+    return (
+        training_loss.join(per_step, on="run", how="left")
+        .sort("run", "step")
+        .select(
+            "run",
+            "step",
+            (pl.col("step") * pl.col("tokens_per_step")).alias("tokens"),
+            pl.col("loss").alias("step_loss"),
+            pl.col("loss").rolling_mean(SMOOTHING_STEPS, min_samples=1).over("run").alias("step_loss_avg"),
+        )
+    )
+
+
+def plot_training_curves(checkpoints: pl.DataFrame, points: pl.DataFrame, path, training_loss: pl.DataFrame | None = None):
+    """Per run against tokens seen: the training loss of every step (training_loss table, faint, with its moving
+    average), else of each checkpoint; the held-out loss and learning rate at every checkpoint."""
+    at_checkpoints = (
         checkpoints.select("run", "step", "tokens", "flops", "train_loss", "lr")
         .join(points.select("run", "step", pl.col("loss").alias("heldout_loss"), "family"), on=["run", "step"], how="left")
+        .sort("run", "step")
+    )
+    empty = pl.DataFrame(schema={"run": pl.String, "step": pl.Int64, "loss": pl.Float64})
+    steps = training_loss_steps(empty if training_loss is None else training_loss, checkpoints)
+    # the figure's data: one row per step and per checkpoint, the checkpoints' columns on their own steps
+    data = (
+        steps.join(at_checkpoints, on=["run", "step"], how="full", coalesce=True)
+        .select(
+            "run",
+            "step",
+            pl.coalesce("tokens", "tokens_right").alias("tokens"),
+            *at_checkpoints.columns[3:],
+            "step_loss",
+            "step_loss_avg",
+        )
         .sort("run", "step")
     )
     colors = _colors(data["run"])
@@ -70,16 +109,26 @@ def plot_training_curves(checkpoints: pl.DataFrame, points: pl.DataFrame, path):
         ("heldout_loss", "held-out loss (mean over domains)"),
         ("lr", "learning rate at the checkpoint"),
     )
+    every_step = set(steps["run"])
     for ax, (col, label) in zip(axes, panels):
         for run, g in data.group_by("run", maintain_order=True):
+            run = run[0]
+            if col == "train_loss" and run in every_step:
+                g = g.filter(pl.col("step_loss").is_not_null())
+                ax.plot(g["tokens"], g["step_loss"], lw=0.5, alpha=0.3, color=colors[run])
+                ax.plot(g["tokens"], g["step_loss_avg"], lw=1.2, color=colors[run], label=run)
+                continue
             g = g.filter(pl.col(col).is_not_null())
             if g.height:
-                ax.plot(g["tokens"], g[col], "o-", ms=3, lw=1, color=colors[run[0]], label=run[0])
+                ax.plot(g["tokens"], g[col], "o-", ms=3, lw=1, color=colors[run], label=run)
         _log_x(ax)
         ax.set_xlabel("tokens seen")
         ax.set_ylabel(label)
     _legend_outside(axes[-1], title="run")
-    fig.suptitle("Training curves per run (one point per checkpoint)", fontsize=10)
+    title = "Training curves per run"
+    if every_step:
+        title += f" (training loss: every step, faint, and its {SMOOTHING_STEPS}-step moving average)"
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_plot(fig, path, data)
 
