@@ -132,7 +132,10 @@ def fit_logit_line(x, y):
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) < 3:
         raise FitError(f"a line needs at least 3 points, got {len(x)}")
-    slope, intercept = np.polyfit(x, logit(np.clip(y, 0.01, 0.99)), 1)
+    z, dx = logit(np.clip(y, 0.01, 0.99)), x - x.mean()
+    # by hand, not np.polyfit: a bootstrap draw of one run repeated has one x, where polyfit warns
+    slope = float(dx @ (z - z.mean()) / (dx @ dx)) if dx @ dx > 0 else 0.0
+    intercept = float(z.mean() - slope * x.mean())
     model = lmfit.Model(logit_line)
     return _fit(model, y, model.make_params(intercept=intercept, slope=slope), x=x)
 
