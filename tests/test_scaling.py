@@ -311,3 +311,18 @@ def test_interval_scatter_widens_the_interval_by_the_score_fits_residuals():
     assert mean["score_pred"].equals(pred["score_pred"])
     width = [(d["score_hi"] - d["score_lo"])[0] for d in (mean, pred)]
     assert width[1] > width[0], width
+
+
+def test_direct_keeps_a_score_near_1_inside_0_1():
+    """A ladder whose accuracy climbs linearly in log C to 0.97 (Pythia's sciq): the line through it
+    crossed 1.0 at the held-out compute; the direct predictor's fit in logit space stays below 1."""
+    from lmforecast.fits.scaling.predictors import direct
+
+    flops = np.geomspace(1e18, 1e21, 6)
+    score = 0.82 + 0.05 * np.log10(flops / 1e18)  # 0.82 ... 0.97
+    train = pl.DataFrame({"flops": flops, "is_final": [True] * 6, "score:sciq": score})
+    held = pl.DataFrame({"flops": [1e22, 1e23]})
+    line = np.polyval(np.polyfit(np.log10(flops), score, 1), np.log10(held["flops"].to_numpy()))
+    assert line.max() > 1.0  # the plain line leaves [0, 1] here
+    pred = direct(train, held, ["sciq"], ScalingSettings.from_dict({**CFG, "predictors": ["direct"]}), {})
+    assert np.all((pred.scores["sciq"] > score.max()) & (pred.scores["sciq"] < 1.0)), pred.scores["sciq"]

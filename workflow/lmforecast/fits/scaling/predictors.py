@@ -4,8 +4,9 @@ Each predictor is fitted on the checkpoints of a family's training runs (`train`
 flp.checkpoint_frame) and predicts the score of the held-out runs' final checkpoints
 (`held`) from what is known before training them: compute, parameters and tokens.
 
-- direct: score = w0 + w1 log10 C on final checkpoints (the baseline the critique of FLP
-  prefers, arXiv 2512.08894);
+- direct: score against log10 C on final checkpoints (the baseline the critique of FLP
+  prefers, arXiv 2512.08894), the line on the logit: score = 1 / (1 + exp(-(w0 + w1 log10 C))),
+  so that an accuracy stays in [0, 1];
 - flp: C -> pre-training loss (power law, final checkpoints) -> score (line, emerged
   checkpoints: score above chance + margin) (FLP, Chen et al. 2024);
 - chinchilla: (N, D) -> loss by L = E + A/N^alpha + B/D^beta (Epoch's protocol, on every
@@ -22,11 +23,13 @@ refits start from them (one start instead of a grid).
 import math
 from dataclasses import dataclass, field
 
+import lmfit
 import numpy as np
 import polars as pl
+from scipy.special import expit, logit
 
 from lmforecast.fits.scaling import chinchilla, flpm
-from lmforecast.fits.scaling.curves import FitError, fit_linear, fit_power_law, fit_sigmoid, start_of, stderr_note
+from lmforecast.fits.scaling.curves import FitError, _fit, fit_linear, fit_power_law, fit_sigmoid, start_of, stderr_note
 from lmforecast.fits.scaling.frames import domains_of
 
 
@@ -117,12 +120,32 @@ def _per_task(tasks, out: Prediction, fit_one):
             out.skipped[task] = str(e)
 
 
+def logit_line(x, intercept, slope):
+    return expit(intercept + slope * x)
+
+
+def fit_logit_line(x, y):
+    """score = expit(intercept + slope x), least squares on the score: a line in logit space, so an
+    accuracy (acc, acc_norm: the metrics fit_scaling takes) stays in [0, 1] (the plain line, on scores
+    near 1, extrapolated above 1: Pythia's sciq, 1.003). Started from the line through the scores'
+    logits, clipped off 0 and 1."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3:
+        raise FitError(f"a line needs at least 3 points, got {len(x)}")
+    z, dx = logit(np.clip(y, 0.01, 0.99)), x - x.mean()
+    # by hand, not np.polyfit: a bootstrap draw of one run repeated has one x, where polyfit warns
+    slope = float(dx @ (z - z.mean()) / (dx @ dx)) if dx @ dx > 0 else 0.0
+    intercept = float(z.mean() - slope * x.mean())
+    model = lmfit.Model(logit_line)
+    return _fit(model, y, model.make_params(intercept=intercept, slope=slope), x=x)
+
+
 def direct(train, held, tasks, cfg, warm):
     out = Prediction(scores={})
 
     def fit_one(task):
         finals = _known(_finals(train), f"score:{task}")
-        fit = fit_linear(np.log10(_col(finals, "flops")), _col(finals, f"score:{task}"))
+        fit = fit_logit_line(np.log10(_col(finals, "flops")), _col(finals, f"score:{task}"))
         out.scores[task] = fit.eval(x=np.log10(_col(held, "flops")))
         out.scatter[task] = _scatter(fit)
         out.params += _rows(fit, "direct", task)
