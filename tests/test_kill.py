@@ -26,10 +26,11 @@ from test_workflow import planned_jobs
 from lmforecast.config import checkpoint_steps
 from lmforecast.io import atomic_dir, write_json
 from lmforecast.settings import Training
+from lmforecast.tables import SCHEMAS
 
 pytestmark = pytest.mark.workflow
 
-TABLES = ("runs", "checkpoints", "domain_losses", "task_scores", "example_scores", "sft_scores", "sft_example_scores")
+TABLES = tuple(SCHEMAS)  # every table aggregate writes
 
 
 def small_config():
