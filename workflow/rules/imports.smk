@@ -1,5 +1,6 @@
-# Analysis-only mode: finished results (ladder CSVs, lm-eval results JSON) -> the tables of
-# results/tables/ (training_loss empty: imports have no training steps), in place of training, evaluation and aggregation (lmforecast/measure/imports.py).
+# Analysis-only mode: finished results (ladder CSVs, lm-eval results JSON) -> the tables of results/tables/
+# (training_loss empty: imports have no training steps), in place of training, evaluation and aggregation
+# (lmforecast/measure/imports.py).
 
 
 rule import_tables:
