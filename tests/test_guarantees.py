@@ -224,7 +224,7 @@ def _spec(name):
 
 @pytest.mark.workflow
 def test_disk_full_during_pretrain_is_one_line_naming_the_path(finished, tmp_path):
-    shards = sorted(str(p) for p in (finished / "results" / "shards").glob("*.npy"))
+    shards = sorted(str(p) for p in (finished / "results" / "tokens").iterdir())  # the token stores
     with tmpfs(tmp_path / "small", "32k") as small:
         out = small / "step16"
         cmd = [f"{BIN}/lmforecast", "pretrain", "--spec", json.dumps(_spec("xs-a")), "--shards", *shards]
