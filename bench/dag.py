@@ -23,7 +23,6 @@ With --profile it runs the dry run once more under cProfile and writes where the
 
 import argparse
 import datetime
-import json
 import os
 import shutil
 import subprocess
@@ -33,7 +32,7 @@ import time
 from pathlib import Path
 
 import yaml
-from device import cpu_name  # bench/device.py, beside this script
+from device import cpu_name, write_result  # bench/device.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # snakemake and lmforecast of this environment
@@ -192,9 +191,7 @@ def main() -> int:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/dag.py " + " ".join(sys.argv[1:]),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(result, args.out)
     return 0
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from device import cpu_name  # noqa: E402 (bench/device.py, beside this script)
+from device import cpu_name, write_result  # noqa: E402 (bench/device.py, beside this script)
 from pretrain import build_data  # noqa: E402 (bench/pretrain.py: the default world's tokenizer and shards)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,11 +141,7 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/ddp.py " + " ".join(sys.argv[1:]),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_name(f".tmp-{out.name}").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_name(f".tmp-{out.name}").replace(out)
-    print(json.dumps(result, indent=2))
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

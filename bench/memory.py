@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from device import cpu_name  # bench/device.py, beside this script
+from device import cpu_name, write_result  # bench/device.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
@@ -99,8 +99,7 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/memory.py " + " ".join(sys.argv[1:]),
     }
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("ours", "reference", "ratio", "unit")}, indent=2))
+    write_result(result, args.out, show=("ours", "reference", "ratio", "unit"))
 
 
 if __name__ == "__main__":

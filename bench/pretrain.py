@@ -23,7 +23,6 @@ building the Accelerator, in a fresh process after torch) is measured too.
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import shutil
@@ -42,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
-from device import cpu_name  # noqa: E402 (bench/device.py, beside this script)
+from device import cpu_name, write_result  # noqa: E402 (bench/device.py, beside this script)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
@@ -273,11 +272,7 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/pretrain.py " + " ".join(sys.argv[1:]),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_name(f".tmp-{out.name}").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_name(f".tmp-{out.name}").replace(out)
-    print(json.dumps(result, indent=2))
+    write_result(result, args.out)
     shutil.rmtree(tmp)
 
 

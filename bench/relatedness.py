@@ -17,7 +17,6 @@ seeded sample of 2,000 points, as the workflow does).
 
 import argparse
 import datetime
-import json
 import platform
 import sys
 import time
@@ -25,7 +24,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
-from device import cpu_name  # noqa: E402 (bench/device.py, beside this script)
+from device import cpu_name, write_result  # noqa: E402 (bench/device.py, beside this script)
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
@@ -118,8 +117,7 @@ def main():
         "command": "python bench/relatedness.py " + " ".join(sys.argv[1:]),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

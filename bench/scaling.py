@@ -12,7 +12,6 @@ The goal is under 2 minutes on the 2-core machine.
 
 import argparse
 import datetime
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from device import cpu_name  # bench/device.py, beside this script
+from device import cpu_name, write_result  # bench/device.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = {"t1": 0.25, "t2": 0.25, "t3": 0.5, "t4": 0.25}
@@ -91,8 +90,7 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/scaling.py " + " ".join(sys.argv[1:]),
     }
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ first prompt's zero-shot format, as SFT trains on it. ratio = ours / reference (
 
 import argparse
 import datetime
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from device import cpu_name  # noqa: E402 (bench/device.py, beside this script)
+from device import cpu_name, write_result  # noqa: E402 (bench/device.py, beside this script)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
@@ -148,11 +147,7 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/sft.py " + " ".join(sys.argv[1:]),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_name(f".tmp-{out.name}").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_name(f".tmp-{out.name}").replace(out)
-    print(json.dumps(result, indent=2))
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ median. Goal: ours with p processes >= 0.9 x p x the reference (the plain loop i
 import argparse
 import datetime
 import glob
-import json
 import os
 import platform
 import statistics
@@ -28,7 +27,7 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
 
-from device import cpu_name  # noqa: E402 (bench/device.py, beside this script)
+from device import cpu_name, write_result  # noqa: E402 (bench/device.py, beside this script)
 from tokenizers import Tokenizer  # noqa: E402
 
 from lmforecast.data import tokenizer as tokenizer_lib  # noqa: E402
@@ -104,8 +103,7 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/tokenization.py " + " ".join(sys.argv[1:]),
     }
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("ours", "reference", "ratio", "per_process")}, indent=2))
+    write_result(result, args.out, show=("ours", "reference", "ratio", "per_process"))
 
 
 if __name__ == "__main__":
