@@ -35,21 +35,25 @@ export PATH="$BIN:$PATH"
 # --- the processes this script starts, recorded as $DIR/pids/<name> -------------------------
 DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)   # start order; stopped in reverse
 
-alive() {  # alive NAME: the recorded pid runs that program still (a pid can be reused)
+alive() {  # alive NAME: the recorded pid runs that program still (a pid can be reused); NAME is
+    # PROGRAM or PROGRAM.WHICH (snakemake.slurm, snakemake.local, snakemake.ddp)
     local f=$DIR/pids/$1 pid
-    [[ -f $f ]] && pid=$(<"$f") && [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$1"
+    [[ -f $f ]] && pid=$(<"$f") && [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "${1%%.*}"
 }
 
 stop_daemons() {
     # Snakemake first (SIGINT: it cancels its jobs; SIGTERM would wait for them), then the jobs of
     # our cluster (slurmstepd outlives slurmd), then the daemons, last started first.
-    local pid
-    if alive snakemake; then
-        pid=$(<"$DIR/pids/snakemake")
-        kill -INT "$pid" 2>/dev/null || true
-        for _ in $(seq 120); do [[ -e /proc/$pid ]] || break; sleep 0.5; done
-        [[ -e /proc/$pid ]] && kill -9 "$pid" 2>/dev/null || true
-    fi
+    local pid f
+    for f in "$DIR"/pids/snakemake.*; do
+        if [[ -e $f ]] && alive "${f##*/}"; then
+            pid=$(<"$f")
+            kill -INT "$pid" 2>/dev/null || true
+            for _ in $(seq 120); do [[ -e /proc/$pid ]] || break; sleep 0.5; done
+            [[ -e /proc/$pid ]] && kill -9 "$pid" 2>/dev/null || true
+        fi
+        rm -f "$f"
+    done
     if alive slurmctld; then
         scancel --user root 2>/dev/null || true
         for _ in $(seq 30); do [[ -z $(squeue -h 2>/dev/null) ]] && break; sleep 1; done
@@ -244,22 +248,40 @@ copy_workflow() {  # as tests/test_workflow.py does: workflow/, resources/, conf
     cp "$ROOT/tests/data/smoke.yaml" "$1/config.yaml"
 }
 
-# --- 6. the smoke workflow through Slurm; one pretraining segment killed with scancel ----------
-W=$DIR/work/slurm
+# --- 6. three workflows at once: the smoke workflow through Slurm (one pretraining segment killed
+# with scancel), the same config locally as the reference, and a data-parallel run through Slurm.
+# At once, not one after the other: the Slurm runs mostly wait (the executor plugin polls sacct at
+# growing intervals: 2, 12, 22, ... s after the last job it saw finish), the local run fills that time.
+W=$DIR/work/slurm L=$DIR/work/local D=$DIR/work/ddp
 copy_workflow "$W"
+copy_workflow "$L"
+copy_workflow "$D"
 say "the smoke workflow through Slurm: snakemake --profile slurm (log: $DIR/log/snakemake-slurm.log)"
 t0=$SECONDS
 (cd "$W" && exec snakemake --profile slurm --profile "$DIR/override" --configfile config.yaml) \
     >"$DIR/log/snakemake-slurm.log" 2>&1 &
-echo $! >"$DIR/pids/snakemake"
+echo $! >"$DIR/pids/snakemake.slurm"
+
+say "the same config locally, uninterrupted: snakemake --cores 2 (log: $DIR/log/snakemake-local.log)"
+(cd "$L" && LMFORECAST_GPUS=0 exec snakemake --cores 2 --configfile config.yaml) >"$DIR/log/snakemake-local.log" 2>&1 &
+echo $! >"$DIR/pids/snakemake.local"
+
+# training.parallel: ddp with LMFORECAST_GPUS=2: each pretrain job asks --gpus=2 and its one task runs
+# torchrun with 2 processes (the declared GPUs are files: torch sees none, so the ranks use gloo on
+# the job's 2 CPUs). Run xs-a's checkpoints only, and compare them with the local run's (1 process).
+printf '%s\n' 'training: {parallel: ddp}' >"$D/ddp.yaml"
+say "run xs-a with training.parallel: ddp through Slurm, 2 GPUs per pretrain job (log: $DIR/log/snakemake-ddp.log)"
+(cd "$D" && LMFORECAST_GPUS=2 exec snakemake --profile slurm --profile "$DIR/override" --configfile config.yaml ddp.yaml \
+    -- results/checkpoints/xs-a/step16 results/checkpoints/xs-a/step32) >"$DIR/log/snakemake-ddp.log" 2>&1 &
+echo $! >"$DIR/pids/snakemake.ddp"
 
 # The victim: the last segment of the largest run. Killed once its command runs (its rule log
 # exists) and before its checkpoint is written: a job killed mid-segment, which --retries reruns.
 VICTIM=rule_pretrain_wildcards_m-b_64   # the plugin's job comment: rule and wildcard values
 VICTIM_OUT=$W/results/checkpoints/m-b/step64
 victim=
-for _ in $(seq 1200); do
-    alive snakemake || break
+for _ in $(seq 7200); do  # up to an hour: it ends when Snakemake does
+    alive snakemake.slurm || break
     id=$(squeue -h -t RUNNING -o '%i %k' | awk -v c=$VICTIM '$2 == c {print $1}')
     if [[ -n $id && -e $W/logs/pretrain/m-b/step64.log && ! -e $VICTIM_OUT ]]; then
         scancel "$id"
@@ -270,17 +292,23 @@ for _ in $(seq 1200); do
     sleep 0.5
 done
 [[ -n $victim ]] || die "never saw the pretrain job of m-b step 64 running; see $DIR/log/snakemake-slurm.log"
-wait "$(<"$DIR/pids/snakemake")" || die "snakemake --profile slurm failed; see $DIR/log/snakemake-slurm.log"
-rm -f "$DIR/pids/snakemake"
+wait "$(<"$DIR/pids/snakemake.slurm")" || die "snakemake --profile slurm failed; see $DIR/log/snakemake-slurm.log"
+rm -f "$DIR/pids/snakemake.slurm"
 slurm_s=$((SECONDS - t0))
 say "workflow through Slurm done in ${slurm_s}s"
+wait "$(<"$DIR/pids/snakemake.local")" || die "the local run failed; see $DIR/log/snakemake-local.log"
+rm -f "$DIR/pids/snakemake.local"
+wait "$(<"$DIR/pids/snakemake.ddp")" || die "the ddp run through Slurm failed; see $DIR/log/snakemake-ddp.log"
+rm -f "$DIR/pids/snakemake.ddp"
+say "the local and the ddp runs done too, in $((SECONDS - t0))s"
 
 # --- 7. checks: sbatch, sacct, retry, GPUs ----------------------------------------------------
 LOG=$DIR/log/snakemake-slurm.log
 submitted=$(grep -c 'has been submitted with SLURM jobid' "$LOG" || true)
 say "$submitted sbatch submissions:"
 grep 'has been submitted with SLURM jobid' "$LOG" | sed "s|$W/.snakemake/slurm_logs/||"
-sacct -X -n -P -S now-1days -o JobID,Comment,State,AllocTRES >"$DIR/log/sacct.txt"
+slurm_jobs=$(grep -o 'SLURM jobid [0-9]*' "$LOG" | awk '{print $3}' | paste -sd,)
+sacct -X -n -P -j "$slurm_jobs" -o JobID,Comment,State,AllocTRES >"$DIR/log/sacct.txt"
 say "sacct:"; column -t -s '|' "$DIR/log/sacct.txt"
 grep -q "Trying to restart job" "$LOG" || die "the killed job was not retried (no 'Trying to restart job' in $LOG)"
 awk -F'|' -v v="$victim" '$1 == v && $3 ~ /^CANCELLED/ {f=1} END {exit !f}' "$DIR/log/sacct.txt" \
@@ -299,24 +327,9 @@ n_runs=$(grep -c '^  - {name:' "$ROOT/tests/data/smoke.yaml")
     || die "expected $n_runs group jobs (one per run of tests/data/smoke.yaml, evaluate and sft together) in sacct"
 
 # --- 8. the same tables as an uninterrupted local run -------------------------------------------
-L=$DIR/work/local
-copy_workflow "$L"
-say "the same config locally, uninterrupted: snakemake --cores 2 (log: $DIR/log/snakemake-local.log)"
-(cd "$L" && LMFORECAST_GPUS=0 snakemake --cores 2 --configfile config.yaml) >"$DIR/log/snakemake-local.log" 2>&1 \
-    || die "the local run failed; see $DIR/log/snakemake-local.log"
 python "$ROOT/tests/slurm/compare_tables.py" "$W" "$L" || die "the tables of the Slurm run differ from the local run's"
 
 # --- 9. data-parallel pre-training: one pretrain job with 2 GPUs, 2 ranks under torchrun ---------
-# training.parallel: ddp with LMFORECAST_GPUS=2: each pretrain job asks --gpus=2 and its one task runs
-# torchrun with 2 processes (the declared GPUs are files: torch sees none, so the ranks use gloo on
-# the job's 2 CPUs). Run xs-a's checkpoints only, and compare them with the local run's (1 process).
-D=$DIR/work/ddp
-copy_workflow "$D"
-printf '%s\n' 'training: {parallel: ddp}' >"$D/ddp.yaml"
-say "run xs-a with training.parallel: ddp through Slurm, 2 GPUs per pretrain job (log: $DIR/log/snakemake-ddp.log)"
-(cd "$D" && LMFORECAST_GPUS=2 snakemake --profile slurm --profile "$DIR/override" --configfile config.yaml ddp.yaml \
-    -- results/checkpoints/xs-a/step16 results/checkpoints/xs-a/step32) >"$DIR/log/snakemake-ddp.log" 2>&1 \
-    || die "the ddp run through Slurm failed; see $DIR/log/snakemake-ddp.log"
 ddp_jobs=$(grep -o 'SLURM jobid [0-9]*' "$DIR/log/snakemake-ddp.log" | awk '{print $3}' | paste -sd,)
 sacct -X -n -P -j "$ddp_jobs" -o JobID,Comment,State,AllocTRES >"$DIR/log/sacct-ddp.txt"
 say "sacct (ddp run):"; column -t -s '|' "$DIR/log/sacct-ddp.txt"
