@@ -3,7 +3,9 @@
 A task YAML names its prompt templates, splits and delimiters; examples (JSONL, written
 by the `world` rule) carry `fields` for the templates, `choices` and the `gold` index.
 A multiple-choice request is a context (k demonstrations, then the prompt) and one
-continuation per choice, `target_delimiter + choice`, as lm-eval builds them.
+continuation per choice, `target_delimiter + choice`, as lm-eval builds them. lm-eval's
+multiple-input tasks (winogrande) turn this around: an example's `choices` are the ends of
+its contexts and its `target` is every choice's one continuation (Request.arguments).
 
 Tasks by reference (`resolve_task`): the name of a task shipped in resources/tasks, a path to
 the user's YAML, or the name of a task of the installed lm-evaluation-harness package. A YAML
@@ -73,10 +75,28 @@ class Request:
     choices: tuple
     gold: int
     target_delimiter: str = " "
+    # lm-eval's multiple-input form (winogrande): each choice ends the context, and this is every choice's continuation
+    target: str | None = None
 
     @property
     def continuations(self):
+        if self.target is not None:
+            return (self.target_delimiter + self.target,) * len(self.choices)
         return tuple(self.target_delimiter + c for c in self.choices)
+
+    @property
+    def arguments(self):
+        """Per choice, the (context, continuation) it is scored as: lm-eval's request arguments."""
+        if self.target is not None:
+            return tuple((self.context + c, cont) for c, cont in zip(self.choices, self.continuations))
+        return tuple((self.context, cont) for cont in self.continuations)
+
+    @property
+    def lm_request(self):
+        """The request as LM.loglikelihood takes it: one context for all continuations, or one context each."""
+        if self.target is not None:
+            return tuple(ctx for ctx, _ in self.arguments), self.continuations
+        return self.context, self.continuations
 
 
 def read_task_yaml(path) -> dict:
@@ -246,7 +266,8 @@ def render(task: Task, prompt: str, example: dict) -> str:
 
 
 def answer(task: Task, example: dict) -> str:
-    return task.target_delimiter + example["choices"][example["gold"]]
+    """The gold continuation: the gold choice, or a multiple-input example's shared target."""
+    return task.target_delimiter + (example["target"] if "target" in example else example["choices"][example["gold"]])
 
 
 def build_requests(task: Task, examples, prompts, shots, limit=None, seed=1234, fewshot_limit=None) -> list[Request]:
@@ -266,18 +287,23 @@ def build_requests(task: Task, examples, prompts, shots, limit=None, seed=1234, 
             demo_idx = np.random.default_rng([seed, i, k]).choice(len(pool), size=k, replace=False) if k else []
             demos = [pool[j] for j in demo_idx]
             for p in prompts:
-                parts = [render(task, p, d) + answer(task, d) for d in demos] + [render(task, p, x)]
+                parts = [render(task, p, d) + answer(task, d) for d in demos]
                 description = task.description.format(**x["fields"])
+                if "target" in x:  # multiple input: the context ends where each choice's own text goes
+                    context = description + "".join(part + task.fewshot_delimiter for part in parts)
+                else:
+                    context = description + task.fewshot_delimiter.join([*parts, render(task, p, x)])
                 requests.append(
                     Request(
                         task=task.name,
                         prompt=p,
                         shots=k,
                         example=x["id"],
-                        context=description + task.fewshot_delimiter.join(parts),
+                        context=context,
                         choices=tuple(x["choices"]),
                         gold=x["gold"],
                         target_delimiter=task.target_delimiter,
+                        target=x.get("target"),
                     )
                 )
     return requests
@@ -418,9 +444,31 @@ def lm_eval_examples(task_yaml, files: dict | None = None, cache_dir=None) -> li
         for i, doc in enumerate(docs_of[split]()):
             text, choices, target = task.doc_to_text(doc), task.doc_to_choice(doc), task.doc_to_target(doc)
             where = f"{cfg['task']}: {source[split]}: row {i}"
+            description = task.resolve_field(doc, cfg.get("description")) or ""
+            if task.multiple_input:
+                # lm-eval's multiple-input form (api/task.py): doc_to_text is the gold index, doc_to_choice each
+                # choice's context, doc_to_target their shared continuation; a demonstration is the gold context
+                if not isinstance(text, int) or not 0 <= text < len(choices) or not isinstance(target, str):
+                    raise TaskError(
+                        f"{where}: a multiple-input task's doc_to_text gives {text!r} and doc_to_target {target!r}; "
+                        f"expected the index of one of {len(choices)} contexts and a continuation"
+                    )
+                examples.append(
+                    {
+                        "id": f"{cfg['task']}-{split}-{i}",
+                        "split": split,
+                        "fields": {"text": choices[text], "description": description},
+                        "choices": [str(c) for c in choices],
+                        "gold": text,
+                        "target": target,
+                    }
+                )
+                continue
             if not isinstance(text, str):
+                raise TaskError(f"{where}: doc_to_text gives {type(text).__name__}, not a prompt (nor, as row 0's, an index)")
+            if isinstance(target, list):
                 raise TaskError(
-                    f"{where}: doc_to_text gives {type(text).__name__}, not a prompt (lm-eval's multiple-input form, as winogrande's, is not supported)"
+                    f"{where}: doc_to_target gives a list (lm-eval's multiple targets), which lmforecast does not score"
                 )
             if isinstance(target, str):  # a choice's text, or an index as text
                 target = list(choices).index(target) if target in choices else int(target) if target.isdigit() else target
@@ -430,7 +478,7 @@ def lm_eval_examples(task_yaml, files: dict | None = None, cache_dir=None) -> li
                 {
                     "id": f"{cfg['task']}-{split}-{i}",
                     "split": split,
-                    "fields": {"text": text, "description": task.resolve_field(doc, cfg.get("description")) or ""},
+                    "fields": {"text": text, "description": description},
                     "choices": [str(c) for c in choices],
                     "gold": target,
                 }
