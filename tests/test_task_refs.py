@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 import torch
 import yaml
-from test_external import DEFAULT, DOMAINS, _hf_model_dir, world_dir  # noqa: F401 (world_dir: a fixture)
+from test_external import DEFAULT, DOMAINS, world_dir  # noqa: F401 (world_dir: a fixture)
 from test_tasks import ARC_ROWS
+from tiny import hf_llama_dir
 
 from lmforecast.cli import main
 from lmforecast.config import ConfigError, validate
@@ -104,7 +105,7 @@ def test_a_user_task_yaml_outside_resources_is_evaluated_end_to_end(tiny_tokeniz
 
     out = tmp_path / "tasks" / "my_mc.jsonl"
     main(["task-data", "--spec", json.dumps({"files": files}), "--task-spec", str(yaml_path), "--out", str(out)])
-    model_dir = _hf_model_dir(tiny_tokenizer, tmp_path / "hf")
+    model_dir = hf_llama_dir(tiny_tokenizer, tmp_path / "hf")
     spec = {"tasks": [str(yaml_path)], "shots": [0, 1], "examples_per_task": 10, "fewshot_seed": 1234, "domain_docs": 2}
     (tmp_path / "out").mkdir()
     got = _evaluate(model_dir, spec, world_dir, [str(yaml_path)], [str(out)], tmp_path / "out")
@@ -119,7 +120,7 @@ def lm_eval_run(tiny_tokenizer, tmp_path_factory):
     """lm-eval's own run (HF backend, float64) of its arc_challenge, mmlu_anatomy and winogrande on local rows, and our
     examples; winogrande also 1-shot (as winogrande_1shot), its one training row the demonstration on both sides."""
     root = tmp_path_factory.mktemp("lmeval_refs")
-    model_dir = _hf_model_dir(tiny_tokenizer, root / "model")
+    model_dir = hf_llama_dir(tiny_tokenizer, root / "model")
     with torch.no_grad():  # peaked predictions, so that acc is not a coin toss
         from transformers import AutoModelForCausalLM
 
@@ -204,6 +205,12 @@ def test_bad_task_references_stop_the_config_naming_them(tmp_path):
     f1.write_text(yaml.safe_dump({**MY_MC, "task": "f1_task", "metrics": ["acc", "f1"]}))
     lm_eval_gen = tmp_path / "lm_gen.yaml"
     lm_eval_gen.write_text(yaml.safe_dump({"task": "lm_gen", "doc_to_text": "{{q}}", "test_split": "test"}))
+    no_choice = tmp_path / "no_choice.yaml"
+    no_choice.write_text(
+        yaml.safe_dump({"task": "nc", "doc_to_text": "{{q}}", "test_split": "test", "output_type": "multiple_choice"})
+    )
+    image = tmp_path / "image.yaml"
+    image.write_text(yaml.safe_dump({**MY_MC, "task": "img", "doc_to_image": ["image"]}))
     cases = [
         ("arc_chalenge", r"evaluation\.tasks\[4\]: 'arc_chalenge': unknown task; .*close names: arc_challenge"),
         ("gsm8k", r"evaluation\.tasks\[4\]: task 'gsm8k' .*output_type 'generate_until' is not 'multiple_choice'"),
@@ -211,6 +218,9 @@ def test_bad_task_references_stop_the_config_naming_them(tmp_path):
         (str(lm_eval_gen), r"evaluation\.tasks\[4\]: task 'lm_gen' .*output_type 'generate_until'"),  # lm-eval's default
         (str(f1), r"evaluation\.tasks\[4\]: task 'f1_task' .*metric\(s\) \['f1'\] are not measured; expected some of \['acc'"),
         ("cb", r"evaluation\.tasks\[4\]: task 'cb' .*metric\(s\) \['f1'\] are not measured"),  # lm-eval's metric_list
+        ("truthfulqa_mc2", r"evaluation\.tasks\[4\]: task 'truthfulqa_mc2' .*its own process_results function"),
+        (str(no_choice), r"evaluation\.tasks\[4\]: task 'nc' .*no doc_to_choice"),
+        (str(image), r"evaluation\.tasks\[4\]: task 'img' .*multimodal \(doc_to_image\)"),
         (str(tmp_path / "nope.yaml"), r"evaluation\.tasks\[4\]: '.*nope\.yaml': no such task YAML file"),
         ("arc_challenge", r"evaluation\.task_data\.arc_challenge: missing; .* local files"),
     ]

@@ -43,6 +43,14 @@ TASK_METRICS = (
     "bits_per_byte",
 )
 SCORED_METRICS = (*TASK_METRICS, "inv_ppl_correct")
+# lm-eval YAML keys of tasks that lmforecast cannot score as lm-eval does, and why (refused when the config is read)
+UNSUPPORTED_KEYS = {
+    "process_results": "its metrics come from its own process_results function, which lmforecast does not run",
+    "doc_to_image": "it is multimodal (doc_to_image)",
+    "doc_to_audio": "it is multimodal (doc_to_audio)",
+    "use_prompt": "its prompt comes from promptsource (use_prompt)",
+    "class": "it is a Python class, not a YAML task",
+}
 
 
 class TaskError(ValueError):
@@ -142,6 +150,9 @@ def _metrics(spec, path) -> tuple:
 def load_task(path) -> Task:
     """The task a YAML defines, in our format or in lm-eval's; a task that is not multiple choice is refused."""
     spec = read_task_yaml(path)
+    for key, why in UNSUPPORTED_KEYS.items():
+        if spec.get(key) is not None:
+            raise TaskError(f"task {spec['task']!r} ({path}): {why}; lmforecast scores choices' log-likelihoods only")
     # lm-eval's default output type is generate_until; ours are multiple choice by construction
     output_type = spec.get("output_type", "generate_until" if is_lm_eval_format(spec) else MULTIPLE_CHOICE)
     if output_type != MULTIPLE_CHOICE:
@@ -150,6 +161,8 @@ def load_task(path) -> Task:
             "lmforecast scores multiple-choice tasks only (log-likelihoods of the choices)"
         )
     if is_lm_eval_format(spec):
+        if spec.get("doc_to_choice") is None:
+            raise TaskError(f"task {spec['task']!r} ({path}): no doc_to_choice; a multiple-choice task needs its choices")
         eval_split = spec.get("test_split") or spec.get("validation_split")
         fewshot_split = spec.get("fewshot_split") or spec.get("training_split") or spec.get("validation_split")
         if not eval_split:
