@@ -497,6 +497,7 @@ def test_shipped_public_examples_import_and_validate(example, n_runs, n_checkpoi
     example_config = yaml.safe_load((ROOT / "config" / "examples" / f"{example}.yaml").read_text())
     config = copy.deepcopy(DEFAULT) | {"runs": [], "import": example_config["import"]}
     config["fit"] = {**config["fit"], "scaling": example_config["fit"]["scaling"]}
+    config["fit"]["relatedness"] |= example_config["fit"].get("relatedness", {})  # as snakemake --configfile merges it
     validate(config)
     built = {k: pl.from_arrow(v) for k, v in import_tables(example_config["import"]).items()}
     assert built["runs"].height == n_runs and built["checkpoints"].height == n_checkpoints
@@ -513,8 +514,7 @@ def test_task_relatedness_runs_on_the_pythia_import_and_point_relatedness_says_w
     monkeypatch.chdir(ROOT)
     example = yaml.safe_load((ROOT / "config" / "examples" / "pythia-evals.yaml").read_text())
     config = copy.deepcopy(DEFAULT) | {"runs": [], "import": example["import"]}
-    config["fit"]["relatedness"] |= example["fit"]["relatedness"]  # as snakemake --configfile merges it
-    validate(config)
+    config["fit"]["relatedness"] |= example["fit"]["relatedness"]  # valid: test_shipped_public_examples_import_and_validate
     assert "relatedness" in [f.name for f in registry().configured(config, imported=True)]
     asked = copy.deepcopy(config)
     asked["fit"]["relatedness"]["metric"] = "logprob_correct"
