@@ -229,6 +229,40 @@ def test_bad_task_references_stop_the_config_naming_them(tmp_path):
         config["evaluation"]["tasks"].append(ref)
         with pytest.raises(ConfigError, match=message):
             validate(config)
+    # What only the rows show, from each file's first row through lm-eval's own task code, before any job:
+    # lm-eval's multiple targets (doc_to_target gives a list), and rows without the fields the task reads.
+    multi = tmp_path / "multi_t.yaml"
+    multi.write_text(
+        yaml.safe_dump(
+            {"task": "multi_t", "output_type": "multiple_choice", "test_split": "test", "doc_to_text": "{{q}}"}
+            | {"doc_to_choice": "{{options}}", "doc_to_target": "{{golds}}"}
+        )
+    )
+    wino = {split: _jsonl(tmp_path / f"wino_{split}.jsonl", rows) for split, rows in WINOGRANDE_ROWS.items()}
+    cases = [
+        (
+            str(multi),
+            "multi_t",
+            {"test": _jsonl(tmp_path / "multi.jsonl", [{"q": "1 + 1", "options": ["2", "3"], "golds": [0, 1]}])},
+        ),
+        (
+            "winogrande",
+            "winogrande",
+            {**wino, "validation": _jsonl(tmp_path / "bad.jsonl", [{"sentence": "_ is", "option1": "a"}])},
+        ),
+    ]
+    messages = [
+        r"evaluation\.task_data\.multi_t: multi_t: .*multi\.jsonl: row 0: doc_to_target gives a list \(lm-eval's multiple targets\)",
+        r"evaluation\.task_data\.winogrande: row 0 of .*bad\.jsonl.*: KeyError: 'answer'; expected rows in the format",
+    ]
+    for (ref, name, files), message in zip(cases, messages):
+        config = copy.deepcopy(DEFAULT)
+        config["evaluation"]["tasks"].append(ref)
+        config["evaluation"]["task_data"] = {name: files}
+        with pytest.raises(ConfigError, match=message):
+            validate(config)
+    config["evaluation"]["task_data"] = {"winogrande": wino}  # the same rows scored in test_an_lm_eval_package_task...
+    validate(config)
     config = copy.deepcopy(DEFAULT)  # on a machine that reaches the hub: the dataset lm-eval's YAML names
     config["evaluation"].update(tasks=[*config["evaluation"]["tasks"], "sciq"], task_data={"sciq": "hub"})
     validate(config)

@@ -414,13 +414,15 @@ def load_dataset_examples(task_yaml, data_dir=None, splits=None, cache_dir=None,
     return examples
 
 
-def lm_eval_examples(task_yaml, files: dict | None = None, cache_dir=None) -> list[dict]:
+def lm_eval_examples(task_yaml, files: dict | None = None, cache_dir=None, rows: dict | None = None) -> list[dict]:
     """Examples ({id, split, fields, choices, gold}) of a task in lm-eval's YAML format.
 
     lm-eval's own ConfigurableTask renders them (doc_to_text, doc_to_choice, doc_to_target, its
     process_docs, its description). files: {split: JSONL or Parquet path} in the dataset's own format,
     which replace the dataset (a split the files lack is left out of the task); None: the dataset the
     YAML names, from the hub (or the local HF cache), its few-shot and evaluation splits.
+    rows: {split: [row, ...]} read from those files already (the config check renders each file's
+    first row, so that a form lmforecast does not score stops the parse, not a job).
     The prompt is fields.text, the description fields.description.
     """
     from lm_eval.api.task import ConfigurableTask
@@ -428,7 +430,16 @@ def lm_eval_examples(task_yaml, files: dict | None = None, cache_dir=None) -> li
 
     cfg = load_yaml(task_yaml, resolve_func=True)
     split_keys = {"training_split": "training_docs", "validation_split": "validation_docs", "test_split": "test_docs"}
-    if files is not None:
+    if rows is not None:
+        import datasets
+
+        loaded = datasets.DatasetDict({split: datasets.Dataset.from_list(r) for split, r in rows.items()})
+        cfg["custom_dataset"] = lambda **kwargs: loaded  # lm-eval's hook for a dataset of one's own
+        for key in (*split_keys, "fewshot_split"):
+            if cfg.get(key) not in rows:
+                cfg[key] = None
+        splits, source = list(rows), {split: f"{(files or {}).get(split, split)}" for split in rows}
+    elif files is not None:
         formats = {DATA_FORMATS.get(Path(f).suffix) for f in files.values()}
         if None in formats or len(formats) != 1:
             raise TaskError(
@@ -446,7 +457,18 @@ def lm_eval_examples(task_yaml, files: dict | None = None, cache_dir=None) -> li
         spec = load_task(task_yaml)
         splits = list(dict.fromkeys([spec.fewshot_split, spec.eval_split]))
         source = {split: f"{cfg.get('dataset_path')}[{split}]" for split in splits}
-    task = ConfigurableTask(config=cfg)
+    if rows is not None:  # lm-eval warns that a custom dataset takes --metadata: nothing to say here
+        import logging
+
+        quiet = logging.getLogger("lm_eval.api.task")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            task = ConfigurableTask(config=cfg)
+        finally:
+            quiet.setLevel(level)
+    else:
+        task = ConfigurableTask(config=cfg)
     docs_of = {cfg[key]: getattr(task, method) for key, method in split_keys.items() if cfg.get(key)}
     if cfg.get("fewshot_split"):  # a split of its own for demonstrations (MMLU's dev)
         docs_of.setdefault(cfg["fewshot_split"], task.fewshot_docs)
