@@ -208,6 +208,11 @@ CASES = [
         r"fit\.relatedness\.shots: 5 is not in evaluation\.shots \[0, 2\]",
     ),
     ("transfer metric unknown", lambda c: c["fit"]["transfer"].update(metric="f1"), r"fit\.transfer\.metric: 'f1' is not one of"),
+    (
+        "relatedness metric unknown",
+        lambda c: c["fit"]["relatedness"].update(metric="f1"),
+        r"fit\.relatedness\.metric: 'f1' is not a metric of task_scores; expected one of \['acc'",
+    ),
 ]
 
 

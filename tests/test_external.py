@@ -7,9 +7,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import torch
 import yaml
 from test_tasks import ARC_ROWS, HELLASWAG_ROWS
+from tiny import hf_llama_dir
 
 from lmforecast.cli import _load_tasks, main
 from lmforecast.config import ConfigError, validate
@@ -24,31 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 DOMAINS = ("arithmetic", "code", "facts", "prose")
 SYNTHETIC = ["fact_qa", "sentiment"]
-
-
-def _hf_model_dir(tok_dir, directory):
-    """A tiny transformers LlamaForCausalLM saved by save_pretrained, with the project tokenizer beside it."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tok = tokenizer_lib.load(tok_dir)
-    eos = tokenizer_lib.eos_id(tok)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=tok.get_vocab_size(),
-        hidden_size=32,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=True,
-        bos_token_id=eos,
-        eos_token_id=eos,
-        rms_norm_eps=1e-6,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(directory)
-    tokenizer_lib.save_hf(tok, directory, model_max_length=64)
-    return directory
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +67,7 @@ def _assert_frames_close(got, expected, rel):
 
 
 def test_external_model_directory_gives_the_tables_of_the_same_model_scored_as_a_checkpoint(tiny_tokenizer, world_dir, tmp_path):
-    model_dir = _hf_model_dir(tiny_tokenizer, tmp_path / "hf")
+    model_dir = hf_llama_dir(tiny_tokenizer, tmp_path / "hf")
     spec = {"tasks": SYNTHETIC, "shots": [0, 1], "examples_per_task": 4, "fewshot_seed": 1234, "domain_docs": 3}
     examples = [str(world_dir / "tasks" / f"{t}.jsonl") for t in SYNTHETIC]
     (tmp_path / "out").mkdir()
@@ -163,7 +138,7 @@ def test_dataset_tasks_from_local_jsonl_and_parquet_files(tiny_tokenizer, world_
     rows = [json.loads(line) for line in open(tmp_path / "tasks" / "arc_easy.jsonl")]
     assert [(x["split"], x["gold"]) for x in rows] == [("train", 0), ("test", 1), ("test", 1)]
 
-    model_dir = _hf_model_dir(tiny_tokenizer, tmp_path / "hf")
+    model_dir = hf_llama_dir(tiny_tokenizer, tmp_path / "hf")
     spec = {"tasks": list(task_data), "shots": [0, 1], "examples_per_task": 10, "fewshot_seed": 1234, "domain_docs": 2}
     (tmp_path / "out").mkdir()
     got = _evaluate(
@@ -226,7 +201,7 @@ def test_workflow_runs_rule_evaluate_on_an_external_model_with_a_dataset_task(ti
     from test_workflow import SMOKE, copy_workflow
 
     copy_workflow(tmp_path)
-    _hf_model_dir(tiny_tokenizer, tmp_path / "hf")
+    hf_llama_dir(tiny_tokenizer, tmp_path / "hf")
     for name in ("train", "test"):
         (tmp_path / f"arc_{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ARC_ROWS[f"{name}.jsonl"]))
     config = yaml.safe_load(SMOKE.read_text())

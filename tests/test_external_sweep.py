@@ -10,9 +10,9 @@ import copy
 
 import polars as pl
 import pytest
-import torch
 import yaml
 from smoke import SMOKE, copy_workflow, snakemake
+from tiny import hf_llama_dir
 
 from lmforecast.config import ConfigError, validate
 from lmforecast.data import tokenizer as tokenizer_lib
@@ -23,30 +23,8 @@ TOKENS_PER_STEP = 256
 
 
 def _suite(tok_dir, directory, hidden, layers, seed):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tok = tokenizer_lib.load(tok_dir)
-    eos = tokenizer_lib.eos_id(tok)
-    steps = {}
-    for k, step in enumerate(STEPS):
-        torch.manual_seed(seed + k)
-        cfg = LlamaConfig(
-            vocab_size=tok.get_vocab_size(),
-            hidden_size=hidden,
-            intermediate_size=3 * hidden,
-            num_hidden_layers=layers,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            max_position_embeddings=64,
-            tie_word_embeddings=True,
-            bos_token_id=eos,
-            eos_token_id=eos,
-        )
-        out = directory / f"step{step}"
-        LlamaForCausalLM(cfg).save_pretrained(out)
-        tokenizer_lib.save_hf(tok, out, model_max_length=64)
-        steps[step] = str(out)
-    return steps
+    """A suite's checkpoints (step -> directory), each a tiny Llama of its own weights."""
+    return {step: str(hf_llama_dir(tok_dir, directory / f"step{step}", hidden, layers, seed + k)) for k, step in enumerate(STEPS)}
 
 
 def _config(external):

@@ -497,7 +497,45 @@ def test_shipped_public_examples_import_and_validate(example, n_runs, n_checkpoi
     example_config = yaml.safe_load((ROOT / "config" / "examples" / f"{example}.yaml").read_text())
     config = copy.deepcopy(DEFAULT) | {"runs": [], "import": example_config["import"]}
     config["fit"] = {**config["fit"], "scaling": example_config["fit"]["scaling"]}
+    config["fit"]["relatedness"] |= example_config["fit"].get("relatedness", {})  # as snakemake --configfile merges it
     validate(config)
     built = {k: pl.from_arrow(v) for k, v in import_tables(example_config["import"]).items()}
     assert built["runs"].height == n_runs and built["checkpoints"].height == n_checkpoints
     assert built["task_scores"]["task"].n_unique() == n_tasks
+
+
+def test_task_relatedness_runs_on_the_pythia_import_and_point_relatedness_says_why_not(tmp_path, monkeypatch):
+    """The published Pythia evaluations hold each task's accuracy per checkpoint and no per-example scores:
+    fit.relatedness with `metric: acc` correlates the tasks over the 15 runs' 405 checkpoints, and says why
+    point relatedness does not run; left at its default (the NLL of the correct answer) it is refused by name."""
+    from lmforecast.fits.registry import registry
+    from lmforecast.measure.imports import write_tables
+
+    monkeypatch.chdir(ROOT)
+    example = yaml.safe_load((ROOT / "config" / "examples" / "pythia-evals.yaml").read_text())
+    config = copy.deepcopy(DEFAULT) | {"runs": [], "import": example["import"]}
+    config["fit"]["relatedness"] |= example["fit"]["relatedness"]  # valid: test_shipped_public_examples_import_and_validate
+    assert "relatedness" in [f.name for f in registry().configured(config, imported=True)]
+    asked = copy.deepcopy(config)
+    asked["fit"]["relatedness"]["metric"] = "logprob_correct"
+    with pytest.raises(
+        ConfigError, match=r"fit\.relatedness\.metric: 'logprob_correct' is not among the imported metrics \['acc'"
+    ):
+        validate(asked)
+    del asked["fit"]["relatedness"]["metric"]  # the default: the fit is left out, the report says why
+    assert "relatedness" not in [f.name for f in registry().configured(asked, imported=True)]
+
+    write_tables(import_tables(example["import"]), tmp_path / "tables")
+    spec = json.dumps(config["fit"]["relatedness"])
+    out = {"--tables": tmp_path / "tables", "--fits": tmp_path / "fits", "--report-dir": tmp_path / "report"}
+    cli(["fit", "relatedness", "--spec", spec, *[str(x) for kv in out.items() for x in kv]])
+    matrix = pl.read_parquet(tmp_path / "fits" / "task_relatedness.parquet")
+    assert matrix.height == 8 * 8 and set(matrix["n_checkpoints"]) == {15 * 27}
+    r = dict(zip(zip(matrix["task_a"], matrix["task_b"]), matrix["pearson_r"]))
+    assert r[("arc_easy", "piqa")] > 0.9 and r[("arc_easy", "piqa")] == r[("piqa", "arc_easy")]
+    note = json.loads((tmp_path / "fits" / "point_relatedness.json").read_text())["note"]
+    assert "point relatedness needs per-example scores (example_scores: example, logprob_correct" in note
+    assert pl.read_parquet(tmp_path / "fits" / "point_relatedness.parquet").height == 0
+    assert (tmp_path / "report" / "task_relatedness.png").stat().st_size > 0
+    section = registry()["relatedness"].section(tmp_path / "fits", tmp_path / "report")
+    assert 'id="fig-task_relatedness"' in section and "point relatedness needs per-example scores" in section

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-from test_external import DEFAULT, _hf_model_dir
+from test_external import DEFAULT
+from tiny import hf_llama_dir
 
 from lmforecast.config import ConfigError, validate
 from lmforecast.data.world import task_examples
@@ -40,7 +41,7 @@ def chat_lm(tiny_tokenizer, tmp_path_factory):
     """A tiny transformers Llama whose tokenizer has a chat template."""
     from transformers import AutoTokenizer
 
-    directory = _hf_model_dir(tiny_tokenizer, tmp_path_factory.mktemp("chat") / "hf")
+    directory = hf_llama_dir(tiny_tokenizer, tmp_path_factory.mktemp("chat") / "hf")
     tok = AutoTokenizer.from_pretrained(directory)
     tok.chat_template = CHAT_TEMPLATE
     tok.save_pretrained(directory)

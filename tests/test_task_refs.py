@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 import torch
 import yaml
-from test_external import DEFAULT, DOMAINS, _hf_model_dir, world_dir  # noqa: F401 (world_dir: a fixture)
+from test_external import DEFAULT, DOMAINS, world_dir  # noqa: F401 (world_dir: a fixture)
 from test_tasks import ARC_ROWS
+from tiny import hf_llama_dir
 
 from lmforecast.cli import main
 from lmforecast.config import ConfigError, validate
@@ -52,6 +53,22 @@ MMLU_ROWS = {
     ]
     for split, n in (("dev", 2), ("test", 3))
 }
+# WinoGrande rows (allenai/winogrande's format: a sentence with a blank, two options, answer "1" or "2") for
+# lm-eval's winogrande, a multiple-input task: each option fills the blank of its own context.
+WINOGRANDE_ROWS = {
+    "train": [
+        {
+            "sentence": "The cup fell off the shelf because _ was tipped.",
+            "option1": "the cup",
+            "option2": "the shelf",
+            "answer": "2",
+        }
+    ],
+    "validation": [
+        {"sentence": f"{a} gave {b} a book since _ had read it {i} times.", "option1": a, "option2": b, "answer": str(1 + i % 2)}
+        for i, (a, b) in enumerate([("Ann", "Bob"), ("Carl", "Dora"), ("Eve", "Finn"), ("Gus", "Hana")])
+    ],
+}
 
 
 def _evaluate(model_dir, spec, world_dir, task_specs, examples, out):  # noqa: F811
@@ -88,7 +105,7 @@ def test_a_user_task_yaml_outside_resources_is_evaluated_end_to_end(tiny_tokeniz
 
     out = tmp_path / "tasks" / "my_mc.jsonl"
     main(["task-data", "--spec", json.dumps({"files": files}), "--task-spec", str(yaml_path), "--out", str(out)])
-    model_dir = _hf_model_dir(tiny_tokenizer, tmp_path / "hf")
+    model_dir = hf_llama_dir(tiny_tokenizer, tmp_path / "hf")
     spec = {"tasks": [str(yaml_path)], "shots": [0, 1], "examples_per_task": 10, "fewshot_seed": 1234, "domain_docs": 2}
     (tmp_path / "out").mkdir()
     got = _evaluate(model_dir, spec, world_dir, [str(yaml_path)], [str(out)], tmp_path / "out")
@@ -100,9 +117,10 @@ def test_a_user_task_yaml_outside_resources_is_evaluated_end_to_end(tiny_tokeniz
 
 @pytest.fixture(scope="module")
 def lm_eval_run(tiny_tokenizer, tmp_path_factory):
-    """lm-eval's own run (HF backend, float64) of its arc_challenge and mmlu_anatomy on local rows, and our examples."""
+    """lm-eval's own run (HF backend, float64) of its arc_challenge, mmlu_anatomy and winogrande on local rows, and our
+    examples; winogrande also 1-shot (as winogrande_1shot), its one training row the demonstration on both sides."""
     root = tmp_path_factory.mktemp("lmeval_refs")
-    model_dir = _hf_model_dir(tiny_tokenizer, root / "model")
+    model_dir = hf_llama_dir(tiny_tokenizer, root / "model")
     with torch.no_grad():  # peaked predictions, so that acc is not a coin toss
         from transformers import AutoModelForCausalLM
 
@@ -118,30 +136,34 @@ def lm_eval_run(tiny_tokenizer, tmp_path_factory):
             "test": _jsonl(root / "arc_test.jsonl", ARC_ROWS["test.jsonl"]),
         },
         "mmlu_anatomy": {split: _jsonl(root / f"mmlu_{split}.jsonl", rows) for split, rows in MMLU_ROWS.items()},
+        "winogrande": {split: _jsonl(root / f"wino_{split}.jsonl", rows) for split, rows in WINOGRANDE_ROWS.items()},
     }
+    runs = {name: (name, 0) for name in files} | {"winogrande_1shot": ("winogrande", 1)}
     tasks_dir = root / "tasks"
     tasks_dir.mkdir()
     ours = {}
-    for name, data in files.items():
+    for run, (name, shots) in runs.items():
+        data = files[name]
         ref = resolve_task(name)  # by name: the package's own YAML
         assert ref.source == "lm_eval" and ref.path.is_relative_to(Path(lm_eval.__file__).parent)
-        ours[name] = (load_task(ref.path), lm_eval_examples(ref.path, data, cache_dir=root / "hf_cache"))
+        ours[run] = (load_task(ref.path), lm_eval_examples(ref.path, data, cache_dir=root / "hf_cache"), shots)
         spec = {  # lm-eval's run: its own YAML, only the dataset swapped for the same files
             "include": str(ref.path),
-            "task": f"ref_{name}",
+            "task": f"ref_{run}",
             "dataset_path": "json",
             "dataset_name": None,
             "dataset_kwargs": {"data_files": data, "cache_dir": str(root / "hf_cache")},
-            "validation_split": None,
-            "num_fewshot": 0,
-        }
-        (tasks_dir / f"ref_{name}.yaml").write_text(json.dumps(spec))
+            "num_fewshot": shots,
+        } | ({} if "validation" in data else {"validation_split": None})
+        if shots:  # lm-eval's demonstrations in order: the one training row, as ours (a pool of one)
+            spec["fewshot_config"] = {"sampler": "first_n"}
+        (tasks_dir / f"ref_{run}.yaml").write_text(json.dumps(spec))
     from lm_eval.tasks import TaskManager
 
     out = lm_eval.simple_evaluate(
         model="hf",
         model_args={"pretrained": str(model_dir), "dtype": "float64", "add_bos_token": True},
-        tasks=[f"ref_{name}" for name in files],
+        tasks=[f"ref_{run}" for run in runs],
         device="cpu",
         batch_size=16,
         log_samples=True,
@@ -152,22 +174,26 @@ def lm_eval_run(tiny_tokenizer, tmp_path_factory):
     return ours, out, lm.with_model(lm.model.double())
 
 
-@pytest.mark.parametrize("name", ["arc_challenge", "mmlu_anatomy"])
+@pytest.mark.parametrize("name", ["arc_challenge", "mmlu_anatomy", "winogrande", "winogrande_1shot"])
 def test_an_lm_eval_package_task_by_name_scores_as_lm_eval_does(lm_eval_run, name):
     ours, out, lm = lm_eval_run
-    task, examples = ours[name]
+    task, examples, shots = ours[name]
     assert list(task.prompts) == [LM_EVAL_PROMPT] and task.metrics == tuple(
-        m["metric"] for m in yaml.safe_load(json.dumps(out["configs"][f"ref_{name}"]))["metric_list"]
+        m["metric"] for m in out["configs"][f"ref_{name}"]["metric_list"]
     )
     samples = sorted(out["samples"][f"ref_{name}"], key=lambda s: s["doc_id"])
-    requests = build_requests(task, examples, [LM_EVAL_PROMPT], [0])
+    requests = build_requests(task, examples, [LM_EVAL_PROMPT], [shots])
     assert len(samples) == len(requests) > 0
-    for s, req, m, ll in zip(
-        samples, requests, score_requests(lm, requests), lm.loglikelihood([(r.context, r.continuations) for r in requests])
-    ):
-        assert [tuple(a) for a in s["arguments"]] == [(req.context, c) for c in req.continuations]  # lm-eval's contexts
+    for s, req, m, ll in zip(samples, requests, score_requests(lm, requests), lm.loglikelihood([r.lm_request for r in requests])):
+        assert [tuple(a) for a in s["arguments"]] == list(req.arguments)  # lm-eval's contexts and continuations
         assert [lp for lp, _, _ in ll] == pytest.approx([r[0] for r in s["filtered_resps"]], abs=1e-6)
         assert all(m[metric] == s[metric] for metric in task.metrics)
+    if name.startswith("winogrande"):  # each option ends its own context; the rest of the sentence is the continuation
+        row = WINOGRANDE_ROWS["validation"][0]
+        assert requests[0].arguments[1][0].endswith("Ann gave Bob a book since Bob")
+        assert requests[0].continuations == (" had read it 0 times.",) * 2 and requests[0].gold == int(row["answer"]) - 1
+    if name == "winogrande_1shot":  # the demonstration: the training row's gold context and its continuation
+        assert requests[0].context == "The cup fell off the shelf because the shelf was tipped.\n\n"
     if name == "mmlu_anatomy":  # the description is part of the context, once
         assert requests[0].context.startswith("The following are multiple choice questions (with answers) about anatomy.")
 
@@ -179,6 +205,12 @@ def test_bad_task_references_stop_the_config_naming_them(tmp_path):
     f1.write_text(yaml.safe_dump({**MY_MC, "task": "f1_task", "metrics": ["acc", "f1"]}))
     lm_eval_gen = tmp_path / "lm_gen.yaml"
     lm_eval_gen.write_text(yaml.safe_dump({"task": "lm_gen", "doc_to_text": "{{q}}", "test_split": "test"}))
+    no_choice = tmp_path / "no_choice.yaml"
+    no_choice.write_text(
+        yaml.safe_dump({"task": "nc", "doc_to_text": "{{q}}", "test_split": "test", "output_type": "multiple_choice"})
+    )
+    image = tmp_path / "image.yaml"
+    image.write_text(yaml.safe_dump({**MY_MC, "task": "img", "doc_to_image": ["image"]}))
     cases = [
         ("arc_chalenge", r"evaluation\.tasks\[4\]: 'arc_chalenge': unknown task; .*close names: arc_challenge"),
         ("gsm8k", r"evaluation\.tasks\[4\]: task 'gsm8k' .*output_type 'generate_until' is not 'multiple_choice'"),
@@ -186,6 +218,9 @@ def test_bad_task_references_stop_the_config_naming_them(tmp_path):
         (str(lm_eval_gen), r"evaluation\.tasks\[4\]: task 'lm_gen' .*output_type 'generate_until'"),  # lm-eval's default
         (str(f1), r"evaluation\.tasks\[4\]: task 'f1_task' .*metric\(s\) \['f1'\] are not measured; expected some of \['acc'"),
         ("cb", r"evaluation\.tasks\[4\]: task 'cb' .*metric\(s\) \['f1'\] are not measured"),  # lm-eval's metric_list
+        ("truthfulqa_mc2", r"evaluation\.tasks\[4\]: task 'truthfulqa_mc2' .*its own process_results function"),
+        (str(no_choice), r"evaluation\.tasks\[4\]: task 'nc' .*no doc_to_choice"),
+        (str(image), r"evaluation\.tasks\[4\]: task 'img' .*multimodal \(doc_to_image\)"),
         (str(tmp_path / "nope.yaml"), r"evaluation\.tasks\[4\]: '.*nope\.yaml': no such task YAML file"),
         ("arc_challenge", r"evaluation\.task_data\.arc_challenge: missing; .* local files"),
     ]
@@ -194,6 +229,40 @@ def test_bad_task_references_stop_the_config_naming_them(tmp_path):
         config["evaluation"]["tasks"].append(ref)
         with pytest.raises(ConfigError, match=message):
             validate(config)
+    # What only the rows show, from each file's first row through lm-eval's own task code, before any job:
+    # lm-eval's multiple targets (doc_to_target gives a list), and rows without the fields the task reads.
+    multi = tmp_path / "multi_t.yaml"
+    multi.write_text(
+        yaml.safe_dump(
+            {"task": "multi_t", "output_type": "multiple_choice", "test_split": "test", "doc_to_text": "{{q}}"}
+            | {"doc_to_choice": "{{options}}", "doc_to_target": "{{golds}}"}
+        )
+    )
+    wino = {split: _jsonl(tmp_path / f"wino_{split}.jsonl", rows) for split, rows in WINOGRANDE_ROWS.items()}
+    cases = [
+        (
+            str(multi),
+            "multi_t",
+            {"test": _jsonl(tmp_path / "multi.jsonl", [{"q": "1 + 1", "options": ["2", "3"], "golds": [0, 1]}])},
+        ),
+        (
+            "winogrande",
+            "winogrande",
+            {**wino, "validation": _jsonl(tmp_path / "bad.jsonl", [{"sentence": "_ is", "option1": "a"}])},
+        ),
+    ]
+    messages = [
+        r"evaluation\.task_data\.multi_t: multi_t: .*multi\.jsonl: row 0: doc_to_target gives a list \(lm-eval's multiple targets\)",
+        r"evaluation\.task_data\.winogrande: row 0 of .*bad\.jsonl.*: KeyError: 'answer'; expected rows in the format",
+    ]
+    for (ref, name, files), message in zip(cases, messages):
+        config = copy.deepcopy(DEFAULT)
+        config["evaluation"]["tasks"].append(ref)
+        config["evaluation"]["task_data"] = {name: files}
+        with pytest.raises(ConfigError, match=message):
+            validate(config)
+    config["evaluation"]["task_data"] = {"winogrande": wino}  # the same rows scored in test_an_lm_eval_package_task...
+    validate(config)
     config = copy.deepcopy(DEFAULT)  # on a machine that reaches the hub: the dataset lm-eval's YAML names
     config["evaluation"].update(tasks=[*config["evaluation"]["tasks"], "sciq"], task_data={"sciq": "hub"})
     validate(config)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from tiny import TRAINING
 
 from lmforecast.data import tokenizer as tokenizer_lib
 from lmforecast.data.shards import encode_documents, get_batch
@@ -10,17 +11,6 @@ from lmforecast.settings import Pretrain, Training
 from lmforecast.train.loop import TRAINER_STATE, lr_at, train_segment
 from lmforecast.train.model import load_model
 
-TRAINING = {
-    "seq_len": 32,
-    "batch_size": 4,
-    "schedule": "cosine",
-    "warmup_frac": 0.1,
-    "min_lr_frac": 0.1,
-    "weight_decay": 0.1,
-    "grad_clip": 1.0,
-    "checkpoints": 2,
-    "log_every": 1000,
-}
 MIXTURE = {"facts": 0.4, "arithmetic": 0.2, "code": 0.2, "prose": 0.2}
 
 

@@ -17,7 +17,15 @@ import yaml
 
 from lmforecast.fits.registry import registry
 from lmforecast.measure import SFT_METHODS, imports
-from lmforecast.measure.tasks import DATA_FORMATS, TaskError, load_task, resolve_task
+from lmforecast.measure.tasks import (
+    DATA_FORMATS,
+    TaskError,
+    is_lm_eval_format,
+    lm_eval_examples,
+    load_task,
+    read_task_yaml,
+    resolve_task,
+)
 from lmforecast.settings import ConfigError, Domain, Evaluation, Pretrain, Sft, Size, Tokenizer, Training, World
 from lmforecast.train.objectives import R_DENOISER, sentinels_needed, source_length
 
@@ -602,7 +610,7 @@ def _evaluation_errors(config, run_names) -> list[str]:
             continue
         if files == "hub":  # the dataset its YAML names, loaded by the task_data job
             continue
-        spec = load_task(refs[task].path)
+        spec, before = load_task(refs[task].path), len(errors)
         needed = [spec.eval_split] + ([spec.fewshot_split] if max(ev["shots"]) > 0 or task in sft_tasks else [])
         for split in dict.fromkeys(needed):
             if split not in files:
@@ -616,7 +624,25 @@ def _evaluation_errors(config, run_names) -> list[str]:
                 errors.append(f"{where}: {file!r}; expected a file ending in one of {sorted(DATA_FORMATS)}")
             elif not Path(file).is_file():
                 errors.append(f"{where}: {file!r} does not exist")
+        if len(errors) == before and is_lm_eval_format(read_task_yaml(refs[task].path)):
+            errors += _lm_eval_row_errors(task, refs[task].path, files)
     return errors
+
+
+def _lm_eval_row_errors(task: str, path, files: dict) -> list[str]:
+    """Each file's first row through lm-eval's own task code, as rule task_data renders them all: a form that
+    lmforecast does not score (multiple targets) or a row without the fields the task reads stops the parse."""
+    rows = {split: [_first_row(Path(file))] for split, file in files.items()}
+    try:
+        lm_eval_examples(path, files, rows=rows)
+    except TaskError as e:
+        return [f"evaluation.task_data.{task}: {e}"]
+    except (KeyError, IndexError, TypeError, ValueError) as e:  # lm-eval's templates and functions on a bad row
+        return [
+            f"evaluation.task_data.{task}: row 0 of {sorted(map(str, files.values()))} through {path}: "
+            f"{type(e).__name__}: {e}; expected rows in the format of the dataset the task names"
+        ]
+    return []
 
 
 def _external_errors(config, run_names) -> list[str]:

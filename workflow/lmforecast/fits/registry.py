@@ -61,13 +61,19 @@ class Fit:
     run: Callable[[FitInputs], list[str]]  # writes outputs and figures; returns lines for the log
     section: Callable[[Path, Path], str]  # (fits_dir, report_dir) -> its section of the report page (HTML)
     figures: Callable[[dict], tuple[Figure, ...]] = lambda config: ()  # from the whole config
-    needs_training: bool = False  # needs SFT labels or per-example scores: not in analysis-only mode
+    # needs SFT labels or per-example scores: not in analysis-only mode; a callable: whether it does with
+    # this config's settings (a fit of which a part runs on imported tables when its settings ask for it)
+    needs_training: bool | Callable[[dict], bool] = False
     threads: int = 1
     mem_mb: int = 2000  # per attempt: a retried job asks for twice as much (profiles/slurm retries)
     runtime: int = 20  # minutes per attempt, for a cluster's time limit
     check: Callable[[dict], list[str]] = lambda config: []  # errors of fit.<name> against the whole config
     leaderboard: Callable[[Path], list[dict]] | None = None  # its rows of the leaderboard, from results/fits/
     order: int = 100  # position in the report and the rule list
+
+    def trains(self, config: dict) -> bool:
+        """Whether it needs training with this config's settings (so does not run in analysis-only mode)."""
+        return self.needs_training(config) if callable(self.needs_training) else self.needs_training
 
     @property
     def summary(self) -> str:
@@ -92,7 +98,7 @@ class Registry:
     def configured(self, config: dict, imported: bool = False) -> list[Fit]:
         """The fits that run for this config: those with a fit.<name> section (in analysis-only mode,
         those that need no SFT labels or per-example scores)."""
-        return [f for f in self if f.name in config.get("fit", {}) and not (imported and f.needs_training)]
+        return [f for f in self if f.name in config.get("fit", {}) and not (imported and f.trains(config))]
 
 
 def _discover(package: types.ModuleType) -> Registry:

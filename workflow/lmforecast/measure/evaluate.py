@@ -87,10 +87,12 @@ def span_corruption_loss(lm, documents, sentinels, batch_tokens: int = 16384) ->
 def score_requests(lm, requests):
     """Per request, the metrics of choice_metrics; each request's context is run once for all its choices."""
     results = []
-    for req, scored in zip(requests, lm.loglikelihood([(req.context, req.continuations) for req in requests])):
+    for req, scored in zip(requests, lm.loglikelihood([req.lm_request for req in requests])):
         lps = [lp for lp, _, _ in scored]
         ntok = [n for _, n, _ in scored]
-        results.append(choice_metrics(lps, ntok, req.choices, req.gold))
+        # a multiple-input question scores its shared target: the per-character and per-byte proxies are of that text
+        answers = None if req.target is None else [req.target] * len(req.choices)
+        results.append(choice_metrics(lps, ntok, req.choices, req.gold, answers))
     return results
 
 

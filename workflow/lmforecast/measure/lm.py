@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from lmforecast.measure.scoring import encode_choices, group_logprobs, span_logprobs
+from lmforecast.measure.scoring import encode_choices, encode_pair, group_logprobs, span_logprobs
 
 if TYPE_CHECKING:  # for the annotations only: transformers costs seconds to import
     from tokenizers import Tokenizer
@@ -76,9 +76,17 @@ class LM(ABC):
         """Per (context, continuations) request: per continuation, (sum of log p, token count, all tokens greedy).
 
         Tokenized as lm-eval does (scoring.encode_choices); each request's context is run once for all its
-        continuations.
+        continuations. A context may be a tuple, one per continuation (lm-eval's multiple-input tasks).
         """
-        return group_logprobs(self, [encode_choices(self, context, continuations) for context, continuations in requests])
+        return group_logprobs(
+            self,
+            [
+                encode_choices(self, context, continuations)
+                if isinstance(context, str)
+                else [encode_pair(self, c, cont) for c, cont in zip(context, continuations, strict=True)]
+                for context, continuations in requests
+            ],
+        )
 
     def loglikelihood_rolling(self, documents):
         """Per document, the (sum of log p, token count) of each of its windows, in order.

@@ -166,19 +166,24 @@ def group_logprobs(lm, groups, batch_tokens: int = 2048):
     return [[scored[t][b] for t, b in loc] for loc in where]
 
 
-def choice_metrics(logprobs, n_tokens, choices, gold: int) -> dict:
-    """lm-eval's acc / acc_norm and DataDecide's probability proxies for one question."""
+def choice_metrics(logprobs, n_tokens, choices, gold: int, answers=None) -> dict:
+    """lm-eval's acc / acc_norm and DataDecide's probability proxies for one question.
+
+    answers: the scored texts where they are not the choices (a multiple-input question's shared target);
+    acc_norm divides by the choices' lengths whatever they are, as lm-eval's process_results does.
+    """
     ll = np.asarray(logprobs, dtype=np.float64)
     chars = np.asarray([len(c) for c in choices], dtype=np.float64)
+    answers = choices if answers is None else answers
     probs = np.exp(ll)
     others = np.delete(probs, gold)
-    gold_bytes = len(choices[gold].encode("utf-8"))
+    gold_bytes = len(answers[gold].encode("utf-8"))
     return {
         "acc": float(np.argmax(ll) == gold),
         "acc_norm": float(np.argmax(ll / chars) == gold),
         "correct_prob": float(probs[gold]),
         "correct_prob_per_token": float(math.exp(ll[gold] / n_tokens[gold])),
-        "correct_prob_per_char": float(math.exp(ll[gold] / chars[gold])),
+        "correct_prob_per_char": float(math.exp(ll[gold] / len(answers[gold]))),
         "margin": float(probs[gold] - others.max()),
         "norm_correct_prob": float(probs[gold] / probs.sum()),
         "logprob_correct": float(ll[gold]),

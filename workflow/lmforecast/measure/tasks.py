@@ -3,7 +3,9 @@
 A task YAML names its prompt templates, splits and delimiters; examples (JSONL, written
 by the `world` rule) carry `fields` for the templates, `choices` and the `gold` index.
 A multiple-choice request is a context (k demonstrations, then the prompt) and one
-continuation per choice, `target_delimiter + choice`, as lm-eval builds them.
+continuation per choice, `target_delimiter + choice`, as lm-eval builds them. lm-eval's
+multiple-input tasks (winogrande) turn this around: an example's `choices` are the ends of
+its contexts and its `target` is every choice's one continuation (Request.arguments).
 
 Tasks by reference (`resolve_task`): the name of a task shipped in resources/tasks, a path to
 the user's YAML, or the name of a task of the installed lm-evaluation-harness package. A YAML
@@ -41,6 +43,14 @@ TASK_METRICS = (
     "bits_per_byte",
 )
 SCORED_METRICS = (*TASK_METRICS, "inv_ppl_correct")
+# lm-eval YAML keys of tasks that lmforecast cannot score as lm-eval does, and why (refused when the config is read)
+UNSUPPORTED_KEYS = {
+    "process_results": "its metrics come from its own process_results function, which lmforecast does not run",
+    "doc_to_image": "it is multimodal (doc_to_image)",
+    "doc_to_audio": "it is multimodal (doc_to_audio)",
+    "use_prompt": "its prompt comes from promptsource (use_prompt)",
+    "class": "it is a Python class, not a YAML task",
+}
 
 
 class TaskError(ValueError):
@@ -73,10 +83,28 @@ class Request:
     choices: tuple
     gold: int
     target_delimiter: str = " "
+    # lm-eval's multiple-input form (winogrande): each choice ends the context, and this is every choice's continuation
+    target: str | None = None
 
     @property
     def continuations(self):
+        if self.target is not None:
+            return (self.target_delimiter + self.target,) * len(self.choices)
         return tuple(self.target_delimiter + c for c in self.choices)
+
+    @property
+    def arguments(self):
+        """Per choice, the (context, continuation) it is scored as: lm-eval's request arguments."""
+        if self.target is not None:
+            return tuple((self.context + c, cont) for c, cont in zip(self.choices, self.continuations))
+        return tuple((self.context, cont) for cont in self.continuations)
+
+    @property
+    def lm_request(self):
+        """The request as LM.loglikelihood takes it: one context for all continuations, or one context each."""
+        if self.target is not None:
+            return tuple(ctx for ctx, _ in self.arguments), self.continuations
+        return self.context, self.continuations
 
 
 def read_task_yaml(path) -> dict:
@@ -122,6 +150,9 @@ def _metrics(spec, path) -> tuple:
 def load_task(path) -> Task:
     """The task a YAML defines, in our format or in lm-eval's; a task that is not multiple choice is refused."""
     spec = read_task_yaml(path)
+    for key, why in UNSUPPORTED_KEYS.items():
+        if spec.get(key) is not None:
+            raise TaskError(f"task {spec['task']!r} ({path}): {why}; lmforecast scores choices' log-likelihoods only")
     # lm-eval's default output type is generate_until; ours are multiple choice by construction
     output_type = spec.get("output_type", "generate_until" if is_lm_eval_format(spec) else MULTIPLE_CHOICE)
     if output_type != MULTIPLE_CHOICE:
@@ -130,6 +161,8 @@ def load_task(path) -> Task:
             "lmforecast scores multiple-choice tasks only (log-likelihoods of the choices)"
         )
     if is_lm_eval_format(spec):
+        if spec.get("doc_to_choice") is None:
+            raise TaskError(f"task {spec['task']!r} ({path}): no doc_to_choice; a multiple-choice task needs its choices")
         eval_split = spec.get("test_split") or spec.get("validation_split")
         fewshot_split = spec.get("fewshot_split") or spec.get("training_split") or spec.get("validation_split")
         if not eval_split:
@@ -246,7 +279,8 @@ def render(task: Task, prompt: str, example: dict) -> str:
 
 
 def answer(task: Task, example: dict) -> str:
-    return task.target_delimiter + example["choices"][example["gold"]]
+    """The gold continuation: the gold choice, or a multiple-input example's shared target."""
+    return task.target_delimiter + (example["target"] if "target" in example else example["choices"][example["gold"]])
 
 
 def build_requests(task: Task, examples, prompts, shots, limit=None, seed=1234, fewshot_limit=None) -> list[Request]:
@@ -266,18 +300,23 @@ def build_requests(task: Task, examples, prompts, shots, limit=None, seed=1234, 
             demo_idx = np.random.default_rng([seed, i, k]).choice(len(pool), size=k, replace=False) if k else []
             demos = [pool[j] for j in demo_idx]
             for p in prompts:
-                parts = [render(task, p, d) + answer(task, d) for d in demos] + [render(task, p, x)]
+                parts = [render(task, p, d) + answer(task, d) for d in demos]
                 description = task.description.format(**x["fields"])
+                if "target" in x:  # multiple input: the context ends where each choice's own text goes
+                    context = description + "".join(part + task.fewshot_delimiter for part in parts)
+                else:
+                    context = description + task.fewshot_delimiter.join([*parts, render(task, p, x)])
                 requests.append(
                     Request(
                         task=task.name,
                         prompt=p,
                         shots=k,
                         example=x["id"],
-                        context=description + task.fewshot_delimiter.join(parts),
+                        context=context,
                         choices=tuple(x["choices"]),
                         gold=x["gold"],
                         target_delimiter=task.target_delimiter,
+                        target=x.get("target"),
                     )
                 )
     return requests
@@ -375,13 +414,15 @@ def load_dataset_examples(task_yaml, data_dir=None, splits=None, cache_dir=None,
     return examples
 
 
-def lm_eval_examples(task_yaml, files: dict | None = None, cache_dir=None) -> list[dict]:
+def lm_eval_examples(task_yaml, files: dict | None = None, cache_dir=None, rows: dict | None = None) -> list[dict]:
     """Examples ({id, split, fields, choices, gold}) of a task in lm-eval's YAML format.
 
     lm-eval's own ConfigurableTask renders them (doc_to_text, doc_to_choice, doc_to_target, its
     process_docs, its description). files: {split: JSONL or Parquet path} in the dataset's own format,
     which replace the dataset (a split the files lack is left out of the task); None: the dataset the
     YAML names, from the hub (or the local HF cache), its few-shot and evaluation splits.
+    rows: {split: [row, ...]} read from those files already (the config check renders each file's
+    first row, so that a form lmforecast does not score stops the parse, not a job).
     The prompt is fields.text, the description fields.description.
     """
     from lm_eval.api.task import ConfigurableTask
@@ -389,7 +430,16 @@ def lm_eval_examples(task_yaml, files: dict | None = None, cache_dir=None) -> li
 
     cfg = load_yaml(task_yaml, resolve_func=True)
     split_keys = {"training_split": "training_docs", "validation_split": "validation_docs", "test_split": "test_docs"}
-    if files is not None:
+    if rows is not None:
+        import datasets
+
+        loaded = datasets.DatasetDict({split: datasets.Dataset.from_list(r) for split, r in rows.items()})
+        cfg["custom_dataset"] = lambda **kwargs: loaded  # lm-eval's hook for a dataset of one's own
+        for key in (*split_keys, "fewshot_split"):
+            if cfg.get(key) not in rows:
+                cfg[key] = None
+        splits, source = list(rows), {split: f"{(files or {}).get(split, split)}" for split in rows}
+    elif files is not None:
         formats = {DATA_FORMATS.get(Path(f).suffix) for f in files.values()}
         if None in formats or len(formats) != 1:
             raise TaskError(
@@ -407,7 +457,18 @@ def lm_eval_examples(task_yaml, files: dict | None = None, cache_dir=None) -> li
         spec = load_task(task_yaml)
         splits = list(dict.fromkeys([spec.fewshot_split, spec.eval_split]))
         source = {split: f"{cfg.get('dataset_path')}[{split}]" for split in splits}
-    task = ConfigurableTask(config=cfg)
+    if rows is not None:  # lm-eval warns that a custom dataset takes --metadata: nothing to say here
+        import logging
+
+        quiet = logging.getLogger("lm_eval.api.task")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            task = ConfigurableTask(config=cfg)
+        finally:
+            quiet.setLevel(level)
+    else:
+        task = ConfigurableTask(config=cfg)
     docs_of = {cfg[key]: getattr(task, method) for key, method in split_keys.items() if cfg.get(key)}
     if cfg.get("fewshot_split"):  # a split of its own for demonstrations (MMLU's dev)
         docs_of.setdefault(cfg["fewshot_split"], task.fewshot_docs)
@@ -418,9 +479,31 @@ def lm_eval_examples(task_yaml, files: dict | None = None, cache_dir=None) -> li
         for i, doc in enumerate(docs_of[split]()):
             text, choices, target = task.doc_to_text(doc), task.doc_to_choice(doc), task.doc_to_target(doc)
             where = f"{cfg['task']}: {source[split]}: row {i}"
+            description = task.resolve_field(doc, cfg.get("description")) or ""
+            if task.multiple_input:
+                # lm-eval's multiple-input form (api/task.py): doc_to_text is the gold index, doc_to_choice each
+                # choice's context, doc_to_target their shared continuation; a demonstration is the gold context
+                if not isinstance(text, int) or not 0 <= text < len(choices) or not isinstance(target, str):
+                    raise TaskError(
+                        f"{where}: a multiple-input task's doc_to_text gives {text!r} and doc_to_target {target!r}; "
+                        f"expected the index of one of {len(choices)} contexts and a continuation"
+                    )
+                examples.append(
+                    {
+                        "id": f"{cfg['task']}-{split}-{i}",
+                        "split": split,
+                        "fields": {"text": choices[text], "description": description},
+                        "choices": [str(c) for c in choices],
+                        "gold": text,
+                        "target": target,
+                    }
+                )
+                continue
             if not isinstance(text, str):
+                raise TaskError(f"{where}: doc_to_text gives {type(text).__name__}, not a prompt (nor, as row 0's, an index)")
+            if isinstance(target, list):
                 raise TaskError(
-                    f"{where}: doc_to_text gives {type(text).__name__}, not a prompt (lm-eval's multiple-input form, as winogrande's, is not supported)"
+                    f"{where}: doc_to_target gives a list (lm-eval's multiple targets), which lmforecast does not score"
                 )
             if isinstance(target, str):  # a choice's text, or an index as text
                 target = list(choices).index(target) if target in choices else int(target) if target.isdigit() else target
@@ -430,7 +513,7 @@ def lm_eval_examples(task_yaml, files: dict | None = None, cache_dir=None) -> li
                 {
                     "id": f"{cfg['task']}-{split}-{i}",
                     "split": split,
-                    "fields": {"text": text, "description": task.resolve_field(doc, cfg.get("description")) or ""},
+                    "fields": {"text": text, "description": description},
                     "choices": [str(c) for c in choices],
                     "gold": target,
                 }

@@ -95,7 +95,11 @@ def build_report(tables: dict, fits_dir, spec: dict, out_dir, captions=CAPTIONS)
 
     def absent(fit):
         if spec.get("imported") and fit.needs_training:
-            return f"analysis-only (import) mode has no SFT labels or per-example scores, so fit {fit.name} does not run."
+            return f"analysis-only (import) mode has no SFT labels or per-example scores, so fit {fit.name} does not run" + (
+                f" with these settings (fit.{fit.name} in the README: a part of it runs on imported scores)."
+                if callable(fit.needs_training)
+                else "."
+            )
         return f"fit {fit.name} is not configured (config: fit.{fit.name})."
 
     body = {}

@@ -391,8 +391,8 @@ def plot_transfer(pairs: pl.DataFrame, corr: pl.DataFrame, task: str, path):
     save_plot(fig, path, t)
 
 
-def plot_task_relatedness(matrix: pl.DataFrame, path):
-    """Heat map of the tasks' mean-NLL trajectory correlations, p-values in the cells."""
+def plot_task_relatedness(matrix: pl.DataFrame, path, quantity: str = "mean NLL"):
+    """Heat map of the tasks' trajectory correlations (of `quantity` over checkpoints), p-values in the cells."""
     tasks = sorted(matrix["task_a"].unique())
     r = np.full((len(tasks), len(tasks)), np.nan)
     p = np.full_like(r, np.nan)
@@ -407,7 +407,7 @@ def plot_task_relatedness(matrix: pl.DataFrame, path):
             ax.text(j, i, f"{r[i, j]:.2f}\n(p={p[i, j]:.1g})", ha="center", va="center", fontsize=7)
     ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right")
     ax.set_yticks(range(len(tasks)), tasks)
-    fig.colorbar(im, ax=ax, label="Pearson r of mean NLL over checkpoints")
+    fig.colorbar(im, ax=ax, label=f"Pearson r of {quantity} over checkpoints")
     ax.set_title("Task relatedness", fontsize=10)
     save_plot(fig, path, matrix)
 

@@ -11,7 +11,8 @@ related when their trajectories correlate.
   degree one below the checkpoints per run the polynomial interpolates, as the seed found
   best; the coefficients are then a fixed linear map of the standardised trajectory.
 
-Tasks are related when their mean-NLL trajectories over checkpoints correlate.
+Tasks are related when their mean-NLL trajectories over checkpoints correlate (or those of another
+task_scores metric, e.g. the accuracy that imported results hold).
 """
 
 import warnings
@@ -219,11 +220,23 @@ def point_relatedness(example_scores: pl.DataFrame, cfg):
 
 
 def task_relatedness(task_scores: pl.DataFrame, cfg) -> pl.DataFrame:
-    """Pearson r (with p-value) between tasks' mean-NLL trajectories over all checkpoints; long format, both orders."""
-    nll = first_prompt(
-        task_scores.filter((pl.col("metric") == "logprob_correct") & (pl.col("shots") == cfg.shots)), cfg.prompt
-    ).with_columns(pl.format("{}@{}", "run", "step").alias("ckpt"), (-pl.col("value")).alias("nll"))
-    wide = nll.pivot(on="task", index="ckpt", values="nll").sort("ckpt").drop_nulls()
+    """Pearson r (with p-value) between tasks' trajectories over all checkpoints; long format, both orders.
+
+    The trajectory is of cfg.metric (default: the mean NLL of the correct answer); checkpoints that lack
+    some task are left out.
+    """
+    metric = cfg.metric or "logprob_correct"
+    scores = task_scores.filter((pl.col("metric") == metric) & (pl.col("shots") == cfg.shots))
+    if scores.height == 0:
+        raise ValueError(
+            f"fit relatedness: task_scores has no metric {metric!r} at {cfg.shots} shots; it has "
+            f"{sorted(task_scores['metric'].unique())} at shots {sorted(task_scores['shots'].unique())}"
+        )
+    chosen = first_prompt(scores, cfg.prompt).with_columns(
+        pl.format("{}@{}", "run", "step").alias("ckpt"),
+        (-pl.col("value") if metric == "logprob_correct" else pl.col("value")).alias("trajectory"),  # NLL: -logprob
+    )
+    wide = chosen.pivot(on="task", index="ckpt", values="trajectory").sort("ckpt").drop_nulls()
     tasks = sorted(c for c in wide.columns if c != "ckpt")
     rows = []
     for a in tasks:
