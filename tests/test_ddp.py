@@ -13,7 +13,10 @@ loss averaged twice shows up as differences of 1e-3 and more.
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +30,7 @@ from lmforecast.data.shards import encode_documents, get_batch
 from lmforecast.data.world import DOMAINS, domain_documents
 from lmforecast.io import read_json
 from lmforecast.settings import Pretrain
+from lmforecast.train import launch
 from lmforecast.train.loop import TRAINER_STATE, SetupError, check_fits, train_segment
 from lmforecast.train.model import ModelConfig, load_model
 
@@ -81,6 +85,23 @@ def torchrun(spec, shards, tokenizer, out, step_start, step_end, init=None, save
     cmd += ["--init", str(init)] if init else []
     cmd += ["--save-steps", *map(str, save_steps)] if save_steps else []
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def torchrun_on_two_nodes(spec, shards, tokenizer, out, step_start, step_end, init, save_steps):
+    """The pretrain rule's torchrun for 2 nodes of 1 process each (what srun starts on each node of a Slurm job),
+    as two agents on this machine that meet at a local rendezvous; their output, both agents' together."""
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    args = launch.torchrun(1, nodes=2, endpoint=f"localhost:{port}", run_id="test") + ["lmforecast", "pretrain"]
+    args += ["--spec", shlex.quote(json.dumps(spec)), "--shards", *map(str, shards.values()), "--tokenizer", str(tokenizer)]
+    args += ["--step-start", str(step_start), "--step-end", str(step_end), "--out", str(out), "--init", str(init)]
+    args += ["--save-steps", *map(str, save_steps)]
+    agents = [
+        subprocess.Popen(["bash", "-c", " ".join(args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    return "".join(agent.communicate(timeout=150)[0] for agent in agents)
 
 
 def weights(path):
@@ -172,7 +193,9 @@ def test_compiled_training_gives_the_weights_of_eager_training(shards, tiny_toke
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
 
 
-def test_fsdp_equals_one_process_with_accumulation_writes_once_and_resumes_under_either(shards, tiny_tokenizer, tmp_path):
+def test_fsdp_on_two_nodes_equals_one_process_with_accumulation_writes_once_and_resumes_under_either(
+    shards, tiny_tokenizer, tmp_path
+):
     """training.parallel: fsdp on 2 processes (gloo), each rank holding half of every parameter, its gradient and
     AdamW state, against 1 process accumulating the same 2 micro-batches per step. FSDP reduce-scatters the ranks'
     gradients (summed, then halved: exact, as DDP's all-reduce) and each rank's update of its shard is the 1-process
@@ -183,17 +206,17 @@ def test_fsdp_equals_one_process_with_accumulation_writes_once_and_resumes_under
     beyond RTOL, on weights near zero). So weights are compared to RTOL plus FSDP_ATOL = 1e-7 (one ulp at 1.0),
     losses to RTOL.
 
-    One launch: FSDP resumes the 1-process checkpoint at step 2 (its whole optimizer state cut into shards),
-    trains to 6 writing step 4 inside, and 1 process resumes FSDP's step 4."""
+    One launch, as the pretrain rule launches a job of 2 nodes (1 process each; torchrun's rendezvous): FSDP
+    resumes the 1-process checkpoint at step 2 (its whole optimizer state cut into shards), trains to 6 writing
+    step 4 inside, and 1 process resumes FSDP's step 4."""
     one = Pretrain.from_dict(spec())
     ref = tmp_path / "one" / "step6"
     train_segment(one, 0, 6, shards, tiny_tokenizer, None, ref, log=lambda *a: None, save_steps=[2, 4])
     out = tmp_path / "fsdp" / "step6"
-    log, _ = torchrun(spec("fsdp"), shards, tiny_tokenizer, out, 2, 6, init=ref / "step2", save_steps=[4]).communicate(
-        timeout=120
-    )
+    log = torchrun_on_two_nodes(spec("fsdp"), shards, tiny_tokenizer, out, 2, 6, init=ref / "step2", save_steps=[4])
     assert "Traceback" not in log, log
     total = read_json(ref / TRAINER_STATE)["n_params"]
+    assert "2 process(es) x 1 micro-batches" in log, log
     assert f"fsdp: rank 0 holds {total // 2} of the {total} parameters" in log, log  # sharded, not replicated
     # Exactly one checkpoint, rank 0's, gathered whole: the files of a 1-process checkpoint, its inner step4.
     assert sorted(p.name for p in out.parent.iterdir()) == ["step6"]
@@ -223,3 +246,21 @@ def test_fsdp_without_its_processes_or_too_large_even_sharded_is_explained(shard
         SetupError, match=r"size huge has \d+M parameters.*per process \(sharded over 8 processes\).*training.parallel: fsdp"
     ):
         check_fits(huge.run, cfg, torch.device("cpu"), 8, shards=8)
+
+
+@pytest.mark.skipif(shutil.which("scontrol") is None, reason="needs Slurm's scontrol (installed by tests/slurm/run.sh)")
+def test_the_launcher_of_a_job_of_two_nodes_starts_torchrun_on_each_meeting_at_the_first():
+    """The pretrain rule's command prefix for 2 nodes of 4 GPUs, as the job's shell expands it inside a Slurm job."""
+    env = {**os.environ, "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_JOB_ID": "123", "SLURM_CPUS_PER_TASK": "32"}
+    expanded = subprocess.run(
+        ["bash", "-c", "echo " + launch.launcher("fsdp", 4, nodes=2)], env=env, capture_output=True, text=True
+    )
+    assert (
+        expanded.stdout.split()
+        == (
+            "srun --nodes=2 --ntasks-per-node=1 --cpus-per-task=32 --kill-on-bad-exit=1 torchrun --nnodes=2 "
+            "--nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=gpu07:29500 --rdzv-id=123 --no-python lmforecast"
+        ).split()
+    ), expanded.stderr
+    assert launch.launcher("ddp", 2) == "torchrun --standalone --nproc-per-node 2 --no-python lmforecast"
+    assert launch.launcher("none", 1) == "lmforecast"
