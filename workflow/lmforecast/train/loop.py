@@ -268,7 +268,8 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
         here = sum(p.to_local().numel() for p in params)
         log(f"fsdp: rank 0 holds {here} of the {n_params(cfg)['n_params']} parameters")
     # FSDP's gradient reduce-scatter waits for the last micro-batch (as DDP's no_sync); accelerate's
-    # autocast is applied here, since accelerate does not wrap the sharded model.
+    # autocast is applied here, since accelerate does not prepare the sharded model (its FSDP plugin
+    # is for GPUs only: on CPU processes it trains DDP, which would leave the FSDP path untested here).
     no_sync = _fsdp_no_sync if sharded else accelerator.no_sync
     autocast = accelerator.autocast if sharded else _no_dir
     model.train()
@@ -322,6 +323,8 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
                 with no_sync(model) if m < accumulation - 1 else _no_dir():
                     with autocast():
                         logits = model(x, attn_mask=mask)
+                    if sharded:  # float32 logits for the loss, as accelerate returns a prepared model's outputs
+                        logits = logits.float()
                     loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1), ignore_index=objectives.IGNORE)
                     # weight * world: DDP averages over ranks, and the step's loss is the mean over all its labels.
                     accelerator.backward(loss * (weight * world))
