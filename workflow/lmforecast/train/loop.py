@@ -13,13 +13,15 @@ lets the write finish. Either way no checkpoint that looks finished is ever inco
 and rerunning the segment gives the weights of an uninterrupted run.
 
 Device placement and mixed precision are accelerate's (`training.precision`): the model
-trains on the GPU when there is one, else on the CPU. Under several processes the model is
-data-parallel (`training.parallel`): replicated with DDP (through accelerate) or sharded with
-PyTorch's FSDP2 (`fully_shard`, one unit per decoder block), for a model whose weights, gradients
-and optimizer state do not fit one device; either way only rank 0 writes the checkpoint, whole. fp32 (the default) is plain float32
+trains on the GPU when there is one, else on the CPU. fp32 (the default) is plain float32
 arithmetic, bit-identical to a loop without accelerate; bf16 is autocast to bfloat16 with
 float32 master weights and optimizer state (on a CPU too, through torch's CPU autocast:
 slow there, but the same code path, so it can be tested without a GPU).
+
+Under several processes the model is data-parallel (`training.parallel`): replicated with DDP
+(through accelerate) or sharded with PyTorch's FSDP2 (`fully_shard`, one unit per decoder block),
+for a model whose weights, gradients and optimizer state do not fit one device. Either way only
+rank 0 writes, and the checkpoint is the same whole one, which resumes under any mode.
 """
 
 import math
@@ -326,7 +328,7 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
                     if sharded:  # float32 logits for the loss, as accelerate returns a prepared model's outputs
                         logits = logits.float()
                     loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1), ignore_index=objectives.IGNORE)
-                    # weight * world: DDP averages over ranks, and the step's loss is the mean over all its labels.
+                    # weight * world: DDP and FSDP average over ranks; the step's loss is the mean over all its labels.
                     accelerator.backward(loss * (weight * world))
                 part = loss.detach() * weight
                 step_loss = part if step_loss is None else step_loss + part
@@ -425,8 +427,9 @@ def full_state(accelerator, model, opt, sharded):
     is the same HF checkpoint and resume state as DDP's and resumes under any training.parallel.
     The optimizer state keeps torch's own format (state keyed by parameter index), which opt.load_state_dict
     reads; torch.distributed.checkpoint's full optimizer state dict keys it by parameter name instead."""
+    model = accelerator.unwrap_model(model, keep_torch_compile=False)  # DDP's and torch.compile's wrappers off
     if not sharded:
-        return accelerator.unwrap_model(model, keep_torch_compile=False).state_dict(), opt.state_dict()
+        return model.state_dict(), opt.state_dict()
     from torch.distributed.tensor import DTensor
 
     main = accelerator.is_main_process
