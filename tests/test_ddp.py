@@ -235,6 +235,10 @@ def test_fsdp_on_two_nodes_equals_one_process_with_accumulation_writes_once_and_
 
 
 def test_fsdp_without_its_processes_or_too_large_even_sharded_is_explained(shards, tiny_tokenizer, tmp_path):
+    assert launch.launcher("ddp", 2) == "torchrun --standalone --nproc-per-node 2 --no-python lmforecast"
+    assert launch.launcher("none", 1) == "lmforecast"
+    with pytest.raises(ValueError, match=r"2 node\(s\) x 4 process\(es\).*LMFORECAST_NODES.*training.parallel is none"):
+        launch.launcher("none", 4, nodes=2)
     with pytest.raises(SetupError, match=r"training.parallel: fsdp, but this job runs as 1 process.*LMFORECAST_GPUS"):
         train_segment(Pretrain.from_dict(spec("fsdp")), 0, 2, shards, tiny_tokenizer, None, tmp_path / "x")
     assert not (tmp_path / "x").exists()
@@ -262,5 +266,3 @@ def test_the_launcher_of_a_job_of_two_nodes_starts_torchrun_on_each_meeting_at_t
             "--nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=gpu07:29500 --rdzv-id=123 --no-python lmforecast"
         ).split()
     ), expanded.stderr
-    assert launch.launcher("ddp", 2) == "torchrun --standalone --nproc-per-node 2 --no-python lmforecast"
-    assert launch.launcher("none", 1) == "lmforecast"

@@ -31,6 +31,12 @@ def torchrun(ranks_per_node: int, nodes: int = 1, endpoint: str | None = None, r
 def launcher(parallel: str, ranks_per_node: int, nodes: int = 1) -> str:
     """The pretrain rule's command prefix: a shell string, followed by `pretrain ...`."""
     if parallel == "none":
+        if ranks_per_node > 1 or nodes > 1:  # the job would hold GPUs or nodes that one process leaves idle
+            raise ValueError(
+                f"the pretrain jobs get {nodes} node(s) x {ranks_per_node} process(es) (LMFORECAST_NODES, LMFORECAST_GPUS, "
+                "LMFORECAST_RANKS: workflow/profiles/default/config.yaml) but training.parallel is none; "
+                "set training.parallel: ddp or fsdp, or ask for 1 node and 1 GPU"
+            )
         return "lmforecast"
     if nodes == 1:
         return " ".join(torchrun(ranks_per_node)) + " lmforecast"
