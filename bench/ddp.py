@@ -3,9 +3,10 @@
     python bench/ddp.py --device cuda --nproc 2 --precision bf16 --d-model 768 --n-layers 16 --n-heads 12 \\
         --batch-size 32 --seq-len 1024 --out bench/results/pretrain_ddp_gpu.json     # 2 GPUs vs 1 (bench/gpu.sh)
     python bench/ddp.py --device cpu --nproc 2 --steps 6 --log-every 2    # the same on CPU cores (gloo): a smoke run
+    python bench/ddp.py --device cuda --nproc 2 --parallel fsdp ...       # N processes sharding the model (FSDP2) vs 1
 
 Both sides are the pretrain job as the workflow runs it: `lmforecast pretrain` under
-`torchrun --standalone` (training.parallel: ddp with N processes; none with 1). The global
+`torchrun --standalone` (training.parallel: ddp, or fsdp with --parallel fsdp, with N processes; none with 1). The global
 batch is the same: each of the N processes runs micro-batches of batch_size / N rows, and the
 single process accumulates N such micro-batches per step, so both do the same arithmetic on the
 same shapes and the ratio is the scaling of the step time. tokens/s is read from the job log
@@ -65,6 +66,7 @@ def main():
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--nproc", type=int, default=2)
+    ap.add_argument("--parallel", default="ddp", choices=["ddp", "fsdp"], help="training.parallel of the N processes")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--out", default=str(REPO / "bench/results/pretrain_ddp.json"))
@@ -116,13 +118,13 @@ def main():
         build_data({**config, "training": training}, tmp)
         shards = {p.stem: p for p in sorted(tmp.glob("*.npy"))}
         one = {"run": run, "training": {**training, "parallel": "none"}}
-        many = {"run": run, "training": {**training, "parallel": "ddp"}}
+        many = {"run": run, "training": {**training, "parallel": args.parallel}}
         ref, ref_mfu = run_job(1, one, shards, tmp, tmp / "one", args.steps, env)
         ours, ours_mfu = run_job(args.nproc, many, shards, tmp, tmp / "many", args.steps, env)
     finally:
         shutil.rmtree(tmp)
     result = {
-        "benchmark": f"data-parallel pre-training: {args.nproc} processes vs 1 (accumulating), same global batch",
+        "benchmark": f"data-parallel pre-training ({args.parallel}): {args.nproc} processes vs 1 (accumulating), same global batch",
         "ours": round(ours, 1),
         "reference": round(ref, 1),
         "ratio": round(ours / ref, 3),

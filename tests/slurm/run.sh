@@ -227,6 +227,10 @@ wait_for 60 "the node" bash -c "sinfo -h -N -o '%T' | grep -qx idle"
 sacctmgr -i add account "$ACCOUNT" Description=lmforecast Organization=lmforecast >/dev/null
 sacctmgr -i add user root account="$ACCOUNT" >/dev/null
 say "cluster up:"; sinfo
+# The pretrain launcher of a job of 2 nodes, as its shell expands it with Slurm's scontrol (pytest skips
+# this test where scontrol is not installed, as in make test's pytest step).
+(cd "$ROOT" && python -m pytest -q -p no:cacheprovider tests/test_ddp.py -k launcher) >"$DIR/log/launcher.log" 2>&1 \
+    && grep -q "1 passed" "$DIR/log/launcher.log" || die "the 2-node launcher test failed; see $DIR/log/launcher.log"
 
 # --- 5. the profile as users install it, and a local override ---------------------------------
 # make slurm-profile writes $XDG_CONFIG_HOME/snakemake/slurm/profile.yaml: here under $DIR, so

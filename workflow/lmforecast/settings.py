@@ -160,7 +160,7 @@ class Training(Settings):
     decay_shape: str | None = None  # wsd only (required by it): linear | 1-sqrt
     checkpoints_per_segment: int = 1  # checkpoints per pretrain job and per evaluate job
     precision: str = "fp32"  # fp32 | bf16 (accelerate's autocast)
-    parallel: str = "none"  # none | ddp: data-parallel over the processes the pretrain rule launches
+    parallel: str = "none"  # none | ddp | fsdp: data-parallel over the processes the pretrain rule launches (fsdp: sharded)
     micro_batch_size: int | None = None  # rows per process per forward/backward (None: batch_size / processes)
     compile: bool = False  # torch.compile the model (faster steps on a GPU, after a compile of seconds to minutes)
 

@@ -3,13 +3,15 @@
 # with the segment's earlier checkpoints inside it as step{k}/ (training.checkpoints_per_segment,
 # default 1: a job per checkpoint).
 
+from lmforecast.train import launch as lmlaunch
+
 
 def pretrain_launcher(wildcards, resources):
-    """The command that starts a segment: lmforecast itself, or under training.parallel: ddp, torchrun
-    starting resources.ranks processes of it on the job's node (one per GPU on a GPU node)."""
-    if config["training"].get("parallel", "none") == "none":
-        return "lmforecast"
-    return f"torchrun --standalone --nproc-per-node {resources.ranks} --no-python lmforecast"
+    """The command that starts a segment: lmforecast itself, or under training.parallel: ddp or fsdp, torchrun
+    starting resources.ranks processes of it per node (one per GPU on a GPU node), on resources.nodes nodes
+    (set with the ranks in the workflow profile; several nodes: srun starts torchrun on each)."""
+    parallel = config["training"].get("parallel", "none")
+    return lmlaunch.launcher(parallel, resources.ranks, getattr(resources, "nodes", 1))
 
 
 rule pretrain:
@@ -27,7 +29,7 @@ rule pretrain:
         launch=pretrain_launcher,
     threads: 1
     resources:
-        ranks=1,  # data-parallel processes (training.parallel: ddp); set in the workflow profile
+        ranks=1,  # data-parallel processes per node (training.parallel: ddp, fsdp); set in the workflow profile
     log:
         "logs/pretrain/{run}/step{step}.log",
     shell:

@@ -17,6 +17,11 @@ trains on the GPU when there is one, else on the CPU. fp32 (the default) is plai
 arithmetic, bit-identical to a loop without accelerate; bf16 is autocast to bfloat16 with
 float32 master weights and optimizer state (on a CPU too, through torch's CPU autocast:
 slow there, but the same code path, so it can be tested without a GPU).
+
+Under several processes the model is data-parallel (`training.parallel`): replicated with DDP
+(through accelerate) or sharded with PyTorch's FSDP2 (`fully_shard`, one unit per decoder block),
+for a model whose weights, gradients and optimizer state do not fit one device. Either way only
+rank 0 writes, and the checkpoint is the same whole one, which resumes under any mode.
 """
 
 import math
@@ -38,7 +43,7 @@ from lmforecast.io import atomic_dir, read_json, write_json
 from lmforecast.settings import Pretrain, Run, Training
 from lmforecast.train import objectives
 from lmforecast.train.checkpoint import CheckpointError, verify, write_manifest
-from lmforecast.train.model import Llama, ModelConfig, flops_per_token, load_model, n_params, save_model
+from lmforecast.train.model import Llama, ModelConfig, flops_per_token, load_model, n_params, save_weights
 
 RESUME_STATE = "resume.pt"
 TRAINER_STATE = "trainer_state.json"
@@ -129,10 +134,10 @@ def check_parallel(training: Training):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
     if training.parallel == "none" and world > 1:
-        raise SetupError(f"training.parallel is none but this job runs as {world} processes; set training.parallel: ddp")
-    if training.parallel == "ddp" and world == 1:
+        raise SetupError(f"training.parallel is none but this job runs as {world} processes; set training.parallel: ddp or fsdp")
+    if training.parallel != "none" and world == 1:
         raise SetupError(
-            "training.parallel: ddp, but this job runs as 1 process: the pretrain rule launches resources.ranks "
+            f"training.parallel: {training.parallel}, but this job runs as 1 process: the pretrain rule launches resources.ranks "
             "processes (workflow/profiles/default/config.yaml: one per GPU of LMFORECAST_GPUS, or LMFORECAST_RANKS); "
             "set it to 2 or more, or training.parallel: none"
         )
@@ -146,18 +151,21 @@ def check_parallel(training: Training):
 STATE_BYTES_PER_PARAM = 16  # float32 weights and gradients, AdamW's two moments
 
 
-def check_fits(run: Run, cfg: ModelConfig, device, processes_here: int):
-    """Refuse a model whose weights, gradients and optimizer state alone exceed the device's memory."""
-    need = n_params(cfg)["n_params"] * STATE_BYTES_PER_PARAM
+def check_fits(run: Run, cfg: ModelConfig, device, processes_here: int, shards: int = 1):
+    """Refuse a model whose weights, gradients and optimizer state alone exceed the device's memory
+    (under FSDP, their share: 1 / `shards` of them)."""
+    need = n_params(cfg)["n_params"] * STATE_BYTES_PER_PARAM / shards
     if device.type == "cuda":
         have = torch.cuda.get_device_properties(device).total_memory
     else:  # the node's memory, shared by its processes
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // processes_here
     if need > have:
+        sharded = f" (sharded over {shards} processes)" if shards > 1 else ""
         raise SetupError(
             f"runs.{run.name}: size {run.size_name} has {n_params(cfg)['n_params'] / 1e6:.0f}M parameters, whose weights, "
-            f"gradients and AdamW state need {need / 2**30:.1f} GiB per process, more than the {have / 2**30:.1f} GiB of "
-            f"{device}; choose a smaller size (runs.{run.name}.size) or a device with more memory"
+            f"gradients and AdamW state need {need / 2**30:.1f} GiB per process{sharded}, more than the {have / 2**30:.1f} GiB "
+            f"of {device}; choose a smaller size (runs.{run.name}.size), shard it over more GPUs (training.parallel: fsdp, "
+            "LMFORECAST_GPUS) or a device with more memory"
         )
 
 
@@ -214,7 +222,8 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
         raise SetupError(f"training.batch_size {batch_size} is not a multiple of micro_batch_size {micro} x {world} processes")
     accumulation, share = batch_size // (micro * world), batch_size // world
     mine = range(rank * share, (rank + 1) * share)
-    check_fits(run, cfg, device, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+    sharded = training.parallel == "fsdp"
+    check_fits(run, cfg, device, int(os.environ.get("LOCAL_WORLD_SIZE", world)), shards=world if sharded else 1)
     # The stop flag is agreed on over a CPU (gloo) group, so that checking it never waits for the GPU.
     stop_group = None
     if world > 1:
@@ -238,7 +247,10 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
         resume = torch.load(Path(init_dir) / RESUME_STATE, weights_only=False, map_location="cpu")
         torch.set_rng_state(resume["torch_rng"])
 
-    model = accelerator.prepare(model)  # to the device (DDP-wrapped under several processes); bf16: autocast
+    if sharded:  # FSDP2: each rank keeps its 1/world of every parameter on the device
+        model = shard_model(model, device, world)
+    else:
+        model = accelerator.prepare(model)  # to the device (DDP-wrapped under several processes); bf16: autocast
     if training.compile:  # fused kernels; the same weights to float rounding (tests/test_ddp.py)
         model = torch.compile(model)
     # The optimizer is built on the placed model and not wrapped by accelerate: its wrapper adds
@@ -246,14 +258,22 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
     # package on disk every call (importlib find_spec, measured ~1 ms per step here).
     opt = make_optimizer(model, run.lr, training.weight_decay)
     params = list(model.parameters())  # once: model.parameters() walks every module at each call
-    if resume is not None:
-        opt.load_state_dict(resume["optimizer"])  # torch moves the state to the parameters' device
+    if resume is not None:  # torch moves the state to the parameters' device
+        opt.load_state_dict(shard_optimizer_state(opt, resume["optimizer"]) if sharded else resume["optimizer"])
     shards = load_shards(shard_paths)
     fpt, peak = flops_per_token(cfg), peak_flops(device)
     # This rank's share of each step's loss, on the device until logged or saved: loss.item() every
     # step would stall a GPU. The ranks' shares sum to the step's loss (global_losses).
     losses, t0 = [], time.time()
     log(f"device {device}, precision {training.precision}, {world} process(es) x {accumulation} micro-batches of {micro} rows")
+    if sharded:
+        here = sum(p.to_local().numel() for p in params)
+        log(f"fsdp: rank 0 holds {here} of the {n_params(cfg)['n_params']} parameters")
+    # FSDP's gradient reduce-scatter waits for the last micro-batch (as DDP's no_sync); accelerate's
+    # autocast is applied here, since accelerate does not prepare the sharded model (its FSDP plugin
+    # is for GPUs only: on CPU processes it trains DDP, which would leave the FSDP path untested here).
+    no_sync = _fsdp_no_sync if sharded else accelerator.no_sync
+    autocast = accelerator.autocast if sharded else _no_dir
     model.train()
 
     def global_losses():
@@ -302,10 +322,13 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
             for m, (x, mask, y, weight) in enumerate(micro_batches):
                 x, y, mask = (_to_device(t, device) for t in (x, y, mask))
                 # Gradients are all-reduced once per step, on the last micro-batch.
-                with accelerator.no_sync(model) if m < accumulation - 1 else _no_dir():
-                    logits = model(x, attn_mask=mask)
+                with no_sync(model) if m < accumulation - 1 else _no_dir():
+                    with autocast():
+                        logits = model(x, attn_mask=mask)
+                    if sharded:  # float32 logits for the loss, as accelerate returns a prepared model's outputs
+                        logits = logits.float()
                     loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1), ignore_index=objectives.IGNORE)
-                    # weight * world: DDP averages over ranks, and the step's loss is the mean over all its labels.
+                    # weight * world: DDP and FSDP average over ranks; the step's loss is the mean over all its labels.
                     accelerator.backward(loss * (weight * world))
                 part = loss.detach() * weight
                 step_loss = part if step_loss is None else step_loss + part
@@ -325,22 +348,17 @@ def _train_segment(spec, step_start, step_end, shard_paths, tokenizer_dir, init_
                 )
             if step + 1 in save_steps:
                 saved = trainer_state(step + 1)
+                weights, optimizer = full_state(accelerator, model, opt, sharded)  # a collective under FSDP
                 if main:
                     tmp_step = tmp / f"step{step + 1}"
                     tmp_step.mkdir()
-                    _save(
-                        tmp_step,
-                        accelerator.unwrap_model(model, keep_torch_compile=False),
-                        opt,
-                        tokenizer_dir,
-                        saved,
-                        spec.config_hash,
-                    )
+                    _save(tmp_step, cfg, weights, optimizer, tokenizer_dir, saved, spec.config_hash)
                 losses.clear()  # train_loss: the mean over the steps since the last checkpoint, as when segments are separate jobs
         final = trainer_state(step_end)
+        weights, optimizer = full_state(accelerator, model, opt, sharded)
         accelerator.wait_for_everyone()  # every rank has finished its last step before rank 0 writes
         if main:
-            _save(tmp, accelerator.unwrap_model(model, keep_torch_compile=False), opt, tokenizer_dir, final, spec.config_hash)
+            _save(tmp, cfg, weights, optimizer, tokenizer_dir, final, spec.config_hash)
     accelerator.wait_for_everyone()  # no rank reports success before the checkpoint is in place
     return final
 
@@ -381,11 +399,73 @@ def _micro_batches(run, step, shards, batch_size, seq_len, mine, micro, sentinel
     return out, counts
 
 
-def _save(directory, model, opt, tokenizer_dir, state, config_hash):
+def shard_model(model, device, world):
+    """The model sharded over the processes with PyTorch's FSDP2: one unit per decoder block (a block's full
+    weights exist only while it runs) and the root for the rest (the tied embedding stays one parameter).
+    fully_shard moves each rank's shards to the device."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(device.type, (world,))
+    for block in model.model.layers:
+        fully_shard(block, mesh=mesh)
+    return fully_shard(model, mesh=mesh)
+
+
+@contextmanager
+def _fsdp_no_sync(model):
+    model.set_requires_gradient_sync(False)
+    try:
+        yield
+    finally:
+        model.set_requires_gradient_sync(True)
+
+
+def full_state(accelerator, model, opt, sharded):
+    """(weights, optimizer state) as a 1-process run holds them, on rank 0 (None elsewhere): under FSDP every
+    sharded tensor is gathered whole, one at a time, to the host (all ranks take part), so that the checkpoint
+    is the same HF checkpoint and resume state as DDP's and resumes under any training.parallel.
+    The optimizer state keeps torch's own format (state keyed by parameter index), which opt.load_state_dict
+    reads; torch.distributed.checkpoint's full optimizer state dict keys it by parameter name instead."""
+    model = accelerator.unwrap_model(model, keep_torch_compile=False)  # DDP's and torch.compile's wrappers off
+    if not sharded:
+        return model.state_dict(), opt.state_dict()
+    from torch.distributed.tensor import DTensor
+
+    main = accelerator.is_main_process
+
+    def whole(t):
+        if not isinstance(t, DTensor):
+            return t
+        full = t.full_tensor()
+        return full.cpu() if main else None
+
+    weights = {k: whole(v) for k, v in model.state_dict().items() if k != "lm_head.weight"}  # tied: saved once
+    optimizer = opt.state_dict()
+    optimizer["state"] = {i: {k: whole(v) for k, v in s.items()} for i, s in optimizer["state"].items()}
+    return (weights, optimizer) if main else (None, None)
+
+
+def shard_optimizer_state(opt, full):
+    """A whole optimizer state (as written by full_state) cut into this rank's shards of the parameters."""
+    from torch.distributed.tensor import distribute_tensor
+
+    params = [p for group in opt.param_groups for p in group["params"]]
+    state = {
+        i: {
+            k: distribute_tensor(v, params[i].device_mesh, params[i].placements, src_data_rank=None) if v.dim() else v
+            for k, v in s.items()
+        }
+        for i, s in full["state"].items()
+    }
+    return {**full, "state": state}
+
+
+def _save(directory, cfg, weights, optimizer, tokenizer_dir, state, config_hash):
     """One checkpoint: weights, tokenizer, resume state (optimizer, RNG), trainer state, and last its manifest."""
-    save_model(model, directory)
+    save_weights(cfg, weights, directory)
     for name in tokenizer_lib.HF_FILES:
         shutil.copy(Path(tokenizer_dir) / name, directory / name)
-    torch.save({"optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state()}, directory / RESUME_STATE)
+    torch.save({"optimizer": optimizer, "torch_rng": torch.get_rng_state()}, directory / RESUME_STATE)
     write_json(state, directory / TRAINER_STATE)
     write_manifest(directory, state["run"], state["step"], config_hash)

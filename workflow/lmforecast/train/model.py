@@ -212,10 +212,15 @@ class Llama(nn.Module):
 
 
 def save_model(model: Llama, directory):
+    save_weights(model.cfg, model.state_dict(), directory)
+
+
+def save_weights(cfg: ModelConfig, state: dict, directory):
+    """A model's weights (a state dict, tied output head saved once) and config as an HF checkpoint."""
     directory = Path(directory)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items() if k != "lm_head.weight"}
     save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
-    (directory / "config.json").write_text(json.dumps(model.cfg.to_hf(), indent=2, sort_keys=True) + "\n")
+    (directory / "config.json").write_text(json.dumps(cfg.to_hf(), indent=2, sort_keys=True) + "\n")
 
 
 def load_model(directory) -> Llama:
