@@ -200,9 +200,11 @@ def test_same_config_twice_from_scratch_gives_equal_tables_and_fits(finished, tm
 
 def test_checkpoints_per_segment_changes_the_jobs_not_the_tables(finished, tmp_path):
     """Two checkpoints per segment: one pretrain and one evaluate job per run (the earlier
-    checkpoint inside the segment's directory), and the same tables as a job per checkpoint."""
+    checkpoint inside the segment's directory), and the same tables as a job per checkpoint.
+    On the smoke's two smallest runs: a run's rows do not depend on the other runs."""
     workdir = copy_workflow(tmp_path)
     config = yaml.safe_load(SMOKE.read_text())
+    config["runs"] = config["runs"][:2]
     config["training"]["checkpoints_per_segment"] = 2
     config["sft"]["checkpoints"] = "all"  # the earlier checkpoint is fine-tuned from inside its segment
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
@@ -216,7 +218,7 @@ def test_checkpoints_per_segment_changes_the_jobs_not_the_tables(finished, tmp_p
     first, last = checkpoint_steps(run["tokens"], Training.from_dict(config["training"]))
     assert (workdir / f"results/checkpoints/{run['name']}/step{last}/step{first}/model.safetensors").is_file()
     for name in tables.SCHEMAS:
-        a = pl.read_parquet(finished / "results/tables" / f"{name}.parquet")
+        a = pl.read_parquet(finished / "results/tables" / f"{name}.parquet").filter(pl.col("run").is_in(sorted(runs)))
         b = pl.read_parquet(workdir / "results/tables" / f"{name}.parquet")
         if name.startswith("sft"):  # the default fine-tunes the last checkpoints only
             assert b.select("run", "step").unique().height == 2 * a.select("run", "step").unique().height, name
