@@ -148,7 +148,8 @@ def cmd_pretrain(args):
         sys.exit(128 + 15)  # the shell's code for a process ended by SIGTERM
     except SetupError as e:  # explained, not a traceback: the setting to change is in the message
         sys.exit(f"lmforecast pretrain: {e}")
-    _log(f"checkpoint {args.out}: step {state['step']} train_loss {state['train_loss']:.4f}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns the state: one line, from rank 0
+        _log(f"checkpoint {args.out}: step {state['step']} train_loss {state['train_loss']:.4f}")
 
 
 def _load_checkpoint(path):
