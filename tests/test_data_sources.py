@@ -14,7 +14,7 @@ import zstandard
 
 from lmforecast.config import validate
 from lmforecast.data import tokenizer as tokenizer_lib
-from lmforecast.data.shards import document_ends, get_batch, load_shards, open_store, write_store
+from lmforecast.data.shards import batches, document_ends, get_batch, load_shards, open_store, write_store
 from lmforecast.data.sources import DataError, heldout_texts, training_documents
 from lmforecast.settings import ConfigError, Domain
 
@@ -65,13 +65,19 @@ def test_a_dataset_saved_to_disk_is_a_source(files):
     assert read({"dataset": str(files / "saved"), "heldout_docs": 3}) == (DOCS[:3], DOCS[3:])
 
 
+def test_batches_are_cut_by_size_not_by_count():
+    docs = ["x" * 10] * 5 + ["y" * 100] + ["z"]
+    assert [len(b) for b in batches(iter(docs), 25)] == [3, 3, 1]
+    assert sum(batches(iter(docs), 25), []) == docs
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_store_holds_the_documents_tokens_each_followed_by_eos(files, tiny_tokenizer, workers, tmp_path):
     tok = tokenizer_lib.load(tiny_tokenizer)
-    info = write_store(iter(DOCS), tiny_tokenizer, tmp_path / "store", workers=workers, batch_docs=5)
+    info = write_store(iter(DOCS * 4), tiny_tokenizer, tmp_path / "store", workers=workers, batch_chars=60)
     tokens, ends = open_store(tmp_path / "store"), document_ends(tmp_path / "store")
-    assert isinstance(tokens, np.memmap) and tokens.dtype == np.uint16 and info["documents"] == len(DOCS)
-    expected = [i for e in tok.encode_batch(DOCS) for i in [*e.ids, tokenizer_lib.eos_id(tok)]]
+    assert isinstance(tokens, np.memmap) and tokens.dtype == np.uint16 and info["documents"] == 4 * len(DOCS)
+    expected = [i for e in tok.encode_batch(DOCS * 4) for i in [*e.ids, tokenizer_lib.eos_id(tok)]]
     assert tokens.tolist() == expected and int(ends[-1]) == len(expected)
     assert tokens[int(ends[0]) - 1] == tokenizer_lib.eos_id(tok)
     rows, _ = get_batch(load_shards({"d": tmp_path / "store"}), {"d": 1.0}, 0, 0, 2, 8)
