@@ -74,24 +74,42 @@ def cmd_tokenizer(args):
 
 
 def cmd_tokenize(args):
-    from lmforecast.data.shards import file_record, write_store
-    from lmforecast.data.sources import DataError, heldout_texts, source_files, training_documents, write_heldout
+    from lmforecast.data.shards import concat_stores, file_record, write_store
+    from lmforecast.data.sources import DataError, expand, heldout_texts, source_files, training_documents, write_heldout
     from lmforecast.settings import Domain
 
     domain = Domain.from_dict(args.spec)
     try:
         heldout = heldout_texts(domain, args.domain)
-        manifest = {
-            "domain": args.domain,
-            "source": args.spec,
-            "files": [file_record(p) for p in source_files(domain, args.domain)],
-            "heldout_documents": len(heldout),
-        }
-        info = write_store(training_documents(domain, args.domain), args.tokenizer, args.out, args.workers, manifest=manifest)
+        manifest = {"domain": args.domain, "source": args.spec, "heldout_documents": len(heldout)}
+        if args.chunks:  # rule tokenize_chunk's stores: their files' records, the held-out documents left out
+            parts = [json.loads((Path(p) / "manifest.json").read_text()) for p in args.chunks]
+            evals = [file_record(p) for p in expand(domain.eval_files or [], f"domains.{args.domain}.eval_files")]
+            manifest["files"] = [f for p in parts for f in p["files"]] + evals
+            skip = 0 if domain.eval_files else len(heldout)
+            info = concat_stores(args.chunks, args.out, skip, manifest, where=f"domains.{args.domain}")
+        else:
+            manifest["files"] = [file_record(p) for p in source_files(domain, args.domain)]
+            info = write_store(training_documents(domain, args.domain), args.tokenizer, args.out, args.workers, manifest=manifest)
     except DataError as e:
         sys.exit(f"lmforecast tokenize: {e}")
     write_heldout(heldout, args.heldout)
     _log(f"{args.out}: {info['tokens']} tokens ({info['dtype']}) in {info['documents']} documents; {len(heldout)} held out")
+
+
+def cmd_tokenize_chunk(args):
+    from lmforecast.data.shards import file_record, write_store
+    from lmforecast.data.sources import DataError, chunk_documents, file_chunks
+    from lmforecast.settings import Domain
+
+    domain = Domain.from_dict(args.spec)
+    try:
+        files = file_chunks(domain, args.domain)[args.chunk]
+        manifest = {"domain": args.domain, "chunk": args.chunk, "files": [file_record(p) for p in files]}
+        info = write_store(chunk_documents(domain, args.domain, files), args.tokenizer, args.out, args.workers, manifest=manifest)
+    except DataError as e:
+        sys.exit(f"lmforecast tokenize-chunk: {e}")
+    _log(f"{args.out}: {info['tokens']} tokens in {info['documents']} documents of {len(files)} files")
 
 
 def cmd_task_data(args):
@@ -341,6 +359,19 @@ def main(argv=None):
         (("--tokenizer",), one),
         (("--out",), one),
         (("--heldout",), one),
+        (("--workers",), {"type": int, "default": 1, "help": "tokenizing processes"}),
+        (
+            ("--chunks",),
+            {"nargs": "*", "default": [], "help": "rule tokenize_chunk's stores, concatenated instead of tokenizing"},
+        ),
+    )
+    add(
+        "tokenize-chunk",
+        cmd_tokenize_chunk,
+        (("--domain",), one),
+        (("--chunk",), {"type": int, "required": True, "help": "which chunk of chunk_files files, from 0"}),
+        (("--tokenizer",), one),
+        (("--out",), one),
         (("--workers",), {"type": int, "default": 1, "help": "tokenizing processes"}),
     )
     add(

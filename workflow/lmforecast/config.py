@@ -512,6 +512,8 @@ def _data_errors(config, tokenizer: Tokenizer) -> list[str]:
                     sources.expand(getattr(domain, key), f"{where}.{key}")
                 except ConfigError as e:
                     errors.append(str(e))
+        if domain.chunk_files is not None and domain.files is None:
+            errors.append(f"{where}.chunk_files: only a files source is tokenized in chunks of files; expected no chunk_files")
         if domain.dataset is not None and not Path(domain.dataset).exists() and Path(domain.dataset).is_absolute():
             errors.append(f"{where}.dataset: {domain.dataset!r} does not exist")
     if tokenizer.path is not None:
