@@ -196,3 +196,28 @@ def test_chunks_that_leave_no_training_document_are_an_error(files, tiny_tokeniz
         tokenize_in_chunks(spec, tiny_tokenizer, tmp_path)
     message = config_error(with_domains({"web": {"dataset": str(files / "saved"), "heldout_docs": 1, "chunk_files": 2}}))
     assert "domains.web.chunk_files: only a files source is tokenized in chunks of files" in message
+
+
+def test_the_own_data_example_validates_once_its_paths_are_filled_in(tmp_path, monkeypatch):
+    """config/examples/own-data.yaml with /data/corpus replaced by a directory holding a file per glob,
+    validated as its comment says (lmforecast validate, the pretrain job's memory given)."""
+    from lmforecast.cli import main
+    from lmforecast.config import set_pretrain_mem_mb
+
+    example = (ROOT / "config" / "examples" / "own-data.yaml").read_text()
+    (tmp_path / "my.yaml").write_text(example.replace("/data/corpus", str(tmp_path)))
+    for d in ("code/lib", "docs", "docs_eval", "man"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "code/lib/a.py").write_text("print('hello')\n")
+    (tmp_path / "code/lib/b.rs").write_text("fn main() {}\n")
+    (tmp_path / "docs/p.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(jsonl(DOCS).encode()))
+    with gzip.open(tmp_path / "docs_eval/e.jsonl.gz", "wt") as f:
+        f.write(jsonl(DOCS))
+    pq.write_table(pa.table({"content": DOCS}), tmp_path / "man/m.parquet")
+    monkeypatch.chdir(ROOT)  # the default config it is merged onto: config/config.yaml
+    try:
+        main(["validate", str(tmp_path / "my.yaml"), "--pretrain-mem-mb", "82000"])
+        with pytest.raises(SystemExit, match=r"sizes\.l: training it needs about 81,470 MB"):
+            main(["validate", str(tmp_path / "my.yaml"), "--pretrain-mem-mb", "60000"])
+    finally:
+        set_pretrain_mem_mb(None)  # the module's setting, not this test's only

@@ -29,8 +29,10 @@ def _log(msg):
 
 
 def cmd_validate(args):
-    from lmforecast.config import load
+    from lmforecast.config import load, set_pretrain_mem_mb
 
+    if args.pretrain_mem_mb is not None:  # as `--set-resources pretrain:mem_mb=N` sets it for the workflow
+        set_pretrain_mem_mb(args.pretrain_mem_mb)
     load(args.config, default=args.default)  # merged onto the embedded default, as the workflow merges it
     _log(f"{args.config}: valid" + (f" (merged onto {args.default})" if args.default else ""))
 
@@ -340,6 +342,13 @@ def main(argv=None):
                 "default": "config/config.yaml",
                 "type": lambda v: v or None,
                 "help": "the file the workflow merges CONFIG onto (its configfile, default config/config.yaml); empty: none",
+            },
+        ),
+        (
+            ("--pretrain-mem-mb",),
+            {
+                "type": int,
+                "help": "the pretrain job's memory, as --set-resources pretrain:mem_mb gives it (default: the profile's)",
             },
         ),
         spec=False,
