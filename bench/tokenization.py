@@ -82,7 +82,8 @@ def corpus(name) -> list[str]:
     stdlib = Path(os.__file__).parent
     pattern = f"{stdlib}/*.py" if name == "modules" else f"{stdlib}/**/*.py"
     skip = ("site-packages", "/test/", "/tests/", "/idle_test/")
-    return sorted(f for f in glob.glob(pattern, recursive=True) if not any(s in f for s in skip))
+    files = sorted(f for f in glob.glob(pattern, recursive=True) if not any(s in f for s in skip))
+    return [f for f in files if Path(f).read_text().strip()]  # an empty __init__.py is no document (sources.py)
 
 
 def measure(files, tok_dir, tmp, rounds) -> dict:

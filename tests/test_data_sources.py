@@ -14,7 +14,7 @@ import zstandard
 
 from lmforecast.config import validate
 from lmforecast.data import tokenizer as tokenizer_lib
-from lmforecast.data.shards import batches, document_ends, get_batch, load_shards, open_store, write_store
+from lmforecast.data.shards import batches, concat_stores, document_ends, get_batch, load_shards, open_store, write_store
 from lmforecast.data.sources import DataError, heldout_texts, training_documents
 from lmforecast.settings import ConfigError, Domain
 
@@ -188,6 +188,10 @@ def test_tokenizing_in_chunks_of_files_makes_the_same_store(files, tiny_tokenize
     chunked, one = (json.loads((d / "manifest.json").read_text()) for d in (store, tmp_path / "whole"))
     assert {k: v for k, v in chunked.items() if k not in ("source", "chunks")} == {k: v for k, v in one.items() if k != "source"}
     assert (tmp_path / "heldout.jsonl").read_text() == (tmp_path / "whole.jsonl").read_text()
+    other = tmp_path / "other_tokenizer"
+    tokenizer_lib.save_hf(tokenizer_lib.train_tokenizer(DOCS, 280, sentinels=2), other, 64)
+    with pytest.raises(DataError, match=r"chunk0: made with another tokenizer than .*other_tokenizer"):
+        concat_stores([tmp_path / "chunk0"], tmp_path / "mixed", other)
 
 
 def test_chunks_that_leave_no_training_document_are_an_error(files, tiny_tokenizer, tmp_path):

@@ -89,7 +89,7 @@ def cmd_tokenize(args):
             evals = [file_record(p) for p in expand(domain.eval_files or [], f"domains.{args.domain}.eval_files")]
             manifest["files"] = [f for p in parts for f in p["files"]] + evals
             skip = 0 if domain.eval_files else len(heldout)
-            info = concat_stores(args.chunks, args.out, skip, manifest, where=f"domains.{args.domain}")
+            info = concat_stores(args.chunks, args.out, args.tokenizer, skip, manifest, where=f"domains.{args.domain}")
         else:
             manifest["files"] = [file_record(p) for p in source_files(domain, args.domain)]
             info = write_store(training_documents(domain, args.domain), args.tokenizer, args.out, args.workers, manifest=manifest)

@@ -152,9 +152,9 @@ def write_store(
     return info
 
 
-def concat_stores(parts, out_dir, skip_docs: int = 0, manifest: dict | None = None, where: str = "domain") -> dict:
-    """Chunk stores (rule tokenize_chunk's, in file order) as one store at out_dir, written atomically,
-    their first skip_docs documents (the held-out ones) left out.
+def concat_stores(parts, out_dir, tokenizer_dir, skip_docs: int = 0, manifest: dict | None = None, where: str = "domain") -> dict:
+    """Chunk stores (rule tokenize_chunk's, in file order, made with the tokenizer at tokenizer_dir) as one
+    store at out_dir, written atomically, their first skip_docs documents (the held-out ones) left out.
 
     The same bytes as one job tokenizing all the files: a document's tokens do not depend on its
     batch. Copied in blocks (bounded memory), far cheaper than the tokenizing.
@@ -162,13 +162,15 @@ def concat_stores(parts, out_dir, skip_docs: int = 0, manifest: dict | None = No
     import shutil
 
     from lmforecast.data.sources import DataError
+    from lmforecast.data.tokenizer import file_hash
     from lmforecast.io import atomic_dir
 
     infos = [json.loads((Path(p) / MANIFEST).read_text()) for p in parts]
-    shared = ("dtype", "eos_id", "vocab_size", "tokenizer_sha256")
+    shared = ("dtype", "eos_id", "vocab_size", "tokenizer_sha256")  # the tokenizer's: the same in every part
+    sha256 = file_hash(tokenizer_dir)
     for p, info in zip(parts, infos):
-        if any(info[k] != infos[0][k] for k in shared):
-            raise DataError(f"{p}: its tokenizer differs from that of {parts[0]} ({', '.join(shared)})")
+        if info["tokenizer_sha256"] != sha256:
+            raise DataError(f"{p}: made with another tokenizer than {tokenizer_dir} (tokenizer_sha256 in its {MANIFEST})")
     itemsize, block = np.dtype(infos[0]["dtype"]).itemsize, 1 << 22
     skip, n_tokens, n_docs = skip_docs, 0, 0
     with atomic_dir(out_dir) as tmp:
