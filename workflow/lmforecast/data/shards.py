@@ -73,7 +73,7 @@ def _encoded(batches, tokenizer_dir, workers: int):
 
     This process encodes a batch itself whenever each helper has two queued: so no core waits while
     the helpers start (spawning one, importing numpy and tokenizers and loading the tokenizer took
-    0.3-0.6 s, measured: a tenth of a 5 MB domain's work), and the reading stays ahead of the helpers.
+    0.4-0.8 s, measured: a tenth of a 5 MB domain's work), and the reading stays ahead of the helpers.
     Memory stays bounded: at most 4 x workers batches in flight.
     """
     _init_worker(str(tokenizer_dir))
