@@ -83,15 +83,17 @@ def cmd_tokenize(args):
     domain = Domain.from_dict(args.spec)
     try:
         heldout = heldout_texts(domain, args.domain)
-        manifest = {"domain": args.domain, "source": args.spec, "heldout_documents": len(heldout)}
-        if args.chunks:  # rule tokenize_chunk's stores: their files' records, the held-out documents left out
+        if args.chunks:  # rule tokenize_chunk's stores: their files' records (the eval files' added here)
             parts = [json.loads((Path(p) / "manifest.json").read_text()) for p in args.chunks]
             evals = [file_record(p) for p in expand(domain.eval_files or [], f"domains.{args.domain}.eval_files")]
-            manifest["files"] = [f for p in parts for f in p["files"]] + evals
+            files = [f for p in parts for f in p["files"]] + evals
+        else:
+            files = [file_record(p) for p in source_files(domain, args.domain)]
+        manifest = {"domain": args.domain, "source": args.spec, "files": files, "heldout_documents": len(heldout)}
+        if args.chunks:  # concatenated, the held-out documents left out
             skip = 0 if domain.eval_files else len(heldout)
             info = concat_stores(args.chunks, args.out, args.tokenizer, skip, manifest, where=f"domains.{args.domain}")
         else:
-            manifest["files"] = [file_record(p) for p in source_files(domain, args.domain)]
             info = write_store(training_documents(domain, args.domain), args.tokenizer, args.out, args.workers, manifest=manifest)
     except DataError as e:
         sys.exit(f"lmforecast tokenize: {e}")
