@@ -13,9 +13,10 @@ import yaml
 from own_corpus import docstrings, module_files, save_large_vocab_tokenizer, write_corpus
 from smoke import SMOKE, copy_workflow, snakemake
 
-from lmforecast.data.shards import document_ends, open_store
-from lmforecast.data.sources import heldout_documents
+from lmforecast.data.shards import document_ends, open_store, write_store
+from lmforecast.data.sources import heldout_documents, training_documents
 from lmforecast.measure.lm import LlamaLM
+from lmforecast.settings import Domain
 from lmforecast.tables import SCHEMAS
 
 MIXTURE = {"code": 0.4, "docs": 0.3, "bundled": 0.3}
@@ -79,8 +80,16 @@ def check_tables_and_bits_per_byte(work, root, last_step):
 
 def test_own_domains_with_a_trained_tokenizer(corpus, tmp_path):
     root, domains = corpus
+    domains = {**domains, "code": {**domains["code"], "chunk_files": 10}}  # 25 files: 3 tokenize_chunk jobs
     work = run_sweep(tmp_path, own_config(domains, {"vocab_size": 400, "sentinels": 16, "sample_docs": 200}))
     check_tables_and_bits_per_byte(work, root, last_step=32)  # 8192 tokens of 256 per step
+    # the chunks concatenated hold the same tokens as one job's store, and are deleted once merged
+    code = Domain.from_dict({**domains["code"], "chunk_files": None})
+    info = write_store(training_documents(code, "code"), work / "results/tokenizer", tmp_path / "one_job")
+    assert json.loads((work / "results/tokens/code/manifest.json").read_text())["chunks"] == 3
+    for name in ("tokens.bin", "documents.bin"):
+        assert (work / "results/tokens/code" / name).read_bytes() == (tmp_path / "one_job" / name).read_bytes()
+    assert info["documents"] == len(module_files()) - 1 and not list((work / "results").glob("token_chunks/code/*"))
     manifest = json.loads((work / "results/tokens/docs/manifest.json").read_text())
     assert manifest["dtype"] == "uint16" and [f["path"] for f in manifest["files"]][-1].endswith("docs_eval.jsonl.gz")
     # docs' training documents: every docstring but the 20 of the eval file, each followed by EOS

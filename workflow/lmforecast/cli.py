@@ -29,8 +29,10 @@ def _log(msg):
 
 
 def cmd_validate(args):
-    from lmforecast.config import load
+    from lmforecast.config import load, set_pretrain_mem_mb
 
+    if args.pretrain_mem_mb is not None:  # as `--set-resources pretrain:mem_mb=N` sets it for the workflow
+        set_pretrain_mem_mb(args.pretrain_mem_mb)
     load(args.config, default=args.default)  # merged onto the embedded default, as the workflow merges it
     _log(f"{args.config}: valid" + (f" (merged onto {args.default})" if args.default else ""))
 
@@ -74,24 +76,44 @@ def cmd_tokenizer(args):
 
 
 def cmd_tokenize(args):
-    from lmforecast.data.shards import file_record, write_store
-    from lmforecast.data.sources import DataError, heldout_texts, source_files, training_documents, write_heldout
+    from lmforecast.data.shards import concat_stores, file_record, write_store
+    from lmforecast.data.sources import DataError, expand, heldout_texts, source_files, training_documents, write_heldout
     from lmforecast.settings import Domain
 
     domain = Domain.from_dict(args.spec)
     try:
         heldout = heldout_texts(domain, args.domain)
-        manifest = {
-            "domain": args.domain,
-            "source": args.spec,
-            "files": [file_record(p) for p in source_files(domain, args.domain)],
-            "heldout_documents": len(heldout),
-        }
-        info = write_store(training_documents(domain, args.domain), args.tokenizer, args.out, args.workers, manifest=manifest)
+        if args.chunks:  # rule tokenize_chunk's stores: their files' records (the eval files' added here)
+            parts = [json.loads((Path(p) / "manifest.json").read_text()) for p in args.chunks]
+            evals = [file_record(p) for p in expand(domain.eval_files or [], f"domains.{args.domain}.eval_files")]
+            files = [f for p in parts for f in p["files"]] + evals
+        else:
+            files = [file_record(p) for p in source_files(domain, args.domain)]
+        manifest = {"domain": args.domain, "source": args.spec, "files": files, "heldout_documents": len(heldout)}
+        if args.chunks:  # concatenated, the held-out documents left out
+            skip = 0 if domain.eval_files else len(heldout)
+            info = concat_stores(args.chunks, args.out, args.tokenizer, skip, manifest, where=f"domains.{args.domain}")
+        else:
+            info = write_store(training_documents(domain, args.domain), args.tokenizer, args.out, args.workers, manifest=manifest)
     except DataError as e:
         sys.exit(f"lmforecast tokenize: {e}")
     write_heldout(heldout, args.heldout)
     _log(f"{args.out}: {info['tokens']} tokens ({info['dtype']}) in {info['documents']} documents; {len(heldout)} held out")
+
+
+def cmd_tokenize_chunk(args):
+    from lmforecast.data.shards import file_record, write_store
+    from lmforecast.data.sources import DataError, chunk_documents, file_chunks
+    from lmforecast.settings import Domain
+
+    domain = Domain.from_dict(args.spec)
+    try:
+        files = file_chunks(domain, args.domain)[args.chunk]
+        manifest = {"domain": args.domain, "chunk": args.chunk, "files": [file_record(p) for p in files]}
+        info = write_store(chunk_documents(domain, args.domain, files), args.tokenizer, args.out, args.workers, manifest=manifest)
+    except DataError as e:
+        sys.exit(f"lmforecast tokenize-chunk: {e}")
+    _log(f"{args.out}: {info['tokens']} tokens in {info['documents']} documents of {len(files)} files")
 
 
 def cmd_task_data(args):
@@ -325,6 +347,13 @@ def main(argv=None):
                 "help": "the file the workflow merges CONFIG onto (its configfile, default config/config.yaml); empty: none",
             },
         ),
+        (
+            ("--pretrain-mem-mb",),
+            {
+                "type": int,
+                "help": "the pretrain job's memory, as --set-resources pretrain:mem_mb gives it (default: the profile's)",
+            },
+        ),
         spec=False,
     )
     add("world", cmd_world, (("--out",), one))
@@ -342,6 +371,19 @@ def main(argv=None):
         (("--tokenizer",), one),
         (("--out",), one),
         (("--heldout",), one),
+        (("--workers",), {"type": int, "default": 1, "help": "tokenizing processes"}),
+        (
+            ("--chunks",),
+            {"nargs": "*", "default": [], "help": "rule tokenize_chunk's stores, concatenated instead of tokenizing"},
+        ),
+    )
+    add(
+        "tokenize-chunk",
+        cmd_tokenize_chunk,
+        (("--domain",), one),
+        (("--chunk",), {"type": int, "required": True, "help": "which chunk of chunk_files files, from 0"}),
+        (("--tokenizer",), one),
+        (("--out",), one),
         (("--workers",), {"type": int, "default": 1, "help": "tokenizing processes"}),
     )
     add(

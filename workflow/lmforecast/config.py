@@ -431,13 +431,13 @@ PRETRAIN_BASE_MB = 400
 def pretrain_memory_mb(size: Size, training: Training, tokenizer: Tokenizer) -> float:
     """An estimate (an upper one) of a pretrain job's peak memory: fp32 weights, gradients and Adam's two
     moments (16 bytes per parameter, tied embedding counted once), and the activations that backward keeps
-    (per layer and token: about 16 d_model + 3 ffn floats, attention's seq_len per head; logits 3x)."""
+    (per layer and token: about 16 d_model + 3 ffn floats, attention's seq_len per head; logits 3x), of the rows
+    of one forward/backward: micro_batch_size when given (gradient accumulation keeps no activations), else the batch."""
     vocab = _vocab_size(tokenizer) + tokenizer.sentinels
     params = size.n_params_nonembed + vocab * size.d_model
-    tokens = training.batch_size * training.seq_len
-    per_layer = (
-        tokens * (16 * size.d_model + 3 * size.intermediate_size) + training.batch_size * size.n_heads * training.seq_len**2 * 2
-    )
+    rows = training.micro_batch_size or training.batch_size
+    tokens = rows * training.seq_len
+    per_layer = tokens * (16 * size.d_model + 3 * size.intermediate_size) + rows * size.n_heads * training.seq_len**2 * 2
     activations = 4 * (size.n_layers * per_layer + 3 * tokens * vocab)
     return PRETRAIN_BASE_MB + (16 * params + activations) / 2**20
 
@@ -520,6 +520,8 @@ def _data_errors(config, tokenizer: Tokenizer) -> list[str]:
                     sources.expand(getattr(domain, key), f"{where}.{key}")
                 except ConfigError as e:
                     errors.append(str(e))
+        if domain.chunk_files is not None and domain.files is None:
+            errors.append(f"{where}.chunk_files: only a files source is tokenized in chunks of files; expected no chunk_files")
         if domain.dataset is not None and not Path(domain.dataset).exists() and Path(domain.dataset).is_absolute():
             errors.append(f"{where}.dataset: {domain.dataset!r} does not exist")
     if tokenizer.path is not None:

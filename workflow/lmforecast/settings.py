@@ -88,6 +88,7 @@ class Domain(Settings):
     document: str = "file"  # text files: one document per file or per line
     heldout_docs: int | None = None  # the first N documents, taken out of the training data
     eval_files: tuple[str, ...] | None = None  # or a separate held-out set, read like `files`
+    chunk_files: int | None = None  # files: tokenize in jobs of this many files each, then concatenate
 
 
 @dataclass(frozen=True)

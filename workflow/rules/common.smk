@@ -188,12 +188,14 @@ def task_examples(tasks):
 DOMAIN_FILES = [f"results/world/domains/{d}.jsonl" for d in DOMAINS]
 
 if not IMPORT:
-    from lmforecast.data.sources import source_files
+    from lmforecast.data.sources import file_chunks, source_files
 
     # The pre-training domains (config `domains`, or the world's four), each read by one tokenize job
     # into results/tokens/{domain}/ (its token store) and results/heldout/{domain}.jsonl (its held-out text).
     DATA_DOMAINS = lmconfig.domains(config)
     DATA_FILES = {name: source_files(lmconfig.Domain.from_dict(d), name) for name, d in DATA_DOMAINS.items()}
+    # Domains with chunk_files: their files in chunks, one tokenize_chunk job each (results/token_chunks/{domain}/{i}/).
+    TOKEN_CHUNKS = {name: file_chunks(lmconfig.Domain.from_dict(d), name) for name, d in DATA_DOMAINS.items()}
     TOKEN_STORES = [f"results/tokens/{d}" for d in DATA_DOMAINS]
     HELDOUT_FILES = [f"results/heldout/{d}.jsonl" for d in DATA_DOMAINS]
 

@@ -199,6 +199,20 @@ def heldout_documents(paths, limit: int | None = None) -> dict[str, list[str]]:
     return {Path(p).name.removesuffix(".jsonl"): read_documents(p, "valid", limit) for p in paths}
 
 
+def file_chunks(domain: Domain, name: str) -> list[list[str]]:
+    """A files domain's files in chunks of `chunk_files`, in order: one tokenize_chunk job each (none: not chunked)."""
+    if domain.chunk_files is None or domain.files is None:  # (config.py rejects chunk_files on other sources)
+        return []
+    files = expand(domain.files, f"domains.{name}.files")
+    return [files[i : i + domain.chunk_files] for i in range(0, len(files), domain.chunk_files)]
+
+
+def chunk_documents(domain: Domain, name: str, files) -> Iterator[str]:
+    """Every document of some of a files domain's files (a chunk), held-out ones included: the
+    concatenation of the chunks leaves those out (shards.concat_stores)."""
+    return _file_documents(files, domain, f"domains.{name}.text_field")
+
+
 def source_files(domain: Domain, name: str, world_dir=WORLD_DIR) -> list[str]:
     """The files a domain reads (training and held-out), for the rules' inputs and the manifest."""
     if domain.world:
