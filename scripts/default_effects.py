@@ -10,6 +10,10 @@
   exceeds twice its standard error (paired over the same questions; the group's score is the mean of its
   tasks'); with the pairwise fit's SFT method and data.
 - Zero-shot accuracy of the largest runs (largest size, largest budget) per task and prompt, against chance.
+- Each study's finding, from results/fits/: the scaling back-test (mean absolute error and interval coverage
+  per predictor), pairwise accuracy of perplexity (95% interval) and of the learned comparator (held out,
+  mean and sd over splits), the transfer correlations (zero-shot vs post-SFT across runs, with p-values),
+  and SELECT against random at each budget.
 """
 
 import argparse
@@ -103,6 +107,49 @@ def largest_zero_shot(runs: pl.DataFrame, task_scores: pl.DataFrame) -> pl.DataF
     )
 
 
+def studies(fits: Path) -> dict:
+    """The fits' headline figures (a fit not run is left out)."""
+    out = {}
+    if (fits / "scaling_predictions.parquet").exists():
+        pred = pl.read_parquet(fits / "scaling_predictions.parquet")
+        out["scaling"] = (
+            pred.group_by("predictor")
+            .agg(n=pl.len(), mae=pl.col("abs_error").mean(), coverage=pl.col("covered").mean())
+            .sort("mae")
+        )
+    if (fits / "pairwise.parquet").exists():
+        out["pairwise"] = (
+            pl.read_parquet(fits / "pairwise.parquet")
+            .filter(pl.col("proxy").is_in(["inv_ppl", "learned"]))
+            .select("task_group", "proxy", "accuracy", "ci_low", "ci_high", "heldout_mean", "heldout_std", "n_pairs", "n_ties")
+            .sort("task_group", "proxy")
+        )
+    if (fits / "transfer.parquet").exists():
+        out["transfer"] = (
+            pl.read_parquet(fits / "transfer.parquet")
+            .select(
+                "task", "prompt", "sft_method", "sft_data", "scope", "n", "pearson_r", "pearson_p", "spearman_rho", "spearman_p"
+            )
+            .sort("task", "prompt", "scope")
+        )
+    if (fits / "selection.json").exists():
+        rows = []
+        for task, t in json.loads((fits / "selection.json").read_text())["tasks"].items():
+            for budget, b in t["by_budget"].items():
+                rows.append(
+                    {
+                        "task": task,
+                        "budget": int(budget),
+                        **{
+                            k: b[k]
+                            for k in ("select_mae", "random_mae", "random_mae_std", "anchor_points_mae", "select_beats_random")
+                        },
+                    }
+                )
+        out["selection"] = pl.DataFrame(rows).sort("task", "budget")
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="?", default="results")
@@ -122,6 +169,7 @@ def main(argv=None):
         "sft_gain": sft_gains(read["task_scores"], read["sft_scores"], cfg, Path(args.tasks_dir), args.learned),
         "separated_pairs": separated_pairs(read["sft_example_scores"], cfg),
         "largest_zero_shot": largest_zero_shot(read["runs"], read["task_scores"]),
+        **studies(Path(args.results) / "fits"),
     }
     for name, frame in out.items():
         print(name)
