@@ -124,8 +124,16 @@ CASES = [
         lambda c: c["evaluation"].update(tasks=["arith_mc"]),
         r"sft\.tasks: \['fact_qa', 'sentiment', 'var_track'\] are not in evaluation\.tasks",
     ),
-    ("lora without rank", lambda c: c["sft"].pop("lora_r"), r"sft\.lora_r: required by sft method 'lora'"),
-    ("unknown sft method", lambda c: c["sft"]["methods"].append("prefix"), r"sft\.methods\[2\]: 'prefix' is not one of"),
+    (
+        "lora without rank",
+        lambda c: (c["sft"].update(methods=["full", "lora"]), c["sft"].pop("lora_r")),
+        r"sft\.lora_r: required by sft method 'lora'",
+    ),
+    (
+        "unknown sft method",
+        lambda c: c["sft"].update(methods=["full", "lora", "prefix"]),
+        r"sft\.methods\[2\]: 'prefix' is not one of",
+    ),
     (
         "last layers beyond depth",
         lambda c: c["sft"].update(methods=["last_layers"], last_layers=3),
@@ -148,7 +156,7 @@ CASES = [
     ),
     (
         "pairwise multitask without multitask sft",
-        lambda c: c["sft"].update(multitask=False),
+        lambda c: (c["sft"].update(multitask=False), c["fit"]["pairwise"].update(sft_data="multitask")),
         r"fit\.pairwise\.sft_data: 'multitask' needs sft\.multitask",
     ),
     (

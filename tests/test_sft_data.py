@@ -83,6 +83,7 @@ def test_sft_on_chat_data_and_a_weighted_mixture_with_a_task(chat_lm, tiny_world
             **DEFAULT["sft"],
             "tasks": ["sentiment"],
             "methods": ["full"],
+            "multitask": True,
             "steps": 2,
             "batch_size": 4,
             "examples_per_task": 4,

@@ -86,3 +86,22 @@ def test_gold_answers_are_correct(tiny_world):
     for x in task_examples(tiny_world, "sentiment"):
         positive = len(re.findall(r"wonderful|brilliant|great|charming|superb|delightful|moving|fresh", x["fields"]["review"]))
         assert x["choices"][x["gold"]] == ("positive" if positive >= 2 else "negative")
+
+
+def test_arith_mc_holds_every_distinct_problem_once_and_the_config_check_counts_them(tiny_world):
+    from lmforecast.config import _available_examples
+    from lmforecast.data.world import ARITH_PROBLEMS
+
+    world = replace(tiny_world, sft_examples=100, eval_examples=500)
+    examples = task_examples(world, "arith_mc")
+    keys = {(x["fields"]["a"], x["fields"]["op"], x["fields"]["b"]) for x in examples}
+    assert len(keys) == len(examples) == ARITH_PROBLEMS  # 100 SFT, the other 292 eval: no more exist
+    assert _available_examples(world, "arith_mc", "eval") == ARITH_PROBLEMS - 100
+    assert sum(x["split"] == "eval" for x in examples) == ARITH_PROBLEMS - 100
+
+
+def test_a_reviews_adjectives_agree_with_its_label(tiny_world):
+    for doc in domain_documents(tiny_world, "prose", "train"):
+        for review, label in re.findall(r"(The .*?\.) Overall, it was (\w+)\.", doc):
+            positive = len(re.findall(r"wonderful|brilliant|great|charming|superb|delightful|moving|fresh", review))
+            assert positive == (3 if label == "positive" else 0)

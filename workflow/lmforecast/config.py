@@ -376,6 +376,11 @@ def _available_examples(world: World, ref: str, split: str) -> int | None:
     if task.name == "fact_qa":  # 3 questions per entity, the SFT split's entities apart
         n_sft = world.n_sft_entities
         return min(world.sft_examples, 3 * n_sft) if split == "sft" else min(world.eval_examples, 3 * (world.n_entities - n_sft))
+    if task.name == "arith_mc":  # its distinct problems, the SFT split's apart
+        from lmforecast.data.world import ARITH_PROBLEMS
+
+        n_sft = min(world.sft_examples, ARITH_PROBLEMS)
+        return n_sft if split == "sft" else min(world.eval_examples, ARITH_PROBLEMS - n_sft)
     return world.sft_examples if split == "sft" else world.eval_examples
 
 
@@ -390,7 +395,7 @@ def _capacity_errors(config, world: World, tokenizer: Tokenizer) -> list[str]:
             if have is not None and wanted > have:
                 errors.append(
                     f"{key}: {wanted} is above the {have} eval examples of {task} (world.eval_examples, and for fact_qa "
-                    f"3 per eval entity); expected at most {have}"
+                    f"3 per eval entity, for arith_mc its distinct problems less the SFT split's); expected at most {have}"
                 )
     if ev.get("fewshot_examples_per_task", 0) > ev["examples_per_task"]:  # harmless (all are scored k-shot): said, not refused
         warn(

@@ -66,7 +66,7 @@ class World(Settings):
     train_docs: int  # per domain
     valid_docs: int  # per domain, held out for domain losses
     sft_examples: int  # per task
-    eval_examples: int  # per task (fact_qa is capped by its eval entities x 3, arith_mc by 950 - sft_examples)
+    eval_examples: int  # per task (fact_qa is capped by its eval entities x 3, arith_mc by its 392 problems - sft_examples)
     sft_entities: int | None = None  # fact_qa's SFT entities (None: half of them); the others are its eval split
 
     @property

@@ -5,9 +5,9 @@ offline. Each task draws on exactly one domain (TASK_DOMAIN), and in a known way
 
 - facts      -> fact_qa:   closed-book QA about entities whose facts occur only in
                            pre-training text (SFT teaches the format, not the facts).
-- arithmetic -> arith_mc:  multiple-choice sums and differences of small numbers.
+- arithmetic -> arith_mc:  multiple-choice sums and differences of numbers below 16 (distractors 5-10 off).
 - code       -> var_track: the value of a variable after a short assignment program.
-- prose      -> sentiment: polarity of a templated review (majority of its adjectives).
+- prose      -> sentiment: polarity of a templated review (its adjectives all agree).
 
 Task examples are split into `sft` and `eval`; for fact_qa the split is by entity (the
 first `sft_entities` entities for SFT, the rest for eval), so post-SFT accuracy on `eval`
@@ -53,6 +53,8 @@ _NEGATIVE = ["awful", "dull", "terrible", "boring", "clumsy", "dreadful", "flat"
 _NOUNS = ["film", "plot", "cast", "music", "ending", "story", "dialogue", "pacing"]
 _VARIABLES = ["a", "b", "c", "d", "e"]
 _OPS = {"+": "plus", "-": "minus"}
+OPERANDS = 16  # arithmetic's operands are below this
+ARITH_PROBLEMS = OPERANDS**2 + OPERANDS * (OPERANDS + 1) // 2  # a + b, and a - b with b <= a: arith_mc's distinct questions
 
 
 def _rng(spec, *stream):
@@ -89,8 +91,9 @@ def _fact_doc(rng, facts):
 
 def _arith_problem(rng):
     op = "+" if rng.random() < 0.5 else "-"
-    # operands below 25: 950 distinct problems, room for 200 SFT and 500 eval ones
-    a, b = int(rng.integers(0, 25)), int(rng.integers(0, 25))
+    # operands below 16: 392 distinct problems, each seen often enough in pre-training for these
+    # models to store it; room for 100 SFT and 292 eval ones
+    a, b = int(rng.integers(0, OPERANDS)), int(rng.integers(0, OPERANDS))
     if op == "-" and b > a:
         a, b = b, a
     return a, op, b, a + b if op == "+" else a - b
@@ -107,9 +110,10 @@ def _arith_doc(rng):
 def _program(rng):
     """A short assignment program and the final value of every variable it defines."""
     values, statements = {}, []
-    for _ in range(int(rng.integers(3, 6))):
+    # 2-4 statements, a copy one time in four: a lookup (and sometimes one hop) that 2-3 layers can learn
+    for _ in range(int(rng.integers(2, 5))):
         var = _VARIABLES[int(rng.integers(len(_VARIABLES)))]
-        if values and rng.random() < 0.4:
+        if values and rng.random() < 0.25:
             src = list(values)[int(rng.integers(len(values)))]
             statements.append(f"{var} = {src}")
             values[var] = values[src]
@@ -130,13 +134,14 @@ def _code_doc(rng):
 
 
 def _review(rng):
-    n_pos = int(rng.integers(0, 4))
-    polarity = [True] * n_pos + [False] * (3 - n_pos)
-    rng.shuffle(polarity)
+    # the adjectives all agree: each adjective's polarity is what the prose teaches (a majority vote over
+    # disagreeing adjectives stayed at chance for models of this size)
+    positive = bool(rng.random() < 0.5)
+    polarity = [positive] * 3
     nouns = rng.choice(_NOUNS, size=3, replace=False)
     adjs = [str(rng.choice(_POSITIVE if p else _NEGATIVE)) for p in polarity]
     text = f"The {nouns[0]} was {adjs[0]}, the {nouns[1]} felt {adjs[1]} and the {nouns[2]} was {adjs[2]}."
-    return text, "positive" if n_pos >= 2 else "negative"
+    return text, "positive" if positive else "negative"
 
 
 def _prose_doc(rng):
@@ -198,7 +203,8 @@ def _fact_qa(spec, rng):
 
 def _arith_mc_example(rng):
     a, op, b, c = _arith_problem(rng)
-    pool = [str(c + d) for d in (-3, -2, -1, 1, 2, 3) if c + d >= 0]
+    # distractors 5 to 10 away: models of this size learn a result's magnitude long before its exact value
+    pool = [str(c + d) for d in (-10, -9, -8, -7, -6, -5, 5, 6, 7, 8, 9, 10) if c + d >= 0]
     choices, gold = _with_distractors(rng, str(c), pool)
     return {"fields": {"a": a, "b": b, "op": op, "op_word": _OPS[op]}, "choices": choices, "gold": gold}
 
@@ -228,6 +234,8 @@ def task_examples(spec: World, task: str) -> list[dict]:
         seen = set()
         # Unique prompts, and no eval prompt that also occurs in the SFT split.
         for split, n in (("sft", spec.sft_examples), ("eval", spec.eval_examples)):
+            if task == "arith_mc":  # no more exist: stop at them rather than after 100 n tries
+                n = min(n, ARITH_PROBLEMS - len(seen))
             count, tries = 0, 0
             while count < n and tries < 100 * n:
                 tries += 1
