@@ -196,7 +196,7 @@ properties:
     type: array
     minItems: 1
     uniqueItems: true
-    items: {enum: [direct, flp, chinchilla, ladder, flpm]}
+    items: {enum: [direct, flp, chinchilla, ladder, flpm, ensemble]}
   bootstrap: {type: integer, minimum: 0, description: resamples of the training runs for intervals}
   interval_scatter: {type: boolean, description: "intervals add the score fit's residual scatter to the bootstrap"}
   tasks: {type: [array, "null"], minItems: 1, uniqueItems: true, items: {type: string}, description: "tasks predicted (null: all)"}
