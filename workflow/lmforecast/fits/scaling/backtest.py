@@ -10,7 +10,6 @@ refitted on each resample (from its full-data fit) and predicts again; the inter
 resamples give bootstrap standard errors of every parameter, beside lmfit's (Jacobian).
 """
 
-import dataclasses
 import math
 import multiprocessing
 import zlib
@@ -108,16 +107,16 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
                 )
             )
             continue
-        units = [(family, name, train, held, tasks, cfg, seed) for name in members]
+        inner = None  # the back-test inside the ladder that weights the ensemble: each member's unit also fits it
         if ensemble.NAME in cfg.predictors:
-            try:  # the back-test inside the ladder that weights the ensemble: every member, no bootstrap
-                inner_train, inner_held = ensemble.inner_split(train, MIN_TRAIN_RUNS)
-                inner_cfg = dataclasses.replace(cfg, bootstrap=0)
-                units += [(family, name, inner_train, inner_held, tasks, inner_cfg, seed) for name in members]
+            try:
+                inner = ensemble.inner_split(train, MIN_TRAIN_RUNS)
             except FitError as e:
-                inner_held = e
+                inner = e
+        split = inner if isinstance(inner, tuple) else None
+        units = [(family, name, train, held, tasks, cfg, seed, split) for name in members]
         plan.append((f"[{family}] fitted on {n_train} runs, predicting {', '.join(held_runs)}", units))
-        contexts[family] = (train, held, inner_held if ensemble.NAME in cfg.predictors else None)
+        contexts[family] = (train, held, inner[1] if split else inner)
     units = [u for _, us in plan for u in us]
     if workers > 1 and len(units) > 1:
         # spawn, not fork: a forked child can deadlock on locks held by polars' and torch's thread pools
@@ -129,17 +128,15 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
     for line, family_units in plan:
         report.append(line)
         outer, inner = {}, {}
-        for i, unit in enumerate(family_units):
+        for unit in family_units:
             params, preds, lines, raw = next(results)
-            if i >= len(members):  # an inner back-test unit (after the members'): only its predictions are kept
-                if raw is not None:
-                    inner[unit[1]] = raw["scores"]
-                continue
             param_rows += params
             pred_rows += preds
             report += lines
             if raw is not None:
                 outer[unit[1]] = raw
+                if raw["inner"] is not None:
+                    inner[unit[1]] = raw["inner"]
         if family_units and ensemble.NAME in cfg.predictors:
             params, preds, lines = _ensemble(family_units[0][0], contexts[family_units[0][0]], outer, inner, tasks, cfg, seed)
             param_rows += params
@@ -166,7 +163,7 @@ def _one_thread():
 
 def _fit_predictor(unit):
     """One predictor on one family: the full-data fit, its bootstrap refits, and their rows."""
-    family, name, train, held, tasks, cfg, seed = unit
+    family, name, train, held, tasks, cfg, seed, inner = unit
     param_rows, pred_rows, report = [], [], []
     # every predictor sees the same resamples: seeded by the family only (crc32: stable across processes)
     rng = np.random.default_rng([seed, zlib.crc32(family.encode())])
@@ -233,7 +230,13 @@ def _fit_predictor(unit):
                     "n_boot": len(boot),
                 }
             )
-    raw = {"scores": point.scores, "draws": drawn, "scatter": point.scatter}
+    inner_scores = None
+    if inner is not None:  # without the largest training rung, started from the full fit (as a bootstrap refit)
+        try:
+            inner_scores = PREDICTORS[name](inner[0], inner[1], tasks, cfg, point.warm).scores
+        except FitError as e:
+            report.append(f"  {name}: not fitted on the back-test inside the ladder: {e}")
+    raw = {"scores": point.scores, "draws": drawn, "scatter": point.scatter, "inner": inner_scores}
     return param_rows, pred_rows, report, raw
 
 

@@ -1,10 +1,10 @@
 """The `ensemble` predictor: the other predictors' forecasts combined, weighted by a back-test inside the ladder.
 
 Inside each family, the training runs are back-tested once more: every member is fitted without the
-largest rung (the runs with the most parameters) and predicts that rung. A member's weight on a task
-is the inverse of its mean squared error there (the combination of forecasts of Bates and Granger,
-1969), and the ensemble predicts the weighted mean of the members' full-data predictions. Nothing of
-the held-out targets enters the weights.
+largest rung (the runs with the most parameters), started from its full fit as a bootstrap refit is,
+and predicts that rung. A member's weight on a task is the inverse of its mean squared error there
+(the combination of forecasts of Bates and Granger, 1969), and the ensemble predicts the weighted
+mean of the members' full-data predictions. Nothing of the held-out targets enters the weights.
 
 Its 95% interval is calibrated by adding three spreads, as normal noise, to the weighted mean of each
 bootstrap resample's member predictions (the same resamples for every member):
