@@ -256,6 +256,33 @@ def test_ladder_on_params_and_tokens_with_anchor_recovers_known_parameters():
         assert step2[name] == pytest.approx(value, rel=0.02, abs=0.02), name
     # a standard error that is missing says why
     assert params.filter(pl.col("stderr").is_nan())["stderr_note"].is_not_null().all()
+    # A and B's bootstrap spread is reported in log space (A's was 9.6e7 on a real ladder)
+    assert fitted["log_A"] == pytest.approx(np.log(fitted["A"])) and fitted["log_B"] == pytest.approx(np.log(fitted["B"]))
+    boot = dict(params.filter(pl.col("stage") == "task_loss").select("param", "stderr_boot").iter_rows())
+    assert np.isnan(boot["A"]) and np.isnan(boot["B"]) and np.isfinite(boot["log_A"]) and boot["log_A"] < 1.0, boot
+
+
+def test_ensemble_weights_the_exact_chain_by_the_back_test_inside_the_ladder():
+    """On a ladder where the paper's chain is the law the data were drawn from and `direct`'s logit line is
+    not, the back-test inside the ladder (the 80M rung held out of the training runs) gives the ladder chain
+    the weight and the ensemble predicts the held-out run's known score, its interval around it."""
+    cfg = {**CFG, "predictors": ["direct", "ladder", "ensemble"], "bootstrap": 5, "ladder": PAPER_LADDER}
+    params, preds, report = backtest(ladder_tables(), ScalingSettings.from_dict(cfg))
+    by = {r["predictor"]: r for r in preds.iter_rows(named=True)}
+    truth = sigmoid(
+        LADDER_TRUTH["E"] + LADDER_TRUTH["A"] / 8e7 ** LADDER_TRUTH["alpha"] + LADDER_TRUTH["B"] / 3.2e9 ** LADDER_TRUTH["beta"],
+        **SIGMOID_TRUTH,
+    )
+    assert by["ensemble"]["score_actual"] == pytest.approx(truth)
+    assert by["ensemble"]["score_pred"] == pytest.approx(truth, abs=2e-3), report
+    assert abs(by["direct"]["score_pred"] - truth) > 10 * abs(by["ensemble"]["score_pred"] - truth)
+    assert by["ensemble"]["covered"] and by["ensemble"]["n_boot"] == 5
+    w = dict(
+        params.filter((pl.col("predictor") == "ensemble") & (pl.col("stage") == "weight")).select("param", "value").iter_rows()
+    )
+    assert w["ladder"] > 0.99 and w["direct"] == pytest.approx(1 - w["ladder"]), w
+    with pytest.raises(ValueError, match="ensemble combines the other predictors"):
+        backtest(ladder_tables(), ScalingSettings.from_dict({**CFG, "predictors": ["ensemble"]}))
 
 
 def test_ladder_settings_smooth_skip_and_use_the_pretraining_loss():

@@ -1,4 +1,4 @@
-"""Scaling chains (FLP, Chen et al. 2024; the OLMo ladder; Chinchilla; FLP-M), back-tested per family.
+"""Scaling chains (FLP, Chen et al. 2024; the OLMo ladder; Chinchilla; FLP-M) and their ensemble, back-tested per family.
 
 Each predictor is fitted on a family's smaller runs and predicts the held-out runs' final task
 scores from their compute (backtest.py); the chains' curves are in curves.py, chinchilla.py and
@@ -55,7 +55,8 @@ stars the actual score; dotted: chance.""",
     Figure(
         "predicted_vs_actual",
         """Back-test of every scaling predictor (direct compute to score, FLP,
-Chinchilla L(N, D) chain, OLMo ladder sigmoid chain, FLP-M): the score each predicts for a family's
+Chinchilla L(N, D) chain, OLMo ladder sigmoid chain, FLP-M, and their ensemble weighted by a back-test
+inside the ladder): the score each predicts for a family's
 held-out run (fitted without it) against the actual score, with its 95% bootstrap interval as a bar;
 marker shape is the family; points on the dashed diagonal are exact. From
 results/fits/scaling_predictions.parquet.""",
@@ -196,7 +197,7 @@ properties:
     type: array
     minItems: 1
     uniqueItems: true
-    items: {enum: [direct, flp, chinchilla, ladder, flpm]}
+    items: {enum: [direct, flp, chinchilla, ladder, flpm, ensemble]}
   bootstrap: {type: integer, minimum: 0, description: resamples of the training runs for intervals}
   interval_scatter: {type: boolean, description: "intervals add the score fit's residual scatter to the bootstrap"}
   tasks: {type: [array, "null"], minItems: 1, uniqueItems: true, items: {type: string}, description: "tasks predicted (null: all)"}

@@ -19,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import polars as pl
 
+from lmforecast.fits.scaling import ensemble
 from lmforecast.fits.scaling.curves import FitError
 from lmforecast.fits.scaling.frames import checkpoint_frame, tasks_of
 from lmforecast.fits.scaling.predictors import PREDICTORS
@@ -86,7 +87,11 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
         if unknown:  # would otherwise leave a family without a held-out run, silently
             raise ValueError(f"fit.scaling.holdout: {unknown} are not runs of the tables; expected names from runs.run")
     tasks = tasks_of(frame)
+    members = [name for name in cfg.predictors if name != ensemble.NAME]
+    if not members:
+        raise ValueError("fit.scaling.predictors: ensemble combines the other predictors; expected at least one more")
     plan = []  # (family's report line, its units): a unit is one predictor on one family
+    contexts = {}  # family -> (training rows, held rows, inner held rows or why there are none), for the ensemble
     for family in sorted(frame["family"].unique()):
         fam = frame.filter(pl.col("family") == family)
         held_runs = held_out_runs(fam.filter(pl.col("is_final")), cfg.holdout)
@@ -102,12 +107,16 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
                 )
             )
             continue
-        plan.append(
-            (
-                f"[{family}] fitted on {n_train} runs, predicting {', '.join(held_runs)}",
-                [(family, name, train, held, tasks, cfg, seed) for name in cfg.predictors],
-            )
-        )
+        inner = None  # the back-test inside the ladder that weights the ensemble: each member's unit also fits it
+        if ensemble.NAME in cfg.predictors:
+            try:
+                inner = ensemble.inner_split(train, MIN_TRAIN_RUNS)
+            except FitError as e:
+                inner = e
+        split = inner if isinstance(inner, tuple) else None
+        units = [(family, name, train, held, tasks, cfg, seed, split) for name in members]
+        plan.append((f"[{family}] fitted on {n_train} runs, predicting {', '.join(held_runs)}", units))
+        contexts[family] = (train, held, inner[1] if split else inner)
     units = [u for _, us in plan for u in us]
     if workers > 1 and len(units) > 1:
         # spawn, not fork: a forked child can deadlock on locks held by polars' and torch's thread pools
@@ -118,8 +127,18 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
     param_rows, pred_rows, report = [], [], []
     for line, family_units in plan:
         report.append(line)
-        for _ in family_units:
-            params, preds, lines = next(results)
+        outer, inner = {}, {}
+        for unit in family_units:
+            params, preds, lines, raw = next(results)
+            param_rows += params
+            pred_rows += preds
+            report += lines
+            if raw is not None:
+                outer[unit[1]] = raw
+                if raw["inner"] is not None:
+                    inner[unit[1]] = raw["inner"]
+        if family_units and ensemble.NAME in cfg.predictors:
+            params, preds, lines = _ensemble(family_units[0][0], contexts[family_units[0][0]], outer, inner, tasks, cfg, seed)
             param_rows += params
             pred_rows += preds
             report += lines
@@ -144,18 +163,19 @@ def _one_thread():
 
 def _fit_predictor(unit):
     """One predictor on one family: the full-data fit, its bootstrap refits, and their rows."""
-    family, name, train, held, tasks, cfg, seed = unit
+    family, name, train, held, tasks, cfg, seed, inner = unit
     param_rows, pred_rows, report = [], [], []
     # every predictor sees the same resamples: seeded by the family only (crc32: stable across processes)
     rng = np.random.default_rng([seed, zlib.crc32(family.encode())])
     try:
         point = PREDICTORS[name](train, held, tasks, cfg, {})
     except FitError as e:
-        return [], [], [f"  {name}: not fitted: {e}"]
+        return [], [], [f"  {name}: not fitted: {e}"], None
     for task, why in point.skipped.items():
         report.append(f"  {name} ({task}): not fitted: {why}")
     draws, boot_params = defaultdict(list), defaultdict(list)
-    for _ in range(cfg.bootstrap):
+    drawn = defaultdict(dict)  # task -> {resample index: scores}: the ensemble combines members resample by resample
+    for j in range(cfg.bootstrap):
         sample = resample_runs(train, rng)
         if sample is None:
             continue
@@ -165,11 +185,12 @@ def _fit_predictor(unit):
             continue
         for task, scores in refit.scores.items():
             draws[task].append(scores)
+            drawn[task][j] = np.asarray(scores, float)
         for row in refit.params:
             boot_params[(row["stage"], row["task"], row["param"])].append(row["value"])
     n_train = train["run"].n_unique()
     for row in point.params:
-        boot = boot_params.get((row["stage"], row["task"], row["param"]), [])
+        boot = [] if row.pop("no_boot", False) else boot_params.get((row["stage"], row["task"], row["param"]), [])
         param_rows.append(
             {
                 "predictor": name,
@@ -203,6 +224,69 @@ def _fit_predictor(unit):
                     "feature_pred": math.nan if feature is None else float(feature[i]),
                     "score_actual": float(held[f"score:{task}"][i]),
                     "score_pred": float(scores[i]),
+                    "score_lo": float(lo),
+                    "score_hi": float(hi),
+                    "n_fit_runs": n_train,
+                    "n_boot": len(boot),
+                }
+            )
+    inner_scores = None
+    if inner is not None:  # without the largest training rung, started from the full fit (as a bootstrap refit)
+        try:
+            inner_scores = PREDICTORS[name](inner[0], inner[1], tasks, cfg, point.warm).scores
+        except FitError as e:
+            report.append(f"  {name}: not fitted on the back-test inside the ladder: {e}")
+    raw = {"scores": point.scores, "draws": drawn, "scatter": point.scatter, "inner": inner_scores}
+    return param_rows, pred_rows, report, raw
+
+
+def _ensemble(family, context, outer, inner, tasks, cfg, seed):
+    """The ensemble's rows on one family, from its members' fits (`outer`) and inner back-tests (`inner`)."""
+    train, held, inner_held = context
+    if isinstance(inner_held, FitError):
+        return [], [], [f"  {ensemble.NAME}: not fitted: {inner_held}"]
+    param_rows, pred_rows, report = [], [], []
+    n_train = train["run"].n_unique()
+    for task in tasks:
+        have = {
+            m: (r["scores"][task], r["draws"].get(task, {}), r["scatter"].get(task, 0.0))
+            for m, r in outer.items()
+            if task in r["scores"]
+        }
+        noise = np.random.default_rng([seed, zlib.crc32(f"{family}/{ensemble.NAME}/{task}".encode())])
+        try:
+            point, boot, w, inner_rmse, sd = ensemble.combine(
+                task, held, train, have, {m: s[task] for m, s in inner.items() if task in s}, inner_held, noise, cfg.bootstrap
+            )
+        except FitError as e:
+            report.append(f"  {ensemble.NAME} ({task}): not fitted: {e}")
+            continue
+        base = {"predictor": ensemble.NAME, "family": family, "stage": "weight", "task": task, "stderr": math.nan}
+        base |= {"stderr_boot": math.nan, "n_points": inner_held.height}
+        param_rows += [base | {"param": m, "value": v, "stderr_note": ensemble.WEIGHT_NOTE} for m, v in sorted(w.items())]
+        note = "a statistic of the back-test inside the ladder, not fitted"
+        param_rows += [
+            base | {"stage": "interval", "param": k, "value": v, "stderr_note": note}
+            for k, v in (("inner_rmse", inner_rmse), ("noise_sd", sd))
+        ]
+        for i, run in enumerate(held["run"]):
+            if held[f"score:{task}"][i] is None:
+                continue
+            lo, hi = np.quantile(boot[:, i], [0.025, 0.975]) if len(boot) else (math.nan, math.nan)
+            pred_rows.append(
+                {
+                    "predictor": ensemble.NAME,
+                    "family": family,
+                    "task": task,
+                    "run": run,
+                    "flops": float(held["flops"][i]),
+                    "loss_actual": _float(held["loss"][i]),
+                    "loss_pred": math.nan,
+                    "feature": None,
+                    "feature_actual": math.nan,
+                    "feature_pred": math.nan,
+                    "score_actual": float(held[f"score:{task}"][i]),
+                    "score_pred": float(point[i]),
                     "score_lo": float(lo),
                     "score_hi": float(hi),
                     "n_fit_runs": n_train,

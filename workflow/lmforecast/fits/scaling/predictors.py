@@ -78,10 +78,24 @@ def _rows(result, stage, task=None, extra=None):
 
 
 def _chinchilla_rows(fit, stage, task):
+    """E, A, B, alpha, beta and log_A, log_B: A and B trade off against alpha and beta, so that their bootstrap
+    draws spread over orders of magnitude (A's standard error was 9.6e7 on a ladder); their spread is reported
+    in log space, where the fit is done (log L_hat = logsumexp(log_A - alpha log N, ...)), and not for A and B."""
     why = "no Jacobian standard error: L(N, D) is fitted by L-BFGS-B on a Huber loss; see stderr_boot"
-    return [
+    rows = [
         {"stage": stage, "task": task, "param": k, "value": v, "stderr": math.nan, "n_points": fit.n_points, "stderr_note": why}
         for k, v in fit.params.items()
+    ]
+    for row in rows:
+        if row["param"] in ("A", "B"):
+            row["stderr_note"] = (
+                f"no standard error of {row['param']}: its refits span orders of magnitude; see log_{row['param']}"
+            )
+            row["no_boot"] = True  # backtest leaves stderr_boot NaN
+    return rows + [
+        {"stage": stage, "task": task, "param": f"log_{k}", "value": math.log(fit.params[k]), "stderr": math.nan}
+        | {"n_points": fit.n_points, "stderr_note": why}
+        for k in ("A", "B")
     ]
 
 
