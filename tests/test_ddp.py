@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 import pytest
+import tiny
 import torch
 
 from lmforecast.data import tokenizer as tokenizer_lib
@@ -34,18 +35,7 @@ from lmforecast.train import launch
 from lmforecast.train.loop import TRAINER_STATE, SetupError, check_fits, train_segment
 from lmforecast.train.model import ModelConfig, load_model
 
-TRAINING = {
-    "seq_len": 32,
-    "batch_size": 4,
-    "schedule": "cosine",
-    "warmup_frac": 0.1,
-    "min_lr_frac": 0.1,
-    "weight_decay": 0.1,
-    "grad_clip": 1.0,
-    "checkpoints": 2,
-    "log_every": 1,
-    "micro_batch_size": 2,
-}
+TRAINING = {**tiny.TRAINING, "log_every": 1, "micro_batch_size": 2}  # every step's loss, 2 rows per micro-batch
 RUN = {
     "name": "r",
     "size": {"d_model": 32, "n_layers": 2, "n_heads": 2},

@@ -206,30 +206,12 @@ def _fit_predictor(unit):
             # a prediction interval: each refit's prediction plus a draw of the score fit's residual scatter
             noise = np.random.default_rng([seed, zlib.crc32(f"{family}/{name}/{task}".encode())])
             boot = boot + noise.normal(0.0, point.scatter[task], boot.shape)
-        for i, run in enumerate(held["run"]):
-            if held[f"score:{task}"][i] is None:
-                continue  # nothing to compare with
-            lo, hi = np.quantile(boot[:, i], [0.025, 0.975]) if len(boot) else (math.nan, math.nan)
-            pred_rows.append(
-                {
-                    "predictor": name,
-                    "family": family,
-                    "task": task,
-                    "run": run,
-                    "flops": float(held["flops"][i]),
-                    "loss_actual": _float(held["loss"][i]),
-                    "loss_pred": float(point.loss[i]) if point.loss is not None else math.nan,
-                    "feature": None if feature is None else column.split(":")[0].replace("bpb", "bits_per_byte"),
-                    "feature_actual": math.nan if feature is None else _float(held[column][i]),
-                    "feature_pred": math.nan if feature is None else float(feature[i]),
-                    "score_actual": float(held[f"score:{task}"][i]),
-                    "score_pred": float(scores[i]),
-                    "score_lo": float(lo),
-                    "score_hi": float(hi),
-                    "n_fit_runs": n_train,
-                    "n_boot": len(boot),
-                }
-            )
+        for i, row in _prediction_rows(name, family, task, held, scores, boot, n_train):
+            row["loss_pred"] = float(point.loss[i]) if point.loss is not None else math.nan
+            if feature is not None:
+                row["feature"] = column.split(":")[0].replace("bpb", "bits_per_byte")
+                row["feature_actual"], row["feature_pred"] = _float(held[column][i]), float(feature[i])
+            pred_rows.append(row)
     inner_scores = None
     if inner is not None:  # without the largest training rung, started from the full fit (as a bootstrap refit)
         try:
@@ -269,28 +251,35 @@ def _ensemble(family, context, outer, inner, tasks, cfg, seed):
             base | {"stage": "interval", "param": k, "value": v, "stderr_note": note}
             for k, v in (("inner_rmse", inner_rmse), ("noise_sd", sd))
         ]
-        for i, run in enumerate(held["run"]):
-            if held[f"score:{task}"][i] is None:
-                continue
-            lo, hi = np.quantile(boot[:, i], [0.025, 0.975]) if len(boot) else (math.nan, math.nan)
-            pred_rows.append(
-                {
-                    "predictor": ensemble.NAME,
-                    "family": family,
-                    "task": task,
-                    "run": run,
-                    "flops": float(held["flops"][i]),
-                    "loss_actual": _float(held["loss"][i]),
-                    "loss_pred": math.nan,
-                    "feature": None,
-                    "feature_actual": math.nan,
-                    "feature_pred": math.nan,
-                    "score_actual": float(held[f"score:{task}"][i]),
-                    "score_pred": float(point[i]),
-                    "score_lo": float(lo),
-                    "score_hi": float(hi),
-                    "n_fit_runs": n_train,
-                    "n_boot": len(boot),
-                }
-            )
+        pred_rows += [row for _, row in _prediction_rows(ensemble.NAME, family, task, held, point, boot, n_train)]
     return param_rows, pred_rows, report
+
+
+def _prediction_rows(name, family, task, held, scores, boot, n_train):
+    """(index, row) of each held-out run with an actual score: the prediction, its 95% interval from the
+    resamples' predictions `boot` (resamples x runs), and no loss or feature (a chain fills them in)."""
+    for i, run in enumerate(held["run"]):
+        if held[f"score:{task}"][i] is None:
+            continue  # nothing to compare with
+        lo, hi = np.quantile(boot[:, i], [0.025, 0.975]) if len(boot) else (math.nan, math.nan)
+        yield (
+            i,
+            {
+                "predictor": name,
+                "family": family,
+                "task": task,
+                "run": run,
+                "flops": float(held["flops"][i]),
+                "loss_actual": _float(held["loss"][i]),
+                "loss_pred": math.nan,
+                "feature": None,
+                "feature_actual": math.nan,
+                "feature_pred": math.nan,
+                "score_actual": float(held[f"score:{task}"][i]),
+                "score_pred": float(scores[i]),
+                "score_lo": float(lo),
+                "score_hi": float(hi),
+                "n_fit_runs": n_train,
+                "n_boot": len(boot),
+            },
+        )
