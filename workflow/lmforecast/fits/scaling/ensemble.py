@@ -56,7 +56,8 @@ def combine(task, held, train, members: dict, inner: dict, inner_held, seed_nois
     """The ensemble's prediction of one task.
 
     `members`: name -> (point scores per held row, {resample index: scores}, scatter); `inner`: name ->
-    inner back-test scores per inner held row. Returns (point, draws, weights, inner rmse) or raises FitError.
+    inner back-test scores per inner held row. Returns (point, draws, weights, inner rmse, mean noise sd) or
+    raises FitError.
     """
     actual = inner_held[f"score:{task}"].to_numpy().astype(float)
     known = np.isfinite(actual)
