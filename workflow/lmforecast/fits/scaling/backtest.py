@@ -173,7 +173,7 @@ def _fit_predictor(unit):
         return [], [], [f"  {name}: not fitted: {e}"], None
     for task, why in point.skipped.items():
         report.append(f"  {name} ({task}): not fitted: {why}")
-    draws, boot_params = defaultdict(list), defaultdict(list)
+    boot_params = defaultdict(list)
     drawn = defaultdict(dict)  # task -> {resample index: scores}: the ensemble combines members resample by resample
     for j in range(cfg.bootstrap):
         sample = resample_runs(train, rng)
@@ -184,7 +184,6 @@ def _fit_predictor(unit):
         except FitError:
             continue
         for task, scores in refit.scores.items():
-            draws[task].append(scores)
             drawn[task][j] = np.asarray(scores, float)
         for row in refit.params:
             boot_params[(row["stage"], row["task"], row["param"])].append(row["value"])
@@ -201,7 +200,7 @@ def _fit_predictor(unit):
         )
     for task, scores in point.scores.items():
         column, feature = point.features.get(task, ("loss", point.loss))
-        boot = np.array(draws[task]) if draws[task] else np.full((0, held.height), np.nan)
+        boot = np.array(list(drawn[task].values())) if drawn[task] else np.full((0, held.height), np.nan)
         if cfg.interval_scatter and len(boot) and task in point.scatter:
             # a prediction interval: each refit's prediction plus a draw of the score fit's residual scatter
             noise = np.random.default_rng([seed, zlib.crc32(f"{family}/{name}/{task}".encode())])
