@@ -69,6 +69,7 @@ class Fit:
     runtime: int = 20  # minutes per attempt, for a cluster's time limit
     check: Callable[[dict], list[str]] = lambda config: []  # errors of fit.<name> against the whole config
     leaderboard: Callable[[Path], list[dict]] | None = None  # its rows of the leaderboard, from results/fits/
+    reads: Callable[[dict], tuple[str, ...]] = lambda config: ()  # other fits' outputs it reads (results/fits/)
     order: int = 100  # position in the report and the rule list
 
     def trains(self, config: dict) -> bool:

@@ -30,7 +30,8 @@ from lmforecast.config import ConfigError
 from lmforecast.io import json_safe
 
 DOMAIN_KEYS = ("run", "step", "domain", "tokens", "bytes")  # domain_losses columns that are not losses
-LOWER_IS_BETTER = {"bits_per_byte"}  # task_scores metrics where less is better
+# task_scores metrics where less is better (the perplexities come with imported lm-eval results)
+LOWER_IS_BETTER = {"bits_per_byte", "ppl", "perplexity", "word_perplexity", "byte_perplexity"}
 DATADECIDE = {"correct_prob", "correct_prob_per_token", "correct_prob_per_char", "margin", "norm_correct_prob"}
 LEARNED = "learned"
 MIN_TRAIN_PAIRS = 4
