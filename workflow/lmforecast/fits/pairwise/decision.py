@@ -64,10 +64,16 @@ def final_scales(runs: pl.DataFrame, checkpoints: pl.DataFrame, scale, recipe, f
     return finals, finals.group_by("scale").agg(pl.col("flops").mean()).sort("flops", "scale")
 
 
+def _best(recipes, target_score, eps):
+    """The recipe with the highest target score; None where another is within eps of it (a tie)."""
+    order = np.argsort(-target_score)
+    return None if abs(target_score[order[0]] - target_score[order[1]]) < max(eps, 1e-300) else recipes[int(order[0])]
+
+
 def recipe_decisions(at: pl.DataFrame, eps: float) -> list[dict]:
     """Per proxy of `at` (recipe, proxy, family, value, target: one row per recipe and proxy): the share
     of pairs of recipes that the proxy orders like `target` (pairs closer than eps in target are ties,
-    counted and left out), the recipe it ranks first and the one the target does."""
+    counted and left out), the recipe it ranks first and the one the target does (None on a tie)."""
     rows = []
     for (proxy, family), p in sorted(at.group_by("proxy", "family"), key=lambda kv: kv[0]):
         if p.height < 2:
@@ -86,7 +92,7 @@ def recipe_decisions(at: pl.DataFrame, eps: float) -> list[dict]:
                 "n_pairs": len(diff) - ties,
                 "n_ties": ties,
                 "proxy_best": p["recipe"][int(np.argmax(p["value"].to_numpy()))],
-                "best": p["recipe"][int(np.argmax(target_score))],
+                "best": _best(p["recipe"], target_score, eps),
             }
         )
     return rows
