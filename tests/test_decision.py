@@ -116,3 +116,24 @@ def test_the_config_check_runs_at_parse(monkeypatch):
     ):
         assert message in str(err.value)
     assert registry()["decision"].reads(config) == ("scaling_predictions.parquet",)  # the rule waits for fit_scaling
+
+
+def test_the_imported_files_are_read_once_per_config_check_and_the_fits_check_those_tables(monkeypatch):
+    """The import check reads the files; fit.relatedness and fit.decision check the tables it read."""
+    from lmforecast.measure import imports
+
+    monkeypatch.chdir(ROOT)
+    reads = []
+    real = imports.import_tables
+    monkeypatch.setattr(imports, "import_tables", lambda spec: reads.append(spec) or real(spec))
+    config = copy.deepcopy(DEFAULT) | {"runs": [], "import": small_import()}
+    config["fit"] = {
+        "scaling": EXAMPLE["fit"]["scaling"],
+        "relatedness": {**DEFAULT["fit"]["relatedness"], "metric": "logprob_correct"},
+        "decision": {**SPEC, "scale": ["size"]},
+    }
+    with pytest.raises(ConfigError) as err:
+        validate(config)
+    assert len(reads) == 1
+    assert "fit.relatedness.metric: 'logprob_correct' is not among the imported metrics ['acc']" in str(err.value)
+    assert "fit.decision.scale: ['size'] are not all set for runs" in str(err.value)  # size: trained runs only

@@ -99,6 +99,21 @@ def check(config) -> list[str]:
     return errors
 
 
+def check_imported(config, tables) -> list[str]:
+    """On imports, the scale, recipe, metric and tasks against the imported tables, before any job."""
+    import polars as pl
+
+    from lmforecast.config import ConfigError
+    from lmforecast.fits.decision.recipes import setup
+
+    t = {name: pl.from_arrow(tables[name]) for name in ("runs", "checkpoints", "task_scores")}
+    try:  # what the fit would refuse when it runs (its scales, recipes, tasks and targets), refused now
+        setup(t, DecisionSettings.from_dict(config["fit"]["decision"]))
+    except ConfigError as e:
+        return [str(e)]
+    return []
+
+
 SCHEMA = """
 type: object
 additionalProperties: false
@@ -133,5 +148,6 @@ FIT = Fit(
     section=section,
     reads=reads,
     check=check,
+    check_imported=check_imported,
     order=15,
 )

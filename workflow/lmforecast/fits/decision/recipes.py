@@ -85,12 +85,17 @@ def _extrapolated(predictions: pl.DataFrame | None, task: str, finals: pl.DataFr
     )
 
 
+def setup(tables: dict, spec):
+    """The runs' last checkpoints with scale and recipe, the scales by compute, the tasks and the target
+    scales; a ConfigError naming the setting where the tables do not fit it (cheap: the config check runs it)."""
+    finals, compute = final_scales(tables["runs"], tables["checkpoints"], spec.scale, spec.recipe, "fit.decision")
+    return finals, compute, _tasks(tables["task_scores"], spec), _targets(finals, compute, spec.targets)
+
+
 def decisions(tables: dict, spec, predictions: pl.DataFrame | None = None) -> pl.DataFrame:
     """Decision accuracy per task, target scale, smaller scale (or `extrapolated`) and proxy."""
-    runs, ck, scores = tables["runs"], tables["checkpoints"], tables["task_scores"]
-    finals, compute = final_scales(runs, ck, spec.scale, spec.recipe, "fit.decision")
-    tasks = _tasks(scores, spec)
-    targets = _targets(finals, compute, spec.targets)
+    scores = tables["task_scores"]
+    finals, compute, tasks, targets = setup(tables, spec)
     keys = finals.select("run", "step", "scale", "recipe")
     dom = domain_proxies(tables["domain_losses"]) if tables["domain_losses"].height else None
     tsk = task_proxies(scores, {t: [t] for t in tasks})

@@ -22,7 +22,6 @@ the runs: trained on pairs within the train side, scored on pairs within the tes
 
 import math
 
-import lightgbm
 import numpy as np
 import polars as pl
 
@@ -284,6 +283,8 @@ def train_comparator(P, i, j, y, params, seed):
         "min_data_in_leaf": params.min_child_samples,
         "min_data_in_bin": 1,
     }
+    import lightgbm  # here, not at the top: the decision fit's config check imports this module at parse time
+
     data = lightgbm.Dataset(X, target, params={"min_data_in_bin": 1, "verbosity": -1})
     return lightgbm.train(lgb_params, data, num_boost_round=params.n_estimators)
 
