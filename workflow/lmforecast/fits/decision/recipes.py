@@ -115,11 +115,12 @@ def decisions(tables: dict, spec, predictions: pl.DataFrame | None = None) -> pl
         per_recipe = (
             proxies.join(keys, on=["run", "step"]).group_by("scale", "recipe", "proxy", "family").agg(pl.col("value").mean())
         )
+        by_scale = {s: df for (s,), df in per_recipe.partition_by("scale", as_dict=True, include_key=False).items()}
         for target in targets:
             truth = outcome.filter((pl.col("task") == task) & (pl.col("scale") == target)).select("recipe", "target")
             order = compute["scale"].to_list()
             smaller = compute.head(order.index(target))  # the scales ordered before it by compute
-            at_scales = [(s, f, per_recipe.filter(pl.col("scale") == s).drop("scale")) for s, f in smaller.iter_rows()]
+            at_scales = [(s, f, by_scale[s]) for s, f in smaller.iter_rows() if s in by_scale]
             at_scales.append((EXTRAPOLATED, None, _extrapolated(predictions, task, finals, target)))
             for scale, flops, at in at_scales:
                 # a proxy or outcome missing for a recipe (NaN) leaves that recipe out of its pairs

@@ -11,6 +11,8 @@ where the post-SFT score itself at the small scale is the proxy `sft_score`), an
 pre-SFT score at chosen target scales (fit_decision, which also runs on imported results).
 """
 
+import itertools
+
 import numpy as np
 import polars as pl
 
@@ -74,25 +76,28 @@ def recipe_decisions(at: pl.DataFrame, eps: float) -> list[dict]:
     """Per proxy of `at` (recipe, proxy, family, value, target: one row per recipe and proxy): the share
     of pairs of recipes that the proxy orders like `target` (pairs closer than eps in target are ties,
     counted and left out), the recipe it ranks first and the one the target does (None on a tie)."""
-    rows = []
-    for (proxy, family), p in sorted(at.group_by("proxy", "family"), key=lambda kv: kv[0]):
-        if p.height < 2:
+    at = at.sort("proxy", "family", "recipe")  # one sort, then slices: thousands of calls on a public set
+    keys = list(zip(at["proxy"].to_list(), at["family"].to_list()))
+    recipes, values, targets = at["recipe"].to_list(), at["value"].to_numpy(), at["target"].to_numpy()
+    rows, start = [], 0
+    for (proxy, family), group in itertools.groupby(keys):
+        n = len(list(group))
+        lo, start = start, start + n
+        if n < 2:
             continue
-        p = p.sort("recipe")
-        target_score = p["target"].to_numpy()
-        n = p.height
+        recipe, value, target_score = recipes[lo:start], values[lo:start], targets[lo:start]
         diff = np.abs(target_score[:, None] - target_score[None, :])[np.triu_indices(n, 1)]
         ties = int(np.sum(diff < max(eps, 1e-300)))
         rows.append(
             {
                 "proxy": proxy,
                 "family": family,
-                "accuracy": pairwise_accuracy(p["value"].to_numpy(), target_score, eps),
+                "accuracy": pairwise_accuracy(value, target_score, eps),
                 "n_recipes": n,
                 "n_pairs": len(diff) - ties,
                 "n_ties": ties,
-                "proxy_best": p["recipe"][int(np.argmax(p["value"].to_numpy()))],
-                "best": _best(p["recipe"], target_score, eps),
+                "proxy_best": recipe[int(np.argmax(value))],
+                "best": _best(recipe, target_score, eps),
             }
         )
     return rows
