@@ -37,7 +37,8 @@ def run(fit) -> list[str]:
     table = decisions(fit.tables, fit.settings, predictions)
     write(table.to_arrow(), fit.out("decision_accuracy.parquet"))
     means = summary(table)
-    best = table.unique(["task", "target_scale"], keep="first").sort("target_scale", "task")
+    # each target's winner among all its recipes (a smaller scale may lack some: its rows rank fewer)
+    best = table.sort("n_recipes", descending=True, maintain_order=True).unique(["task", "target_scale"], keep="first")
     io.write_json(
         io.json_safe(
             {
