@@ -498,6 +498,7 @@ def test_shipped_public_examples_import_and_validate(example, n_runs, n_checkpoi
     config = copy.deepcopy(DEFAULT) | {"runs": [], "import": example_config["import"]}
     config["fit"] = {**config["fit"], "scaling": example_config["fit"]["scaling"]}
     config["fit"]["relatedness"] |= example_config["fit"].get("relatedness", {})  # as snakemake --configfile merges it
+    config["fit"]["decision"] = example_config["fit"]["decision"]  # its targets and fit_scaling's holdout agree
     validate(config)
     built = {k: pl.from_arrow(v) for k, v in import_tables(example_config["import"]).items()}
     assert built["runs"].height == n_runs and built["checkpoints"].height == n_checkpoints

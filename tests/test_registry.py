@@ -18,7 +18,7 @@ TOY = Path(__file__).parent / "data" / "toy_fit.py"
 
 def test_every_fit_is_registered_once_with_a_summary_and_a_schema():
     names = [fit.name for fit in registry()]
-    assert names == ["scaling", "pairwise", "transfer", "relatedness", "selection"]
+    assert names == ["scaling", "decision", "pairwise", "transfer", "relatedness", "selection"]
     for fit in registry():
         assert isinstance(fit, Fit) and fit.summary.endswith(".json"), fit.name
         assert fit.schema_dict()["type"] == "object", fit.name

@@ -94,6 +94,8 @@ def test_pairwise_selection_scores_every_proxy_and_the_learned_comparator(finish
     summary = json.loads((finished / "results/fits/pairwise.json").read_text())
     assert summary["task_groups"]["all"]["n_models"] == n
     assert pl.read_parquet(finished / "results/fits/decision.parquet").height > 0
+    decision = pl.read_parquet(finished / "results/fits/decision_accuracy.parquet")  # fit_decision: pre-SFT outcome
+    assert set(decision["target_scale"]) == {"size=m"} and decision["accuracy"].is_not_null().all()
 
 
 def test_seed002_fits_write_tables_summaries_and_plots(finished):
@@ -141,6 +143,7 @@ def test_nothing_to_do_after_a_run_then_an_lr_edit_reruns_only_that_run(finished
         "aggregate",
         "fit_scaling",
         "fit_pairwise",
+        "fit_decision",
         "report",
         "fit_transfer",
         "fit_relatedness",

@@ -256,15 +256,19 @@ def _span_corruption_fits(seq_len: int, sentinels: int) -> bool:
 
 def _semantic_errors(config) -> list[str]:
     if "import" in config:
-        errors = _import_errors(config["import"])
-        errors = errors or imports.check(config["import"])  # the imported files, read now: bad ones stop the parse
+        errors, imported = _import_errors(config["import"]), None
+        if not errors:
+            try:  # the imported files, read once now: bad ones stop the parse, and the fits' checks see these tables
+                imported = imports.import_tables(config["import"])
+            except imports.ImportDataError as e:
+                errors = [str(e)]
         if config.get("runs"):
             # the embedded default's runs are merged under a --configfile: an analysis config empties them
             errors.append(
                 "runs: an analysis-only config (with 'import') trains nothing; expected 'runs: []' "
                 "(or run with --replace-workflow-config and no runs)"
             )
-        return errors + _fit_errors(config)
+        return errors + _fit_errors(config, imported)
     if not config["runs"] and not config.get("external"):
         return [
             "runs: empty; expected at least one run to train, or an 'import' section (analysis-only), "
@@ -548,9 +552,16 @@ def _data_errors(config, tokenizer: Tokenizer) -> list[str]:
     return errors
 
 
-def _fit_errors(config) -> list[str]:
-    """Each configured fit's own checks against the whole config (its registry entry's `check`)."""
-    return [e for fit in registry() if fit.name in config["fit"] for e in fit.check(config)]
+def _fit_errors(config, imported=None) -> list[str]:
+    """Each configured fit's own checks against the whole config (its registry entry's `check`) and, in
+    analysis-only mode, against the imported tables (`check_imported`; none where the files are bad)."""
+    errors = []
+    for fit in registry():
+        if fit.name in config["fit"]:
+            errors += fit.check(config)
+            if imported is not None and fit.check_imported is not None:
+                errors += fit.check_imported(config, imported)
+    return errors
 
 
 def _prompt_settings() -> list[tuple]:

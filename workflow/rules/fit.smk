@@ -17,7 +17,7 @@ for fit in FITS:
         name:
             f"fit_{fit.name}"
         input:
-            [table(name) for name in fit.tables],
+            [table(name) for name in fit.tables] + [f"results/fits/{o}" for o in fit.reads(config)],
         output:
             fits=[f"results/fits/{o}" for o in fit.outputs],
             # the caption each figure shows in `snakemake --report`: the .rst the fit writes beside it

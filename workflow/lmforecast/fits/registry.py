@@ -68,7 +68,10 @@ class Fit:
     mem_mb: int = 2000  # per attempt: a retried job asks for twice as much (profiles/slurm retries)
     runtime: int = 20  # minutes per attempt, for a cluster's time limit
     check: Callable[[dict], list[str]] = lambda config: []  # errors of fit.<name> against the whole config
+    # analysis-only mode: errors of fit.<name> against the imported tables (Arrow), read once when the config is checked
+    check_imported: Callable[[dict, dict], list[str]] | None = None
     leaderboard: Callable[[Path], list[dict]] | None = None  # its rows of the leaderboard, from results/fits/
+    reads: Callable[[dict], tuple[str, ...]] = lambda config: ()  # other fits' outputs it reads (results/fits/)
     order: int = 100  # position in the report and the rule list
 
     def trains(self, config: dict) -> bool:

@@ -3,10 +3,15 @@
 A recipe is what a sweep compares (by default mixture, objective and learning rate); a scale
 is where it is measured (by default size and token budget). For each smaller scale and each
 proxy measured there, decision accuracy is the share of pairs of recipes that the proxy orders
-like the post-SFT score at the largest scale (largest mean compute) orders them. Runs of one
-recipe at one scale (e.g. seeds) are averaged. Each run's last checkpoint is used. The
-post-SFT score itself at the small scale is the proxy `sft_score`.
+like the outcome at the target scale orders them. Runs of one recipe at one scale (e.g. seeds)
+are averaged. Each run's last checkpoint is used.
+
+Two outcomes use it: the post-SFT score at the largest scale (fit_pairwise's decision.parquet,
+where the post-SFT score itself at the small scale is the proxy `sft_score`), and a task's
+pre-SFT score at chosen target scales (fit_decision, which also runs on imported results).
 """
+
+import itertools
 
 import numpy as np
 import polars as pl
@@ -32,22 +37,77 @@ def _scale_name(columns):
     return pl.concat_str([pl.format(f"{c}={{}}", pl.col(c)) for c in columns], separator=",")
 
 
-def decision_accuracy(tables: dict, spec) -> pl.DataFrame:
-    cfg = spec.decision
-    runs, ck = tables["runs"], tables["checkpoints"]
-    for key in ("scale", "recipe"):
-        unknown = sorted(set(getattr(cfg, key)) - set(runs.columns))
+def final_scales(runs: pl.DataFrame, checkpoints: pl.DataFrame, scale, recipe, field: str):
+    """Each run's last checkpoint with its scale and recipe (run, step, flops, scale, recipe), and the
+    scales by mean compute (scale, flops; ascending). Scale and recipe are columns of the runs table;
+    `field` names the settings in errors."""
+    for key, columns in (("scale", scale), ("recipe", recipe)):
+        unknown = sorted(set(columns) - set(runs.columns))
         if unknown:
             raise ConfigError(
-                f"fit.pairwise.decision.{key}: {unknown} are not columns of the runs table; "
-                f"expected some of {sorted(runs.columns)}"
+                f"{field}.{key}: {unknown} are not columns of the runs table; expected some of {sorted(runs.columns)}"
             )
+    ck = checkpoints
     finals = ck.join(ck.group_by("run").agg(pl.col("step").max()), on=["run", "step"]).select("run", "step", "flops")
-    finals = finals.join(runs, on="run").with_columns(
-        _scale_name(cfg.scale).alias("scale"),
-        pl.concat_str([pl.col(c).cast(pl.String) for c in cfg.recipe], separator="/").alias("recipe"),
+    finals = (
+        finals.join(runs, on="run")
+        .with_columns(
+            _scale_name(scale).alias("scale"),
+            pl.concat_str([pl.col(c).cast(pl.String) for c in recipe], separator="/").alias("recipe"),
+        )
+        .select("run", "step", "flops", "scale", "recipe")
     )
-    compute = finals.group_by("scale").agg(pl.col("flops").mean()).sort("flops", "scale")
+    for key, columns in (("scale", scale), ("recipe", recipe)):
+        unset = finals.filter(pl.col(key).is_null())["run"].to_list()  # e.g. size on imported runs
+        if unset:
+            raise ConfigError(
+                f"{field}.{key}: {list(columns)} are not all set for runs {sorted(unset)[:5]} ({len(unset)} in all)"
+            )
+    return finals, finals.group_by("scale").agg(pl.col("flops").mean()).sort("flops", "scale")
+
+
+def _best(recipes, target_score, eps):
+    """The recipe with the highest target score; None where another is within eps of it (a tie)."""
+    order = np.argsort(-target_score)
+    return None if abs(target_score[order[0]] - target_score[order[1]]) < max(eps, 1e-300) else recipes[int(order[0])]
+
+
+def recipe_decisions(at: pl.DataFrame, eps: float) -> list[dict]:
+    """Per proxy of `at` (recipe, proxy, family, value, target: one row per recipe and proxy): the share
+    of pairs of recipes that the proxy orders like `target` (pairs closer than eps in target are ties,
+    counted and left out), the recipe it ranks first and the one the target does (None on a tie)."""
+    at = at.sort("proxy", "family", "recipe")  # one sort, then slices: thousands of calls on a public set
+    keys = list(zip(at["proxy"].to_list(), at["family"].to_list()))
+    recipes, values, targets = at["recipe"].to_list(), at["value"].to_numpy(), at["target"].to_numpy()
+    rows, start = [], 0
+    for (proxy, family), group in itertools.groupby(keys):
+        n = len(list(group))
+        lo, start = start, start + n
+        if n < 2:
+            continue
+        recipe, value, target_score = recipes[lo:start], values[lo:start], targets[lo:start]
+        diff = np.abs(target_score[:, None] - target_score[None, :])[np.triu_indices(n, 1)]
+        ties = int(np.sum(diff < max(eps, 1e-300)))
+        rows.append(
+            {
+                "proxy": proxy,
+                "family": family,
+                "accuracy": pairwise_accuracy(value, target_score, eps),
+                "n_recipes": n,
+                "n_pairs": len(diff) - ties,
+                "n_ties": ties,
+                "proxy_best": recipe[int(np.argmax(value))],
+                "best": _best(recipe, target_score, eps),
+            }
+        )
+    return rows
+
+
+def decision_accuracy(tables: dict, spec) -> pl.DataFrame:
+    """fit_pairwise's: recipes ranked at each smaller scale vs their post-SFT score at the largest."""
+    finals, compute = final_scales(
+        tables["runs"], tables["checkpoints"], spec.decision.scale, spec.decision.recipe, "fit.pairwise.decision"
+    )
     if compute.height < 2:
         return pl.DataFrame([], schema=DECISION_SCHEMA)
     target = compute["scale"][-1]
@@ -78,26 +138,7 @@ def decision_accuracy(tables: dict, spec) -> pl.DataFrame:
         )
         for scale, flops in compute.head(compute.height - 1).iter_rows():
             at = per_recipe.filter(pl.col("scale") == scale).join(truth, on="recipe")
-            for (proxy, family), p in sorted(at.group_by("proxy", "family"), key=lambda kv: kv[0]):
-                if p.height < 2:
-                    continue
-                p = p.sort("recipe")
-                target_score = p["target"].to_numpy()
-                n = p.height
-                diff = np.abs(target_score[:, None] - target_score[None, :])[np.triu_indices(n, 1)]
-                ties = int(np.sum(diff < max(spec.tie_epsilon, 1e-300)))
-                rows.append(
-                    {
-                        "task_group": group,
-                        "scale": scale,
-                        "flops": flops,
-                        "target_scale": target,
-                        "proxy": proxy,
-                        "family": family,
-                        "accuracy": pairwise_accuracy(p["value"].to_numpy(), target_score, spec.tie_epsilon),
-                        "n_recipes": n,
-                        "n_pairs": len(diff) - ties,
-                        "n_ties": ties,
-                    }
-                )
+            for r in recipe_decisions(at, spec.tie_epsilon):
+                r = {k: v for k, v in r.items() if k not in ("proxy_best", "best")}
+                rows.append({"task_group": group, "scale": scale, "flops": flops, "target_scale": target, **r})
     return pl.DataFrame(rows, schema=DECISION_SCHEMA)

@@ -22,7 +22,6 @@ the runs: trained on pairs within the train side, scored on pairs within the tes
 
 import math
 
-import lightgbm
 import numpy as np
 import polars as pl
 
@@ -30,7 +29,8 @@ from lmforecast.config import ConfigError
 from lmforecast.io import json_safe
 
 DOMAIN_KEYS = ("run", "step", "domain", "tokens", "bytes")  # domain_losses columns that are not losses
-LOWER_IS_BETTER = {"bits_per_byte"}  # task_scores metrics where less is better
+# task_scores metrics where less is better (the perplexities come with imported lm-eval results)
+LOWER_IS_BETTER = {"bits_per_byte", "ppl", "perplexity", "word_perplexity", "byte_perplexity"}
 DATADECIDE = {"correct_prob", "correct_prob_per_token", "correct_prob_per_char", "margin", "norm_correct_prob"}
 LEARNED = "learned"
 MIN_TRAIN_PAIRS = 4
@@ -283,6 +283,8 @@ def train_comparator(P, i, j, y, params, seed):
         "min_data_in_leaf": params.min_child_samples,
         "min_data_in_bin": 1,
     }
+    import lightgbm  # here, not at the top: the decision fit's config check imports this module at parse time
+
     data = lightgbm.Dataset(X, target, params={"min_data_in_bin": 1, "verbosity": -1})
     return lightgbm.train(lgb_params, data, num_boost_round=params.n_estimators)
 

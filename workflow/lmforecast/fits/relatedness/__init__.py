@@ -95,32 +95,30 @@ def needs_training(config) -> bool:
 
 
 def check(config) -> list[str]:
-    """shots as every fit's; the metric one that task_scores holds: on imports, one of the imported files'."""
+    """shots as every fit's; the metric one that task_scores holds (on imports: check_imported)."""
     errors = shots_errors(config, "relatedness")
     metric = config["fit"]["relatedness"].get("metric")
-    if metric is None:
+    if metric is None or "import" in config:
         return errors
-    if "import" not in config:
-        from lmforecast.measure.tasks import SCORED_METRICS
+    from lmforecast.measure.tasks import SCORED_METRICS
 
-        if metric not in SCORED_METRICS:
-            errors.append(
-                f"fit.relatedness.metric: {metric!r} is not a metric of task_scores; expected one of {list(SCORED_METRICS)}"
-            )
-        return errors
-    from lmforecast.measure.imports import ImportDataError, import_tables
-
-    try:  # the imported files, as the import check reads them when the workflow is parsed
-        scores = import_tables(config["import"])["task_scores"]
-    except ImportDataError:
-        return errors  # reported by the import check
-    imported = sorted(set(scores.column("metric").to_pylist()))
-    if metric not in imported:
+    if metric not in SCORED_METRICS:
         errors.append(
-            f"fit.relatedness.metric: {metric!r} is not among the imported metrics {imported}; imported results hold "
-            "each task's scores per checkpoint, no per-example log-likelihoods (example_scores: example, logprob_correct)"
+            f"fit.relatedness.metric: {metric!r} is not a metric of task_scores; expected one of {list(SCORED_METRICS)}"
         )
     return errors
+
+
+def check_imported(config, tables) -> list[str]:
+    """On imports, the metric one of the imported files' (tables: as the config check read them)."""
+    metric = config["fit"]["relatedness"].get("metric")
+    imported = sorted(set(tables["task_scores"].column("metric").to_pylist()))
+    if metric is None or metric in imported:
+        return []
+    return [
+        f"fit.relatedness.metric: {metric!r} is not among the imported metrics {imported}; imported results hold "
+        "each task's scores per checkpoint, no per-example log-likelihoods (example_scores: example, logprob_correct)"
+    ]
 
 
 SCHEMA = """
@@ -148,6 +146,7 @@ FIT = Fit(
     section=section,
     needs_training=needs_training,
     check=check,
+    check_imported=check_imported,
     mem_mb=4000,
     runtime=30,
     order=40,
