@@ -366,3 +366,8 @@ def test_chinchilla_leaves_out_untrained_checkpoints():
     _, preds, report = backtest(tables, ScalingSettings.from_dict({**CFG, "predictors": ["chinchilla"], "bootstrap": 0}))
     row = preds.row(0, named=True)
     assert row["loss_pred"] == pytest.approx(row["loss_actual"], rel=1e-3), report
+
+
+@pytest.mark.filterwarnings("error")  # Pythia's targets printed numpy's overflow from here
+def test_sigmoid_far_on_its_flat_side_is_its_floor_without_a_warning():
+    assert sigmoid(np.array([1e4]), a=0.5, k=-10.0, L0=1.0, b=0.25)[0] == 0.25
