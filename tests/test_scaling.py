@@ -371,3 +371,15 @@ def test_chinchilla_leaves_out_untrained_checkpoints():
 @pytest.mark.filterwarnings("error")  # Pythia's targets printed numpy's overflow from here
 def test_sigmoid_far_on_its_flat_side_is_its_floor_without_a_warning():
     assert sigmoid(np.array([1e4]), a=0.5, k=-10.0, L0=1.0, b=0.25)[0] == 0.25
+
+
+def test_ensemble_members_limit_what_the_ensemble_combines():
+    """ensemble_members: [direct] leaves the ladder out of the weights, so the ensemble predicts direct's score."""
+    cfg = {**CFG, "predictors": ["direct", "ladder", "ensemble"], "bootstrap": 0, "ladder": PAPER_LADDER}
+    params, preds, report = backtest(ladder_tables(), ScalingSettings.from_dict(cfg | {"ensemble_members": ["direct"]}))
+    by = {r["predictor"]: r for r in preds.iter_rows(named=True)}
+    assert by["ensemble"]["score_pred"] == pytest.approx(by["direct"]["score_pred"]), report
+    weights = params.filter((pl.col("predictor") == "ensemble") & (pl.col("stage") == "weight"))
+    assert weights["param"].to_list() == ["direct"] and weights["value"].to_list() == [1.0]
+    with pytest.raises(ValueError, match=r"ensemble_members: \['flp'\] are not in fit.scaling.predictors"):
+        backtest(ladder_tables(), ScalingSettings.from_dict(cfg | {"ensemble_members": ["flp"]}))
