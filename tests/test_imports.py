@@ -467,6 +467,22 @@ def test_lm_eval_0_3_era_results_take_shots_from_the_config(tmp_path):
     assert {(r["metric"], r["value"], r["shots"]) for r in rows} == {("acc", 0.59, 0), ("acc_norm", 0.6, 0)}
 
 
+def test_task_perplexity_becomes_a_held_out_domain_loss(tmp_path):
+    """import.perplexity_losses: ln(ppl) of a task as a domain loss (Pythia's lambada_openai), checked first."""
+    header = "step,tokens,flops,lam/acc,lam/ppl"
+    imp = spec(tmp_path, [csv(tmp_path, "100,1000,6e6,0.2,40.0", "200,2000,1.2e7,0.4,10.0", header=header)])
+    imp["ladder"] = {k: v for k, v in imp["ladder"].items() if k != "domains"} | {"tasks": r"(?P<task>lam)/(?P<metric>\w+)"}
+    imp["perplexity_losses"] = {"lam": "ppl"}
+    losses = pl.from_arrow(import_tables(imp)["domain_losses"])
+    assert losses["domain"].to_list() == ["lam", "lam"] and losses["loss"].to_list() == pytest.approx([3.6889, 2.3026], abs=1e-4)
+    imp["perplexity_losses"] = {"lam": "perplexity"}
+    with pytest.raises(ImportDataError, match=r"perplexity_losses.lam: no task_scores .* \(its metrics: \['acc', 'ppl'\]\)"):
+        import_tables(imp)
+    imp["perplexity_losses"] = {"lam": "acc"}
+    with pytest.raises(ImportDataError, match="metric 'acc' is 0.2; expected a perplexity >= 1"):
+        import_tables(imp)
+
+
 @pytest.mark.parametrize(
     "lines, message",
     [

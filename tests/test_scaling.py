@@ -353,3 +353,33 @@ def test_direct_keeps_a_score_near_1_inside_0_1():
     assert line.max() > 1.0  # the plain line leaves [0, 1] here
     pred = direct(train, held, ["sciq"], ScalingSettings.from_dict({**CFG, "predictors": ["direct"]}), {})
     assert np.all((pred.scores["sciq"] > score.max()) & (pred.scores["sciq"] < 1.0)), pred.scores["sciq"]
+
+
+def test_chinchilla_leaves_out_untrained_checkpoints():
+    """An imported suite's step 0 (Pythia's: 0 tokens) has no L(N, D); step 1 leaves it out and stays exact."""
+    tables = synthetic_tables()
+    step0 = tables["checkpoints"].filter(pl.col("step") == 25).with_columns(step=0, tokens=0, flops=0.0)
+    losses = tables["domain_losses"].filter(pl.col("step") == 25).with_columns(step=0, loss=pl.col("loss") + 5.0)
+    scores = tables["task_scores"].filter(pl.col("step") == 25).with_columns(step=0)
+    for name, extra in (("checkpoints", step0), ("domain_losses", losses), ("task_scores", scores)):
+        tables[name] = pl.concat([tables[name], extra], how="vertical_relaxed")
+    _, preds, report = backtest(tables, ScalingSettings.from_dict({**CFG, "predictors": ["chinchilla"], "bootstrap": 0}))
+    row = preds.row(0, named=True)
+    assert row["loss_pred"] == pytest.approx(row["loss_actual"], rel=1e-3), report
+
+
+@pytest.mark.filterwarnings("error")  # Pythia's targets printed numpy's overflow from here
+def test_sigmoid_far_on_its_flat_side_is_its_floor_without_a_warning():
+    assert sigmoid(np.array([1e4]), a=0.5, k=-10.0, L0=1.0, b=0.25)[0] == 0.25
+
+
+def test_ensemble_members_limit_what_the_ensemble_combines():
+    """ensemble_members: [direct] leaves the ladder out of the weights, so the ensemble predicts direct's score."""
+    cfg = {**CFG, "predictors": ["direct", "ladder", "ensemble"], "bootstrap": 0, "ladder": PAPER_LADDER}
+    params, preds, report = backtest(ladder_tables(), ScalingSettings.from_dict(cfg | {"ensemble_members": ["direct"]}))
+    by = {r["predictor"]: r for r in preds.iter_rows(named=True)}
+    assert by["ensemble"]["score_pred"] == pytest.approx(by["direct"]["score_pred"]), report
+    weights = params.filter((pl.col("predictor") == "ensemble") & (pl.col("stage") == "weight"))
+    assert weights["param"].to_list() == ["direct"] and weights["value"].to_list() == [1.0]
+    with pytest.raises(ValueError, match=r"ensemble_members: \['flp'\] are not in fit.scaling.predictors"):
+        backtest(ladder_tables(), ScalingSettings.from_dict(cfg | {"ensemble_members": ["flp"]}))

@@ -4,7 +4,7 @@ error, interval coverage and mean interval width, overall and per task.
 
     PYTHONPATH=workflow python resources/public/inside_ladder.py CONFIG MAX_PARAMS RUNG PREDICTORS BOOTSTRAP
     # e.g. config/examples/mlfoundations-scaling.yaml 1e9 -412M- direct,flp,chinchilla,ladder,ensemble 10
-    #      config/examples/pythia-evals.yaml 5e9 -2.8b direct,ensemble 100
+    #      config/examples/pythia-evals.yaml 5e9 -2.8b direct,ladder,ensemble 100
 """
 
 import sys

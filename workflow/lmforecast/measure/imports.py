@@ -348,6 +348,46 @@ def task_group_rows(scores: list[dict], groups: list[dict]) -> list[dict]:
     return out
 
 
+def perplexity_losses(scores: list[dict], domain_losses: list[dict], spec: dict) -> list[dict]:
+    """domain_losses rows from task perplexities (import.perplexity_losses, task -> metric): the loss is
+    ln(perplexity), the task's text a held-out domain named after the task. An evaluation suite without
+    a validation loss (Pythia's) still has one (lambada_openai's ppl), for the chains through a loss."""
+    out = []
+    taken = {(r["run"], r["step"], r["domain"]) for r in domain_losses}
+    for task, metric in spec.items():
+        found = [r for r in scores if r["task"] == task and r["metric"] == metric]
+        if not found:
+            present = sorted({r["metric"] for r in scores if r["task"] == task})
+            raise ImportDataError(
+                f"import.perplexity_losses.{task}: no task_scores rows of task {task!r} with metric {metric!r}; "
+                f"expected a perplexity metric of that task (its metrics: {present or 'none, no such task'})"
+            )
+        for r in found:
+            if (r["run"], r["step"], task) in taken:
+                raise ImportDataError(
+                    f"import.perplexity_losses.{task}: run {r['run']!r} step {r['step']} already has a domain loss "
+                    f"{task!r}; expected each domain once"
+                )
+            if r["value"] < 1.0:  # a perplexity is exp of a mean negative log-likelihood, never below 1
+                raise ImportDataError(
+                    f"import.perplexity_losses.{task}: run {r['run']!r} step {r['step']} metric {metric!r} is "
+                    f"{r['value']}; expected a perplexity >= 1"
+                )
+            out.append(
+                {
+                    "run": r["run"],
+                    "step": r["step"],
+                    "domain": task,
+                    "loss": math.log(r["value"]),
+                    "bits_per_byte": None,
+                    "tokens": None,
+                    "bytes": None,
+                    "span_corruption_loss": None,
+                }
+            )
+    return out
+
+
 def _check_ranges(rows: dict, source: dict):
     """Shares of examples lie in [0, 1]; a run's tokens and FLOPs do not fall as its steps rise."""
     for r in rows["task_scores"]:
@@ -482,6 +522,7 @@ def import_tables(spec: dict) -> dict:
             source[(run, step)] = path
     rows["task_scores"] = _renamed(rows["task_scores"], spec.get("metric_names", {}))
     rows["task_scores"] += task_group_rows(rows["task_scores"], spec.get("task_groups", []))
+    rows["domain_losses"] += perplexity_losses(rows["task_scores"], rows["domain_losses"], spec.get("perplexity_losses", {}))
     _check_ranges(rows, source)
     for i, (name, m) in enumerate(meta.items()):
         ck = [c for c in rows["checkpoints"] if c["run"] == name]

@@ -35,6 +35,7 @@ class ScalingSettings(Settings):
     interval_scatter: bool = False  # intervals also carry the score fit's residual scatter (prediction, not mean)
     tasks: tuple[str, ...] | None = None  # the tasks predicted (None: every task with the metric)
     family_keys: tuple[str, ...] = ("mixture", "objective", "lr")  # runs sharing these form a family (drop lr: per-size lr)
+    ensemble_members: tuple[str, ...] | None = None  # the predictors the ensemble combines (None: every other configured one)
 
 
 FIGURES = (
@@ -166,13 +167,20 @@ def leaderboard_rows(fits_dir) -> list[dict]:
 def check(config: dict) -> list[str]:
     """Held-out runs named by fit.scaling.holdout are runs of the sweep: trained (`runs`) or imported
     (`import.runs`, in analysis-only mode)."""
-    holdout = config["fit"]["scaling"]["holdout"]
+    scaling = config["fit"]["scaling"]
+    members = scaling.get("ensemble_members") or []
+    errors = [
+        f"fit.scaling.ensemble_members[{i}]: {m!r} is not in fit.scaling.predictors; expected one of {scaling['predictors']}"
+        for i, m in enumerate(members)
+        if m not in scaling["predictors"]
+    ]
+    holdout = scaling["holdout"]
     if not isinstance(holdout, list):
-        return []
+        return errors
     imported = "import" in config
     names = {r["name"] for r in (config["import"].get("runs", []) if imported else config["runs"] + config.get("external", []))}
     where = "import.runs" if imported else "runs or external"
-    return [
+    return errors + [
         f"fit.scaling.holdout[{i}]: unknown run {name!r}; expected a name from {where}"
         for i, name in enumerate(holdout)
         if name not in names
@@ -207,6 +215,12 @@ properties:
     uniqueItems: true
     items: {enum: [mixture, objective, lr]}
     description: "runs sharing these form a family; leave lr out where a ladder tunes it per size"
+  ensemble_members:
+    type: [array, "null"]
+    minItems: 1
+    uniqueItems: true
+    items: {enum: [direct, flp, chinchilla, ladder, flpm]}
+    description: "the predictors the ensemble combines, each also in predictors (null: every other configured one)"
   ladder:
     type: object
     additionalProperties: false

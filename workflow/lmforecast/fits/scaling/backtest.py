@@ -90,6 +90,9 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
     members = [name for name in cfg.predictors if name != ensemble.NAME]
     if not members:
         raise ValueError("fit.scaling.predictors: ensemble combines the other predictors; expected at least one more")
+    unknown = sorted(set(cfg.ensemble_members or ()) - set(members))
+    if unknown:
+        raise ValueError(f"fit.scaling.ensemble_members: {unknown} are not in fit.scaling.predictors; expected some of {members}")
     plan = []  # (family's report line, its units): a unit is one predictor on one family
     contexts = {}  # family -> (training rows, held rows, inner held rows or why there are none), for the ensemble
     for family in sorted(frame["family"].unique()):
@@ -232,7 +235,7 @@ def _ensemble(family, context, outer, inner, tasks, cfg, seed):
         have = {
             m: (r["scores"][task], r["draws"].get(task, {}), r["scatter"].get(task, 0.0))
             for m, r in outer.items()
-            if task in r["scores"]
+            if task in r["scores"] and (cfg.ensemble_members is None or m in cfg.ensemble_members)
         }
         noise = np.random.default_rng([seed, zlib.crc32(f"{family}/{ensemble.NAME}/{task}".encode())])
         try:

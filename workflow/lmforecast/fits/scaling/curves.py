@@ -99,7 +99,9 @@ def fit_linear(x, y):
 
 
 def sigmoid(x, a, k, L0, b):
-    return a / (1.0 + np.exp(-k * (x - L0))) + b
+    # far on the flat side exp overflows to inf and the term is 0, its limit: no warning to print
+    with np.errstate(over="ignore"):
+        return a / (1.0 + np.exp(-k * (x - L0))) + b
 
 
 def fit_sigmoid(x, y, start: dict | None = None):

@@ -198,7 +198,8 @@ def flp(train, held, tasks, cfg, warm):
 
 
 def chinchilla_chain(train, held, tasks, cfg, warm):
-    train = _with_loss(train)
+    # L(N, D) has no value at D = 0: an untrained checkpoint (Pythia's step 0) is left out of step 1
+    train = _with_loss(train).filter(pl.col("tokens") > 0)
     fit = chinchilla.fit_chinchilla(
         _col(train, "n_params"), _col(train, "tokens"), _col(train, "loss"), n_bootstrap=0, n_starts=10, start=warm.get("loss")
     )
