@@ -190,3 +190,28 @@ def test_training_curves_draw_every_step_of_a_trained_run(tiny_run, tiny_checkpo
     assert data["tokens"].to_list() == [k * 2 * 16 for k in range(1, 13)]  # batch 2 x 16 tokens a step
     assert data["step_loss_avg"][-1] == pytest.approx(data["step_loss"].mean())  # a 20-step window: all 12 here
     assert data.filter(pl.col("train_loss").is_not_null())["step"].to_list() == [3, 8, 12]
+
+
+def test_training_curves_of_an_imported_run_without_learning_rate_keep_their_legend(tmp_path):
+    """Imported runs (the Pythia example) have no learning rate: the last panel is empty, and the runs' legend
+    comes from a panel that has lines, without matplotlib's warning on an empty legend."""
+    import warnings
+
+    from lmforecast.report import plots
+
+    checkpoints = pl.DataFrame(
+        {
+            "run": ["a", "a", "b"],
+            "step": [1, 2, 1],
+            "tokens": [10, 20, 10],
+            "flops": [1e3, 2e3, 3e3],
+            "train_loss": [None, None, None],
+            "lr": [None, None, None],
+        },
+        schema_overrides={"train_loss": pl.Float64, "lr": pl.Float64},
+    )
+    points = pl.DataFrame({"run": ["a", "a", "b"], "step": [1, 2, 1], "loss": [3.0, 2.5, 2.8], "family": ["f"] * 3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots.plot_training_curves(checkpoints, points, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0

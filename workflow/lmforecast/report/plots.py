@@ -56,6 +56,16 @@ def _legend_outside(ax, **kw):
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kw)
 
 
+def _legend_outside_of(axes, ax, **kw):
+    """The legend of the first panel that has labelled lines, beside `ax` (an imported run has no learning rate, so
+    the last panel may be empty: matplotlib warns on an empty legend)."""
+    for source in axes:
+        handles, labels = source.get_legend_handles_labels()
+        if handles:
+            _legend_outside(ax, handles=handles, labels=labels, **kw)
+            return
+
+
 SMOOTHING_STEPS = 20  # the moving average over the training loss: the window of the checkpoints' train_loss
 
 
@@ -124,7 +134,7 @@ def plot_training_curves(checkpoints: pl.DataFrame, points: pl.DataFrame, path, 
         _log_x(ax)
         ax.set_xlabel("tokens seen")
         ax.set_ylabel(label)
-    _legend_outside(axes[-1], title="run")
+    _legend_outside_of(axes, axes[-1], title="run")
     title = "Training curves per run"
     if every_step:
         title += f" (training loss: every step, faint, and its {SMOOTHING_STEPS}-step moving average)"
