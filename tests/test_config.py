@@ -65,6 +65,11 @@ CASES = [
         r"world\.sft_entities: \d+ leaves none of the \d+ entities \(world\.n_entities\) for fact_qa's eval split",
     ),
     (
+        "Q/A sentences about eval entities",
+        lambda c: c["world"].update(qa_entities=c["world"]["sft_entities"] + 1),
+        r"world\.qa_entities: \d+ is more than the \d+ SFT entities \(world\.sft_entities\)",
+    ),
+    (
         "fit prompt some task lacks",
         lambda c: c["fit"]["scaling"].update(prompt="question"),
         r"fit\.scaling\.prompt: 'question' is not a prompt of \['sentiment'\]; expected a mapping \{task: prompt\}",

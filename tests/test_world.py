@@ -73,6 +73,21 @@ def test_fact_qa_sft_entities_sets_the_split(tiny_world):
         assert sum(x["split"] == "eval" for x in examples) == 3 * (tiny_world.n_entities - expected)
 
 
+def test_qa_entities_facts_also_occur_as_questions_and_no_eval_question_does(tiny_world):
+    """The first qa_entities (SFT) entities' facts occur as Q/A sentences too; the eval entities' only as statements."""
+    spec = replace(tiny_world, sft_entities=4, qa_entities=2, train_docs=400, sft_examples=1000, eval_examples=1000)
+    corpus = " ".join(domain_documents(spec, "facts", "train"))
+    asked = set(re.findall(r"Q: .*? A: \w+\.", corpus))
+    examples = task_examples(spec, "fact_qa")
+    qa_entities = list(dict.fromkeys(x["fields"]["entity"] for x in examples))[:2]  # the first SFT entities
+    for x in examples:
+        qa = f"Q: {x['fields']['question']} A: {x['choices'][x['gold']]}."
+        assert (qa in asked) == (x["fields"]["entity"] in qa_entities)
+    assert len(asked) == 6  # each of their 3 facts
+    # without qa_entities the facts text is the statements alone, as before the option existed
+    assert "Q: " not in " ".join(domain_documents(tiny_world, "facts", "train"))
+
+
 def test_gold_answers_are_correct(tiny_world):
     for x in task_examples(tiny_world, "arith_mc"):
         f = x["fields"]

@@ -284,6 +284,11 @@ def _semantic_errors(config) -> list[str]:
             f"world.sft_entities: {world.sft_entities} leaves none of the {world.n_entities} entities "
             f"(world.n_entities) for fact_qa's eval split; expected fewer than n_entities"
         )
+    if world.qa_entities > world.n_sft_entities:
+        errors.append(
+            f"world.qa_entities: {world.qa_entities} is more than the {world.n_sft_entities} SFT entities "
+            f"(world.sft_entities); expected at most that, so that no eval question occurs in the facts text"
+        )
     for name, size in sizes.items():
         if size.d_model % size.n_heads:
             errors.append(f"sizes.{name}: n_heads ({size.n_heads}) must divide d_model ({size.d_model})")

@@ -68,6 +68,7 @@ class World(Settings):
     sft_examples: int  # per task
     eval_examples: int  # per task (fact_qa is capped by its eval entities x 3, arith_mc by its 392 problems - sft_examples)
     sft_entities: int | None = None  # fact_qa's SFT entities (None: half of them); the others are its eval split
+    qa_entities: int = 0  # of the SFT entities, the first N also have their facts as Q/A sentences in the facts text
 
     @property
     def n_sft_entities(self) -> int:

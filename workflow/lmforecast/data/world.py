@@ -11,7 +11,8 @@ offline. Each task draws on exactly one domain (TASK_DOMAIN), and in a known way
 
 Task examples are split into `sft` and `eval`; for fact_qa the split is by entity (the
 first `sft_entities` entities for SFT, the rest for eval), so post-SFT accuracy on `eval`
-measures what pre-training stored.
+measures what pre-training stored. With `qa_entities`, the first SFT entities' facts also occur
+as "Q: ... A: ..." sentences in the facts text; the eval entities' facts never do.
 """
 
 import json
@@ -48,6 +49,11 @@ _RELATIONS = {
         "question": "Which color does {e} like?",
     },
 }
+# A fact asked and answered, one of three forms for the `qa_entities` (all SFT entities): seeing some entities'
+# facts in question form teaches a model that the question retrieves the stored fact, so that the other
+# entities' facts, seen only as statements, become extractable (Allen-Zhu & Li 2023, Physics of LMs 3.1:
+# "mixed training"). Worded unlike SFT's template, which SFT still has to teach.
+_QA_SENTENCE = "Q: {q} A: {{v}}."
 _POSITIVE = ["wonderful", "brilliant", "great", "charming", "superb", "delightful", "moving", "fresh"]
 _NEGATIVE = ["awful", "dull", "terrible", "boring", "clumsy", "dreadful", "flat", "tedious"]
 _NOUNS = ["film", "plot", "cast", "music", "ending", "story", "dialogue", "pacing"]
@@ -78,14 +84,14 @@ def _facts(spec):
     return {e: {r: str(rng.choice(rel["values"])) for r, rel in _RELATIONS.items()} for e in _entity_names(spec)}
 
 
-def _fact_doc(rng, facts):
+def _fact_doc(rng, facts, qa):
     entities = list(facts)
     sentences = []
     for _ in range(int(rng.integers(4, 9))):
         e = entities[int(rng.integers(len(entities)))]
         r = list(_RELATIONS)[int(rng.integers(len(_RELATIONS)))]
-        template = _RELATIONS[r]["sentences"][int(rng.integers(2))]
-        sentences.append(template.format(e=e, v=facts[e][r]))
+        forms = _RELATIONS[r]["sentences"] + ([_QA_SENTENCE.format(q=_RELATIONS[r]["question"])] if e in qa else [])
+        sentences.append(forms[int(rng.integers(len(forms)))].format(e=e, v=facts[e][r]))
     return " ".join(sentences)
 
 
@@ -158,7 +164,8 @@ def domain_documents(spec: World, domain: str, split: str) -> list[str]:
     rng = _rng(spec, 10, DOMAINS.index(domain), 0 if split == "train" else 1)
     if domain == "facts":
         facts = _facts(spec)
-        return [_fact_doc(rng, facts) for _ in range(n)]
+        qa = set(list(facts)[: spec.qa_entities])  # the first SFT entities (fact_qa's SFT split is the first ones)
+        return [_fact_doc(rng, facts, qa) for _ in range(n)]
     make = {"arithmetic": _arith_doc, "code": _code_doc, "prose": _prose_doc}[domain]
     return [make(rng) for _ in range(n)]
 
