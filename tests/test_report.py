@@ -215,3 +215,24 @@ def test_training_curves_of_an_imported_run_without_learning_rate_keep_their_leg
         warnings.simplefilter("error")
         plots.plot_training_curves(checkpoints, points, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_training_curves_of_many_runs_fit_their_legend(tmp_path):
+    """The mlfoundations example's 104 imported runs: the legend goes in columns that fit the figure, so
+    tight_layout applies (one column ran off the figure: matplotlib warned 'Tight layout not applied')."""
+    import warnings
+
+    from lmforecast.report import plots
+
+    runs = [
+        f"{d}-{s}M-x{m}" for d in ("c4", "rpj", "rw") for s in (11, 79, 154, 412) for m in (0.25, 1, 4, 8, 16, 32, 64, 128, 256)
+    ]
+    checkpoints = pl.DataFrame(
+        {"run": runs, "step": 1, "tokens": 10, "flops": 1e3, "train_loss": None, "lr": None},
+        schema_overrides={"train_loss": pl.Float64, "lr": pl.Float64},
+    )
+    points = pl.DataFrame({"run": runs, "step": 1, "loss": 3.0, "family": "f"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots.plot_training_curves(checkpoints, points, tmp_path / "curves.png")
+    assert len(runs) > 100 and (tmp_path / "curves.png").stat().st_size > 0

@@ -52,8 +52,22 @@ def _log_x(ax):
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+LEGEND_FONTSIZE = 7
+
+
 def _legend_outside(ax, **kw):
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kw)
+    """The legend beside `ax`, in as many columns as keep it within the figure's height (the mlfoundations
+    example draws 104 runs: one column ran off the figure and matplotlib warned that tight_layout failed)."""
+    n = len(kw["labels"]) if "labels" in kw else len(ax.get_legend_handles_labels()[1])
+    rows = max(1, int(0.8 * ax.figure.get_figheight() * 72 / (1.7 * LEGEND_FONTSIZE)))  # a row: about 1.7 em
+    ax.legend(
+        fontsize=LEGEND_FONTSIZE,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0,
+        ncols=-(-n // rows),
+        **kw,
+    )
 
 
 def _legend_outside_of(axes, ax, **kw):
@@ -113,7 +127,8 @@ def plot_training_curves(checkpoints: pl.DataFrame, points: pl.DataFrame, path, 
         .sort("run", "step")
     )
     colors = _colors(data["run"])
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    # constrained layout makes room for a legend of many columns (tight_layout let it cover the last panel)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
     panels = (
         ("train_loss", "training loss (nats/token)"),
         ("heldout_loss", "held-out loss (mean over domains)"),
@@ -139,7 +154,6 @@ def plot_training_curves(checkpoints: pl.DataFrame, points: pl.DataFrame, path, 
     if every_step:
         title += f" (training loss: every step, faint, and its {SMOOTHING_STEPS}-step moving average)"
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     save_plot(fig, path, data)
 
 
