@@ -729,12 +729,15 @@ def merged(paths) -> dict:
 def filled_in(paths) -> list[str]:
     """Keys that a file's mappings lack and the files merged under it fill in (at any depth; a section the
     file leaves out entirely is not listed: that one is meant to come from below). A key removed from a
-    copy of the default comes back from the default under the merge, so the workflow names them."""
+    copy of the default comes back from the default under the merge, so the workflow names them. Each fit
+    under `fit` is a section of its own: a fit the file leaves out comes from below unsaid (an analysis-only
+    config names the fits it configures, and the default's others do not run on imports)."""
 
     def walk(base, top, where):
         for k, v in base.items():
             if k not in top:
-                yield f"{where}{k}"
+                if where != "fit.":
+                    yield f"{where}{k}"
             elif isinstance(v, dict) and isinstance(top[k], dict):
                 yield from walk(v, top[k], f"{where}{k}.")
 
