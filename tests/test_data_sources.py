@@ -98,6 +98,19 @@ def test_the_store_holds_the_documents_tokens_each_followed_by_eos(files, tiny_t
     assert rows.shape == (2, 9)
 
 
+def test_a_store_of_more_than_65536_tokens_holds_encode_batchs_ids_as_uint32(tiny_tokenizer, tmp_path):
+    # The store encodes with encode_batch_fast (no offsets): its ids must be encode_batch's, above 65,535 too.
+    tok = tokenizer_lib.load(tiny_tokenizer)
+    tok.add_tokens([f"zq{i}" for i in range(66_000)])  # ids 316.. 66,315: words of the documents below
+    tokenizer_lib.save_hf(tok.backend, tmp_path / "big", 64)
+    docs = [f"{d} zq{65_990 + i} zq{i}" for i, d in enumerate(DOCS)]
+    info = write_store(iter(docs), tmp_path / "big", tmp_path / "store", batch_chars=60)
+    tokens = open_store(tmp_path / "store")
+    expected = [i for e in tok.encode_batch(docs) for i in [*e.ids, tokenizer_lib.eos_id(tok)]]
+    assert info["dtype"] == "uint32" and tokens.dtype == np.uint32 and max(expected) > 65_535
+    assert tokens.tolist() == expected
+
+
 def with_domains(domains, mixture=None):
     config = copy.deepcopy(DEFAULT)
     config["domains"] = domains
