@@ -152,7 +152,7 @@ def test_span_corruption_loss_equals_each_row_scored_alone(tiny_world, tiny_toke
             n = len(seq) - 1  # one row, no padding; the mask written out as loops
             mask = torch.tensor([[j <= i or j < p for j in range(n)] for i in range(n)])
             with torch.no_grad():
-                logits = model(torch.tensor([seq[:-1]]), attn_mask=mask[None, None])[0]
+                logits = model(torch.as_tensor(seq[:-1])[None], attn_mask=mask[None, None])[0]
             nats.append(F.cross_entropy(logits[p - 1 :].double(), torch.tensor(seq[p:]), reduction="none"))
     nats = torch.cat(nats)
     assert row["span_corruption_loss"] == pytest.approx(float(nats.mean()), rel=1e-5)

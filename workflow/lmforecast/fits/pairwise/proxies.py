@@ -230,8 +230,9 @@ def pairwise_accuracy(proxy, score, eps=0.0, comparable=None):
     valid = ~np.eye(len(score), dtype=bool) & (np.abs(diff) >= max(eps, 1e-300))
     if comparable is not None:
         valid &= comparable
-    c = pair_correctness(proxy, diff, valid)
-    return float(np.nanmean(c[np.triu(valid)])) if np.triu(valid).any() else math.nan
+    c = pair_correctness(proxy, diff, valid)[np.triu(valid)]
+    c = c[~np.isnan(c)]  # a pair whose proxy is NaN (e.g. a loss not measured) is left out
+    return float(c.mean()) if c.size else math.nan
 
 
 def bootstrap_accuracy(correct, rng, n_boot, level=0.95):
