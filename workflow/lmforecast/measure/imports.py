@@ -408,15 +408,6 @@ def _check_ranges(rows: dict, source: dict):
         last[c["run"]] = c
 
 
-def check(spec: dict) -> list[str]:
-    """Errors of the imported files (config validation calls it when the workflow is parsed, before any job)."""
-    try:
-        import_tables(spec)
-    except ImportDataError as e:
-        return [str(e)]
-    return []
-
-
 # --- the tables ----------------------------------------------------------------------
 
 
