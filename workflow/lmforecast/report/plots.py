@@ -71,13 +71,14 @@ def _legend_outside(ax, **kw):
 
 
 def _legend_outside_of(axes, ax, **kw):
-    """The legend of the first panel that has labelled lines, beside `ax` (an imported run has no learning rate, so
-    the last panel may be empty: matplotlib warns on an empty legend)."""
+    """One legend of every panel's labelled lines (each label once), beside `ax`: a panel may lack some runs or
+    all (an imported run has no learning rate), and matplotlib warns on an empty legend."""
+    handles = {}
     for source in axes:
-        handles, labels = source.get_legend_handles_labels()
-        if handles:
-            _legend_outside(ax, handles=handles, labels=labels, **kw)
-            return
+        for handle, label in zip(*source.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        _legend_outside(ax, handles=list(handles.values()), labels=list(handles), **kw)
 
 
 SMOOTHING_STEPS = 20  # the moving average over the training loss: the window of the checkpoints' train_loss
