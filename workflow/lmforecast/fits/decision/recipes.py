@@ -107,7 +107,7 @@ def decisions(tables: dict, spec, predictions: pl.DataFrame | None = None) -> pl
         .group_by("task", "scale", "recipe")
         .agg(pl.col("value").mean().alias("target"))  # over the recipe's runs at the scale (seeds)
     )
-    rows = []
+    order, rows = compute["scale"].to_list(), []
     for task in tasks:
         proxies = tsk.filter(pl.col("task_group") == task).drop("task_group")
         if dom is not None:
@@ -118,7 +118,6 @@ def decisions(tables: dict, spec, predictions: pl.DataFrame | None = None) -> pl
         by_scale = {s: df for (s,), df in per_recipe.partition_by("scale", as_dict=True, include_key=False).items()}
         for target in targets:
             truth = outcome.filter((pl.col("task") == task) & (pl.col("scale") == target)).select("recipe", "target")
-            order = compute["scale"].to_list()
             smaller = compute.head(order.index(target))  # the scales ordered before it by compute
             at_scales = [(s, f, by_scale[s]) for s, f in smaller.iter_rows() if s in by_scale]
             at_scales.append((EXTRAPOLATED, None, _extrapolated(predictions, task, finals, target)))
