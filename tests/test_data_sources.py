@@ -215,9 +215,10 @@ def test_chunks_that_leave_no_training_document_are_an_error(files, tiny_tokeniz
     assert "domains.web.chunk_files: only a files source is tokenized in chunks of files" in message
 
 
-def test_the_own_data_example_validates_once_its_paths_are_filled_in(tmp_path, monkeypatch):
+def test_the_own_data_example_validates_once_its_paths_are_filled_in(tmp_path, monkeypatch, capsys):
     """config/examples/own-data.yaml with /data/corpus replaced by a directory holding a file per glob,
-    validated as its comment says (lmforecast validate, the pretrain job's memory given)."""
+    validated as its comment says (lmforecast validate, the pretrain job's memory given): valid, and no key
+    of its sections silently taken from the default (no warning; the default's unused mixtures are not keys)."""
     from lmforecast.cli import main
     from lmforecast.config import set_pretrain_mem_mb
 
@@ -234,6 +235,7 @@ def test_the_own_data_example_validates_once_its_paths_are_filled_in(tmp_path, m
     monkeypatch.chdir(ROOT)  # the default config it is merged onto: config/config.yaml
     try:
         main(["validate", str(tmp_path / "my.yaml"), "--pretrain-mem-mb", "82000"])
+        assert "warning" not in capsys.readouterr().err
         with pytest.raises(SystemExit, match=r"sizes\.l: training it needs about 81,470 MB"):
             main(["validate", str(tmp_path / "my.yaml"), "--pretrain-mem-mb", "60000"])
     finally:

@@ -726,17 +726,23 @@ def merged(paths) -> dict:
     return config
 
 
+# Sections of named entries: an entry the file leaves out is not a removed key (the default's come along unused
+# unless a run names them; a run naming an unknown one is an error of its own).
+NAMED_ENTRIES = ("fit.", "sizes.", "mixtures.")
+
+
 def filled_in(paths) -> list[str]:
     """Keys that a file's mappings lack and the files merged under it fill in (at any depth; a section the
     file leaves out entirely is not listed: that one is meant to come from below). A key removed from a
-    copy of the default comes back from the default under the merge, so the workflow names them. Each fit
-    under `fit` is a section of its own: a fit the file leaves out comes from below unsaid (an analysis-only
-    config names the fits it configures, and the default's others do not run on imports)."""
+    copy of the default comes back from the default under the merge, so the workflow names them. Each entry
+    of a section of named entries (NAMED_ENTRIES) is a section of its own: a fit, size or mixture the file
+    leaves out comes from below unsaid (an analysis-only config names the fits it configures, and the
+    default's others do not run on imports)."""
 
     def walk(base, top, where):
         for k, v in base.items():
             if k not in top:
-                if where != "fit.":
+                if where not in NAMED_ENTRIES:
                     yield f"{where}{k}"
             elif isinstance(v, dict) and isinstance(top[k], dict):
                 yield from walk(v, top[k], f"{where}{k}.")
