@@ -39,3 +39,22 @@ def test_reproduces_epochs_published_fit():
         assert abs(fit.params[name] - value) < se, (name, fit.params[name], value)
         assert se / 3 < fit.stderr[name] < 3 * se, (name, fit.stderr[name], se)
     assert "alpha" in fit.report
+
+
+def test_tied_exponents_recover_the_over_training_law():
+    """alpha = beta (Gadre et al.'s L(C, M)): known E, A, B, eta on a ladder of 4 sizes x 6 token multiples,
+    0.3% log-normal noise, recovered; beta is alpha itself, not a free fit."""
+    truth = {"E": 1.9, "A": 300.0, "B": 900.0, "eta": 0.32}
+    n, mult = np.meshgrid([1e7, 3e7, 8e7, 1.5e8], [0.25, 1, 2, 4, 8, 16])
+    n, d = n.ravel(), (20 * n * mult).ravel()
+    exact = truth["E"] + truth["A"] / n ** truth["eta"] + truth["B"] / d ** truth["eta"]
+    loss = exact * np.exp(np.random.default_rng(0).normal(0, 0.003, n.size))
+    fit = fit_chinchilla(n, d, loss, n_bootstrap=0, n_starts=10, tied=True)
+    assert fit.params["beta"] == fit.params["alpha"]
+    assert fit.params["alpha"] == pytest.approx(truth["eta"], rel=0.1)
+    assert fit.params["E"] == pytest.approx(truth["E"], rel=0.03)
+    big = truth["E"] + truth["A"] / 7e9 ** truth["eta"] + truth["B"] / 1.4e11 ** truth["eta"]  # a 7B model, 50x beyond
+    pred = fit.params["E"] + fit.params["A"] / 7e9 ** fit.params["alpha"] + fit.params["B"] / 1.4e11 ** fit.params["beta"]
+    assert pred == pytest.approx(big, rel=0.01)
+    refit = fit_chinchilla(n, d, loss, start=fit.params, tied=True)  # a bootstrap refit from the fit stays tied
+    assert refit.params["beta"] == refit.params["alpha"] == pytest.approx(fit.params["alpha"], rel=1e-4)

@@ -383,3 +383,16 @@ def test_ensemble_members_limit_what_the_ensemble_combines():
     assert weights["param"].to_list() == ["direct"] and weights["value"].to_list() == [1.0]
     with pytest.raises(ValueError, match=r"ensemble_members: \['flp'\] are not in fit.scaling.predictors"):
         backtest(ladder_tables(), ScalingSettings.from_dict(cfg | {"ensemble_members": ["flp"]}))
+
+
+def test_ladder_step1_tied_fits_one_exponent():
+    """ladder.step1: params_tokens_tied fits L(N, D) with beta = alpha (Gadre et al.'s over-training law): four
+    parameters, the saved predicted feature beside the score."""
+    cfg = {**CFG, "predictors": ["ladder"], "bootstrap": 0, "ladder": PAPER_LADDER | {"step1": "params_tokens_tied"}}
+    params, preds, report = backtest(ladder_tables(), ScalingSettings.from_dict(cfg))
+    fitted = dict(params.filter(pl.col("stage") == "task_loss").select("param", "value").iter_rows())
+    assert fitted["beta"] == fitted["alpha"], report
+    # the data's exponents are 0.30 and 0.28: one exponent between them predicts the 80M rung's task loss closely
+    assert 0.27 < fitted["alpha"] < 0.31
+    row = preds.row(0, named=True)
+    assert row["feature_pred"] == pytest.approx(row["feature_actual"], rel=0.01)

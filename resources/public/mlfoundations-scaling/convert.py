@@ -87,7 +87,8 @@ def main(src: Path):
         "    family_keys: [mixture, objective]   # the 6.9B models were trained at another learning rate",
         "    predictors: [direct, flp, chinchilla, ladder, flpm]",
         "    bootstrap: 100",
-        "    # no task bits per byte in this set; anchor: false chosen by the back-test inside the ladder (412M held out)",
+        "    # no task bits per byte in this set; anchor: false chosen by the back-test inside the ladder (412M held out),",
+        "    # step1: params_tokens kept over params_tokens_tied there too (resources/public/mlfoundations-scaling/choose_step1.py)",
         "    ladder: {feature: loss, step1: params_tokens, anchor: false}",
     ]
     (ROOT / "config" / "examples").mkdir(exist_ok=True)

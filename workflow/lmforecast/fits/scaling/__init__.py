@@ -16,6 +16,7 @@ class LadderSettings(Settings):
     """The OLMo ladder chain's choices (Bhagia et al. 2024); the defaults are this project's first ladder."""
 
     step1: str = "compute"  # compute: L(C) power law | params_tokens: L(N, D) = E + A/N^alpha + B/D^beta (the paper's)
+    # | params_tokens_tied: the same with alpha = beta (Gadre et al. 2024's over-training law L(C, M))
     feature: str = "task_loss"  # the intermediate: task_loss (bits per byte of the correct answer) | loss (pre-training)
     anchor: bool = False  # step 2 also fits the point (feature 0, score 1): a perfect model is always right (the paper's)
     skip_fraction: float = 0.1  # step 2 skips each run's checkpoints up to this fraction of its steps
@@ -226,7 +227,9 @@ properties:
     additionalProperties: false
     description: the OLMo ladder chain's choices (predictor ladder)
     properties:
-      step1: {enum: [compute, params_tokens], description: "task loss from compute C, or from (N, D)"}
+      step1:
+        enum: [compute, params_tokens, params_tokens_tied]
+        description: "task loss from compute C, or from (N, D); params_tokens_tied: alpha = beta (Gadre et al.)"
       feature: {enum: [task_loss, loss], description: "task bits per byte of the correct answer, or pre-training loss"}
       anchor: {type: boolean, description: "step 2 also fits (feature 0, score 1)"}
       skip_fraction: {type: number, minimum: 0, maximum: 1}

@@ -7,6 +7,10 @@ computed at once and L-BFGS-B runs from the `n_starts` best of them (Epoch runs 
 4,500; tests/test_chinchilla.py checks that the optimum is theirs). The best result is
 refined with lmfit, which gives the fit report. Standard errors come from a bootstrap over data points, each
 resample refitted from the full-data optimum (as Epoch reports them).
+
+`tied=True` fits alpha = beta (one exponent): Gadre et al. 2024's over-training law
+L(C, M) = E + (a M^eta + b M^-eta) C^-eta, with C = 6ND and M = D/N, is this form in (N, D)
+(A = a 6^-eta, B = b 6^-eta, alpha = beta = eta); one parameter fewer to extrapolate with.
 """
 
 import itertools
@@ -61,7 +65,17 @@ def huber_objective(theta, log_n, log_d, log_l, delta):
 _TOLERANCES = {"ftol": 1e-14, "gtol": 1e-10, "maxiter": 5000}
 
 
-def _minimize(start, data, delta):
+def _tied_objective(theta4, log_n, log_d, log_l, delta):
+    """huber_objective with beta = alpha: theta4 is (a, b, e, alpha), the gradient in alpha sums both exponents'."""
+    loss, grad = huber_objective(np.append(theta4, theta4[3]), log_n, log_d, log_l, delta)
+    return loss, np.append(grad[:3], grad[3] + grad[4])
+
+
+def _minimize(start, data, delta, tied=False):
+    if tied:
+        result = minimize(_tied_objective, start[:4], args=(*data, delta), jac=True, method="L-BFGS-B", options=_TOLERANCES)
+        result.x = np.append(result.x, result.x[3])  # back to the five parameters, beta = alpha
+        return result
     return minimize(huber_objective, start, args=(*data, delta), jac=True, method="L-BFGS-B", options=_TOLERANCES)
 
 
@@ -78,26 +92,31 @@ def _grid_objectives(starts, log_n, log_d, log_l, delta):
 
 
 def fit_chinchilla(
-    n_params, tokens, loss, delta=1e-3, n_bootstrap=200, seed=0, grid=GRID, n_starts=50, start: dict | None = None
+    n_params, tokens, loss, delta=1e-3, n_bootstrap=200, seed=0, grid=GRID, n_starts=50, start: dict | None = None, tied=False
 ) -> ChinchillaFit:
-    """`start` (a fit's params): refit from there alone, no grid, no bootstrap (a bootstrap refit)."""
+    """`start` (a fit's params): refit from there alone, no grid, no bootstrap (a bootstrap refit).
+    `tied`: alpha = beta (see the module docstring)."""
     log_n, log_d, log_l = (np.log(np.asarray(x, dtype=np.float64)) for x in (n_params, tokens, loss))
     data = (log_n, log_d, log_l)
     if start:
         theta = np.array([np.log(start["A"]), np.log(start["B"]), np.log(start["E"]), start["alpha"], start["beta"]])
-        result = _minimize(theta, data, delta)
+        result = _minimize(theta, data, delta, tied)
         return ChinchillaFit(params=_natural(result.x), stderr={}, objective=float(result.fun), n_points=len(log_l), report="")
     starts = np.array(list(itertools.product(*(grid[k] for k in NAMES))))
+    if tied:  # the grid's points with beta = alpha
+        starts = starts[starts[:, 3] == starts[:, 4]]
     ranked = starts[np.argsort(_grid_objectives(starts, *data, delta), kind="stable")[:n_starts]]
     best = None
     for start in ranked:
-        result = _minimize(start, data, delta)
+        result = _minimize(start, data, delta, tied)
         if best is None or result.fun < best.fun:
             best = result
     # Refine with lmfit from the grid's best: named parameters and a readable report.
     params = lmfit.Parameters()
     for name, value in zip(NAMES, best.x):
         params.add(name, value=value)
+    if tied:
+        params["beta"].set(expr="alpha")
     refined = lmfit.minimize(
         lambda p: huber_objective(np.array([p[k].value for k in NAMES]), *data, delta)[0], params, method="lbfgsb"
     )
@@ -108,7 +127,7 @@ def fit_chinchilla(
     draws = []
     for _ in range(n_bootstrap):
         idx = rng.integers(0, len(log_l), len(log_l))
-        draws.append(_natural(_minimize(theta, (log_n[idx], log_d[idx], log_l[idx]), delta).x))
+        draws.append(_natural(_minimize(theta, (log_n[idx], log_d[idx], log_l[idx]), delta, tied).x))
     stderr = {k: float(np.std([d[k] for d in draws], ddof=1)) for k in draws[0]} if draws else {}
     return ChinchillaFit(
         params=_natural(theta),

@@ -219,15 +219,25 @@ def _smoothed(train, columns, window):
 
 
 def _ladder_step1(finals, held, column, lc, warm, stage, task):
-    """The feature at the held-out runs: a power law in C, or L(N, D) (the paper's step 1), on final checkpoints."""
+    """The feature at the held-out runs: a power law in C, or L(N, D) (the paper's step 1; alpha = beta with
+    params_tokens_tied), on final checkpoints."""
     pts = _known(finals, column)
     if lc.step1 == "compute":
         s1, c0, pred = _stage1(pts, held, column, warm, column)
         return pred, _rows(s1, stage, task, extra={"C0": c0}), start_of(s1)
-    if pts.height < 5:
-        raise FitError(f"step 1 on (N, D) has 5 parameters and needs at least 5 final checkpoints, got {pts.height}")
+    tied = lc.step1 == "params_tokens_tied"  # alpha = beta: Gadre et al.'s over-training law, 4 parameters
+    if pts.height < 5 - tied:
+        raise FitError(
+            f"step 1 on (N, D) has {5 - tied} parameters and needs at least {5 - tied} final checkpoints, got {pts.height}"
+        )
     fit = chinchilla.fit_chinchilla(
-        _col(pts, "n_params"), _col(pts, "tokens"), _col(pts, column), n_bootstrap=0, n_starts=10, start=warm.get(column)
+        _col(pts, "n_params"),
+        _col(pts, "tokens"),
+        _col(pts, column),
+        n_bootstrap=0,
+        n_starts=10,
+        start=warm.get(column),
+        tied=tied,
     )
     p = fit.params
     pred = p["E"] + p["A"] / _col(held, "n_params") ** p["alpha"] + p["B"] / _col(held, "tokens") ** p["beta"]
