@@ -6,6 +6,8 @@
   SFT trains and scores with), per task, SFT method and SFT data; mean over all runs and over the runs that
   learned the task's domain (zero-shot accuracy on the task's first template, the pre-training text's own
   form, above chance + `--learned`).
+- Per run's last fine-tuned checkpoint and task: zero-shot accuracy on the first template / on SFT's prompt ->
+  post-SFT accuracy (the README's table).
 - Post-SFT questions per task, and per pairwise task group the share of model pairs whose post-SFT difference
   exceeds twice its standard error (paired over the same questions; the group's score is the mean of its
   tasks'); with the pairwise fit's SFT method and data.
@@ -39,19 +41,24 @@ def first_prompt(task: str, tasks_dir: Path) -> str:
     return next(iter(yaml.safe_load(open(tasks_dir / f"{task}.yaml"))["prompts"]))
 
 
-def sft_gains(task_scores: pl.DataFrame, sft_scores: pl.DataFrame, cfg: dict, tasks_dir: Path, learned: float) -> pl.DataFrame:
+def paired(task_scores: pl.DataFrame, sft_scores: pl.DataFrame, cfg: dict, tasks_dir: Path, learned: float) -> pl.DataFrame:
+    """Per fine-tuned checkpoint, task, SFT method and data: post-SFT accuracy (value), zero-shot on SFT's prompt
+    (value_zero) and on the first template (value_native), the gain and whether the run learned the domain."""
     zero = task_scores.filter((pl.col("metric") == "acc") & (pl.col("shots") == 0))
     tuned = sft_scores.filter(pl.col("metric") == "acc")
     prompts = pl.DataFrame({"task": list(CHANCE), "prompt": [sft_prompt(cfg, t, tasks_dir) for t in CHANCE]})
     native = pl.DataFrame({"task": list(CHANCE), "prompt": [first_prompt(t, tasks_dir) for t in CHANCE]})
     native = zero.join(native, on=["task", "prompt"]).select("run", "step", "task", pl.col("value").alias("value_native"))
-    both = (
+    return (
         tuned.join(zero.join(prompts, on=["task", "prompt"]), on=["run", "step", "task"], suffix="_zero")
         .join(native, on=["run", "step", "task"])
         .with_columns(chance=pl.col("task").replace_strict(CHANCE))
         .with_columns(gain=pl.col("value") - pl.col("value_zero"))
         .with_columns(learned=pl.col("value_native") > pl.col("chance") + learned)
     )
+
+
+def sft_gains(both: pl.DataFrame) -> pl.DataFrame:
     return (
         both.group_by("task", "sft_method", "sft_data")
         .agg(
@@ -65,6 +72,22 @@ def sft_gains(task_scores: pl.DataFrame, sft_scores: pl.DataFrame, cfg: dict, ta
             questions=pl.col("n").min(),
         )
         .sort("task", "sft_method", "sft_data")
+    )
+
+
+def per_run(both: pl.DataFrame) -> pl.DataFrame:
+    """The README's table: per run's last fine-tuned checkpoint and task, 'first-template zero-shot / SFT-template
+    zero-shot -> post-SFT' (the pairwise fit's SFT method and data are not singled out: one row per method and data)."""
+    last = both.group_by("run").agg(pl.col("step").max())
+    cell = pl.format(
+        "{} / {} -> {}",
+        *(pl.col(c).round(2).cast(pl.String).str.pad_end(4, "0") for c in ("value_native", "value_zero", "value")),
+    )
+    return (
+        both.join(last, on=["run", "step"])
+        .with_columns(cell=cell)
+        .pivot("task", index=["run", "sft_method", "sft_data"], values="cell")
+        .sort("run", "sft_method", "sft_data")
     )
 
 
@@ -162,11 +185,14 @@ def main(argv=None):
     tables = Path(args.results) / "tables"
     pl.Config.set_tbl_rows(100)
     pl.Config.set_tbl_cols(20)
+    pl.Config.set_tbl_width_chars(200)
     read = {
         name: pl.read_parquet(tables / f"{name}.parquet") for name in ("runs", "task_scores", "sft_scores", "sft_example_scores")
     }
+    both = paired(read["task_scores"], read["sft_scores"], cfg, Path(args.tasks_dir), args.learned)
     out = {
-        "sft_gain": sft_gains(read["task_scores"], read["sft_scores"], cfg, Path(args.tasks_dir), args.learned),
+        "sft_gain": sft_gains(both),
+        "per_run": per_run(both),
         "separated_pairs": separated_pairs(read["sft_example_scores"], cfg),
         "largest_zero_shot": largest_zero_shot(read["runs"], read["task_scores"]),
         **studies(Path(args.results) / "fits"),
