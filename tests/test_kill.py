@@ -2,8 +2,9 @@
 
 Two runs of the smoke config (2 segments each, SFT with one method), up to the aggregate tables, through
 Snakemake itself. The writer of an output is found by the pid in its temporary name
-(`.tmp-<pid>-<name>`, lmforecast/io.py) and killed as soon as that temporary appears, so the kill
-lands while the job writes:
+(`.tmp-<pid>-<name>`, lmforecast/io.py) and killed as soon as that temporary appears; the writer
+pauses before its rename (tests/failpoint/sitecustomize.py, the one thing injected), so the kill lands
+while the job writes, on a loaded machine too:
 - the pretrain job of the last segment (Snakemake survives: a job killed by the OOM killer);
 - the aggregate job together with Snakemake (its whole process group: a lost node).
 After each kill a dry run must plan exactly the killed job and the jobs that had not run yet; the
@@ -15,6 +16,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -31,6 +33,7 @@ from lmforecast.tables import SCHEMAS
 pytestmark = pytest.mark.workflow
 
 TABLES = tuple(SCHEMAS)  # every table aggregate writes
+FAILPOINT = Path(__file__).parent / "failpoint"  # its sitecustomize.py pauses a write before the rename
 
 
 def small_config():
@@ -49,8 +52,11 @@ def workdir_with(path, config):
 
 def kill_writer_of(workdir, target, directory, name, whole_group=False, timeout=300):
     """Run `snakemake --cores 1 target`; SIGKILL the process that writes `directory/name` as soon as its
-    temporary appears (or Snakemake's process group, with the job in it). Returns the temporary's path."""
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    temporary appears (or Snakemake's process group, with the job in it). Returns the temporary's path.
+    The writer pauses before its rename (tests/failpoint/sitecustomize.py), so the kill lands mid-write
+    on a loaded machine too."""
+    path = os.pathsep.join(p for p in (str(FAILPOINT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": path, "LMFORECAST_PAUSE_BEFORE_RENAME": name}
     cmd = [f"{BIN}/snakemake", target, "--cores", "1", "--configfile", str(workdir / "config.yaml")]
     proc = subprocess.Popen(
         cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
