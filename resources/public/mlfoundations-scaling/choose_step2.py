@@ -22,6 +22,8 @@ each fitted per dataset and task on the training runs' final checkpoints unless 
     PYTHONPATH=workflow python resources/public/mlfoundations-scaling/choose_step2.py
 """
 
+import warnings
+
 import lmfit
 import numpy as np
 import polars as pl
@@ -129,7 +131,7 @@ def run(cfg, frame):
                 per_family[fam] = (X, y, Xh, he, fits)
                 if split == "inner":  # only to choose a domain per task without the 412M runs
                     continue
-                w, [curve] = mixture_fit([(X, y)], len(domains), mixture_starts(fits, len(domains), 1))
+                w, [curve] = mixture_fit([(X, y)], len(domains), mixture_starts(fits, len(domains)))
                 add(split, "sigmoid(mixture, per pair)", task, he, sigmoid(Xh @ w, **curve))
                 net = fit_domain_net(X, y)
                 add(split, "flpm net", task, he, net.predict(Xh))
@@ -172,7 +174,7 @@ def chain(cfg, frame, chosen):
     return pl.DataFrame(rows)
 
 
-def mixture_starts(fits, n, _):
+def mixture_starts(fits, n):
     """Uniform weights (the mean loss) and each single domain, from that shape's sigmoid."""
     starts = [(np.full(n, 1 / n), [curve_of(fits["mean"])])]
     for i in range(n):
@@ -194,6 +196,8 @@ def mixture_starts_shared(fits_by_group, n):
 
 
 if __name__ == "__main__":
+    # lmfit's covariance of the shared mixtures' flat directions: standard errors this script does not use
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module="lmfit")
     torch.set_num_threads(1)  # the net's tiny matrices: more threads only contend (17 s a fit at load 5 against 1 s)
     cfg = yaml.safe_load(open(CONFIG))
     tables = {k: pl.from_arrow(v) for k, v in import_tables(cfg["import"]).items()}
