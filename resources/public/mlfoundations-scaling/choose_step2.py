@@ -14,8 +14,8 @@ each fitted per dataset and task on the training runs' final checkpoints unless 
   rung lower ("inner": 11M-79M fitted, the 154M runs held out), so that its inside figure is a fair one;
 - sigmoid(mixture): the sigmoid on a convex combination of the 8 domain losses (a reweighted validation
   mixture, weights >= 0 summing to 1), the weights fitted with the curve: per dataset and task ("per
-  pair"), shared by a task's three datasets ("per task"), or one mixture for every task and dataset
-  ("global"), each dataset and task keeping its own sigmoid;
+  pair") or shared by a task's three datasets ("per task"), each dataset and task keeping its own sigmoid
+  (one mixture for every task and dataset was not tried);
 - flpm net: the project's FLP-M step 2 (fits/scaling/flpm.py: a two-layer network on the domain losses),
   per dataset and task, and pooled over the datasets per task.
 
