@@ -58,3 +58,12 @@ def test_tied_exponents_recover_the_over_training_law():
     assert pred == pytest.approx(big, rel=0.01)
     refit = fit_chinchilla(n, d, loss, start=fit.params, tied=True)  # a bootstrap refit from the fit stays tied
     assert refit.params["beta"] == refit.params["alpha"] == pytest.approx(fit.params["alpha"], rel=1e-4)
+
+
+@pytest.mark.filterwarnings("error")  # the default sweep's refits printed numpy's "divide by zero encountered in log"
+def test_a_refit_starts_from_a_term_that_underflowed_to_zero_without_a_warning():
+    """A full fit can drive a term to nothing (A = exp(a) underflows to 0.0); its refits start from there."""
+    n, d, loss = epoch_points()
+    start = fit_chinchilla(n, d, loss, n_bootstrap=0).params | {"B": 0.0}
+    refit = fit_chinchilla(n, d, loss, n_bootstrap=0, start=start)
+    assert np.isfinite(refit.objective) and refit.params["B"] >= 0.0

@@ -99,7 +99,9 @@ def fit_chinchilla(
     log_n, log_d, log_l = (np.log(np.asarray(x, dtype=np.float64)) for x in (n_params, tokens, loss))
     data = (log_n, log_d, log_l)
     if start:
-        theta = np.array([np.log(start["A"]), np.log(start["B"]), np.log(start["E"]), start["alpha"], start["beta"]])
+        # a term the full fit drove to nothing has A (or B) = exp(a) = 0.0 after underflow: start it at the smallest float
+        logs = [np.log(max(start[k], np.finfo(float).tiny)) for k in ("A", "B", "E")]
+        theta = np.array([*logs, start["alpha"], start["beta"]])
         result = _minimize(theta, data, delta, tied)
         return ChinchillaFit(params=_natural(result.x), stderr={}, objective=float(result.fun), n_points=len(log_l), report="")
     starts = np.array(list(itertools.product(*(grid[k] for k in NAMES))))
