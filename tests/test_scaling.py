@@ -396,3 +396,18 @@ def test_ladder_step1_tied_fits_one_exponent():
     assert 0.27 < fitted["alpha"] < 0.31
     row = preds.row(0, named=True)
     assert row["feature_pred"] == pytest.approx(row["feature_actual"], rel=0.01)
+
+
+def test_ladder_step1_auto_uses_n_and_d_only_where_a_size_has_two_token_budgets():
+    """step1: auto (the default) fits the tied L(N, D) on a ladder with three budgets per size, and a power law in C
+    on the same sizes at one budget each (D/N then moves with N: L(N, D) is not identified); bootstrap refits keep
+    the full fit's choice."""
+    cfg = {**CFG, "predictors": ["ladder"], "bootstrap": 3}
+    tables = ladder_tables()
+    params, preds, report = backtest(tables, ScalingSettings.from_dict(cfg))
+    fitted = dict(params.filter(pl.col("stage") == "task_loss").select("param", "value").iter_rows())
+    assert fitted["beta"] == fitted["alpha"] and "C0" not in fitted, report
+    assert np.isfinite(params.filter(pl.col("param") == "log_A")["stderr_boot"][0])  # every refit fitted (N, D) too
+    one_budget = {k: v.filter(~pl.col("run").str.contains("x10|x40")) if "run" in v.columns else v for k, v in tables.items()}
+    params, _, report = backtest(one_budget, ScalingSettings.from_dict(cfg))
+    assert "C0" in set(params.filter(pl.col("stage") == "task_loss")["param"]), report

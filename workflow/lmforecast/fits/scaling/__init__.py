@@ -15,8 +15,9 @@ from lmforecast.fits.registry import Figure, Fit, Settings
 class LadderSettings(Settings):
     """The OLMo ladder chain's choices (Bhagia et al. 2024); the defaults are this project's first ladder."""
 
-    step1: str = "compute"  # compute: L(C) power law | params_tokens: L(N, D) = E + A/N^alpha + B/D^beta (the paper's)
+    step1: str = "auto"  # compute: L(C) power law | params_tokens: L(N, D) = E + A/N^alpha + B/D^beta (the paper's)
     # | params_tokens_tied: the same with alpha = beta (Gadre et al. 2024's over-training law L(C, M))
+    # | auto: params_tokens_tied where some size has two or more token budgets, compute otherwise
     feature: str = "task_loss"  # the intermediate: task_loss (bits per byte of the correct answer) | loss (pre-training)
     anchor: bool = False  # step 2 also fits the point (feature 0, score 1): a perfect model is always right (the paper's)
     skip_fraction: float = 0.1  # step 2 skips each run's checkpoints up to this fraction of its steps
@@ -228,8 +229,8 @@ properties:
     description: the OLMo ladder chain's choices (predictor ladder)
     properties:
       step1:
-        enum: [compute, params_tokens, params_tokens_tied]
-        description: "task loss from compute C, or from (N, D); params_tokens_tied: alpha = beta (Gadre et al.)"
+        enum: [auto, compute, params_tokens, params_tokens_tied]
+        description: "task loss from compute C, or from (N, D); params_tokens_tied: alpha = beta (Gadre et al.); auto: tied (N, D) where a size has two token budgets, else C"
       feature: {enum: [task_loss, loss], description: "task bits per byte of the correct answer, or pre-training loss"}
       anchor: {type: boolean, description: "step 2 also fits (feature 0, score 1)"}
       skip_fraction: {type: number, minimum: 0, maximum: 1}

@@ -218,14 +218,27 @@ def _smoothed(train, columns, window):
     return train.sort("run", "step").with_columns(pl.col(c).rolling_mean(window, min_samples=1).over("run") for c in columns)
 
 
+def _resolved_step1(pts, step1):
+    """`auto`: L(N, D) with alpha = beta where the final checkpoints identify it (some size trained for two or more
+    token counts: Pythia's one budget per size leaves D/N tied to N), a power law in C otherwise. Chosen by the
+    back-tests in the README: with several budgets per size, (N, D) beat C inside mlfoundations' ladder and on the
+    default sweep, and the tied law's four parameters beat the paper's five for `ladder` on both."""
+    if step1 != "auto":
+        return step1
+    budgets = pts.group_by("n_params").agg(pl.col("tokens").n_unique())["tokens"]
+    return "params_tokens_tied" if pts.height >= 4 and budgets.max() >= 2 else "compute"
+
+
 def _ladder_step1(finals, held, column, lc, warm, stage, task):
     """The feature at the held-out runs: a power law in C, or L(N, D) (the paper's step 1; alpha = beta with
-    params_tokens_tied), on final checkpoints."""
+    params_tokens_tied), on final checkpoints. Returns (prediction, parameter rows, warm start, step 1 used)."""
     pts = _known(finals, column)
-    if lc.step1 == "compute":
+    # a refit (bootstrap, inner back-test) keeps the full fit's choice: a resample may drop a size's second budget
+    step1 = warm.get(f"step1:{column}") or _resolved_step1(pts, lc.step1)
+    if step1 == "compute":
         s1, c0, pred = _stage1(pts, held, column, warm, column)
-        return pred, _rows(s1, stage, task, extra={"C0": c0}), start_of(s1)
-    tied = lc.step1 == "params_tokens_tied"  # alpha = beta: Gadre et al.'s over-training law, 4 parameters
+        return pred, _rows(s1, stage, task, extra={"C0": c0}), start_of(s1), step1
+    tied = step1 == "params_tokens_tied"  # alpha = beta: Gadre et al.'s over-training law, 4 parameters
     if pts.height < 5 - tied:
         raise FitError(
             f"step 1 on (N, D) has {5 - tied} parameters and needs at least {5 - tied} final checkpoints, got {pts.height}"
@@ -241,7 +254,7 @@ def _ladder_step1(finals, held, column, lc, warm, stage, task):
     )
     p = fit.params
     pred = p["E"] + p["A"] / _col(held, "n_params") ** p["alpha"] + p["B"] / _col(held, "tokens") ** p["beta"]
-    return pred, _chinchilla_rows(fit, stage, task), p
+    return pred, _chinchilla_rows(fit, stage, task), p, step1
 
 
 def ladder(train, held, tasks, cfg, warm):
@@ -259,9 +272,9 @@ def ladder(train, held, tasks, cfg, warm):
             if not shared:
                 shared["step1"] = _ladder_step1(finals, held, column, lc, warm, "loss", None)
                 out.params += shared["step1"][1]
-            pred, _, start = shared["step1"]
+            pred, _, start, step1 = shared["step1"]
         else:
-            pred, rows, start = _ladder_step1(finals, held, column, lc, warm, "task_loss", task)
+            pred, rows, start, step1 = _ladder_step1(finals, held, column, lc, warm, "task_loss", task)
             out.params += rows
         late = _smoothed(_known(train, column, f"score:{task}"), [column, f"score:{task}"], lc.moving_average)
         pts = late.filter(pl.col("frac") > lc.skip_fraction)
@@ -273,7 +286,7 @@ def ladder(train, held, tasks, cfg, warm):
         out.scatter[task] = _scatter(s2, n_extra=int(lc.anchor))
         out.features[task] = (column, pred)
         out.params += _rows(s2, "score", task)
-        out.warm.update({column: start, f"sigmoid:{task}": start_of(s2)})
+        out.warm.update({column: start, f"step1:{column}": step1, f"sigmoid:{task}": start_of(s2)})
 
     _per_task(tasks, out, fit_one)
     if lc.feature == "loss" and out.features:
