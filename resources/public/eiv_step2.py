@@ -27,9 +27,10 @@ held-out runs' actual loss (step 2 alone) and at the loss the shipped step 1 pre
 0; the back-test with `predictors: [ladder]` gives the "least squares" row's chain, checked equal, and with
 `errors_in_variables: true` the setting's: Pythia inside 3.722%, mlfoundations inside 5.768%, the same).
 
-    PYTHONPATH=workflow python resources/public/eiv_step2.py [pythia] [mlfoundations]   # 3 min per set at load 7-11
+    PYTHONPATH=workflow python resources/public/eiv_step2.py [pythia] [mlfoundations]   # 7 min, the two sets at once, at load 9-12
 
-Mean relative error (%) over tasks x held-out runs, at the actual loss / in the chain; measured at 7d6f099:
+Mean relative error (%) over tasks x held-out runs, at the actual loss / in the chain; measured at 453c2d7 (the same as the first
+run, which had its own copy of the ODR fit):
 
 | step 2 | Pythia inside | Pythia targets | mlfoundations inside | mlfoundations targets |
 |---|---|---|---|---|
@@ -123,6 +124,7 @@ def measure(name, path, max_params, rung):
     rows = []
     for split, (part, held) in splits(cfg, tables, max_params, rung).items():
         sc = cfg["fit"]["scaling"] | {"bootstrap": 0, "predictors": ["ladder"], "holdout": held, "ensemble_members": None}
+        sc["ladder"] = sc["ladder"] | {"errors_in_variables": False}  # least squares' chain: the baseline, checked below
         settings = ScalingSettings.from_dict(sc)
         lc = settings.ladder
         params, preds, _ = backtest(part, settings)
