@@ -22,6 +22,9 @@ class LadderSettings(Settings):
     anchor: bool = False  # step 2 also fits the point (feature 0, score 1): a perfect model is always right (the paper's)
     skip_fraction: float = 0.1  # step 2 skips each run's checkpoints up to this fraction of its steps
     moving_average: int = 1  # step 2's points: mean over this many consecutive checkpoints of a run (1: none)
+    # step 2 by orthogonal distance regression: the feature is noisy too, its scale the robust scatter of step 1's
+    # residuals, the score's the least-squares sigmoid's residual scatter
+    errors_in_variables: bool = False
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,9 @@ properties:
       anchor: {type: boolean, description: "step 2 also fits (feature 0, score 1)"}
       skip_fraction: {type: number, minimum: 0, maximum: 1}
       moving_average: {type: integer, minimum: 1}
+      errors_in_variables:
+        type: boolean
+        description: "step 2 by orthogonal distance regression, the feature's noise from step 1's residuals"
 """
 
 FIT = Fit(

@@ -4,15 +4,18 @@
   fitted compute (keeps A of order one). Fitted as the ladder and Epoch fit it: Huber loss
   (delta 1e-3) on log-residuals, parameters bounded, from a small grid of starts.
 - Stage 2, loss -> score: FLP's line on emerged checkpoints, or the ladder's sigmoid
-  a / (1 + exp(-k (L - L0))) + b.
+  a / (1 + exp(-k (L - L0))) + b (by least squares, or with errors in the loss too: fit_sigmoid_odr).
 
 They run on the rows of fits.frames.checkpoint_frame (one per checkpoint).
 """
 
 import warnings
+from dataclasses import dataclass
 
 import lmfit
 import numpy as np
+from scipy.optimize import least_squares
+from scipy.sparse import lil_matrix
 
 HUBER_DELTA = 1e-3
 # scipy's trust-region least_squares, not lmfit's default leastsq: leastsq (MINPACK, C) gave
@@ -138,6 +141,65 @@ def fit_sigmoid(x, y, start: dict | None = None):
     return best
 
 
+@dataclass
+class OdrFit:
+    """The sigmoid fitted by orthogonal distance regression (fit_sigmoid_odr): its parameters and the score's
+    residuals at the measured features (y - Acc(L_i): what a prediction at a given feature misses by)."""
+
+    values: dict  # a, k, L0, b, headroom
+    residual: np.ndarray
+    sx: float
+    sy: float
+    nvarys: int = 4
+
+    @property
+    def ndata(self) -> int:
+        return len(self.residual)
+
+    def eval(self, x):
+        return sigmoid(np.asarray(x, float), *(self.values[n] for n in ("a", "k", "L0", "b")))
+
+
+def fit_sigmoid_odr(x, y, sx: float, sy: float, start) -> OdrFit:
+    """fit_sigmoid's bounded curve by errors in variables: the feature is noisy too (scale sx; the score's sy).
+
+    Orthogonal distance regression in its Deming form, with a latent feature L*_i per point: minimises
+    sum_i ((y_i - Acc(L*_i)) / sy)^2 + ((L_i - L*_i) / sx)^2 over the curve and the L*_i, started from the
+    least-squares fit `start` (an lmfit result of fit_sigmoid). On scipy's least_squares, not scipy.odr:
+    scipy.odr has no bounds (0 <= b, a + b <= 1, k <= 0 here) and is deprecated since scipy 1.17, lmfit has
+    no ODR; least_squares keeps the bounds and, told the Jacobian's sparsity (each L*_i enters two
+    residuals), needs a few evaluations per step.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    v, n = start.params, len(x)
+    spread = float(np.std(x)) or 1.0
+    lo = [0.0, 0.0, -1e3 / spread, float(x.min()) - 3 * spread] + [-np.inf] * n
+    hi = [1.0, 1.0, 0.0, float(x.max()) + 3 * spread] + [np.inf] * n
+    z0 = np.clip([v["b"].value, v["headroom"].value, v["k"].value, v["L0"].value, *x], lo, hi)
+
+    def residual(z):
+        b, headroom, k, L0, latent = z[0], z[1], z[2], z[3], z[4:]
+        return np.concatenate([(y - sigmoid(latent, headroom * (1 - b), k, L0, b)) / sy, (x - latent) / sx])
+
+    sparsity = lil_matrix((2 * n, n + 4), dtype=int)
+    sparsity[:n, :4] = 1
+    sparsity[np.arange(n), 4 + np.arange(n)] = 1
+    sparsity[n + np.arange(n), 4 + np.arange(n)] = 1
+    z = least_squares(residual, z0, bounds=(lo, hi), jac_sparsity=sparsity, method="trf").x
+    values = {"a": z[1] * (1 - z[0]), "k": z[2], "L0": z[3], "b": z[0], "headroom": z[1]}
+    fit = OdrFit({k: float(val) for k, val in values.items()}, np.empty(0), sx, sy)
+    fit.residual = y - fit.eval(x)
+    return fit
+
+
+def robust_scale(r) -> float:
+    """The normal-consistent median absolute deviation of residuals `r` (of a Huber fit: its outliers not counted)."""
+    r = np.asarray(r, float)
+    return float(1.4826 * np.median(np.abs(r - np.median(r))))
+
+
 def start_of(result) -> dict:
     """A fit's parameter values, as the start of a refit."""
+    if isinstance(result, OdrFit):
+        return dict(result.values)
     return {name: p.value for name, p in result.params.items()}

@@ -29,7 +29,17 @@ import polars as pl
 from scipy.special import expit, logit
 
 from lmforecast.fits.scaling import chinchilla, flpm
-from lmforecast.fits.scaling.curves import FitError, _fit, fit_linear, fit_power_law, fit_sigmoid, start_of, stderr_note
+from lmforecast.fits.scaling.curves import (
+    FitError,
+    _fit,
+    fit_linear,
+    fit_power_law,
+    fit_sigmoid,
+    fit_sigmoid_odr,
+    robust_scale,
+    start_of,
+    stderr_note,
+)
 from lmforecast.fits.scaling.frames import domains_of
 
 
@@ -74,6 +84,16 @@ def _rows(result, stage, task=None, extra=None):
             "stderr_note": "a constant of the fit, not fitted",
         }
         for n, v in (extra or {}).items()
+    ]
+
+
+def _odr_rows(fit, stage, task):
+    """The rows of an OdrFit: its parameters, and the noise scales it was given (estimated before it)."""
+    why = "orthogonal distance regression: no Jacobian standard error computed; see stderr_boot"
+    scales = "a noise scale estimated before the fit (sx: step 1's residuals; sy: least squares' residual scatter)"
+    return [
+        {"stage": stage, "task": task, "param": n, "value": v, "stderr": math.nan, "n_points": fit.ndata, "stderr_note": note}
+        for n, v, note in [(n, v, why) for n, v in fit.values.items()] + [("sx", fit.sx, scales), ("sy", fit.sy, scales)]
     ]
 
 
@@ -231,13 +251,16 @@ def _resolved_step1(pts, step1):
 
 def _ladder_step1(finals, held, column, lc, warm, stage, task):
     """The feature at the held-out runs: a power law in C, or L(N, D) (the paper's step 1; alpha = beta with
-    params_tokens_tied), on final checkpoints. Returns (prediction, parameter rows, warm start, step 1 used)."""
+    params_tokens_tied), on final checkpoints. Returns (prediction, parameter rows, warm start, step 1 used, the
+    robust scatter of the fitted runs' feature around the law: the feature's noise scale for step 2's errors in
+    variables)."""
     pts = _known(finals, column)
     # a refit (bootstrap, inner back-test) keeps the full fit's choice: a resample may drop a size's second budget
     step1 = warm.get(f"step1:{column}") or _resolved_step1(pts, lc.step1)
     if step1 == "compute":
         s1, c0, pred = _stage1(pts, held, column, warm, column)
-        return pred, _rows(s1, stage, task, extra={"C0": c0}), start_of(s1), step1
+        scatter = robust_scale(_col(pts, column) - np.exp(s1.eval(c=_col(pts, "flops") / c0)))
+        return pred, _rows(s1, stage, task, extra={"C0": c0}), start_of(s1), step1, scatter
     tied = step1 == "params_tokens_tied"  # alpha = beta: Gadre et al.'s over-training law, 4 parameters
     if pts.height < 5 - tied:
         raise FitError(
@@ -253,8 +276,11 @@ def _ladder_step1(finals, held, column, lc, warm, stage, task):
         tied=tied,
     )
     p = fit.params
-    pred = p["E"] + p["A"] / _col(held, "n_params") ** p["alpha"] + p["B"] / _col(held, "tokens") ** p["beta"]
-    return pred, _chinchilla_rows(fit, stage, task), p, step1
+
+    def law(df):
+        return p["E"] + p["A"] / _col(df, "n_params") ** p["alpha"] + p["B"] / _col(df, "tokens") ** p["beta"]
+
+    return law(held), _chinchilla_rows(fit, stage, task), p, step1, robust_scale(_col(pts, column) - law(pts))
 
 
 def ladder(train, held, tasks, cfg, warm):
@@ -272,9 +298,9 @@ def ladder(train, held, tasks, cfg, warm):
             if not shared:
                 shared["step1"] = _ladder_step1(finals, held, column, lc, warm, "loss", None)
                 out.params += shared["step1"][1]
-            pred, _, start, step1 = shared["step1"]
+            pred, _, start, step1, sx = shared["step1"]
         else:
-            pred, rows, start, step1 = _ladder_step1(finals, held, column, lc, warm, "task_loss", task)
+            pred, rows, start, step1, sx = _ladder_step1(finals, held, column, lc, warm, "task_loss", task)
             out.params += rows
         late = _smoothed(_known(train, column, f"score:{task}"), [column, f"score:{task}"], lc.moving_average)
         pts = late.filter(pl.col("frac") > lc.skip_fraction)
@@ -282,10 +308,15 @@ def ladder(train, held, tasks, cfg, warm):
         if lc.anchor:  # loss 0 -> the score's maximum (acc, acc_norm: 1)
             x, y = np.append(x, 0.0), np.append(y, 1.0)
         s2 = fit_sigmoid(x, y, start=warm.get(f"sigmoid:{task}"))
+        sy = _scatter(s2, n_extra=int(lc.anchor))
+        # a feature or score without scatter: least squares is errors in variables' limit
+        odr = lc.errors_in_variables and sx > 0 and sy > 0
+        if odr:
+            s2 = fit_sigmoid_odr(x, y, sx, sy, start=s2)
         out.scores[task] = s2.eval(x=pred)  # the fitted curve (its a is an expression of headroom and b)
         out.scatter[task] = _scatter(s2, n_extra=int(lc.anchor))
         out.features[task] = (column, pred)
-        out.params += _rows(s2, "score", task)
+        out.params += _odr_rows(s2, "score", task) if odr else _rows(s2, "score", task)
         out.warm.update({column: start, f"step1:{column}": step1, f"sigmoid:{task}": start_of(s2)})
 
     _per_task(tasks, out, fit_one)
