@@ -407,7 +407,9 @@ def test_ladder_step1_auto_uses_n_and_d_only_where_a_size_has_two_token_budgets(
     params, preds, report = backtest(tables, ScalingSettings.from_dict(cfg))
     fitted = dict(params.filter(pl.col("stage") == "task_loss").select("param", "value").iter_rows())
     assert fitted["beta"] == fitted["alpha"] and "C0" not in fitted, report
+    assert "  ladder: step 1 (task_loss) on (N, D), alpha = beta: auto, a size has two or more token budgets" in report
     assert np.isfinite(params.filter(pl.col("param") == "log_A")["stderr_boot"][0])  # every refit fitted (N, D) too
     one_budget = {k: v.filter(~pl.col("run").str.contains("x10|x40")) if "run" in v.columns else v for k, v in tables.items()}
     params, _, report = backtest(one_budget, ScalingSettings.from_dict(cfg))
     assert "C0" in set(params.filter(pl.col("stage") == "task_loss")["param"]), report
+    assert "  ladder: step 1 (task_loss) on C: auto, one token budget per size" in report

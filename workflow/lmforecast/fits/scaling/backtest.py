@@ -174,6 +174,7 @@ def _fit_predictor(unit):
         point = PREDICTORS[name](train, held, tasks, cfg, {})
     except FitError as e:
         return [], [], [f"  {name}: not fitted: {e}"], None
+    report += [f"  {name}: {note}" for note in dict.fromkeys(point.notes)]  # once each, not per task
     for task, why in point.skipped.items():
         report.append(f"  {name} ({task}): not fitted: {why}")
     boot_params = defaultdict(list)

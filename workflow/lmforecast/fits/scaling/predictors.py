@@ -51,6 +51,7 @@ class Prediction:
     params: list = field(default_factory=list)  # rows: stage, task, param, value, stderr, n_points
     warm: dict = field(default_factory=dict)
     skipped: dict = field(default_factory=dict)  # task -> why it was not predicted
+    notes: list = field(default_factory=list)  # choices the fit made on the data (lines of the report)
     scatter: dict = field(default_factory=dict)  # task -> residual standard deviation of the score's fit
 
 
@@ -249,7 +250,7 @@ def _resolved_step1(pts, step1):
     return "params_tokens_tied" if pts.height >= 4 and budgets.max() >= 2 else "compute"
 
 
-def _ladder_step1(finals, held, column, lc, warm, stage, task):
+def _ladder_step1(finals, held, column, lc, warm, stage, task, notes):
     """The feature at the held-out runs: a power law in C, or L(N, D) (the paper's step 1; alpha = beta with
     params_tokens_tied), on final checkpoints. Returns (prediction, parameter rows, warm start, step 1 used, the
     robust scatter of the fitted runs' feature around the law: the feature's noise scale for step 2's errors in
@@ -257,6 +258,9 @@ def _ladder_step1(finals, held, column, lc, warm, stage, task):
     pts = _known(finals, column)
     # a refit (bootstrap, inner back-test) keeps the full fit's choice: a resample may drop a size's second budget
     step1 = warm.get(f"step1:{column}") or _resolved_step1(pts, lc.step1)
+    if lc.step1 == "auto" and f"step1:{column}" not in warm:
+        budgets = "a size has two or more token budgets" if step1 != "compute" else "one token budget per size"
+        notes.append(f"step 1 ({stage}) on {'(N, D), alpha = beta' if step1 != 'compute' else 'C'}: auto, {budgets}")
     if step1 == "compute":
         s1, c0, pred = _stage1(pts, held, column, warm, column)
         scatter = robust_scale(_col(pts, column) - np.exp(s1.eval(c=_col(pts, "flops") / c0)))
@@ -296,11 +300,11 @@ def ladder(train, held, tasks, cfg, warm):
             raise FitError("no task loss (a bits_per_byte metric) in task_scores; expected one, or ladder.feature: loss")
         if column == "loss":
             if not shared:
-                shared["step1"] = _ladder_step1(finals, held, column, lc, warm, "loss", None)
+                shared["step1"] = _ladder_step1(finals, held, column, lc, warm, "loss", None, out.notes)
                 out.params += shared["step1"][1]
             pred, _, start, step1, sx = shared["step1"]
         else:
-            pred, rows, start, step1, sx = _ladder_step1(finals, held, column, lc, warm, "task_loss", task)
+            pred, rows, start, step1, sx = _ladder_step1(finals, held, column, lc, warm, "task_loss", task, out.notes)
             out.params += rows
         late = _smoothed(_known(train, column, f"score:{task}"), [column, f"score:{task}"], lc.moving_average)
         pts = late.filter(pl.col("frac") > lc.skip_fraction)
