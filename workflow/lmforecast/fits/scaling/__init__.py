@@ -21,6 +21,8 @@ class LadderSettings(Settings):
     anchor: bool = False  # step 2 also fits the point (feature 0, score 1): a perfect model is always right (the paper's)
     skip_fraction: float = 0.1  # step 2 skips each run's checkpoints up to this fraction of its steps
     moving_average: int = 1  # step 2's points: mean over this many consecutive checkpoints of a run (1: none)
+    # step 2's sigmoid in L - g (log M - m0), M = D/N the token multiple, 0 <= g <= 1: over-training as a second input
+    token_multiple: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,9 @@ properties:
       anchor: {type: boolean, description: "step 2 also fits (feature 0, score 1)"}
       skip_fraction: {type: number, minimum: 0, maximum: 1}
       moving_average: {type: integer, minimum: 1}
+      token_multiple:
+        type: boolean
+        description: "step 2's sigmoid in the effective loss L - g (log M - mean log M), M = D/N tokens per parameter"
 """
 
 FIT = Fit(
