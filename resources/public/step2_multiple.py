@@ -20,7 +20,7 @@ split is measured after):
    x held-out runs, avg46 (mlfoundations) in brackets.
 
     PYTHONPATH=workflow python resources/public/step2_multiple.py [mlfoundations|pythia ...]
-    PYTHONPATH=workflow python resources/public/step2_multiple.py --chains SET PREDICTORS BOOTSTRAP
+    PYTHONPATH=workflow python resources/public/step2_multiple.py --chains SET PREDICTORS BOOTSTRAP [inside|targets]
 
 3. (--chains) The project's back-test with the example's settings and `ladder.token_multiple` off and on
    (the setting: the sigmoid in L - g (log M - m0), g >= 0), both splits: mean relative error, avg46,
@@ -76,6 +76,7 @@ def run_set(name):
     trend_rows, rows, fits = [], [], []
     for split, (tabs, held) in splits(cfg, tables, max_params, rung).items():
         sc = cfg["fit"]["scaling"] | {"bootstrap": 0, "predictors": ["ladder"], "holdout": held, "ensemble_members": None}
+        sc["ladder"] = sc["ladder"] | {"token_multiple": False}  # the shipped sigmoid's chain; the variants refitted here
         settings = ScalingSettings.from_dict(sc)
         _, preds, _ = backtest(tabs, settings, workers=2)
         frame = checkpoint_frame(tabs, settings).with_columns((pl.col("tokens") / pl.col("n_params")).log().alias("logm"))
@@ -117,7 +118,7 @@ def run_set(name):
     return pl.DataFrame(trend_rows), pl.DataFrame(rows), pl.DataFrame(fits)
 
 
-def chains(name, predictors, bootstrap):
+def chains(name, predictors, bootstrap, only=None):
     """The project's back-test with the example's settings, ladder.token_multiple off and on, on both splits."""
     path, max_params, rung = SETS[name]
     cfg = yaml.safe_load(open(path))
@@ -125,6 +126,8 @@ def chains(name, predictors, bootstrap):
     avg46 = pl.col("rel_error").filter(pl.col("task") == "avg46").mean().alias("avg46")
     width = (pl.col("score_hi") - pl.col("score_lo")).mean().alias("width")
     for split, (tabs, held) in splits(cfg, tables, max_params, rung).items():
+        if only and split != only:
+            continue
         for multiple in (False, True):
             sc = cfg["fit"]["scaling"] | {"bootstrap": bootstrap, "predictors": predictors, "holdout": held}
             sc["ladder"] = sc.get("ladder", {}) | {"token_multiple": multiple}
@@ -173,6 +176,13 @@ def main(names):
                 .sort("split", "at", "variant")
             )
             print(
+                errors.filter(pl.col("at") == "loss_pred")
+                .group_by("split", "task", "variant")
+                .agg(pl.col("rel_error").mean())
+                .pivot(on="variant", index=["split", "task"], values="rel_error")
+                .sort("split", "task")
+            )
+            print(
                 errors.group_by("split", "at", "variant", "run")
                 .agg(pl.col("rel_error").mean(), avg46)
                 .sort("split", "at", "run", "variant")
@@ -180,7 +190,7 @@ def main(names):
 
 
 if __name__ == "__main__":  # the back-test's worker processes are spawned
-    if sys.argv[1:2] == ["--chains"]:  # --chains SET PREDICTORS BOOTSTRAP
-        chains(sys.argv[2], sys.argv[3].split(","), int(sys.argv[4]))
+    if sys.argv[1:2] == ["--chains"]:  # --chains SET PREDICTORS BOOTSTRAP [SPLIT]
+        chains(sys.argv[2], sys.argv[3].split(","), int(sys.argv[4]), *sys.argv[5:6])
     else:
         main(sys.argv[1:] or list(SETS))
