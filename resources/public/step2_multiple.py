@@ -19,6 +19,22 @@ split is measured after):
    its own score_pred is checked against the refitted shipped sigmoid's). Mean relative error over tasks
    x held-out runs, avg46 (mlfoundations) in brackets.
 
+Measured (issue 23, seventh session; 12 min for both sets at load 1-4; --chains as noted):
+
+- residual slope, mlfoundations (6 fits per task: 3 datasets x 2 splits): -0.016 (boolq, residual sd 0.06) to
+  +0.005 accuracy per e-fold; positive in all 6 for arc_easy, piqa, lambada_openai; avg46 -0.0006 to +0.0003
+  (negative in 5 of 6). Pythia: within +-0.0024 (within runs +-0.009) except wsc, +0.013 to +0.025.
+- mean relative error, avg46 in brackets: inside at actual loss / chain, targets at actual loss / chain:
+  mlfoundations shipped 4.5% (2.1%) / 5.8% (2.7%), 6.5% (3.9%) / 7.0% (3.8%); g >= 0 4.7% (2.0%) / 5.1% (2.6%),
+  6.3% (4.3%) / 6.8% (4.2%); g of either sign 4.7% (2.2%) / 5.1% (3.2%), 6.7% (4.3%) / 7.0% (4.2%).
+  Pythia shipped 3.6% / 3.7%, 4.1% / 3.9%; g >= 0 2.2% / 2.5%, 4.5% / 4.3%; either sign 2.3% / 2.9%, 4.5% / 4.6%.
+  Pythia's inside gain is wsc's (chain 15.5% -> 5.9%; the other 7 tasks 2.04% -> 2.01%).
+- fitted g, mean over tasks per family: mlfoundations inside c4 0.10, rpj 0.012, rw 0.068; Pythia 0.13-0.24
+  (up to the bound 1 on some tasks).
+- --chains mlfoundations direct,ladder,ensemble 20 (off / on): inside ensemble 4.8% (1.9%) 199/207 / 5.0% (2.0%)
+  197/207, ladder 5.8% 124/207 / 5.1% 131/207; targets ensemble 6.4% (5.1%) 70/81 / 6.4% (5.5%) 72/81, ladder
+  7.0% (3.8%) 55/81 / 6.8% (4.2%) 51/81. --chains pythia ladder 0: inside 3.7% / 2.5%, targets 3.9% / 4.3%.
+
     PYTHONPATH=workflow python resources/public/step2_multiple.py [mlfoundations|pythia ...]
     PYTHONPATH=workflow python resources/public/step2_multiple.py --chains SET PREDICTORS BOOTSTRAP [inside|targets]
 
