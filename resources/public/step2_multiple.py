@@ -33,7 +33,9 @@ Measured (issue 23, seventh session; 12 min for both sets at load 1-4; --chains 
   (up to the bound 1 on some tasks).
 - --chains mlfoundations direct,ladder,ensemble 20 (off / on): inside ensemble 4.8% (1.9%) 199/207 / 5.0% (2.0%)
   197/207, ladder 5.8% 124/207 / 5.1% 131/207; targets ensemble 6.4% (5.1%) 70/81 / 6.4% (5.5%) 72/81, ladder
-  7.0% (3.8%) 55/81 / 6.8% (4.2%) 51/81. --chains pythia ladder 0: inside 3.7% / 2.5%, targets 3.9% / 4.3%.
+  7.0% (3.8%) 55/81 / 6.8% (4.2%) 51/81. --chains pythia direct,ladder,ensemble 100: inside ensemble 3.5% 16/16
+  / 2.7% 15/16, ladder 3.7% 11/16 / 2.5% 12/16; targets ensemble 3.73% 30/32 / 3.70% 29/32, ladder 3.9% 25/32 /
+  4.3% 24/32. So mlfoundations leaves token_multiple off (its ensemble lost inside), Pythia sets it.
 
     PYTHONPATH=workflow python resources/public/step2_multiple.py [mlfoundations|pythia ...]
     PYTHONPATH=workflow python resources/public/step2_multiple.py --chains SET PREDICTORS BOOTSTRAP [inside|targets]
