@@ -45,3 +45,12 @@ def test_ladder_errors_in_variables_fits_step2_by_odr_with_step1s_scatter():
     assert odr["score_pred"][0] != plain["score_pred"][0]
     assert odr["score_pred"][0] == pytest.approx(odr["score_actual"][0], abs=0.03)
     assert params.filter(pl.col("stderr").is_nan())["stderr_note"].is_not_null().all()
+
+
+def test_errors_in_variables_and_token_multiple_together_are_a_config_error():
+    from lmforecast.fits.scaling import ScalingSettings
+    from lmforecast.settings import ConfigError
+
+    cfg = {"metric": "acc", "shots": 0, "emerged_margin": 0.05, "holdout": "largest_compute", "predictors": ["ladder"]}
+    with pytest.raises(ConfigError, match="errors_in_variables and token_multiple are two fits of step 2"):
+        ScalingSettings.from_dict(cfg | {"bootstrap": 0, "ladder": {"errors_in_variables": True, "token_multiple": True}})

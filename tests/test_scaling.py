@@ -10,7 +10,7 @@ from scipy.stats import t
 
 from lmforecast.fits.scaling import ScalingSettings
 from lmforecast.fits.scaling.backtest import backtest, resample_runs
-from lmforecast.fits.scaling.curves import fit_power_law, fit_sigmoid, power_law, sigmoid
+from lmforecast.fits.scaling.curves import fit_power_law, fit_sigmoid, fit_sigmoid_multiple, power_law, sigmoid
 
 PREDICTORS = ["direct", "flp", "chinchilla", "ladder", "flpm"]
 CFG = {
@@ -212,9 +212,10 @@ LADDER_TRUTH = {"E": 0.6, "A": 40.0, "alpha": 0.3, "B": 60.0, "beta": 0.28}  # t
 SIGMOID_TRUTH = {"a": 0.75, "k": -5.0, "L0": 1.0, "b": 0.25}  # a + b = 1: a perfect model is always right
 
 
-def ladder_tables(noise=0.0, seed=0):
+def ladder_tables(noise=0.0, seed=0, g=0.0):
     """A ladder (4 sizes x 3 token multipliers, 10 checkpoints each) whose task loss is L(N, D) with
-    LADDER_TRUTH at every checkpoint and whose accuracy is the sigmoid SIGMOID_TRUTH of it."""
+    LADDER_TRUTH at every checkpoint and whose accuracy is the sigmoid SIGMOID_TRUTH of it (with `g`, of the
+    effective loss L - g log M, M = D/N the checkpoint's token multiple)."""
     rng = np.random.default_rng(seed)
     runs, ck, dl, ts = [], [], [], []
     for n in (1e7, 2e7, 4e7, 8e7):
@@ -225,7 +226,7 @@ def ladder_tables(noise=0.0, seed=0):
                 tokens = int(mult * n * step / 100)
                 t = LADDER_TRUTH
                 bpb = t["E"] + t["A"] / n ** t["alpha"] + t["B"] / tokens ** t["beta"]
-                acc = sigmoid(bpb, **SIGMOID_TRUTH) + rng.normal(0, noise)
+                acc = sigmoid(bpb - g * np.log(tokens / n), **SIGMOID_TRUTH) + rng.normal(0, noise)
                 ck.append({"run": run, "step": step, "tokens": tokens, "flops": 6.0 * n * tokens})
                 dl.append({"run": run, "step": step, "domain": "a", "loss": 2 * bpb})
                 for metric, value in (("acc", acc), ("bits_per_byte", bpb)):
@@ -413,3 +414,36 @@ def test_ladder_step1_auto_uses_n_and_d_only_where_a_size_has_two_token_budgets(
     params, _, report = backtest(one_budget, ScalingSettings.from_dict(cfg))
     assert "C0" in set(params.filter(pl.col("stage") == "task_loss")["param"]), report
     assert "  ladder: step 1 (task_loss) on C: auto, one token budget per size" in report
+
+
+def test_sigmoid_in_the_effective_loss_recovers_the_token_multiples_coefficient():
+    """fit_sigmoid_multiple on noise-free points of the sigmoid in L - g log M recovers g and the curve (L0 moved
+    by g times the points' mean log M, where log M is centred); on points with no such effect it finds g = 0."""
+    rng = np.random.default_rng(0)
+    x, logm = rng.uniform(0.5, 2.0, 40), rng.uniform(0.0, 4.0, 40)
+    truth = {"a": 0.6, "k": -6.0, "L0": 1.2, "b": 0.25}
+    centred = logm - logm.mean()
+    result = fit_sigmoid_multiple(x, centred, sigmoid(x - 0.08 * logm, **truth))
+    expected = truth | {"g": 0.08, "L0": 1.2 + 0.08 * logm.mean()}
+    for name, value in expected.items():
+        assert result.params[name].value == pytest.approx(value, rel=1e-3), name
+    assert fit_sigmoid_multiple(x, centred, sigmoid(x, **truth)).params["g"].value == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ladder_token_multiple_predicts_an_over_trained_rung_exactly():
+    """ladder.token_multiple: on a ladder whose accuracy is the sigmoid of L - g log M (g = 0.1 per e-fold), the
+    chain predicts the held-out run's score and recovers g; the plain sigmoid, blind to M, misses it."""
+    tables = ladder_tables(g=0.1)
+    base = {**CFG, "predictors": ["ladder"], "bootstrap": 0, "ladder": PAPER_LADDER | {"anchor": False}}
+    params, preds, report = backtest(
+        tables, ScalingSettings.from_dict(base | {"ladder": base["ladder"] | {"token_multiple": True}})
+    )
+    row = preds.row(0, named=True)
+    assert row["run"] == "n80M-x40" and row["score_pred"] == pytest.approx(row["score_actual"], abs=2e-3), report
+    step2 = dict(params.filter(pl.col("stage") == "score").select("param", "value").iter_rows())
+    assert step2["g"] == pytest.approx(0.1, rel=0.02) and "log_M0" in step2
+    # the shipped step 2 on the same points (the training runs' checkpoints past 10% of their steps), at the same feature
+    points = tables["task_scores"].pivot(on="metric", index=["run", "step"], values="value")
+    points = points.filter((pl.col("run") != "n80M-x40") & (pl.col("step") > 10))
+    plain = fit_sigmoid(points["bits_per_byte"].to_numpy(), points["acc"].to_numpy()).eval(x=row["feature_pred"])
+    assert abs(plain - row["score_actual"]) > 5 * abs(row["score_pred"] - row["score_actual"])

@@ -9,11 +9,12 @@ imports: Snakemake reads it when it parses the workflow).
 from dataclasses import dataclass, field
 
 from lmforecast.fits.registry import Figure, Fit, Settings
+from lmforecast.settings import ConfigError
 
 
 @dataclass(frozen=True)
 class LadderSettings(Settings):
-    """The OLMo ladder chain's choices (Bhagia et al. 2024); the defaults are this project's first ladder."""
+    """The OLMo ladder chain's choices (Bhagia et al. 2024); the defaults were chosen by back-tests (README)."""
 
     step1: str = "auto"  # compute: L(C) power law | params_tokens: L(N, D) = E + A/N^alpha + B/D^beta (the paper's)
     # | params_tokens_tied: the same with alpha = beta (Gadre et al. 2024's over-training law L(C, M))
@@ -25,6 +26,14 @@ class LadderSettings(Settings):
     # step 2 by orthogonal distance regression: the feature is noisy too, its scale the robust scatter of step 1's
     # residuals, the score's the least-squares sigmoid's residual scatter
     errors_in_variables: bool = False
+    # step 2's sigmoid in L - g (log M - m0), M = D/N the token multiple, 0 <= g <= 1: over-training as a second input
+    token_multiple: bool = False
+
+    def __post_init__(self):
+        if self.errors_in_variables and self.token_multiple:
+            raise ConfigError(
+                "fit.scaling.ladder: errors_in_variables and token_multiple are two fits of step 2; expected at most one true"
+            )
 
 
 @dataclass(frozen=True)
@@ -241,6 +250,9 @@ properties:
       errors_in_variables:
         type: boolean
         description: "step 2 by orthogonal distance regression, the feature's noise from step 1's residuals"
+      token_multiple:
+        type: boolean
+        description: "step 2's sigmoid in the effective loss L - g (log M - mean log M), M = D/N tokens per parameter"
 """
 
 FIT = Fit(

@@ -203,3 +203,47 @@ def start_of(result) -> dict:
     if isinstance(result, OdrFit):
         return dict(result.values)
     return {name: p.value for name, p in result.params.items()}
+
+
+# over-training: M = D/N, tokens per parameter. Bounds of g, loss units per e-fold of M: 0 (the plain sigmoid) to a
+# value far past the fits on the public examples (the largest, on Pythia, near 1: at the bound, reported in the README)
+G_MAX = 1.0
+
+
+def sigmoid_multiple(x, logm, a, k, L0, b, g):
+    """The sigmoid in the effective loss x - g logm, logm = log M less the fitted points' mean: an over-trained
+    model (larger M) scores as one of lower loss; equally, L0 shifted by g logm."""
+    return sigmoid(x - g * logm, a, k, L0, b)
+
+
+def fit_sigmoid_multiple(x, logm, y, start: dict | None = None, g_min: float = 0.0):
+    """fit_sigmoid's curve and bounds in the effective loss x - g logm, g in [g_min, G_MAX] (g_min < 0: a diagnostic only).
+
+    From the plain sigmoid's fit (g = 0: never worse than it) and fit_sigmoid's grid, each with g at 0 and at
+    0.05 x the loss's spread; or from `start` alone (a bootstrap refit).
+    """
+    x, logm, y = np.asarray(x, float), np.asarray(logm, float), np.asarray(y, float)
+    if len(x) < 6:
+        raise FitError(f"the sigmoid in L - g log M has 5 parameters and needs at least 6 points, got {len(x)}")
+    model = lmfit.Model(sigmoid_multiple, independent_vars=["x", "logm"])
+    spread = float(np.std(x)) or 1.0
+    if start:
+        starts = [start]
+    else:
+        plain = start_of(fit_sigmoid(x, y))
+        grid = [{"k": -k / spread, "L0": float(q)} for k in (1.0, 4.0) for q in np.quantile(x, [0.25, 0.5, 0.75])]
+        g0 = sorted({0.0, max(g_min, 0.0) + 0.05 * spread})
+        starts = [s | {"g": g} for s in [plain] + [s | {"b": float(y.min()), "headroom": 0.5} for s in grid] for g in g0]
+    best = None
+    for s in starts:
+        params = model.make_params()
+        params["b"].set(value=s["b"], min=0.0, max=1.0)
+        params.add("headroom", value=s["headroom"], min=0.0, max=1.0)
+        params["a"].set(expr="headroom * (1 - b)")
+        params["k"].set(value=s["k"], max=0.0, min=-1e3 / spread)
+        params["L0"].set(value=s["L0"], min=float(x.min()) - 3 * spread, max=float(x.max()) + 3 * spread)
+        params["g"].set(value=min(max(s["g"], g_min), G_MAX), min=g_min, max=G_MAX)
+        result = _fit(model, y, params, x=x, logm=logm)
+        if best is None or result.chisqr < best.chisqr:
+            best = result
+    return best

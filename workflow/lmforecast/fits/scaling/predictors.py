@@ -35,6 +35,7 @@ from lmforecast.fits.scaling.curves import (
     fit_linear,
     fit_power_law,
     fit_sigmoid,
+    fit_sigmoid_multiple,
     fit_sigmoid_odr,
     robust_scale,
     start_of,
@@ -287,6 +288,9 @@ def _ladder_step1(finals, held, column, lc, warm, stage, task, notes):
     return law(held), _chinchilla_rows(fit, stage, task), p, step1, robust_scale(_col(pts, column) - law(pts))
 
 
+_LOG_MULTIPLE = (pl.col("tokens") / pl.col("n_params")).log().alias("log_multiple")  # M = D/N, tokens per parameter
+
+
 def ladder(train, held, tasks, cfg, warm):
     """Feature (task loss or pre-training loss) from C or (N, D), then the sigmoid to the score (settings: cfg.ladder)."""
     lc = cfg.ladder
@@ -306,21 +310,33 @@ def ladder(train, held, tasks, cfg, warm):
         else:
             pred, rows, start, step1, sx = _ladder_step1(finals, held, column, lc, warm, "task_loss", task, out.notes)
             out.params += rows
-        late = _smoothed(_known(train, column, f"score:{task}"), [column, f"score:{task}"], lc.moving_average)
+        known, columns = _known(train, column, f"score:{task}"), [column, f"score:{task}"]
+        if lc.token_multiple:  # log M = log(D/N) per checkpoint; an untrained one (D = 0) has none
+            known, columns = known.filter(pl.col("tokens") > 0).with_columns(_LOG_MULTIPLE), columns + ["log_multiple"]
+        late = _smoothed(known, columns, lc.moving_average)
         pts = late.filter(pl.col("frac") > lc.skip_fraction)
         x, y = _col(pts, column), _col(pts, f"score:{task}")
         if lc.anchor:  # loss 0 -> the score's maximum (acc, acc_norm: 1)
             x, y = np.append(x, 0.0), np.append(y, 1.0)
-        s2 = fit_sigmoid(x, y, start=warm.get(f"sigmoid:{task}"))
-        sy = _scatter(s2, n_extra=int(lc.anchor))
-        # a feature or score without scatter: least squares is errors in variables' limit
-        odr = lc.errors_in_variables and sx > 0 and sy > 0
-        if odr:
-            s2 = fit_sigmoid_odr(x, y, sx, sy, start=s2)
-        out.scores[task] = s2.eval(x=pred)  # the fitted curve (its a is an expression of headroom and b)
+        if lc.token_multiple:  # the sigmoid in L - g (log M - m0), m0 the points' mean log M (the anchor at m0)
+            logm = _col(pts, "log_multiple")
+            m0 = float(logm.mean()) if len(logm) else 0.0
+            logm = np.append(logm - m0, [0.0] * int(lc.anchor))
+            s2 = fit_sigmoid_multiple(x, logm, y, start=warm.get(f"sigmoid:{task}"))
+            held_logm = np.log(_col(held, "tokens") / _col(held, "n_params")) - m0
+            out.scores[task] = s2.eval(x=pred, logm=held_logm)
+            out.params += _rows(s2, "score", task, extra={"log_M0": m0})
+        else:
+            s2 = fit_sigmoid(x, y, start=warm.get(f"sigmoid:{task}"))
+            sy = _scatter(s2, n_extra=int(lc.anchor))
+            # a feature or score without scatter: least squares is errors in variables' limit
+            odr = lc.errors_in_variables and sx > 0 and sy > 0
+            if odr:
+                s2 = fit_sigmoid_odr(x, y, sx, sy, start=s2)
+            out.scores[task] = s2.eval(x=pred)  # the fitted curve (its a is an expression of headroom and b)
+            out.params += _odr_rows(s2, "score", task) if odr else _rows(s2, "score", task)
         out.scatter[task] = _scatter(s2, n_extra=int(lc.anchor))
         out.features[task] = (column, pred)
-        out.params += _odr_rows(s2, "score", task) if odr else _rows(s2, "score", task)
         out.warm.update({column: start, f"step1:{column}": step1, f"sigmoid:{task}": start_of(s2)})
 
     _per_task(tasks, out, fit_one)
