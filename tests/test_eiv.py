@@ -8,6 +8,7 @@ from test_scaling import CFG, ladder_tables
 from lmforecast.fits.scaling import ScalingSettings
 from lmforecast.fits.scaling.backtest import backtest
 from lmforecast.fits.scaling.curves import fit_sigmoid, fit_sigmoid_odr, sigmoid
+from lmforecast.settings import ConfigError
 
 TRUTH = {"a": 0.6, "k": -4.0, "L0": 2.5, "b": 0.25}
 
@@ -48,9 +49,6 @@ def test_ladder_errors_in_variables_fits_step2_by_odr_with_step1s_scatter():
 
 
 def test_errors_in_variables_and_token_multiple_together_are_a_config_error():
-    from lmforecast.fits.scaling import ScalingSettings
-    from lmforecast.settings import ConfigError
-
     cfg = {"metric": "acc", "shots": 0, "emerged_margin": 0.05, "holdout": "largest_compute", "predictors": ["ladder"]}
     with pytest.raises(ConfigError, match="errors_in_variables and token_multiple are two fits of step 2"):
         ScalingSettings.from_dict(cfg | {"bootstrap": 0, "ladder": {"errors_in_variables": True, "token_multiple": True}})

@@ -107,34 +107,45 @@ def sigmoid(x, a, k, L0, b):
         return a / (1.0 + np.exp(-k * (x - L0))) + b
 
 
-def fit_sigmoid(x, y, start: dict | None = None):
-    """The ladder's Acc(L) = a / (1 + exp(-k (L - L0))) + b; k <= 0 (accuracy falls as loss rises).
+def _sigmoid_bounds(x) -> dict:
+    """The sigmoid's bounds, name -> (min, max), shared by its fits: an accuracy, 0 <= b and a + b <= 1 through
+    a = headroom * (1 - b) with headroom in [0, 1] (unbounded, a curve fitted on near-chance points extrapolated
+    above 1); k <= 0 (accuracy falls as loss rises), at most 1e3 per spread of the loss; L0 within 3 spreads of
+    the points."""
+    spread = float(np.std(x)) or 1.0
+    lo, hi = float(np.min(x)) - 3 * spread, float(np.max(x)) + 3 * spread
+    return {"b": (0.0, 1.0), "headroom": (0.0, 1.0), "k": (-1e3 / spread, 0.0), "L0": (lo, hi)}
 
-    An accuracy: 0 <= b and a + b <= 1, through a = headroom * (1 - b) with headroom in [0, 1]
-    (unbounded, a curve fitted on near-chance points extrapolated above 1).
-    """
+
+def _sigmoid_grid(x) -> list[dict]:
+    """The sigmoid fits' grid of starts: two slopes per spread of the loss, L0 at the points' quartiles."""
+    spread = float(np.std(x)) or 1.0
+    return [{"k": -k / spread, "L0": float(q)} for k in (1.0, 4.0) for q in np.quantile(x, [0.25, 0.5, 0.75])]
+
+
+def _bounded_sigmoid(params, x, start: dict):
+    """An lmfit model's parameters of the sigmoid, bounded by _sigmoid_bounds and started at `start` (b, headroom,
+    k, L0); a is the expression of headroom and b."""
+    for name, (lo, hi) in _sigmoid_bounds(x).items():
+        if name == "headroom":
+            params.add(name, value=start[name], min=lo, max=hi)
+            params["a"].set(expr="headroom * (1 - b)")
+        else:
+            params[name].set(value=start[name], min=lo, max=hi)
+    return params
+
+
+def fit_sigmoid(x, y, start: dict | None = None):
+    """The ladder's Acc(L) = a / (1 + exp(-k (L - L0))) + b, bounded as an accuracy (_sigmoid_bounds)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) < 5:
         raise FitError(f"the sigmoid has 4 parameters and needs at least 5 points, got {len(x)}")
     model = lmfit.Model(sigmoid)
-    spread = float(np.std(x)) or 1.0
-    grid = (
-        [start] if start else [{"k": -k / spread, "L0": float(q)} for k in (1.0, 4.0) for q in np.quantile(x, [0.25, 0.5, 0.75])]
-    )
     best = None
-    for s in grid:
-        params = model.make_params()
+    for s in [start] if start else _sigmoid_grid(x):
         b0 = s.get("b", float(y.min()))
-        params["b"].set(value=b0, min=0.0, max=1.0)
-        params.add(
-            "headroom",
-            value=s.get("headroom", min(1.0, max(0.01, float(y.max() - y.min())) / max(1e-6, 1.0 - b0))),
-            min=0.0,
-            max=1.0,
-        )
-        params["a"].set(expr="headroom * (1 - b)")
-        params["k"].set(value=s["k"], max=0.0, min=-1e3 / spread)
-        params["L0"].set(value=s["L0"], min=float(x.min()) - 3 * spread, max=float(x.max()) + 3 * spread)
+        headroom = s.get("headroom", min(1.0, max(0.01, float(y.max() - y.min())) / max(1e-6, 1.0 - b0)))
+        params = _bounded_sigmoid(model.make_params(), x, s | {"b": b0, "headroom": headroom})
         result = _fit(model, y, params, x=x)
         if best is None or result.chisqr < best.chisqr:
             best = result
@@ -171,11 +182,10 @@ def fit_sigmoid_odr(x, y, sx: float, sy: float, start) -> OdrFit:
     residuals), needs a few evaluations per step.
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
-    v, n = start.params, len(x)
-    spread = float(np.std(x)) or 1.0
-    lo = [0.0, 0.0, -1e3 / spread, float(x.min()) - 3 * spread] + [-np.inf] * n
-    hi = [1.0, 1.0, 0.0, float(x.max()) + 3 * spread] + [np.inf] * n
-    z0 = np.clip([v["b"].value, v["headroom"].value, v["k"].value, v["L0"].value, *x], lo, hi)
+    n, bounds = len(x), _sigmoid_bounds(x)  # b, headroom, k, L0: z's first four, then the latent features
+    lo = [lo for lo, _ in bounds.values()] + [-np.inf] * n
+    hi = [hi for _, hi in bounds.values()] + [np.inf] * n
+    z0 = np.clip([start.params[name].value for name in bounds] + list(x), lo, hi)
 
     def residual(z):
         b, headroom, k, L0, latent = z[0], z[1], z[2], z[3], z[4:]
@@ -231,17 +241,12 @@ def fit_sigmoid_multiple(x, logm, y, start: dict | None = None, g_min: float = 0
         starts = [start]
     else:
         plain = start_of(fit_sigmoid(x, y))
-        grid = [{"k": -k / spread, "L0": float(q)} for k in (1.0, 4.0) for q in np.quantile(x, [0.25, 0.5, 0.75])]
         g0 = sorted({0.0, max(g_min, 0.0) + 0.05 * spread})
-        starts = [s | {"g": g} for s in [plain] + [s | {"b": float(y.min()), "headroom": 0.5} for s in grid] for g in g0]
+        grid = [s | {"b": float(y.min()), "headroom": 0.5} for s in _sigmoid_grid(x)]
+        starts = [s | {"g": g} for s in [plain, *grid] for g in g0]
     best = None
     for s in starts:
-        params = model.make_params()
-        params["b"].set(value=s["b"], min=0.0, max=1.0)
-        params.add("headroom", value=s["headroom"], min=0.0, max=1.0)
-        params["a"].set(expr="headroom * (1 - b)")
-        params["k"].set(value=s["k"], max=0.0, min=-1e3 / spread)
-        params["L0"].set(value=s["L0"], min=float(x.min()) - 3 * spread, max=float(x.max()) + 3 * spread)
+        params = _bounded_sigmoid(model.make_params(), x, s)
         params["g"].set(value=min(max(s["g"], g_min), G_MAX), min=g_min, max=G_MAX)
         result = _fit(model, y, params, x=x, logm=logm)
         if best is None or result.chisqr < best.chisqr:

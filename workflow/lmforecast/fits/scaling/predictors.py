@@ -323,7 +323,7 @@ def ladder(train, held, tasks, cfg, warm):
             m0 = float(logm.mean()) if len(logm) else 0.0
             logm = np.append(logm - m0, [0.0] * int(lc.anchor))
             s2 = fit_sigmoid_multiple(x, logm, y, start=warm.get(f"sigmoid:{task}"))
-            held_logm = np.log(_col(held, "tokens") / _col(held, "n_params")) - m0
+            held_logm = _col(held.with_columns(_LOG_MULTIPLE), "log_multiple") - m0
             out.scores[task] = s2.eval(x=pred, logm=held_logm)
             out.params += _rows(s2, "score", task, extra={"log_M0": m0})
         else:
