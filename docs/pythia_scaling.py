@@ -3,7 +3,7 @@
 Reads the tables and fit of a finished run of config/examples/pythia-evals.yaml:
     python docs/pythia_scaling.py RESULTS_DIR docs/pythia_scaling.png
 Per task: each run's final 0-shot accuracy against training compute (70M-12B), the logit line
-`direct` fits per family on 70M-2.8B, and its prediction (95% bootstrap interval) at 6.9B and 12B.
+`direct` fits per family on 70M-2.8B, and its prediction (95% interval, fit.scaling.interval) at 6.9B and 12B.
 The fit's own figures (results/report/) show predicted against actual; this one shows the scaling.
 """
 

@@ -334,11 +334,41 @@ def test_family_keys_without_lr_keep_a_ladder_with_a_per_size_learning_rate_toge
 def test_interval_scatter_widens_the_interval_by_the_score_fits_residuals():
     tables = synthetic_tables(noise=0.003)
     cfg = {**CFG, "predictors": ["direct"], "bootstrap": 20}
-    _, mean, _ = backtest(tables, ScalingSettings.from_dict(cfg))
-    _, pred, _ = backtest(tables, ScalingSettings.from_dict(cfg | {"interval_scatter": True}))
+    _, mean, _ = backtest(tables, ScalingSettings.from_dict(cfg | {"interval": "bootstrap"}))
+    _, pred, _ = backtest(tables, ScalingSettings.from_dict(cfg | {"interval": "score_scatter"}))
     assert mean["score_pred"].equals(pred["score_pred"])
     width = [(d["score_hi"] - d["score_lo"])[0] for d in (mean, pred)]
     assert width[1] > width[0], width
+
+
+def test_prediction_interval_carries_step_1_scatter_through_the_chain():
+    """A chain's prediction interval also carries its intermediate's scatter around step 1's law: wider than the
+    score fit's scatter alone for flp and ladder, the same for direct (no intermediate)."""
+    tables = synthetic_tables(noise=0.03)  # the loss scatters about its law; the score is exact in the loss
+    cfg = {**CFG, "predictors": ["direct", "flp", "ladder"], "bootstrap": 20, "ladder": {"feature": "loss"}}
+    width = {}
+    for interval in ("score_scatter", "prediction"):
+        _, pred, _ = backtest(tables, ScalingSettings.from_dict(cfg | {"interval": interval}))
+        pred = pred.sort("predictor", "task", "run")
+        width[interval] = (pred["score_hi"] - pred["score_lo"]).to_numpy()
+        names = pred["predictor"].to_numpy()
+    assert np.allclose(width["prediction"][names == "direct"], width["score_scatter"][names == "direct"])
+    for chain in ("flp", "ladder"):
+        assert width["prediction"][names == chain].mean() > 1.1 * width["score_scatter"][names == chain].mean(), chain
+
+
+def test_step_1_scatter_is_counted_with_the_laws_degrees_of_freedom_and_carried_by_the_curves_secant():
+    from lmforecast.fits.scaling.curves import residual_rms
+    from lmforecast.fits.scaling.predictors import _propagate
+
+    # a law of 2 parameters through 2 of 4 points exactly (as a least-absolute-deviations fit does): the median
+    # |residual| is 0.15, the root mean square over the 2 free points 0.25
+    assert residual_rms([0.0, 0.0, 0.3, -0.4], 2) == pytest.approx(np.sqrt((0.09 + 0.16) / 2))
+    # on a line of slope -0.5 a feature scatter of 0.1 moves the score by 0.05; on a sigmoid, half the rise over +-sx
+    assert _propagate(lambda v: 1.0 - 0.5 * v, np.array([1.0, 2.0]), 0.1) == pytest.approx([0.05, 0.05])
+    curve = dict(a=0.5, k=-4.0, L0=1.0, b=0.25)
+    spread = _propagate(lambda v: sigmoid(v, **curve), np.array([1.0]), 0.2)
+    assert spread == pytest.approx((sigmoid(0.8, **curve) - sigmoid(1.2, **curve)) / 2)
 
 
 def test_direct_keeps_a_score_near_1_inside_0_1():

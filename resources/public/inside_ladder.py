@@ -2,11 +2,13 @@
 choices (predictors, settings) are made without the large targets. Prints each predictor's mean relative
 error, interval coverage and mean interval width, overall and per task.
 
-    PYTHONPATH=workflow python resources/public/inside_ladder.py CONFIG MAX_PARAMS RUNG PREDICTORS BOOTSTRAP
+    PYTHONPATH=workflow python resources/public/inside_ladder.py CONFIG MAX_PARAMS RUNG PREDICTORS BOOTSTRAP [SETTINGS]
     # e.g. config/examples/mlfoundations-scaling.yaml 1e9 -412M- direct,flp,chinchilla,ladder,ensemble 10
-    #      config/examples/pythia-evals.yaml 5e9 -2.8b direct,ladder,ensemble 100
+    #      config/examples/pythia-evals.yaml 5e9 -2.8b direct,ladder,ensemble 100 '{"interval": "prediction"}'
+# SETTINGS: JSON merged into the config's fit.scaling (a setting back-tested against the shipped one)
 """
 
+import json
 import sys
 
 import polars as pl
@@ -23,7 +25,8 @@ if __name__ == "__main__":  # the back-test's worker processes are spawned
     tables = {k: pl.from_arrow(v) for k, v in import_tables(cfg["import"]).items()}
     tables = {k: (v.filter(pl.col("run").is_in(small)) if "run" in v.columns else v) for k, v in tables.items()}
     held = [r for r in small if rung in r]
-    sc = cfg["fit"]["scaling"] | {"bootstrap": int(bootstrap), "predictors": predictors.split(","), "holdout": held}
+    settings = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}
+    sc = cfg["fit"]["scaling"] | settings | {"bootstrap": int(bootstrap), "predictors": predictors.split(","), "holdout": held}
     _, preds, report = backtest(tables, ScalingSettings.from_dict(sc), workers=2)
     print("\n".join(report))
     width = (pl.col("score_hi") - pl.col("score_lo")).mean().alias("width")

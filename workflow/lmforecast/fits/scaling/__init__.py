@@ -46,7 +46,11 @@ class ScalingSettings(Settings):
     bootstrap: int  # resamples of the training runs, for intervals and bootstrap standard errors
     prompt: str | dict | None = None  # None: each task's first prompt
     ladder: LadderSettings = field(default_factory=LadderSettings)
-    interval_scatter: bool = False  # intervals also carry the score fit's residual scatter (prediction, not mean)
+    # bootstrap: the refits' 2.5-97.5% range (the fitted curve's uncertainty) | score_scatter: each refit's prediction
+    # plus a draw of the score fit's residual scatter | prediction (default; chosen by coverage inside the ladders,
+    # README): also a chain's intermediate scatter about its step 1 law, carried through the score's fit (a new run
+    # misses both laws as the fitted runs do). The ensemble's interval is its own (ensemble.py).
+    interval: str = "prediction"
     tasks: tuple[str, ...] | None = None  # the tasks predicted (None: every task with the metric)
     family_keys: tuple[str, ...] = ("mixture", "objective", "lr")  # runs sharing these form a family (drop lr: per-size lr)
     ensemble_members: tuple[str, ...] | None = None  # the predictors the ensemble combines (None: every other configured one)
@@ -64,15 +68,15 @@ but the held-out run (star); x marks the loss the fit predicts for the held-out 
         "score_vs_loss",
         """Stage 2 of FLP: task accuracy of every checkpoint against its pre-training loss,
 one panel per task; crosses are FLP's predictions for each family's held-out run, with 95% intervals
-(2.5-97.5% of the predictions of bootstrap refits over the training runs, both stages refitted),
-stars the actual score; dotted: chance.""",
+(fit.scaling.interval; by default the predictions of bootstrap refits over the training runs, both stages
+refitted, plus both stages' residual scatter), stars the actual score; dotted: chance.""",
     ),
     Figure(
         "predicted_vs_actual",
         """Back-test of every scaling predictor (direct compute to score, FLP,
 Chinchilla L(N, D) chain, OLMo ladder sigmoid chain, FLP-M, and their ensemble weighted by a back-test
 inside the ladder): the score each predicts for a family's
-held-out run (fitted without it) against the actual score, with its 95% bootstrap interval as a bar;
+held-out run (fitted without it) against the actual score, with its 95% interval as a bar;
 marker shape is the family; points on the dashed diagonal are exact. From
 results/fits/scaling_predictions.parquet.""",
     ),
@@ -221,7 +225,9 @@ properties:
     uniqueItems: true
     items: {enum: [direct, flp, chinchilla, ladder, flpm, ensemble]}
   bootstrap: {type: integer, minimum: 0, description: resamples of the training runs for intervals}
-  interval_scatter: {type: boolean, description: "intervals add the score fit's residual scatter to the bootstrap"}
+  interval:
+    enum: [bootstrap, score_scatter, prediction]
+    description: "bootstrap: the refits' range; score_scatter: plus the score fit's residual scatter; prediction: plus a chain's step 1 scatter carried through step 2"
   tasks: {type: [array, "null"], minItems: 1, uniqueItems: true, items: {type: string}, description: "tasks predicted (null: all)"}
   family_keys:
     type: array

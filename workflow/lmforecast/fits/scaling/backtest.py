@@ -205,10 +205,13 @@ def _fit_predictor(unit):
     for task, scores in point.scores.items():
         column, feature = point.features.get(task, ("loss", point.loss))
         boot = np.array(list(drawn[task].values())) if drawn[task] else np.full((0, held.height), np.nan)
-        if cfg.interval_scatter and len(boot) and task in point.scatter:
-            # a prediction interval: each refit's prediction plus a draw of the score fit's residual scatter
+        if cfg.interval != "bootstrap" and len(boot) and task in point.scatter:
+            # a prediction interval: each refit's prediction plus a draw of the residual scatter a new run shows
+            sd = np.full(held.height, point.scatter[task])
+            if cfg.interval == "prediction" and task in point.propagated:
+                sd = np.sqrt(sd**2 + point.propagated[task] ** 2)
             noise = np.random.default_rng([seed, zlib.crc32(f"{family}/{name}/{task}".encode())])
-            boot = boot + noise.normal(0.0, point.scatter[task], boot.shape)
+            boot = boot + noise.normal(0.0, 1.0, boot.shape) * sd
         for i, row in _prediction_rows(name, family, task, held, scores, boot, n_train):
             row["loss_pred"] = float(point.loss[i]) if point.loss is not None else math.nan
             if feature is not None:

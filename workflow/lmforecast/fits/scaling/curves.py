@@ -202,6 +202,14 @@ def fit_sigmoid_odr(x, y, sx: float, sy: float, start) -> OdrFit:
     return fit
 
 
+def residual_rms(r, n_params: int) -> float:
+    """sqrt(sum r^2 / (n - p)): how far a new run misses a law of p parameters fitted to runs with residuals `r`.
+    Not a median of |r|: the Huber fits here (delta 1e-3, nearly least absolute deviations) pass through about p
+    points exactly, so that on a short ladder the median residual is near 0."""
+    r = np.asarray(r, float)
+    return float(np.sqrt(np.sum(r**2) / max(1, len(r) - n_params)))
+
+
 def robust_scale(r) -> float:
     """The normal-consistent median absolute deviation of residuals `r` (of a Huber fit: its outliers not counted)."""
     r = np.asarray(r, float)

@@ -37,6 +37,7 @@ from lmforecast.fits.scaling.curves import (
     fit_sigmoid,
     fit_sigmoid_multiple,
     fit_sigmoid_odr,
+    residual_rms,
     robust_scale,
     start_of,
     stderr_note,
@@ -54,6 +55,14 @@ class Prediction:
     skipped: dict = field(default_factory=dict)  # task -> why it was not predicted
     notes: list = field(default_factory=list)  # choices the fit made on the data (lines of the report)
     scatter: dict = field(default_factory=dict)  # task -> residual standard deviation of the score's fit
+    # task -> per held row: a chain's intermediate scatter around its step 1 law, carried through the score's fit
+    propagated: dict = field(default_factory=dict)
+
+
+def _propagate(curve, feature_pred, sx: float) -> np.ndarray:
+    """The score's spread from a feature that misses step 1's law by +-sx (its residual scale, residual_rms): half
+    the curve's rise over pred +- sx at each held row (a secant, not a tangent: the sigmoid bends over such spans)."""
+    return np.abs(curve(feature_pred + sx) - curve(feature_pred - sx)) / 2
 
 
 def _scatter(result, n_extra: int = 0) -> float:
@@ -135,10 +144,12 @@ def _known(df, *columns):
 
 
 def _stage1(finals, held, column, warm, key):
-    """Power law of `column` against compute on final checkpoints; its prediction at the held compute."""
+    """Power law of `column` against compute on final checkpoints; its prediction at the held compute, and the
+    fitted points' residuals about it."""
     result, c0 = fit_power_law(_col(finals, "flops"), _col(finals, column), start=warm.get(key))
     pred = np.exp(result.eval(c=_col(held, "flops") / c0))
-    return result, c0, pred
+    residual = _col(finals, column) - np.exp(result.eval(c=_col(finals, "flops") / c0))
+    return result, c0, pred, residual
 
 
 def _emerged(train, task, cfg):
@@ -190,7 +201,7 @@ def direct(train, held, tasks, cfg, warm):
     return out
 
 
-def _line_from_loss(train, loss_pred, tasks, cfg, out: Prediction):
+def _line_from_loss(train, loss_pred, sx, tasks, cfg, out: Prediction):
     def fit_one(task):
         pts = _emerged(train, task, cfg)
         if pts.height < 3:
@@ -198,6 +209,7 @@ def _line_from_loss(train, loss_pred, tasks, cfg, out: Prediction):
         fit = fit_linear(_col(pts, "loss"), _col(pts, f"score:{task}"))
         out.scores[task] = fit.eval(x=loss_pred)
         out.scatter[task] = _scatter(fit)
+        out.propagated[task] = _propagate(lambda v: fit.eval(x=v), loss_pred, sx)
         out.params += _rows(fit, "score", task)
 
     _per_task(tasks, out, fit_one)
@@ -213,9 +225,9 @@ def _with_loss(train):
 
 def flp(train, held, tasks, cfg, warm):
     train = _with_loss(train)
-    s1, c0, loss_pred = _stage1(_finals(train), held, "loss", warm, "loss")
+    s1, c0, loss_pred, residual = _stage1(_finals(train), held, "loss", warm, "loss")
     out = Prediction(scores={}, loss=loss_pred, params=_rows(s1, "loss", extra={"C0": c0}), warm={"loss": start_of(s1)})
-    _line_from_loss(train, loss_pred, tasks, cfg, out)
+    _line_from_loss(train, loss_pred, residual_rms(residual, s1.nvarys), tasks, cfg, out)
     return out
 
 
@@ -226,9 +238,15 @@ def chinchilla_chain(train, held, tasks, cfg, warm):
         _col(train, "n_params"), _col(train, "tokens"), _col(train, "loss"), n_bootstrap=0, n_starts=10, start=warm.get("loss")
     )
     p = fit.params
-    loss_pred = p["E"] + p["A"] / _col(held, "n_params") ** p["alpha"] + p["B"] / _col(held, "tokens") ** p["beta"]
-    out = Prediction(scores={}, loss=loss_pred, params=_chinchilla_rows(fit, "loss", None), warm={"loss": p})
-    _line_from_loss(train, loss_pred, tasks, cfg, out)
+
+    def law(df):
+        return p["E"] + p["A"] / _col(df, "n_params") ** p["alpha"] + p["B"] / _col(df, "tokens") ** p["beta"]
+
+    # a new run misses the law as the fitted runs' final checkpoints do (the law, fitted on every checkpoint, has
+    # degrees of freedom to spare: no correction)
+    finals = _finals(train)
+    out = Prediction(scores={}, loss=law(held), params=_chinchilla_rows(fit, "loss", None), warm={"loss": p})
+    _line_from_loss(train, out.loss, residual_rms(_col(finals, "loss") - law(finals), 0), tasks, cfg, out)
     return out
 
 
@@ -254,8 +272,7 @@ def _resolved_step1(pts, step1):
 def _ladder_step1(finals, held, column, lc, warm, stage, task, notes):
     """The feature at the held-out runs: a power law in C, or L(N, D) (the paper's step 1; alpha = beta with
     params_tokens_tied), on final checkpoints. Returns (prediction, parameter rows, warm start, step 1 used, the
-    robust scatter of the fitted runs' feature around the law: the feature's noise scale for step 2's errors in
-    variables)."""
+    fitted runs' residuals about the law and the law's number of parameters)."""
     pts = _known(finals, column)
     # a refit (bootstrap, inner back-test) keeps the full fit's choice: a resample may drop a size's second budget
     step1 = warm.get(f"step1:{column}") or _resolved_step1(pts, lc.step1)
@@ -263,9 +280,8 @@ def _ladder_step1(finals, held, column, lc, warm, stage, task, notes):
         budgets = "a size has two or more token budgets" if step1 != "compute" else "one token budget per size"
         notes.append(f"step 1 ({stage}) on {'(N, D), alpha = beta' if step1 != 'compute' else 'C'}: auto, {budgets}")
     if step1 == "compute":
-        s1, c0, pred = _stage1(pts, held, column, warm, column)
-        scatter = robust_scale(_col(pts, column) - np.exp(s1.eval(c=_col(pts, "flops") / c0)))
-        return pred, _rows(s1, stage, task, extra={"C0": c0}), start_of(s1), step1, scatter
+        s1, c0, pred, residual = _stage1(pts, held, column, warm, column)
+        return pred, _rows(s1, stage, task, extra={"C0": c0}), start_of(s1), step1, (residual, s1.nvarys)
     tied = step1 == "params_tokens_tied"  # alpha = beta: Gadre et al.'s over-training law, 4 parameters
     if pts.height < 5 - tied:
         raise FitError(
@@ -285,7 +301,7 @@ def _ladder_step1(finals, held, column, lc, warm, stage, task, notes):
     def law(df):
         return p["E"] + p["A"] / _col(df, "n_params") ** p["alpha"] + p["B"] / _col(df, "tokens") ** p["beta"]
 
-    return law(held), _chinchilla_rows(fit, stage, task), p, step1, robust_scale(_col(pts, column) - law(pts))
+    return law(held), _chinchilla_rows(fit, stage, task), p, step1, (_col(pts, column) - law(pts), 5 - tied)
 
 
 _LOG_MULTIPLE = (pl.col("tokens") / pl.col("n_params")).log().alias("log_multiple")  # M = D/N, tokens per parameter
@@ -306,10 +322,13 @@ def ladder(train, held, tasks, cfg, warm):
             if not shared:
                 shared["step1"] = _ladder_step1(finals, held, column, lc, warm, "loss", None, out.notes)
                 out.params += shared["step1"][1]
-            pred, _, start, step1, sx = shared["step1"]
+            pred, _, start, step1, (residual, n_law) = shared["step1"]
         else:
-            pred, rows, start, step1, sx = _ladder_step1(finals, held, column, lc, warm, "task_loss", task, out.notes)
+            pred, rows, start, step1, (residual, n_law) = _ladder_step1(
+                finals, held, column, lc, warm, "task_loss", task, out.notes
+            )
             out.params += rows
+        spread = residual_rms(residual, n_law)  # how far a new run's feature misses the law: for its interval
         known, columns = _known(train, column, f"score:{task}"), [column, f"score:{task}"]
         if lc.token_multiple:  # log M = log(D/N) per checkpoint; an untrained one (D = 0) has none
             known, columns = known.filter(pl.col("tokens") > 0).with_columns(_LOG_MULTIPLE), columns + ["log_multiple"]
@@ -325,15 +344,19 @@ def ladder(train, held, tasks, cfg, warm):
             s2 = fit_sigmoid_multiple(x, logm, y, start=warm.get(f"sigmoid:{task}"))
             held_logm = _col(held.with_columns(_LOG_MULTIPLE), "log_multiple") - m0
             out.scores[task] = s2.eval(x=pred, logm=held_logm)
+            out.propagated[task] = _propagate(lambda v: s2.eval(x=v, logm=held_logm), pred, spread)
             out.params += _rows(s2, "score", task, extra={"log_M0": m0})
         else:
             s2 = fit_sigmoid(x, y, start=warm.get(f"sigmoid:{task}"))
-            sy = _scatter(s2, n_extra=int(lc.anchor))
+            # the noise scales of errors in variables: the feature's robust (a few runs far off step 1's law, the
+            # Huber fit's outliers, would set a root mean square), the score's the least-squares sigmoid's scatter
+            sx, sy = robust_scale(residual), _scatter(s2, n_extra=int(lc.anchor))
             # a feature or score without scatter: least squares is errors in variables' limit
             odr = lc.errors_in_variables and sx > 0 and sy > 0
             if odr:
                 s2 = fit_sigmoid_odr(x, y, sx, sy, start=s2)
             out.scores[task] = s2.eval(x=pred)  # the fitted curve (its a is an expression of headroom and b)
+            out.propagated[task] = _propagate(lambda v: s2.eval(x=v), pred, spread)
             out.params += _odr_rows(s2, "score", task) if odr else _rows(s2, "score", task)
         out.scatter[task] = _scatter(s2, n_extra=int(lc.anchor))
         out.features[task] = (column, pred)
@@ -353,7 +376,7 @@ def flpm_chain(train, held, tasks, cfg, warm):
     out = Prediction(scores={})
     predicted = []
     for d in domains:
-        s1, c0, pred = _stage1(finals, held, f"loss:{d}", warm, f"loss:{d}")
+        s1, c0, pred, _ = _stage1(finals, held, f"loss:{d}", warm, f"loss:{d}")
         predicted.append(pred)
         out.params += _rows(s1, f"loss:{d}", extra={"C0": c0})
         out.warm[f"loss:{d}"] = start_of(s1)
