@@ -306,7 +306,9 @@ def test_ladder_settings_smooth_skip_and_use_the_pretraining_loss():
     row = preds.row(0, named=True)
     assert row["feature"] == "loss" and row["loss_pred"] == row["feature_pred"]
     assert row["loss_pred"] == pytest.approx(row["loss_actual"], rel=0.02)
-    assert set(params["stage"]) == {"loss", "score"}
+    assert set(params["stage"]) == {"loss", "score", "interval"}
+    scales = dict(params.filter(pl.col("stage") == "interval").select("param", "value").iter_rows())
+    assert set(scales) == {"score_rms", "feature_rms"} and scales["feature_rms"] > 0, scales
 
 
 def test_every_chain_saves_its_intermediate_prediction():

@@ -58,6 +58,21 @@ class Prediction:
     # task -> per held row: a chain's intermediate scatter around its step 1 law, carried through the score's fit
     propagated: dict = field(default_factory=dict)
 
+    def add_scatter(self, task, score_rms: float, n_points: int, feature_rms=None, propagated=None):
+        """The residual scales a prediction interval carries (`interval: prediction`), kept and reported as
+        `interval` rows: the score fit's, and a chain's intermediate's about step 1's law (with what it moves the
+        score by at each held row)."""
+        self.scatter[task] = score_rms
+        if propagated is not None:
+            self.propagated[task] = propagated
+        scales = {"score_rms": score_rms} | ({} if feature_rms is None else {"feature_rms": feature_rms})
+        note = "a residual scale (how far a new run misses the fit), not fitted; the prediction interval carries it"
+        self.params += [
+            {"stage": "interval", "task": task, "param": k, "value": float(v), "stderr": math.nan}
+            | {"n_points": n_points, "stderr_note": note}
+            for k, v in scales.items()
+        ]
+
 
 def _propagate(curve, feature_pred, sx: float) -> np.ndarray:
     """The score's spread from a feature that misses step 1's law by +-sx (its residual scale, residual_rms): half
@@ -194,7 +209,7 @@ def direct(train, held, tasks, cfg, warm):
         finals = _known(_finals(train), f"score:{task}")
         fit = fit_logit_line(np.log10(_col(finals, "flops")), _col(finals, f"score:{task}"))
         out.scores[task] = fit.eval(x=np.log10(_col(held, "flops")))
-        out.scatter[task] = _scatter(fit)
+        out.add_scatter(task, _scatter(fit), fit.ndata)
         out.params += _rows(fit, "direct", task)
 
     _per_task(tasks, out, fit_one)
@@ -208,8 +223,7 @@ def _line_from_loss(train, loss_pred, sx, tasks, cfg, out: Prediction):
             raise FitError(f"{pts.height} emerged checkpoints (score > chance + {cfg.emerged_margin}), need 3")
         fit = fit_linear(_col(pts, "loss"), _col(pts, f"score:{task}"))
         out.scores[task] = fit.eval(x=loss_pred)
-        out.scatter[task] = _scatter(fit)
-        out.propagated[task] = _propagate(lambda v: fit.eval(x=v), loss_pred, sx)
+        out.add_scatter(task, _scatter(fit), fit.ndata, sx, _propagate(lambda v: fit.eval(x=v), loss_pred, sx))
         out.params += _rows(fit, "score", task)
 
     _per_task(tasks, out, fit_one)
@@ -344,7 +358,7 @@ def ladder(train, held, tasks, cfg, warm):
             s2 = fit_sigmoid_multiple(x, logm, y, start=warm.get(f"sigmoid:{task}"))
             held_logm = _col(held.with_columns(_LOG_MULTIPLE), "log_multiple") - m0
             out.scores[task] = s2.eval(x=pred, logm=held_logm)
-            out.propagated[task] = _propagate(lambda v: s2.eval(x=v, logm=held_logm), pred, spread)
+            propagated = _propagate(lambda v: s2.eval(x=v, logm=held_logm), pred, spread)
             out.params += _rows(s2, "score", task, extra={"log_M0": m0})
         else:
             s2 = fit_sigmoid(x, y, start=warm.get(f"sigmoid:{task}"))
@@ -356,9 +370,9 @@ def ladder(train, held, tasks, cfg, warm):
             if odr:
                 s2 = fit_sigmoid_odr(x, y, sx, sy, start=s2)
             out.scores[task] = s2.eval(x=pred)  # the fitted curve (its a is an expression of headroom and b)
-            out.propagated[task] = _propagate(lambda v: s2.eval(x=v), pred, spread)
+            propagated = _propagate(lambda v: s2.eval(x=v), pred, spread)
             out.params += _odr_rows(s2, "score", task) if odr else _rows(s2, "score", task)
-        out.scatter[task] = _scatter(s2, n_extra=int(lc.anchor))
+        out.add_scatter(task, _scatter(s2, n_extra=int(lc.anchor)), len(y) - int(lc.anchor), spread, propagated)
         out.features[task] = (column, pred)
         out.warm.update({column: start, f"step1:{column}": step1, f"sigmoid:{task}": start_of(s2)})
 
@@ -392,7 +406,7 @@ def flpm_chain(train, held, tasks, cfg, warm):
         x_train = np.stack([_col(pts, f"loss:{d}") for d in domains], axis=1)
         net = flpm.fit_domain_net(x_train, _col(pts, f"score:{task}"), start=warm.get(f"net:{task}"))
         out.scores[task] = net.predict(x_held)
-        out.scatter[task] = float(np.sqrt(net.train_mse))
+        out.add_scatter(task, float(np.sqrt(net.train_mse)), pts.height)
         out.params.append(
             {
                 "stage": "score",
