@@ -245,6 +245,11 @@ def flp(train, held, tasks, cfg, warm):
     return out
 
 
+def _law_at(p, df):
+    """L(N, D) = E + A/N^alpha + B/D^beta (fit_chinchilla's parameters `p`) at the rows of `df`."""
+    return p["E"] + p["A"] / _col(df, "n_params") ** p["alpha"] + p["B"] / _col(df, "tokens") ** p["beta"]
+
+
 def chinchilla_chain(train, held, tasks, cfg, warm):
     # L(N, D) has no value at D = 0: an untrained checkpoint (Pythia's step 0) is left out of step 1
     train = _with_loss(train).filter(pl.col("tokens") > 0)
@@ -252,15 +257,11 @@ def chinchilla_chain(train, held, tasks, cfg, warm):
         _col(train, "n_params"), _col(train, "tokens"), _col(train, "loss"), n_bootstrap=0, n_starts=10, start=warm.get("loss")
     )
     p = fit.params
-
-    def law(df):
-        return p["E"] + p["A"] / _col(df, "n_params") ** p["alpha"] + p["B"] / _col(df, "tokens") ** p["beta"]
-
     # a new run misses the law as the fitted runs' final checkpoints do (the law, fitted on every checkpoint, has
     # degrees of freedom to spare: no correction)
     finals = _finals(train)
-    out = Prediction(scores={}, loss=law(held), params=_chinchilla_rows(fit, "loss", None), warm={"loss": p})
-    _line_from_loss(train, out.loss, residual_rms(_col(finals, "loss") - law(finals), 0), tasks, cfg, out)
+    out = Prediction(scores={}, loss=_law_at(p, held), params=_chinchilla_rows(fit, "loss", None), warm={"loss": p})
+    _line_from_loss(train, out.loss, residual_rms(_col(finals, "loss") - _law_at(p, finals), 0), tasks, cfg, out)
     return out
 
 
@@ -311,11 +312,7 @@ def _ladder_step1(finals, held, column, lc, warm, stage, task, notes):
         tied=tied,
     )
     p = fit.params
-
-    def law(df):
-        return p["E"] + p["A"] / _col(df, "n_params") ** p["alpha"] + p["B"] / _col(df, "tokens") ** p["beta"]
-
-    return law(held), _chinchilla_rows(fit, stage, task), p, step1, (_col(pts, column) - law(pts), 5 - tied)
+    return _law_at(p, held), _chinchilla_rows(fit, stage, task), p, step1, (_col(pts, column) - _law_at(p, pts), 5 - tied)
 
 
 _LOG_MULTIPLE = (pl.col("tokens") / pl.col("n_params")).log().alias("log_multiple")  # M = D/N, tokens per parameter
