@@ -28,6 +28,11 @@ CASES = [
     ("unknown domain", lambda c: c["mixtures"]["uniform"].update(poetry=0.0), r"mixtures\.uniform: 'poetry' is not one of"),
     ("unknown objective", lambda c: c["runs"][0].update(objective="mlm"), r"runs\[0\]\.objective: 'mlm' is not one of"),
     (
+        "unknown interval",
+        lambda c: c["fit"]["scaling"].update(interval="conformal"),
+        r"fit\.scaling\.interval: 'conformal' is not one of \['bootstrap', 'score_scatter', 'prediction'\]",
+    ),
+    (
         "unknown task",
         lambda c: c["evaluation"]["tasks"].append("trivia"),
         r"evaluation\.tasks\[4\]: 'trivia': unknown task; .* close names: triviaqa",
