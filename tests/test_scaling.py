@@ -179,6 +179,22 @@ def test_family_with_too_few_runs_is_reported_not_fitted():
     assert "need at least 3 to fit and 1 to predict" in report[0]
 
 
+def test_a_learning_rate_per_size_is_named_as_the_key_that_split_the_ladder():
+    """A ladder tuning lr per size is six one-run families under the default keys: nothing fitted, and the report
+    says which key to leave out; without it the six runs are one family."""
+    tables = synthetic_tables()
+    tables["runs"] = tables["runs"].with_columns((0.01 / pl.int_range(1, 7)).alias("lr"))
+    params, preds, report = backtest(tables, ScalingSettings.from_dict(CFG))
+    assert preds.height == 0
+    assert (
+        "no family could be fitted: the runs differ in lr within what would otherwise be a family of 6 runs; if the"
+        " ladder sets lr per size, leave it out of fit.scaling.family_keys (now ['mixture', 'objective', 'lr'])"
+    ) in report
+    cfg = {**CFG, "predictors": ["direct"], "family_keys": ["mixture", "objective"]}
+    _, preds, report = backtest(tables, ScalingSettings.from_dict(cfg))
+    assert preds["run"].to_list() == ["r5"] and not any("no family" in line for line in report)
+
+
 # Fits the ill-conditioned sigmoid 20 times in a fresh process, shifting the heap between fits;
 # prints each fit's parameters and standard errors, exactly (hex).
 _REFIT_SCRIPT = """

@@ -21,7 +21,7 @@ import polars as pl
 
 from lmforecast.fits.scaling import ensemble
 from lmforecast.fits.scaling.curves import FitError
-from lmforecast.fits.scaling.frames import checkpoint_frame, tasks_of
+from lmforecast.fits.scaling.frames import checkpoint_frame, family_parts, tasks_of
 from lmforecast.fits.scaling.predictors import PREDICTORS
 
 MIN_TRAIN_RUNS = 3
@@ -62,6 +62,22 @@ def held_out_runs(finals: pl.DataFrame, holdout) -> list[str]:
     if holdout == "largest_compute":
         return [finals.sort("flops")["run"][-1]]
     return [r for r in holdout if r in set(finals["run"])]
+
+
+def _family_keys_hint(frame: pl.DataFrame, family_keys) -> str:
+    """Why no family could be fitted, and the family key whose removal would give one enough runs: a ladder that
+    tunes the learning rate per size splits into one-run families under the default keys."""
+    runs = frame.filter(pl.col("is_final")).select(**family_parts())
+    for key in family_keys:
+        others = [k for k in family_keys if k != key]
+        largest = runs.group_by(others).len()["len"].max() if others else runs.height
+        if largest > MIN_TRAIN_RUNS:
+            return (
+                f"no family could be fitted: the runs differ in {key} within what would otherwise be a family of"
+                f" {largest} runs; if the ladder sets {key} per size, leave it out of fit.scaling.family_keys"
+                f" (now {list(family_keys)})"
+            )
+    return f"no family could be fitted: each needs at least {MIN_TRAIN_RUNS} runs to fit and 1 to predict"
 
 
 def resample_runs(train: pl.DataFrame, rng) -> pl.DataFrame | None:
@@ -121,6 +137,8 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
         plan.append((f"[{family}] fitted on {n_train} runs, predicting {', '.join(held_runs)}", units))
         contexts[family] = (train, held, inner[1] if split else inner)
     units = [u for _, us in plan for u in us]
+    if not units:
+        plan.append((_family_keys_hint(frame, cfg.family_keys), []))
     if workers > 1 and len(units) > 1:
         # spawn, not fork: a forked child can deadlock on locks held by polars' and torch's thread pools
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:

@@ -20,6 +20,13 @@ def pretraining_loss(domain_losses: pl.DataFrame) -> pl.DataFrame:
 FAMILY_KEYS = ("mixture", "objective", "lr")
 
 
+def family_parts() -> dict:
+    """Each family key's text in a family's name, as expressions over a frame of runs (`peak_lr`: runs.lr, the run's
+    peak learning rate; checkpoints.lr is the rate at that step)."""
+    lr = pl.when(pl.col("peak_lr").is_null()).then(pl.lit("lr=?")).otherwise(pl.format("lr={}", pl.col("peak_lr")))
+    return {"mixture": pl.col("mixture"), "objective": pl.col("objective"), "lr": lr}
+
+
 def checkpoint_points(
     runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_losses: pl.DataFrame, family_keys=FAMILY_KEYS, how="inner"
 ) -> pl.DataFrame:
@@ -30,9 +37,7 @@ def checkpoint_points(
     tunes the learning rate per size leaves lr out of `family_keys`. `how="left"` keeps the checkpoints
     without a loss (an import of task scores alone), with a null loss.
     """
-    # runs.lr is the run's peak learning rate (checkpoints.lr is the rate at that step)
-    lr = pl.when(pl.col("peak_lr").is_null()).then(pl.lit("lr=?")).otherwise(pl.format("lr={}", pl.col("peak_lr")))
-    parts = {"mixture": pl.col("mixture"), "objective": pl.col("objective"), "lr": lr}
+    parts = family_parts()
     return (
         checkpoints.join(pretraining_loss(domain_losses), on=["run", "step"], how=how)
         .join(runs.select("run", "mixture", "objective", pl.col("lr").alias("peak_lr")), on="run")
