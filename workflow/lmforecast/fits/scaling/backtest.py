@@ -65,19 +65,19 @@ def held_out_runs(finals: pl.DataFrame, holdout) -> list[str]:
 
 
 def _family_keys_hint(frame: pl.DataFrame, family_keys) -> str:
-    """Why no family could be fitted, and the family key whose removal would give one enough runs: a ladder that
-    tunes the learning rate per size splits into one-run families under the default keys."""
-    runs = frame.filter(pl.col("is_final")).select(**family_parts())
-    for key in family_keys:
-        others = [k for k in family_keys if k != key]
-        largest = runs.group_by(others).len()["len"].max() if others else runs.height
-        if largest > MIN_TRAIN_RUNS:
-            return (
-                f"no family could be fitted: the runs differ in {key} within what would otherwise be a family of"
-                f" {largest} runs; if the ladder sets {key} per size, leave it out of fit.scaling.family_keys"
-                f" (now {list(family_keys)})"
-            )
-    return f"no family could be fitted: each needs at least {MIN_TRAIN_RUNS} runs to fit and 1 to predict"
+    """Why no family could be fitted; where a learning rate per size (as ladders tune it) split the runs into
+    families too small to fit, says so: without lr among the keys they would form one."""
+    why = f"no family could be fitted: each needs at least {MIN_TRAIN_RUNS} runs to fit and 1 to predict"
+    others = [k for k in family_keys if k != "lr"]
+    if "lr" not in family_keys or not others:
+        return why
+    largest = frame.filter(pl.col("is_final")).select(**family_parts()).group_by(others).len()["len"].max()
+    if largest <= MIN_TRAIN_RUNS:
+        return why
+    return (
+        f"no family could be fitted: the runs differ in lr within what would otherwise be a family of {largest} runs;"
+        f" if the ladder sets lr per size, leave it out of fit.scaling.family_keys (now {list(family_keys)})"
+    )
 
 
 def resample_runs(train: pl.DataFrame, rng) -> pl.DataFrame | None:
