@@ -1,4 +1,4 @@
-"""The back-tests that chose fit.scaling.ladder's defaults (step1: auto; anchor: false), on every set at hand with
+"""The back-tests that chose fit.scaling.ladder's defaults (step1: auto; anchor: auto), on every set at hand with
 more than one token budget per size or with a task loss, without their targets:
 
 - mlfoundations (config/examples/mlfoundations-scaling.yaml): inside its ladder (the runs below 1B: 11M-154M
@@ -59,6 +59,6 @@ if __name__ == "__main__":  # the back-test's worker processes are spawned
         names = ("runs", "checkpoints", "domain_losses", "task_scores")
         tables = {n: pl.read_parquet(f"{sys.argv[1]}/{n}.parquet") for n in names}
         for step1 in STEP1:
-            for anchor in (False, True):
+            for anchor in (False, True, "auto"):
                 sc = cfg | pair | {"ladder": {"step1": step1, "anchor": anchor}}
                 measure(f"default sweep, step1 {step1}, anchor {anchor}:", tables, sc, "abs_error")

@@ -20,7 +20,9 @@ class LadderSettings(Settings):
     # | params_tokens_tied: the same with alpha = beta (Gadre et al. 2024's over-training law L(C, M))
     # | auto: params_tokens_tied where some size has two or more token budgets, compute otherwise
     feature: str = "task_loss"  # the intermediate: task_loss (bits per byte of the correct answer) | loss (pre-training)
-    anchor: bool = False  # step 2 also fits the point (feature 0, score 1): a perfect model is always right (the paper's)
+    # step 2 also fits the point (feature 0, score 1): a perfect model is always right (the paper's) | auto: where the
+    # feature is the task loss and the fitted points' score falls with it (predictors._resolved_anchor)
+    anchor: bool | str = "auto"
     skip_fraction: float = 0.1  # step 2 skips each run's checkpoints up to this fraction of its steps
     moving_average: int = 1  # step 2's points: mean over this many consecutive checkpoints of a run (1: none)
     # step 2 by orthogonal distance regression: the feature is noisy too, its scale the robust scatter of step 1's
@@ -250,7 +252,9 @@ properties:
         enum: [auto, compute, params_tokens, params_tokens_tied]
         description: "task loss from compute C, or from (N, D); params_tokens_tied: alpha = beta (Gadre et al.); auto: tied (N, D) where a size has two token budgets, else C"
       feature: {enum: [task_loss, loss], description: "task bits per byte of the correct answer, or pre-training loss"}
-      anchor: {type: boolean, description: "step 2 also fits (feature 0, score 1)"}
+      anchor:
+        enum: [auto, true, false]
+        description: "step 2 also fits (feature 0, score 1); auto: where the feature is the task loss and the score falls with it"
       skip_fraction: {type: number, minimum: 0, maximum: 1}
       moving_average: {type: integer, minimum: 1}
       errors_in_variables:

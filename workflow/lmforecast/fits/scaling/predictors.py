@@ -27,6 +27,7 @@ import lmfit
 import numpy as np
 import polars as pl
 from scipy.special import expit, logit
+from scipy.stats import kendalltau
 
 from lmforecast.fits.scaling import chinchilla, flpm
 from lmforecast.fits.scaling.curves import (
@@ -315,6 +316,26 @@ def _ladder_step1(finals, held, column, lc, warm, stage, task, notes):
     return _law_at(p, held), _chinchilla_rows(fit, stage, task), p, step1, (_col(pts, column) - _law_at(p, pts), 5 - tied)
 
 
+def _resolved_anchor(x, y, anchor, feature: str, task: str, warm: dict, notes: list) -> bool:
+    """`auto`: the anchor (feature 0 -> score 1) where the feature is the task's own loss and the fitted points'
+    score falls as it rises (Kendall's tau, one-sided p < 0.05). A task loss of 0 is a model always right, so the
+    anchor tells step 2 where the curve ends beyond the small models' range (the OLMo ladder's; without it the
+    sigmoid's ceiling is set by their range); a score at chance in every fitted run shows no rise, and anchored
+    it became a step just past the points (the default sweep's var_track: 0.23 predicted 0.996). The pre-training
+    loss never reaches 0 (the text's entropy): no anchor."""
+    if anchor != "auto":
+        return anchor
+    if f"anchor:{task}" in warm:  # a refit keeps the full fit's choice
+        return warm[f"anchor:{task}"]
+    if feature == "loss":
+        return False
+    tau = kendalltau(x, y, alternative="less") if len(x) >= 3 else None
+    anchored = bool(tau is not None and tau.pvalue < 0.05)
+    trend = f"Kendall tau {tau.statistic:.2f}, p {tau.pvalue:.2g}" if tau is not None else "too few points"
+    notes.append(f"step 2 ({task}) {'anchored' if anchored else 'not anchored'}: auto, the score against the task loss: {trend}")
+    return anchored
+
+
 _LOG_MULTIPLE = (pl.col("tokens") / pl.col("n_params")).log().alias("log_multiple")  # M = D/N, tokens per parameter
 
 
@@ -346,12 +367,13 @@ def ladder(train, held, tasks, cfg, warm):
         late = _smoothed(known, columns, lc.moving_average)
         pts = late.filter(pl.col("frac") > lc.skip_fraction)
         x, y = _col(pts, column), _col(pts, f"score:{task}")
-        if lc.anchor:  # loss 0 -> the score's maximum (acc, acc_norm: 1)
+        anchor = _resolved_anchor(x, y, lc.anchor, lc.feature, task, warm, out.notes)
+        if anchor:  # loss 0 -> the score's maximum (acc, acc_norm: 1)
             x, y = np.append(x, 0.0), np.append(y, 1.0)
         if lc.token_multiple:  # the sigmoid in L - g (log M - m0), m0 the points' mean log M (the anchor at m0)
             logm = _col(pts, "log_multiple")
             m0 = float(logm.mean()) if len(logm) else 0.0
-            logm = np.append(logm - m0, [0.0] * int(lc.anchor))
+            logm = np.append(logm - m0, [0.0] * int(anchor))
             s2 = fit_sigmoid_multiple(x, logm, y, start=warm.get(f"sigmoid:{task}"))
             held_logm = _col(held.with_columns(_LOG_MULTIPLE), "log_multiple") - m0
             out.scores[task] = s2.eval(x=pred, logm=held_logm)
@@ -361,7 +383,7 @@ def ladder(train, held, tasks, cfg, warm):
             s2 = fit_sigmoid(x, y, start=warm.get(f"sigmoid:{task}"))
             # the noise scales of errors in variables: the feature's robust (a few runs far off step 1's law, the
             # Huber fit's outliers, would set a root mean square), the score's the least-squares sigmoid's scatter
-            sx, sy = robust_scale(residual), _scatter(s2, n_extra=int(lc.anchor))
+            sx, sy = robust_scale(residual), _scatter(s2, n_extra=int(anchor))
             # a feature or score without scatter: least squares is errors in variables' limit
             odr = lc.errors_in_variables and sx > 0 and sy > 0
             if odr:
@@ -369,9 +391,9 @@ def ladder(train, held, tasks, cfg, warm):
             out.scores[task] = s2.eval(x=pred)  # the fitted curve (its a is an expression of headroom and b)
             propagated = _propagate(lambda v: s2.eval(x=v), pred, spread)
             out.params += _odr_rows(s2, "score", task) if odr else _rows(s2, "score", task)
-        out.add_scatter(task, _scatter(s2, n_extra=int(lc.anchor)), len(y) - int(lc.anchor), spread, propagated)
+        out.add_scatter(task, _scatter(s2, n_extra=int(anchor)), len(y) - int(anchor), spread, propagated)
         out.features[task] = (column, pred)
-        out.warm.update({column: start, f"step1:{column}": step1, f"sigmoid:{task}": start_of(s2)})
+        out.warm.update({column: start, f"step1:{column}": step1, f"sigmoid:{task}": start_of(s2), f"anchor:{task}": anchor})
 
     _per_task(tasks, out, fit_one)
     if lc.feature == "loss" and out.features:
