@@ -281,11 +281,13 @@ def _ensemble(family, context, outer, inner, tasks, cfg, seed):
 
 def _prediction_rows(name, family, task, held, scores, boot, n_train):
     """(index, row) of each held-out run with an actual score: the prediction, its 95% interval from the
-    resamples' predictions `boot` (resamples x runs), and no loss or feature (a chain fills them in)."""
+    resamples' predictions `boot` (resamples x runs), and no loss or feature (a chain fills them in). The score is
+    an accuracy (acc, acc_norm): a prediction or a bound past [0, 1] (a line extrapolated, a normal draw of the
+    scatter) is set to 0 or 1, which is nearer every possible score."""
     for i, run in enumerate(held["run"]):
         if held[f"score:{task}"][i] is None:
             continue  # nothing to compare with
-        lo, hi = np.quantile(boot[:, i], [0.025, 0.975]) if len(boot) else (math.nan, math.nan)
+        lo, hi = np.clip(np.quantile(boot[:, i], [0.025, 0.975]), 0.0, 1.0) if len(boot) else (math.nan, math.nan)
         yield (
             i,
             {
@@ -300,7 +302,7 @@ def _prediction_rows(name, family, task, held, scores, boot, n_train):
                 "feature_actual": math.nan,
                 "feature_pred": math.nan,
                 "score_actual": float(held[f"score:{task}"][i]),
-                "score_pred": float(scores[i]),
+                "score_pred": float(np.clip(scores[i], 0.0, 1.0)),
                 "score_lo": float(lo),
                 "score_hi": float(hi),
                 "n_fit_runs": n_train,
