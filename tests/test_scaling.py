@@ -434,6 +434,26 @@ def test_direct_keeps_a_score_near_1_inside_0_1():
     assert np.all((pred.scores["sciq"] > score.max()) & (pred.scores["sciq"] < 1.0)), pred.scores["sciq"]
 
 
+def test_a_prediction_and_interval_past_1_are_reported_at_1():
+    """FLP's line through accuracies rising to 0.99 crosses 1 at the held-out run (whose actual is 1): the table
+    reports 1, and an interval within [0, 1] that covers it."""
+    from lmforecast.fits.scaling.frames import checkpoint_frame
+    from lmforecast.fits.scaling.predictors import flp
+
+    tables = synthetic_tables()
+    acc = pl.col("metric") == "acc"
+    steep = pl.min_horizontal(pl.lit(1.0), 0.3 + (pl.col("value") - 0.366) * 3.2)  # linear in the loss, capped at 1
+    tables["task_scores"] = tables["task_scores"].with_columns(pl.when(acc).then(steep).otherwise("value").alias("value"))
+    cfg = ScalingSettings.from_dict({**CFG, "predictors": ["flp"], "bootstrap": 20})
+    frame = checkpoint_frame(tables, cfg)
+    raw = flp(frame.filter(pl.col("run") != "r5"), frame.filter((pl.col("run") == "r5") & pl.col("is_final")), ["t"], cfg, {})
+    assert raw.scores["t"][0] > 1.02  # the chain's own prediction
+    _, preds, _ = backtest(tables, cfg)
+    row = preds.row(0, named=True)
+    assert row["score_actual"] == 1.0 and row["score_pred"] == 1.0 and 0.0 <= row["score_lo"] <= row["score_hi"] == 1.0
+    assert row["covered"]
+
+
 def test_chinchilla_leaves_out_untrained_checkpoints():
     """An imported suite's step 0 (Pythia's: 0 tokens) has no L(N, D); step 1 leaves it out and stays exact."""
     tables = synthetic_tables()
