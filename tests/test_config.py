@@ -33,6 +33,11 @@ CASES = [
         r"fit\.scaling\.interval: 'conformal' is not one of \['bootstrap', 'score_scatter', 'prediction'\]",
     ),
     (
+        "unknown anchor",
+        lambda c: c["fit"]["scaling"].update(ladder={"anchor": "sometimes"}),
+        r"fit\.scaling\.ladder\.anchor: 'sometimes' is not one of \['auto', True, False\]",
+    ),
+    (
         "unknown task",
         lambda c: c["evaluation"]["tasks"].append("trivia"),
         r"evaluation\.tasks\[4\]: 'trivia': unknown task; .* close names: triviaqa",
