@@ -14,7 +14,7 @@ from lmforecast.settings import ConfigError
 
 @dataclass(frozen=True)
 class LadderSettings(Settings):
-    """The OLMo ladder chain's choices (Bhagia et al. 2024); the defaults were chosen by back-tests (README)."""
+    """The OLMo ladder chain's choices (Bhagia et al. 2024); defaults chosen by back-tests (docs/scaling-backtests.md)."""
 
     step1: str = "auto"  # compute: L(C) power law | params_tokens: L(N, D) = E + A/N^alpha + B/D^beta (the paper's)
     # | params_tokens_tied: the same with alpha = beta (Gadre et al. 2024's over-training law L(C, M))
@@ -50,8 +50,8 @@ class ScalingSettings(Settings):
     ladder: LadderSettings = field(default_factory=LadderSettings)
     # bootstrap: the refits' 2.5-97.5% range (the fitted curve's uncertainty) | score_scatter: each refit's prediction
     # plus a draw of the score fit's residual scatter | prediction (default; chosen by coverage inside the ladders,
-    # README): also a chain's intermediate scatter about its step 1 law, carried through the score's fit (a new run
-    # misses both laws as the fitted runs do). The ensemble's interval is its own (ensemble.py).
+    # docs/scaling-backtests.md): also a chain's intermediate scatter about its step 1 law, carried through the
+    # score's fit (a new run misses both laws as the fitted runs do). The ensemble's interval is its own (ensemble.py).
     interval: str = "prediction"
     tasks: tuple[str, ...] | None = None  # the tasks predicted (None: every task with the metric)
     family_keys: tuple[str, ...] = ("mixture", "objective", "lr")  # runs sharing these form a family (drop lr: per-size lr)

@@ -277,8 +277,8 @@ def _smoothed(train, columns, window):
 def _resolved_step1(pts, step1):
     """`auto`: L(N, D) with alpha = beta where the final checkpoints identify it (some size trained for two or more
     token counts: Pythia's one budget per size leaves D/N tied to N), a power law in C otherwise. Chosen by the
-    back-tests in the README: with several budgets per size, (N, D) beat C inside mlfoundations' ladder and on the
-    default sweep, and the tied law's four parameters beat the paper's five for `ladder` on both."""
+    back-tests in docs/scaling-backtests.md: with several budgets per size, (N, D) beat C inside mlfoundations'
+    ladder and on the default sweep, and the tied law's four parameters beat the paper's five for `ladder` on both."""
     if step1 != "auto":
         return step1
     budgets = pts.group_by("n_params").agg(pl.col("tokens").n_unique())["tokens"]
