@@ -21,6 +21,6 @@ def _x86_flags() -> set[str]:
 # round differently: the default sweep trained on an AVX-512 machine gave other tables than on an AVX2 one
 # (README, "Guarantees"). Pinning AVX2, which every x86-64 CPU since 2013 has, gives the same tables on all of
 # them. Set before any kernel runs (ATen reads it once, at its first CPU dispatch) and inherited by every job;
-# a value of one's own (e.g. avx512, for speed) is kept.
+# a value of one's own (e.g. avx512: the wider kernels) is kept.
 if "ATEN_CPU_CAPABILITY" not in os.environ and {"avx2", "fma"} <= _x86_flags():
     os.environ["ATEN_CPU_CAPABILITY"] = "avx2"
