@@ -1,0 +1,122 @@
+"""Step 2 pooled over a task's three datasets: does sharing the sigmoid's shape across data recipes help?
+
+The hypothesis: a recipe (here the pre-training dataset) moves where a task rises against the pre-training
+loss and where it starts, not how steeply or how far it rises. So per task one sigmoid shape is fitted on
+every dataset's training runs at once: `k` (slope) and `headroom` (the rise, a = headroom (1 - b)) shared,
+`b` (floor) and `L0` (midpoint) per dataset; variants share other subsets. Against the shipped step 2 (a
+sigmoid per dataset and task), on choose_step2.py's splits: "inside" (11M-154M fitted, the 412M runs
+held out; the choice is made here) and "targets" (11M-412M fitted, the 1.4B and 6.9B runs held out);
+step 2 alone at the held-out runs' actual loss, and the chain (step 1 L(N, D) per dataset, as
+choose_step2.chain, step 2 at its prediction). Mean relative error over task x held-out run, avg46's
+beside. A measurement, not a setting of fit_scaling (yet).
+
+    PYTHONPATH=workflow python resources/public/mlfoundations-scaling/shared_step2.py
+"""
+
+import sys
+import warnings
+from pathlib import Path
+
+import lmfit
+import numpy as np
+import polars as pl
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from choose_step2 import CONFIG, col, curve_of, errors, splits  # noqa: E402 (beside this script)
+
+from lmforecast.fits.scaling import ScalingSettings  # noqa: E402
+from lmforecast.fits.scaling.chinchilla import fit_chinchilla  # noqa: E402
+from lmforecast.fits.scaling.curves import fit_sigmoid, sigmoid  # noqa: E402
+from lmforecast.fits.scaling.frames import checkpoint_frame  # noqa: E402
+from lmforecast.measure.imports import import_tables  # noqa: E402
+
+NAMES = ("b", "headroom", "k", "L0")
+VARIANTS = {  # name -> the parameters shared by a task's datasets
+    "shared headroom, k": {"headroom", "k"},
+    "shared b, headroom, k": {"b", "headroom", "k"},
+    "shared b, k": {"b", "k"},
+    "shared k": {"k"},
+}
+
+
+def pooled(groups, starts, shared):
+    """One sigmoid per group [(x, y)] with the parameters in `shared` common to all, by lmfit (least_squares),
+    started from each group's own sigmoid (`starts`, lmfit results; a shared parameter at their median) and
+    bounded as fit_sigmoid's. Returns each group's curve {a, k, L0, b}."""
+    x_all = np.concatenate([x for x, _ in groups])
+    spread = float(np.std(x_all)) or 1.0
+    bounds = {
+        "b": (0.0, 1.0),
+        "headroom": (0.0, 1.0),
+        "k": (-1e3 / spread, 0.0),
+        "L0": (float(x_all.min()) - 3 * spread, float(x_all.max()) + 3 * spread),
+    }
+    own = [curve_of(s) | {"headroom": min(1.0, curve_of(s)["a"] / max(1e-6, 1 - curve_of(s)["b"]))} for s in starts]
+    params = lmfit.Parameters()
+    for name in NAMES:
+        lo, hi = bounds[name]
+        values = [min(hi, max(lo, c[name])) for c in own]
+        if name in shared:
+            params.add(name, value=float(np.median(values)), min=lo, max=hi)
+        else:
+            for g, v in enumerate(values):
+                params.add(f"{name}{g}", value=float(v), min=lo, max=hi)
+
+    def curve(p, g):
+        v = {n: p[n].value if n in shared else p[f"{n}{g}"].value for n in NAMES}
+        return {"a": v["headroom"] * (1 - v["b"]), "k": v["k"], "L0": v["L0"], "b": v["b"]}
+
+    def residual(p):
+        return np.concatenate([sigmoid(x, **curve(p, g)) - y for g, (x, y) in enumerate(groups)])
+
+    result = lmfit.minimize(residual, params, method="least_squares")
+    return [curve(result.params, g) for g in range(len(groups))]
+
+
+def measure(cfg, frame):
+    """Rows (split, where, shape, task, run, rel_error): step 2 at the actual loss ("actual") and the chain."""
+    rows = []
+    for split, (train, test) in splits(cfg, frame).items():
+        if split == "inner":
+            continue
+        families = sorted(train["family"].unique())
+        step1 = {}
+        for fam in families:
+            tr, he = train.filter(pl.col("family") == fam), test.filter(pl.col("family") == fam)
+            p = fit_chinchilla(col(tr, "n_params"), col(tr, "tokens"), col(tr, "loss"), n_bootstrap=0, n_starts=10).params
+            step1[fam] = p["E"] + p["A"] / col(he, "n_params") ** p["alpha"] + p["B"] / col(he, "tokens") ** p["beta"]
+        for task in cfg["fit"]["scaling"]["tasks"]:
+            groups, starts, held = [], [], []
+            for fam in families:
+                tr = train.filter((pl.col("family") == fam) & pl.col(f"score:{task}").is_not_null())
+                groups.append((col(tr, "loss"), col(tr, f"score:{task}")))
+                starts.append(fit_sigmoid(*groups[-1]))
+                held.append((fam, test.filter(pl.col("family") == fam)))
+            curves = {"per dataset (shipped)": [curve_of(s) for s in starts]}
+            curves |= {name: pooled(groups, starts, shared) for name, shared in VARIANTS.items()}
+            for shape, per_family in curves.items():
+                for (fam, he), c in zip(held, per_family):
+                    actual = col(he, f"score:{task}")
+                    for where, x in (("actual", col(he, "loss")), ("chain", step1[fam])):
+                        rows.extend(
+                            {"split": split, "where": where, "shape": shape, "task": task, "run": r, "rel_error": e}
+                            for r, e in zip(he["run"], errors(sigmoid(x, **c), actual))
+                        )
+    return pl.DataFrame(rows)
+
+
+if __name__ == "__main__":
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module="lmfit")  # covariances this script does not use
+    cfg = yaml.safe_load(open(CONFIG))
+    tables = {k: pl.from_arrow(v) for k, v in import_tables(cfg["import"]).items()}
+    errs = measure(cfg, checkpoint_frame(tables, ScalingSettings.from_dict(cfg["fit"]["scaling"])))
+    avg46 = pl.col("rel_error").filter(pl.col("task") == "avg46").mean().alias("avg46")
+    summary = errs.group_by("where", "split", "shape").agg(pl.col("rel_error").mean(), avg46, pl.len())
+    with pl.Config(tbl_rows=60, fmt_str_lengths=40):
+        for where in ("actual", "chain"):
+            print("step 2 at the held-out runs' actual loss" if where == "actual" else "the chain: step 2 at step 1's prediction")
+            table = summary.filter(pl.col("where") == where).pivot(on="split", index="shape", values=["rel_error", "avg46"])
+            print(table.sort("rel_error_inside"))
+        per_task = errs.filter(pl.col("where") == "chain").group_by("split", "shape", "task").agg(pl.col("rel_error").mean())
+        print(per_task.pivot(on="shape", index=["split", "task"], values="rel_error").sort("split", "task"))
