@@ -48,7 +48,9 @@ def test_ladder_errors_in_variables_fits_step2_by_odr_with_step1s_scatter():
     assert params.filter(pl.col("stderr").is_nan())["stderr_note"].is_not_null().all()
 
 
-def test_errors_in_variables_and_token_multiple_together_are_a_config_error():
+def test_two_fits_of_step_2_together_are_a_config_error():
     cfg = {"metric": "acc", "shots": 0, "emerged_margin": 0.05, "holdout": "largest_compute", "predictors": ["ladder"]}
-    with pytest.raises(ConfigError, match="errors_in_variables and token_multiple are two fits of step 2"):
+    with pytest.raises(ConfigError, match="errors_in_variables and token_multiple are different fits of step 2"):
         ScalingSettings.from_dict(cfg | {"bootstrap": 0, "ladder": {"errors_in_variables": True, "token_multiple": True}})
+    with pytest.raises(ConfigError, match="token_multiple and shared_shape are different fits of step 2; expected at most"):
+        ScalingSettings.from_dict(cfg | {"bootstrap": 0, "ladder": {"token_multiple": True, "shared_shape": True}})

@@ -546,3 +546,60 @@ def test_ladder_token_multiple_predicts_an_over_trained_rung_exactly():
     points = points.filter((pl.col("run") != "n80M-x40") & (pl.col("step") > 10))
     plain = fit_sigmoid(points["bits_per_byte"].to_numpy(), points["acc"].to_numpy()).eval(x=row["feature_pred"])
     assert abs(plain - row["score_actual"]) > 5 * abs(row["score_pred"] - row["score_actual"])
+
+
+SHARED_SHAPE = {"k": -6.0, "headroom": 0.8}
+RECIPES = {"a": (0.25, 3.3), "b": (0.25, 3.1), "c": (0.5, 2.9)}  # per recipe: the sigmoid's floor b and midpoint L0
+
+
+def recipes_tables(noise=0.005, seed=0):
+    """Three recipes (mixtures) of 6 sizes each, one token budget, whose accuracy is a sigmoid of the pre-training loss
+    with one slope and rise (SHARED_SHAPE) and each recipe's own floor and midpoint (RECIPES): recipe c rises last, so
+    that its 5 training runs show only the start of its rise."""
+    rng = np.random.default_rng(seed)
+    runs, ck, dl, ts = [], [], [], []
+    for recipe, (b, L0) in RECIPES.items():
+        for n in (1e7, 2e7, 4e7, 8e7, 1.6e8, 3.2e8):
+            run = f"{recipe}-{int(n / 1e6)}M"
+            runs.append({"run": run, "mixture": recipe, "objective": "clm", "lr": 0.003, "n_params": int(n)})
+            for step in range(10, 101, 10):
+                tokens = int(20 * n * step / 100)
+                flops = 6.0 * n * tokens
+                loss = 1.8 + 40.0 * flops**-0.08
+                acc = sigmoid(loss, SHARED_SHAPE["headroom"] * (1 - b), SHARED_SHAPE["k"], L0, b) + rng.normal(0, noise)
+                ck.append({"run": run, "step": step, "tokens": tokens, "flops": flops})
+                dl.append({"run": run, "step": step, "domain": "d", "loss": loss})
+                row = {"run": run, "step": step, "task": "t", "prompt": "p", "shots": 0, "metric": "acc"}
+                ts.append(row | {"value": acc, "chance": 0.25})
+    frames = {"runs": runs, "checkpoints": ck, "domain_losses": dl, "task_scores": ts}
+    return {name: pl.DataFrame(rows) for name, rows in frames.items()}
+
+
+@pytest.mark.filterwarnings("error")  # no warning may leak from a fit
+def test_shared_shape_recovers_the_recipes_slope_and_rise_and_predicts_the_recipe_that_rises_last():
+    """ladder.shared_shape: step 2's slope and rise fitted once on every recipe, each keeping its floor and midpoint.
+    Alone, recipe c's points (the start of its rise) leave its ceiling to the fit; shared, the other recipes set it."""
+    tables = recipes_tables()
+    base = {**CFG, "predictors": ["ladder"], "bootstrap": 3}
+    errors = {}
+    for shared in (False, True):
+        cfg = ScalingSettings.from_dict(base | {"ladder": {"feature": "loss", "shared_shape": shared}})
+        params, preds, report = backtest(tables, cfg)
+        errors[shared] = dict(preds.select("run", "abs_error").iter_rows())
+    assert any("step 2's slope k" in line and "shared by 3 families" in line for line in report), report
+    score = params.filter(pl.col("stage") == "score")
+    for name, value in SHARED_SHAPE.items():
+        values = score.filter(pl.col("param") == name)["value"]
+        assert values.n_unique() == 1 and values[0] == pytest.approx(value, rel=0.05), name
+    held = score.filter(pl.col("param").is_in(list(SHARED_SHAPE)))
+    assert held["stderr"].is_nan().all() and held["stderr_boot"].is_nan().all()
+    assert held["stderr_note"].str.starts_with("held fixed: shared by the task's families").all()
+    assert errors[True]["c-320M"] < 0.005 and errors[False]["c-320M"] > 5 * errors[True]["c-320M"], errors
+    assert max(errors[True].values()) < 0.02, errors
+    # the ensemble's back-test inside the ladder refits the shared shape without its held rung
+    cfg = ScalingSettings.from_dict(
+        base | {"predictors": ["direct", "ladder", "ensemble"], "ladder": {"feature": "loss", "shared_shape": True}}
+    )
+    _, preds, report = backtest(tables, cfg)
+    ensemble = preds.filter(pl.col("predictor") == "ensemble")
+    assert ensemble.height == 3 and (ensemble["abs_error"] < 0.03).all(), report

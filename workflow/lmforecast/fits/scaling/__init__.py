@@ -30,11 +30,15 @@ class LadderSettings(Settings):
     errors_in_variables: bool = False
     # step 2's sigmoid in L - g (log M - m0), M = D/N the token multiple, 0 <= g <= 1: over-training as a second input
     token_multiple: bool = False
+    # step 2's slope and rise shared by a task's families (recipes), fitted on all of them at once; each family
+    # keeps its floor and midpoint (a recipe moves where a task rises, not how)
+    shared_shape: bool = False
 
     def __post_init__(self):
-        if self.errors_in_variables and self.token_multiple:
+        step2 = [k for k in ("errors_in_variables", "token_multiple", "shared_shape") if getattr(self, k)]
+        if len(step2) > 1:
             raise ConfigError(
-                "fit.scaling.ladder: errors_in_variables and token_multiple are two fits of step 2; expected at most one true"
+                f"fit.scaling.ladder: {' and '.join(step2)} are different fits of step 2; expected at most one true"
             )
 
 
@@ -263,6 +267,9 @@ properties:
       token_multiple:
         type: boolean
         description: "step 2's sigmoid in the effective loss L - g (log M - mean log M), M = D/N tokens per parameter"
+      shared_shape:
+        type: boolean
+        description: "step 2's slope and rise shared by a task's families, fitted on all at once; floor and midpoint per family"
 """
 
 FIT = Fit(

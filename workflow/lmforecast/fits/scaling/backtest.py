@@ -22,7 +22,7 @@ import polars as pl
 from lmforecast.fits.scaling import ensemble
 from lmforecast.fits.scaling.curves import FitError
 from lmforecast.fits.scaling.frames import checkpoint_frame, family_parts, tasks_of
-from lmforecast.fits.scaling.predictors import PREDICTORS
+from lmforecast.fits.scaling.predictors import PREDICTORS, shared_shapes
 
 MIN_TRAIN_RUNS = 3
 
@@ -136,6 +136,8 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
         units = [(family, name, train, held, tasks, cfg, seed, split) for name in members]
         plan.append((f"[{family}] fitted on {n_train} runs, predicting {', '.join(held_runs)}", units))
         contexts[family] = (train, held, inner[1] if split else inner)
+    shapes, report_head = _shared_shapes(plan, tasks, cfg)
+    plan = [(line, [u + (shapes,) for u in us]) for line, us in plan]
     units = [u for _, us in plan for u in us]
     if not units:
         plan.append((_family_keys_hint(frame, cfg.family_keys), []))
@@ -145,7 +147,7 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
             results = iter(list(pool.map(_fit_predictor, units)))
     else:
         results = (_fit_predictor(u) for u in units)
-    param_rows, pred_rows, report = [], [], []
+    param_rows, pred_rows, report = [], [], report_head
     for line, family_units in plan:
         report.append(line)
         outer, inner = {}, {}
@@ -172,6 +174,18 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
     return params, preds, report
 
 
+def _shared_shapes(plan, tasks, cfg):
+    """ladder.shared_shape: step 2's slope and rise per task fitted once on every fitted family's training runs,
+    and once more on their runs inside the ladder (the ensemble's inner back-test must not see its held rung).
+    Returns ((shapes, inner shapes): "shape:<task>" -> {k, headroom} or None, report lines)."""
+    if not (cfg.ladder.shared_shape and "ladder" in cfg.predictors):
+        return ({}, {}), []
+    first = [us[0] for _, us in plan if us]  # one unit per fitted family: (family, name, train, held, tasks, cfg, seed, split)
+    shapes, lines = shared_shapes([u[2] for u in first], tasks, cfg.ladder)
+    inner = shared_shapes([u[7][0] for u in first if u[7] is not None], tasks, cfg.ladder)[0] if shapes else {}
+    return (shapes, {key: inner.get(key) for key in shapes}), lines
+
+
 def _float(value) -> float:
     return math.nan if value is None else float(value)
 
@@ -184,12 +198,12 @@ def _one_thread():
 
 def _fit_predictor(unit):
     """One predictor on one family: the full-data fit, its bootstrap refits, and their rows."""
-    family, name, train, held, tasks, cfg, seed, inner = unit
+    family, name, train, held, tasks, cfg, seed, inner, (shapes, inner_shapes) = unit
     param_rows, pred_rows, report = [], [], []
     # every predictor sees the same resamples: seeded by the family only (crc32: stable across processes)
     rng = np.random.default_rng([seed, zlib.crc32(family.encode())])
     try:
-        point = PREDICTORS[name](train, held, tasks, cfg, {})
+        point = PREDICTORS[name](train, held, tasks, cfg, dict(shapes) if name == "ladder" else {})
     except FitError as e:
         return [], [], [f"  {name}: not fitted: {e}"], None
     report += [f"  {name}: {note}" for note in dict.fromkeys(point.notes)]  # once each, not per task
@@ -239,7 +253,8 @@ def _fit_predictor(unit):
     inner_scores = None
     if inner is not None:  # without the largest training rung, started from the full fit (as a bootstrap refit)
         try:
-            inner_scores = PREDICTORS[name](inner[0], inner[1], tasks, cfg, point.warm).scores
+            warm = point.warm | (inner_shapes if name == "ladder" else {})  # the shared shape without the held rung
+            inner_scores = PREDICTORS[name](inner[0], inner[1], tasks, cfg, warm).scores
         except FitError as e:
             report.append(f"  {name}: not fitted on the back-test inside the ladder: {e}")
     raw = {"scores": point.scores, "draws": drawn, "scatter": point.scatter, "inner": inner_scores}

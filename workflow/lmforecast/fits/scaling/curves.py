@@ -41,6 +41,8 @@ def _fit(model, y, params, **kw):
 def stderr_note(result, name: str) -> str | None:
     """Why parameter `name` of an lmfit result has no standard error (None: it has one)."""
     p = result.params[name]
+    if not p.vary and p.expr is None:
+        return "held fixed: shared by the task's families (ladder.shared_shape), fitted on all of them at once"
     if p.stderr is not None and np.isfinite(p.stderr):
         return None
     if not result.errorbars and not getattr(result, "fit_warnings", []):
@@ -135,8 +137,9 @@ def _bounded_sigmoid(params, x, start: dict):
     return params
 
 
-def fit_sigmoid(x, y, start: dict | None = None):
-    """The ladder's Acc(L) = a / (1 + exp(-k (L - L0))) + b, bounded as an accuracy (_sigmoid_bounds)."""
+def fit_sigmoid(x, y, start: dict | None = None, fixed: dict | None = None):
+    """The ladder's Acc(L) = a / (1 + exp(-k (L - L0))) + b, bounded as an accuracy (_sigmoid_bounds); the
+    parameters in `fixed` (name -> value, e.g. a shape shared by families: fit_sigmoid_shared) held there."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) < 5:
         raise FitError(f"the sigmoid has 4 parameters and needs at least 5 points, got {len(x)}")
@@ -146,10 +149,49 @@ def fit_sigmoid(x, y, start: dict | None = None):
         b0 = s.get("b", float(y.min()))
         headroom = s.get("headroom", min(1.0, max(0.01, float(y.max() - y.min())) / max(1e-6, 1.0 - b0)))
         params = _bounded_sigmoid(model.make_params(), x, s | {"b": b0, "headroom": headroom})
+        for name, value in (fixed or {}).items():
+            params[name].set(value=value, vary=False)
         result = _fit(model, y, params, x=x)
         if best is None or result.chisqr < best.chisqr:
             best = result
     return best
+
+
+SHARED_SHAPE = ("k", "headroom")  # what a task's families share in step 2 (ladder.shared_shape): slope and rise
+
+
+def fit_sigmoid_shared(groups) -> dict:
+    """One sigmoid shape for several families' points `groups` [(x, y)]: the slope k and the rise (headroom: a =
+    headroom (1 - b)) shared, the floor b and the midpoint L0 each family's (a recipe moves where a task rises and
+    where it starts, not how steeply or how far). Least squares over every point, from each family's own fit
+    (the shared parameters at their median), bounded as fit_sigmoid on all points. Returns {k, headroom}."""
+    own = [start_of(fit_sigmoid(x, y)) for x, y in groups]
+    bounds = _sigmoid_bounds(np.concatenate([np.asarray(x, float) for x, _ in groups]))
+    params = lmfit.Parameters()
+    for name, (lo, hi) in bounds.items():
+        values = [min(hi, max(lo, start[name])) for start in own]
+        if name in SHARED_SHAPE:
+            params.add(name, value=float(np.median(values)), min=lo, max=hi)
+        else:
+            for g, value in enumerate(values):
+                params.add(f"{name}{g}", value=value, min=lo, max=hi)
+
+    def residual(p):
+        def at(name, g):
+            return p[name].value if name in SHARED_SHAPE else p[f"{name}{g}"].value
+
+        return np.concatenate(
+            [
+                sigmoid(np.asarray(x, float), at("headroom", g) * (1 - at("b", g)), at("k", g), at("L0", g), at("b", g))
+                - np.asarray(y, float)
+                for g, (x, y) in enumerate(groups)
+            ]
+        )
+
+    with warnings.catch_warnings(record=True):  # lmfit's covariance, which only the values here are taken from
+        warnings.simplefilter("always", RuntimeWarning)
+        result = lmfit.minimize(residual, params, method=METHOD)
+    return {name: float(result.params[name].value) for name in SHARED_SHAPE}
 
 
 @dataclass

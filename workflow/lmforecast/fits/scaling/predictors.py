@@ -38,6 +38,7 @@ from lmforecast.fits.scaling.curves import (
     fit_sigmoid,
     fit_sigmoid_multiple,
     fit_sigmoid_odr,
+    fit_sigmoid_shared,
     residual_rms,
     robust_scale,
     start_of,
@@ -94,10 +95,11 @@ def _rows(result, stage, task=None, extra=None):
             "task": task,
             "param": n,
             "value": float(p.value),
-            "stderr": float(p.stderr) if p.stderr is not None else math.nan,
+            "stderr": float(p.stderr) if p.stderr is not None and _fitted(p) else math.nan,
             "n_points": int(result.ndata),
             "stderr_note": stderr_note(result, n),
         }
+        | ({} if _fitted(p) else {"no_boot": True})  # held fixed (a shared shape): the refits do not move it
         for n, p in result.params.items()
     ]
     return rows + [
@@ -112,6 +114,11 @@ def _rows(result, stage, task=None, extra=None):
         }
         for n, v in (extra or {}).items()
     ]
+
+
+def _fitted(p) -> bool:
+    """An lmfit parameter that the fit varied or computed (an expression), not one held fixed."""
+    return p.vary or p.expr is not None
 
 
 def _odr_rows(fit, stage, task):
@@ -339,6 +346,49 @@ def _resolved_anchor(x, y, anchor, feature: str, task: str, warm: dict, notes: l
 _LOG_MULTIPLE = (pl.col("tokens") / pl.col("n_params")).log().alias("log_multiple")  # M = D/N, tokens per parameter
 
 
+def _feature_column(lc, task: str) -> str:
+    return f"bpb:{task}" if lc.feature == "task_loss" else "loss"
+
+
+def step2_points(train, task, lc, warm: dict, notes: list):
+    """The ladder's step 2 points of one task: each run's checkpoints past `skip_fraction`, smoothed over
+    `moving_average`, with log M where `token_multiple`, and the anchor where it applies (_resolved_anchor).
+    Returns (the points' rows, feature x, score y, anchored)."""
+    column = _feature_column(lc, task)
+    known, columns = _known(train, column, f"score:{task}"), [column, f"score:{task}"]
+    if lc.token_multiple:  # log M = log(D/N) per checkpoint; an untrained one (D = 0) has none
+        known, columns = known.filter(pl.col("tokens") > 0).with_columns(_LOG_MULTIPLE), columns + ["log_multiple"]
+    late = _smoothed(known, columns, lc.moving_average)
+    pts = late.filter(pl.col("frac") > lc.skip_fraction)
+    x, y = _col(pts, column), _col(pts, f"score:{task}")
+    anchor = _resolved_anchor(x, y, lc.anchor, lc.feature, task, warm, notes)
+    if anchor:  # loss 0 -> the score's maximum (acc, acc_norm: 1)
+        x, y = np.append(x, 0.0), np.append(y, 1.0)
+    return pts, x, y, anchor
+
+
+def shared_shapes(trains: list, tasks, lc) -> tuple[dict, list]:
+    """ladder.shared_shape: per task, step 2's slope and rise fitted once on the step 2 points of every family in
+    `trains` (their training rows), each family keeping its floor and midpoint (fit_sigmoid_shared). Returns
+    ({"shape:<task>": {k, headroom}} for the tasks with two or more families of 5 points or more, report lines)."""
+    shapes, lines = {}, []
+    for task in tasks:
+        groups = []
+        for train in trains:
+            if _feature_column(lc, task) in train.columns:
+                _, x, y, _ = step2_points(train, task, lc, {}, [])
+                groups += [(x, y)] if len(x) >= 5 else []
+        if len(groups) < 2:
+            lines.append(f"  ladder ({task}): step 2's shape not shared: {len(groups)} of 2 or more families needed have 5 points")
+            continue
+        shapes[f"shape:{task}"] = shape = fit_sigmoid_shared(groups)
+        lines.append(
+            f"  ladder ({task}): step 2's slope k {shape['k']:.4g} and rise (headroom) {shape['headroom']:.3g} shared by"
+            f" {len(groups)} families"
+        )
+    return shapes, lines
+
+
 def ladder(train, held, tasks, cfg, warm):
     """Feature (task loss or pre-training loss) from C or (N, D), then the sigmoid to the score (settings: cfg.ladder)."""
     lc = cfg.ladder
@@ -347,7 +397,7 @@ def ladder(train, held, tasks, cfg, warm):
     shared = {}  # the pre-training loss's step 1, fitted once for every task
 
     def fit_one(task):
-        column = f"bpb:{task}" if lc.feature == "task_loss" else "loss"
+        column = _feature_column(lc, task)
         if column not in train.columns:
             raise FitError("no task loss (a bits_per_byte metric) in task_scores; expected one, or ladder.feature: loss")
         if column == "loss":
@@ -361,15 +411,7 @@ def ladder(train, held, tasks, cfg, warm):
             )
             out.params += rows
         spread = residual_rms(residual, n_law)  # how far a new run's feature misses the law: for its interval
-        known, columns = _known(train, column, f"score:{task}"), [column, f"score:{task}"]
-        if lc.token_multiple:  # log M = log(D/N) per checkpoint; an untrained one (D = 0) has none
-            known, columns = known.filter(pl.col("tokens") > 0).with_columns(_LOG_MULTIPLE), columns + ["log_multiple"]
-        late = _smoothed(known, columns, lc.moving_average)
-        pts = late.filter(pl.col("frac") > lc.skip_fraction)
-        x, y = _col(pts, column), _col(pts, f"score:{task}")
-        anchor = _resolved_anchor(x, y, lc.anchor, lc.feature, task, warm, out.notes)
-        if anchor:  # loss 0 -> the score's maximum (acc, acc_norm: 1)
-            x, y = np.append(x, 0.0), np.append(y, 1.0)
+        pts, x, y, anchor = step2_points(train, task, lc, warm, out.notes)
         if lc.token_multiple:  # the sigmoid in L - g (log M - m0), m0 the points' mean log M (the anchor at m0)
             logm = _col(pts, "log_multiple")
             m0 = float(logm.mean()) if len(logm) else 0.0
@@ -380,7 +422,7 @@ def ladder(train, held, tasks, cfg, warm):
             propagated = _propagate(lambda v: s2.eval(x=v, logm=held_logm), pred, spread)
             out.params += _rows(s2, "score", task, extra={"log_M0": m0})
         else:
-            s2 = fit_sigmoid(x, y, start=warm.get(f"sigmoid:{task}"))
+            s2 = fit_sigmoid(x, y, start=warm.get(f"sigmoid:{task}"), fixed=warm.get(f"shape:{task}"))
             # the noise scales of errors in variables: the feature's robust (a few runs far off step 1's law, the
             # Huber fit's outliers, would set a root mean square), the score's the least-squares sigmoid's scatter
             sx, sy = robust_scale(residual), _scatter(s2, n_extra=int(anchor))
@@ -394,6 +436,7 @@ def ladder(train, held, tasks, cfg, warm):
         out.add_scatter(task, _scatter(s2, n_extra=int(anchor)), len(y) - int(anchor), spread, propagated)
         out.features[task] = (column, pred)
         out.warm.update({column: start, f"step1:{column}": step1, f"sigmoid:{task}": start_of(s2), f"anchor:{task}": anchor})
+        out.warm[f"shape:{task}"] = warm.get(f"shape:{task}")  # a shared shape is kept by the refits
 
     _per_task(tasks, out, fit_one)
     if lc.feature == "loss" and out.features:
