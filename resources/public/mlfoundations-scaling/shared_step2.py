@@ -8,7 +8,7 @@ sigmoid per dataset and task), on choose_step2.py's splits: "inside" (11M-154M f
 held out; the choice is made here) and "targets" (11M-412M fitted, the 1.4B and 6.9B runs held out);
 step 2 alone at the held-out runs' actual loss, and the chain (step 1 L(N, D) per dataset, as
 choose_step2.chain, step 2 at its prediction). Mean relative error over task x held-out run, avg46's
-beside. A measurement, not a setting of fit_scaling (yet).
+beside. The first variant (slope and rise shared) became `fit.scaling.ladder.shared_shape` (docs/scaling-backtests.md).
 
     PYTHONPATH=workflow python resources/public/mlfoundations-scaling/shared_step2.py
 """
