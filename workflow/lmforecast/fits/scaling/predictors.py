@@ -379,9 +379,7 @@ def shared_shapes(trains: list, tasks, lc) -> tuple[dict, list]:
                 _, x, y, _ = step2_points(train, task, lc, {}, [])
                 groups += [(x, y)] if len(x) >= 5 else []
         if len(groups) < 2:
-            lines.append(
-                f"  ladder ({task}): step 2's shape not shared: {len(groups)} families with 5 points or more, 2 needed"
-            )
+            lines.append(f"  ladder ({task}): step 2's shape not shared: {len(groups)} families with 5 points or more, 2 needed")
             continue
         shapes[f"shape:{task}"] = shape = fit_sigmoid_shared(groups)
         lines.append(
