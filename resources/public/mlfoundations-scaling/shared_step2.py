@@ -14,11 +14,8 @@ beside. The first variant (slope and rise shared) became `fit.scaling.ladder.sha
 """
 
 import sys
-import warnings
 from pathlib import Path
 
-import lmfit
-import numpy as np
 import polars as pl
 import yaml
 
@@ -27,12 +24,11 @@ from choose_step2 import CONFIG, col, curve_of, errors, splits  # noqa: E402 (be
 
 from lmforecast.fits.scaling import ScalingSettings  # noqa: E402
 from lmforecast.fits.scaling.chinchilla import fit_chinchilla  # noqa: E402
-from lmforecast.fits.scaling.curves import fit_sigmoid, sigmoid  # noqa: E402
+from lmforecast.fits.scaling.curves import fit_sigmoid, fit_sigmoid_shared, sigmoid  # noqa: E402
 from lmforecast.fits.scaling.frames import checkpoint_frame  # noqa: E402
 from lmforecast.measure.imports import import_tables  # noqa: E402
 
-NAMES = ("b", "headroom", "k", "L0")
-VARIANTS = {  # name -> the parameters shared by a task's datasets
+VARIANTS = {  # name -> the parameters shared by a task's datasets (the first is the setting's: SHARED_SHAPE)
     "shared headroom, k": {"headroom", "k"},
     "shared b, headroom, k": {"b", "headroom", "k"},
     "shared b, k": {"b", "k"},
@@ -40,38 +36,9 @@ VARIANTS = {  # name -> the parameters shared by a task's datasets
 }
 
 
-def pooled(groups, starts, shared):
-    """One sigmoid per group [(x, y)] with the parameters in `shared` common to all, by lmfit (least_squares),
-    started from each group's own sigmoid (`starts`, lmfit results; a shared parameter at their median) and
-    bounded as fit_sigmoid's. Returns each group's curve {a, k, L0, b}."""
-    x_all = np.concatenate([x for x, _ in groups])
-    spread = float(np.std(x_all)) or 1.0
-    bounds = {
-        "b": (0.0, 1.0),
-        "headroom": (0.0, 1.0),
-        "k": (-1e3 / spread, 0.0),
-        "L0": (float(x_all.min()) - 3 * spread, float(x_all.max()) + 3 * spread),
-    }
-    own = [curve_of(s) | {"headroom": min(1.0, curve_of(s)["a"] / max(1e-6, 1 - curve_of(s)["b"]))} for s in starts]
-    params = lmfit.Parameters()
-    for name in NAMES:
-        lo, hi = bounds[name]
-        values = [min(hi, max(lo, c[name])) for c in own]
-        if name in shared:
-            params.add(name, value=float(np.median(values)), min=lo, max=hi)
-        else:
-            for g, v in enumerate(values):
-                params.add(f"{name}{g}", value=float(v), min=lo, max=hi)
-
-    def curve(p, g):
-        v = {n: p[n].value if n in shared else p[f"{n}{g}"].value for n in NAMES}
-        return {"a": v["headroom"] * (1 - v["b"]), "k": v["k"], "L0": v["L0"], "b": v["b"]}
-
-    def residual(p):
-        return np.concatenate([sigmoid(x, **curve(p, g)) - y for g, (x, y) in enumerate(groups)])
-
-    result = lmfit.minimize(residual, params, method="least_squares")
-    return [curve(result.params, g) for g in range(len(groups))]
+def curve_of_shared(curve):
+    """sigmoid()'s arguments of a fit_sigmoid_shared curve (which also carries its headroom)."""
+    return {name: curve[name] for name in ("a", "k", "L0", "b")}
 
 
 def measure(cfg, frame):
@@ -94,7 +61,9 @@ def measure(cfg, frame):
                 starts.append(fit_sigmoid(*groups[-1]))
                 held.append((fam, test.filter(pl.col("family") == fam)))
             curves = {"per dataset (shipped)": [curve_of(s) for s in starts]}
-            curves |= {name: pooled(groups, starts, shared) for name, shared in VARIANTS.items()}
+            curves |= {
+                name: [curve_of_shared(c) for c in fit_sigmoid_shared(groups, shared)] for name, shared in VARIANTS.items()
+            }
             for shape, per_family in curves.items():
                 for (fam, he), c in zip(held, per_family):
                     actual = col(he, f"score:{task}")
@@ -107,7 +76,6 @@ def measure(cfg, frame):
 
 
 if __name__ == "__main__":
-    warnings.filterwarnings("ignore", category=RuntimeWarning, module="lmfit")  # covariances this script does not use
     cfg = yaml.safe_load(open(CONFIG))
     tables = {k: pl.from_arrow(v) for k, v in import_tables(cfg["import"]).items()}
     errs = measure(cfg, checkpoint_frame(tables, ScalingSettings.from_dict(cfg["fit"]["scaling"])))

@@ -160,38 +160,38 @@ def fit_sigmoid(x, y, start: dict | None = None, fixed: dict | None = None):
 SHARED_SHAPE = ("k", "headroom")  # what a task's families share in step 2 (ladder.shared_shape): slope and rise
 
 
-def fit_sigmoid_shared(groups) -> dict:
-    """One sigmoid shape for several families' points `groups` [(x, y)]: the slope k and the rise (headroom: a =
-    headroom (1 - b)) shared, the floor b and the midpoint L0 each family's (a recipe moves where a task rises and
-    where it starts, not how steeply or how far). Least squares over every point, from each family's own fit
-    (the shared parameters at their median), bounded as fit_sigmoid on all points. Returns {k, headroom}."""
+def fit_sigmoid_shared(groups, shared=SHARED_SHAPE) -> list[dict]:
+    """One sigmoid per family's points `groups` [(x, y)] with the parameters `shared` (default: the slope k and the
+    rise headroom, a = headroom (1 - b)) common to all and the others (the floor b, the midpoint L0) each family's:
+    a recipe moves where a task rises and where it starts, not how steeply or how far. Least squares over every
+    point, from each family's own fit (a shared parameter at their median), bounded as fit_sigmoid on all points.
+    Returns each family's curve {a, k, L0, b, headroom}."""
     own = [start_of(fit_sigmoid(x, y)) for x, y in groups]
     bounds = _sigmoid_bounds(np.concatenate([np.asarray(x, float) for x, _ in groups]))
     params = lmfit.Parameters()
     for name, (lo, hi) in bounds.items():
         values = [min(hi, max(lo, start[name])) for start in own]
-        if name in SHARED_SHAPE:
+        if name in shared:
             params.add(name, value=float(np.median(values)), min=lo, max=hi)
         else:
             for g, value in enumerate(values):
                 params.add(f"{name}{g}", value=value, min=lo, max=hi)
 
-    def residual(p):
-        def at(name, g):
-            return p[name].value if name in SHARED_SHAPE else p[f"{name}{g}"].value
+    def curve(p, g) -> dict:
+        v = {name: p[name].value if name in shared else p[f"{name}{g}"].value for name in bounds}
+        return {"a": v["headroom"] * (1 - v["b"]), "k": v["k"], "L0": v["L0"], "b": v["b"], "headroom": v["headroom"]}
 
-        return np.concatenate(
-            [
-                sigmoid(np.asarray(x, float), at("headroom", g) * (1 - at("b", g)), at("k", g), at("L0", g), at("b", g))
-                - np.asarray(y, float)
-                for g, (x, y) in enumerate(groups)
-            ]
-        )
+    def residual(p):
+        residuals = []
+        for g, (x, y) in enumerate(groups):
+            c = curve(p, g)
+            residuals.append(sigmoid(np.asarray(x, float), c["a"], c["k"], c["L0"], c["b"]) - np.asarray(y, float))
+        return np.concatenate(residuals)
 
     with warnings.catch_warnings(record=True):  # lmfit's covariance, which only the values here are taken from
         warnings.simplefilter("always", RuntimeWarning)
         result = lmfit.minimize(residual, params, method=METHOD)
-    return {name: float(result.params[name].value) for name in SHARED_SHAPE}
+    return [curve(result.params, g) for g in range(len(groups))]
 
 
 @dataclass

@@ -31,6 +31,7 @@ from scipy.stats import kendalltau
 
 from lmforecast.fits.scaling import chinchilla, flpm
 from lmforecast.fits.scaling.curves import (
+    SHARED_SHAPE,
     FitError,
     _fit,
     fit_linear,
@@ -381,7 +382,8 @@ def shared_shapes(trains: list, tasks, lc) -> tuple[dict, list]:
         if len(groups) < 2:
             lines.append(f"  ladder ({task}): step 2's shape not shared: {len(groups)} families with 5 points or more, 2 needed")
             continue
-        shapes[f"shape:{task}"] = shape = fit_sigmoid_shared(groups)
+        first = fit_sigmoid_shared(groups)[0]  # the shared parameters are every family's
+        shapes[f"shape:{task}"] = shape = {name: first[name] for name in SHARED_SHAPE}
         lines.append(
             f"  ladder ({task}): step 2's slope k {shape['k']:.4g} and rise (headroom) {shape['headroom']:.3g} shared by"
             f" {len(groups)} families"
