@@ -55,7 +55,7 @@ def ladder(path: Path, seed=0):
                     acc = chance + (1 - chance) / (1 + np.exp(6 * (bpb - 0.4 * (i + 1)))) + rng.normal(0, 0.01)
                     for metric, value in (("acc", float(np.clip(acc, 0, 1))), ("bits_per_byte", bpb)):
                         row = {"run": run, "step": step, "task": task, "prompt": "p", "shots": 0, "metric": metric}
-                        ts.append(row | {"value": value, "chance": chance})
+                        ts.append(row | {"value": value, "chance": chance, "n": 1000})
     for name, rows in {"runs": runs, "checkpoints": ck, "domain_losses": dl, "task_scores": ts}.items():
         pl.DataFrame(rows).write_parquet(path / f"{name}.parquet")
 

@@ -342,6 +342,11 @@ CONFIG_CASES = [
         lambda c: c["import"]["chance"].update(sciq=1.5),
         r"import\.chance\.sciq: 1\.5 is greater than the maximum of 1",
     ),
+    (
+        "task size 0",
+        lambda c: c["import"].update(task_sizes={"sciq": 0}),
+        r"import\.task_sizes\.sciq: 0 is less than the minimum of 1",
+    ),
 ]
 
 
@@ -465,6 +470,50 @@ def test_lm_eval_0_3_era_results_take_shots_from_the_config(tmp_path):
     path.write_text(json.dumps(data))
     rows = read_lm_eval(path, "r1", 1000, {}, {"piqa": 0.5})
     assert {(r["metric"], r["value"], r["shots"]) for r in rows} == {("acc", 0.59, 0), ("acc_norm", 0.6, 0)}
+
+
+def test_number_of_examples_from_an_accuracy_stderr_where_a_file_has_no_n_samples(tmp_path):
+    """lm-eval before 0.4.3 (Pythia's files) gives no n-samples; its acc_stderr is the sample standard deviation over
+    sqrt(n), so n = p (1 - p) / se^2 + 1. The figures are pythia-70m-deduped's wsc at step 13000 (104 examples)."""
+    data = {
+        "results": {
+            "wsc": {"acc": 0.36538461538461536, "acc_stderr": 0.0474473339327792},
+            "piqa": {"acc": 0.6, "acc_stderr": 0.0123},  # not a whole number of examples: unknown
+            "sciq": {"acc": 0.6, "acc_stderr": "N/A"},
+        },
+        "config": {"num_fewshot": 0},
+    }
+    path = tmp_path / "step13000.json"
+    path.write_text(json.dumps(data))
+    assert {r["task"]: r["n"] for r in read_lm_eval(path, "r1", 13000, {}, {})} == {"wsc": 104, "piqa": None, "sciq": None}
+
+
+def test_task_sizes_fill_what_the_files_do_not_say(tmp_path):
+    """import.task_sizes: a ladder CSV's task gets its n; a file's own n-samples is kept; a task no file has is an error;
+    a group's n is the effective one, whose binomial error is its weighted mean's: mmlu_a 0.3 of 100 and mmlu_b 0.6 of
+    300 weighted by size: var = (1/4)^2 0.21/100 + (3/4)^2 0.24/300, p = 0.525, n = p (1 - p) / var = 429.0;
+    weighted equally: var = (1/2)^2 (0.21/100 + 0.24/300), p = 0.45, n = 341.4."""
+    header = "step,tokens,flops,val/web,mmlu_a/acc,mmlu_b/acc"
+    imp = spec(tmp_path, [csv(tmp_path, "100,1000,6e6,3.5,0.3,0.6", "200,2000,1.2e7,3.0,0.4,0.8", header=header)])
+    imp["ladder"]["tasks"] = r"(?P<task>mmlu_\w)/(?P<metric>acc)"
+    imp["lm_eval"] = {"files": [{"path": str(results_json(tmp_path)), "run": "r1", "step": 200}], "tasks": ["sciq"]}
+    imp["task_sizes"] = {"mmlu_a": 100, "mmlu_b": 300, "sciq": 7}
+    imp["task_groups"] = [
+        {"name": "by_size", "tasks": {"mmlu_a": 100, "mmlu_b": 300}},
+        {"name": "equal", "tasks": ["mmlu_a", "mmlu_b"]},
+    ]
+    scores = pl.from_arrow(import_tables(imp)["task_scores"])
+    at_100 = scores.filter((pl.col("step") == 100) | (pl.col("task") == "sciq"))  # sciq: the lm-eval file, step 200
+    assert dict(at_100.select("task", "n").iter_rows()) == {
+        "mmlu_a": 100,
+        "mmlu_b": 300,
+        "sciq": 1000,  # the file's n-samples
+        "by_size": 429,
+        "equal": 341,
+    }
+    imp["task_sizes"] = {"mmlu_c": 10}
+    with pytest.raises(ImportDataError, match=r"import\.task_sizes: tasks \['mmlu_c'\] have no score in any imported file"):
+        import_tables(imp)
 
 
 def test_task_perplexity_becomes_a_held_out_domain_loss(tmp_path):

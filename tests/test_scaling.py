@@ -1,3 +1,4 @@
+import math
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import polars as pl
 import pytest
 from scipy.stats import t
 
-from lmforecast.fits.scaling import ScalingSettings
+from lmforecast.fits.scaling import ScalingSettings, summary
 from lmforecast.fits.scaling.backtest import backtest, resample_runs
 from lmforecast.fits.scaling.curves import fit_power_law, fit_sigmoid, fit_sigmoid_multiple, power_law, sigmoid
 
@@ -114,6 +115,7 @@ def synthetic_tables(n_runs=6, noise=0.0, seed=0):
                         "metric": metric,
                         "value": value,
                         "chance": 0.25,
+                        "n": 400,
                     }
                 )
     return {
@@ -134,6 +136,11 @@ def test_every_predictor_predicts_the_held_out_run_of_a_noise_free_family():
         assert by[name]["score_pred"] == pytest.approx(by[name]["score_actual"], abs=2e-3), name
     assert by["flp"]["loss_pred"] == pytest.approx(by["flp"]["loss_actual"], rel=1e-4)
     assert all(r["n_boot"] > 0 for r in by.values())
+    # the actual score's binomial sampling error over the task's 400 examples, and the report's floor from it
+    actual = by["flp"]["score_actual"]
+    assert preds["score_actual_se"].to_list() == pytest.approx([math.sqrt(actual * (1 - actual) / 400)] * preds.height)
+    floor = summary(preds)["floor_rel_error"].to_list()
+    assert floor == pytest.approx([math.sqrt(2 / math.pi) * by["flp"]["score_actual_se"] / actual] * len(PREDICTORS))
     stage1 = params.filter((pl.col("predictor") == "flp") & (pl.col("stage") == "loss"))
     assert set(stage1["param"]) == {"A", "alpha", "E", "C0"}
     assert stage1.filter(pl.col("param") == "alpha")["value"][0] == pytest.approx(0.2, abs=1e-3)
@@ -235,7 +242,7 @@ def ladder_tables(noise=0.0, seed=0, g=0.0, run_sd=0.0):
                 dl.append({"run": run, "step": step, "domain": "a", "loss": 2 * bpb})
                 for metric, value in (("acc", acc), ("bits_per_byte", bpb)):
                     row = {"run": run, "step": step, "task": "t", "prompt": "p", "shots": 0, "metric": metric}
-                    ts.append(row | {"value": value, "chance": 0.25})
+                    ts.append(row | {"value": value, "chance": 0.25, "n": 400})
     frames = {"runs": runs, "checkpoints": ck, "domain_losses": dl, "task_scores": ts}
     return {name: pl.DataFrame(rows) for name, rows in frames.items()}
 
@@ -570,7 +577,7 @@ def recipes_tables(noise=0.005, seed=0):
                 ck.append({"run": run, "step": step, "tokens": tokens, "flops": flops})
                 dl.append({"run": run, "step": step, "domain": "d", "loss": loss})
                 row = {"run": run, "step": step, "task": "t", "prompt": "p", "shots": 0, "metric": "acc"}
-                ts.append(row | {"value": acc, "chance": 0.25})
+                ts.append(row | {"value": acc, "chance": 0.25, "n": 400})
     frames = {"runs": runs, "checkpoints": ck, "domain_losses": dl, "task_scores": ts}
     return {name: pl.DataFrame(rows) for name, rows in frames.items()}
 

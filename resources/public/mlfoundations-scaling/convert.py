@@ -4,7 +4,9 @@ config/examples/mlfoundations-scaling.yaml.
 
 Each model is one run with one checkpoint (its last): tokens from its hyperparameters, the 8 held-out
 losses (nats per token) as domains, the 46 downstream accuracies (`eval_metrics.icl`) as tasks, the
-random baseline of eval_metadata.csv as each task's chance. Usage (from the repository root):
+random baseline of eval_metadata.csv as each task's chance and its number of datapoints as each task's size (the
+actual scores' sampling error). The config's `fit` section (the choices made by back-tests) is kept as it is; the
+rest is rewritten. Usage (from the repository root):
     python resources/public/mlfoundations-scaling/convert.py ../shared/data/public/mlfoundations-scaling
 """
 
@@ -17,6 +19,8 @@ HERE = Path(__file__).parent
 ROOT = HERE.parents[2]
 SIZES = {10569312: "11M", 78914048: "79M", 153677376: "154M", 411616256: "412M", 1439795200: "1.4B", 6889410560: "6.9B"}
 DATASETS = {"c4_original": "c4", "rpj": "rpj", "rw_original": "rw"}
+# eval_metadata.csv's arc_challenge row repeats arc_easy's (2,376 datapoints); ARC-Challenge's test set has 1,172
+SIZE_FIXES = {"arc_challenge": 1172}
 
 
 def domain(val_data: str) -> str:
@@ -66,6 +70,8 @@ def main(src: Path):
         *(f"    - {json.dumps(r)}" for r in runs),
         "  chance:",
         *(f"    {t}: {float(meta[t]['Random baseline']) / 100:g}" for t in tasks),
+        "  task_sizes:        # examples per task (eval_metadata.csv's #datapoints)",
+        *(f"    {t}: {SIZE_FIXES.get(t, int(meta[t]['#datapoints']))}" for t in tasks),
         "  ladder:",
         "    step: step",
         "    tokens: tokens",
@@ -77,22 +83,10 @@ def main(src: Path):
         *(f"      - {{run: {r['name']}, path: {rel}/runs/{r['name']}.csv}}" for r in runs),
         "  task_groups:       # the paper's average top-1 error is 1 - this average (here over all 46 tasks)",
         "    - {name: avg46, tasks: [" + ", ".join(tasks) + "]}",
-        "fit:",
-        "  scaling:",
-        "    metric: acc",
-        "    shots: 0",
-        "    emerged_margin: 0.05",
-        "    holdout: [" + ", ".join(r["name"] for r in runs if r["n_params"] > 1e9) + "]",
-        "    tasks: [avg46, arc_easy, hellaswag, piqa, winogrande, boolq, copa, openbook_qa, lambada_openai]",
-        "    family_keys: [mixture, objective]   # the 6.9B models were trained at another learning rate",
-        "    predictors: [direct, flp, chinchilla, ladder, flpm]",
-        "    bootstrap: 100",
-        "    # no task bits per byte in this set; anchor: false chosen by the back-test inside the ladder (412M held out),",
-        "    # step1: params_tokens kept over params_tokens_tied there too (resources/public/mlfoundations-scaling/choose_step1.py)",
-        "    ladder: {feature: loss, step1: params_tokens, anchor: false}",
     ]
-    (ROOT / "config" / "examples").mkdir(exist_ok=True)
-    (ROOT / "config" / "examples" / "mlfoundations-scaling.yaml").write_text("\n".join(lines) + "\n")
+    config = ROOT / "config" / "examples" / "mlfoundations-scaling.yaml"
+    fit = config.read_text()[config.read_text().index("\nfit:\n") :]
+    config.write_text("\n".join(lines) + fit)
 
 
 if __name__ == "__main__":

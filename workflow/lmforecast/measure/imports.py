@@ -75,6 +75,22 @@ def _metric_name(key: str):
     return name if filt in ("", "none") else key
 
 
+def _n_from_stderr(result: dict):
+    """A task's number of examples from an accuracy's standard error, for files without n-samples (lm-eval before
+    0.4.3, e.g. Pythia's): lm-eval gives the sample standard deviation over sqrt(n), so se^2 = p (1 - p) / (n - 1).
+    None where no accuracy has a usable one (a score of 0 or 1, "N/A") or n comes out other than a whole number."""
+    for metric in ("acc", "acc_norm"):
+        for key in (metric, f"{metric},none"):
+            stderr_key = key.replace(metric, f"{metric}_stderr", 1)
+            p, se = result.get(key), result.get(stderr_key)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (p, se)) or not 0 < p < 1 or se <= 0:
+                continue
+            n = p * (1 - p) / se**2 + 1
+            if abs(n - round(n)) < 0.01 and round(n) >= 2:
+                return round(n)
+    return None
+
+
 def _number(value, where):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ImportDataError(f"{where}: {value!r} is not a number")
@@ -113,7 +129,9 @@ def read_lm_eval(path, run: str, step: int, spec: dict, chance: dict) -> list[di
                 f"(or configs.{task}.num_fewshot; 0.3-era files: config.num_fewshot)"
             )
         samples = data.get("n-samples", {}).get(task, {})
-        n = samples.get("effective", samples.get("original"))  # unknown in files before lm-eval 0.4.3
+        n = samples.get("effective", samples.get("original"))  # not in files before lm-eval 0.4.3
+        if n is None:
+            n = _n_from_stderr(results[task])
         seen = {}
         for key, value in results[task].items():
             metric = _metric_name(key)
@@ -290,6 +308,15 @@ def read_ladder(path, run: str, spec: dict, chance: dict, n_params: int | None =
 FRACTION_METRICS = re.compile(r"(acc|acc_norm|exact_match|em|f1|mc1|mc2|pct_stereotype)(,.*)?")
 
 
+def _sized(scores: list[dict], sizes: dict) -> list[dict]:
+    """import.task_sizes: each task's number of examples, where its files do not say (ladder CSVs; lm-eval files
+    without n-samples or a usable standard error); a task named there that no file has is an error (a misspelling)."""
+    unknown = sorted(set(sizes) - {r["task"] for r in scores})
+    if unknown:
+        raise ImportDataError(f"import.task_sizes: tasks {unknown} have no score in any imported file; expected imported tasks")
+    return [{**r, "n": sizes[r["task"]]} if r["n"] is None and r["task"] in sizes else r for r in scores]
+
+
 def _renamed(scores: list[dict], names: dict) -> list[dict]:
     """Metrics renamed by import.metric_names (e.g. len_norm -> acc_norm, bpb -> bits_per_byte); two
     metrics of one score becoming the same name is an error."""
@@ -307,6 +334,17 @@ def _renamed(scores: list[dict], names: dict) -> list[dict]:
         seen.add(key)
         out.append(r)
     return out
+
+
+def _group_n(members: list[dict], weights: dict, mean: float):
+    """A group's effective number of examples: the n whose binomial error sqrt(p (1 - p) / n) equals that of its
+    weighted mean of the members' shares, sum (w_i / W)^2 p_i (1 - p_i) / n_i (independent examples). None for a
+    metric that is not a share of examples, where a member's n is unknown, or where the mean is 0 or 1."""
+    if not FRACTION_METRICS.fullmatch(members[0]["metric"]) or any(m["n"] is None for m in members) or not 0 < mean < 1:
+        return None
+    total = sum(weights[m["task"]] for m in members)
+    var = sum((weights[m["task"]] / total) ** 2 * m["value"] * (1 - m["value"]) / m["n"] for m in members)
+    return round(mean * (1 - mean) / var) if var > 0 else None
 
 
 def task_group_rows(scores: list[dict], groups: list[dict]) -> list[dict]:
@@ -331,7 +369,7 @@ def task_group_rows(scores: list[dict], groups: list[dict]) -> list[dict]:
                 continue  # a checkpoint where some task of the group was not evaluated: no average
             mean = sum(weights[m["task"]] * m["value"] for m in members) / total
             chance = sum(weights[m["task"]] * m["chance"] for m in members) / total
-            n = sum(m["n"] for m in members) if all(m["n"] is not None for m in members) else None
+            n = _group_n(members, weights, mean)
             out.append(
                 {
                     "run": run,
@@ -511,7 +549,7 @@ def import_tables(spec: dict) -> dict:
                 }
             )
             source[(run, step)] = path
-    rows["task_scores"] = _renamed(rows["task_scores"], spec.get("metric_names", {}))
+    rows["task_scores"] = _sized(_renamed(rows["task_scores"], spec.get("metric_names", {})), spec.get("task_sizes", {}))
     rows["task_scores"] += task_group_rows(rows["task_scores"], spec.get("task_groups", []))
     rows["domain_losses"] += perplexity_losses(rows["task_scores"], rows["domain_losses"], spec.get("perplexity_losses", {}))
     _check_ranges(rows, source)

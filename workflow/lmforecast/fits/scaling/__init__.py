@@ -105,6 +105,12 @@ def run(fit) -> list[str]:
     params, preds, report = backtest(t, cfg, workers=fit.threads)
     write(params.to_arrow(), fit.out("scaling_params.parquet"))
     write(preds.to_arrow(), fit.out("scaling_predictions.parquet"))
+    text = (
+        "mean absolute and relative error and interval coverage per predictor; floor_rel_error: the mean relative error "
+        "of a forecaster exact in expectation, from the targets' sampling noise alone (sqrt(2/pi) score_actual_se / "
+        "score_actual over the rows whose task has a known number of examples; null: none has)"
+    )
+    report += ["", f"{text}:\n{summary(preds)}"]
     io.write_text("\n".join(report) + "\n", fit.out("scaling_report.txt"))
     io.write_json({"config": fit.spec, "predictions": preds.to_dicts(), "params": params.to_dicts()}, fit.out("scaling.json"))
 
@@ -131,8 +137,20 @@ def run(fit) -> list[str]:
             plots.empty_plot(fit.figure(figure.name), NOT_FITTED, preds)
     for figure in FIGURES:
         write_caption(figure.caption + ("" if figure.name == "loss_vs_compute" else f" {settings}"), fit.figure(figure.name))
-    summary = preds.group_by("predictor").agg(pl.col("abs_error").mean(), pl.col("covered").cast(float).mean()).sort("abs_error")
-    return report + ["", f"mean absolute error and interval coverage per predictor:\n{summary}"]
+    return report
+
+
+def summary(preds):
+    """Each predictor's mean errors and coverage, beside the error that the targets' sampling noise alone gives."""
+    import polars as pl
+
+    # a forecaster exact in expectation errs by |N(0, se)|, whose mean is sqrt(2 / pi) se
+    floor = (0.7978845608 * pl.col("score_actual_se") / pl.col("score_actual")).fill_nan(None).mean().alias("floor_rel_error")
+    return (
+        preds.group_by("predictor")
+        .agg(pl.col("abs_error").mean(), pl.col("rel_error").mean(), floor, pl.col("covered").cast(float).mean(), pl.len())
+        .sort("abs_error")
+    )
 
 
 NOT_FITTED = "no scaling predictor could be fitted (see results/fits/scaling_report.txt)."

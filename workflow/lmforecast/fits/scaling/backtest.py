@@ -50,6 +50,9 @@ PREDICTIONS_SCHEMA = {
     "feature_actual": pl.Float64,
     "feature_pred": pl.Float64,
     "score_actual": pl.Float64,
+    # the actual score's binomial sampling error, sqrt(p (1 - p) / n) over the task's n examples (NaN: n unknown): the
+    # error a forecaster exact in expectation still has, as the benchmark is finite
+    "score_actual_se": pl.Float64,
     "score_pred": pl.Float64,
     "score_lo": pl.Float64,
     "score_hi": pl.Float64,
@@ -186,6 +189,11 @@ def _shared_shapes(plan, tasks, cfg):
     return (shapes, {key: inner.get(key) for key in shapes}), lines
 
 
+def sampling_se(score: float, n) -> float:
+    """The binomial standard error of a share `score` of `n` examples (NaN where n is unknown)."""
+    return math.nan if n is None else math.sqrt(score * (1.0 - score) / n)
+
+
 def _float(value) -> float:
     return math.nan if value is None else float(value)
 
@@ -317,6 +325,7 @@ def _prediction_rows(name, family, task, held, scores, boot, n_train):
                 "feature_actual": math.nan,
                 "feature_pred": math.nan,
                 "score_actual": float(held[f"score:{task}"][i]),
+                "score_actual_se": sampling_se(held[f"score:{task}"][i], held[f"n:{task}"][i]),
                 "score_pred": float(np.clip(scores[i], 0.0, 1.0)),
                 "score_lo": float(lo),
                 "score_hi": float(hi),

@@ -1,8 +1,8 @@
 """The data the scaling chains run on: one row per checkpoint, built from the tables.
 
 `checkpoint_frame` gives compute, tokens, parameters, the pre-training loss, each domain's loss
-and, per task, the score, its chance level and the task loss (bits per byte of the correct
-answer), as columns `loss:<domain>`, `score:<task>`, `chance:<task>`, `bpb:<task>`.
+and, per task, the score, its chance level, its number of examples (null: unknown) and the task loss (bits per
+byte of the correct answer), as columns `loss:<domain>`, `score:<task>`, `chance:<task>`, `n:<task>`, `bpb:<task>`.
 
 "Pre-training loss" is the mean of the domain losses (nats per token) over domains, i.e.
 the loss on a fixed uniform validation mixture, comparable across training mixtures.
@@ -81,6 +81,7 @@ def checkpoint_frame(tables: dict, cfg) -> pl.DataFrame:
         _wide(tables["domain_losses"], "domain", "loss", "loss"),
         _wide(scores, "task", "value", "score"),
         _wide(scores, "task", "chance", "chance"),
+        _wide(scores, "task", "n", "n"),
     ]
     bpb = select_scores(tables["task_scores"], cfg, metric="bits_per_byte")
     if bpb.height:
