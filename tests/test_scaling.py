@@ -599,7 +599,8 @@ def test_shared_shape_recovers_the_recipes_slope_and_rise_and_predicts_the_recip
         values = score.filter(pl.col("param") == name)["value"]
         assert values.n_unique() == 1 and values[0] == pytest.approx(value, rel=0.05), name
     held = score.filter(pl.col("param").is_in(list(SHARED_SHAPE)))
-    assert held["stderr"].is_nan().all() and held["stderr_boot"].is_nan().all()
+    # no Jacobian error in a family's fit, where they are held; the refits on every family's resamples move them
+    assert held["stderr"].is_nan().all() and (held["stderr_boot"] > 0).all()
     assert held["stderr_note"].str.starts_with("held fixed: shared by the task's families").all()
     assert errors[True]["c-320M"] < 0.005 and errors[False]["c-320M"] > 5 * errors[True]["c-320M"], errors
     assert max(errors[True].values()) < 0.02, errors

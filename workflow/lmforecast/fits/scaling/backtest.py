@@ -179,14 +179,31 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
 
 def _shared_shapes(plan, tasks, cfg):
     """ladder.shared_shape: step 2's slope and rise per task fitted once on every fitted family's training runs,
-    and once more on their runs inside the ladder (the ensemble's inner back-test must not see its held rung).
-    Returns ((shapes, inner shapes): "shape:<task>" -> {k, headroom} or None, report lines)."""
+    once more on their runs inside the ladder (the ensemble's inner back-test must not see its held rung), and once
+    per bootstrap resample on every family's resample j (the very runs each family's refit j draws: the same
+    seeded generator), so that the refits, and the interval, carry the shape's own uncertainty.
+    Returns ((shapes, inner shapes, [shapes of resample j]): "shape:<task>" -> {k, headroom} or None, report lines)."""
     if not (cfg.ladder.shared_shape and "ladder" in cfg.predictors):
-        return ({}, {}), []
+        return ({}, {}, []), []
     first = [us[0] for _, us in plan if us]  # one unit per fitted family: (family, name, train, held, tasks, cfg, seed, split)
-    shapes, lines = shared_shapes([u[2] for u in first], tasks, cfg.ladder)
-    inner = shared_shapes([u[7][0] for u in first if u[7] is not None], tasks, cfg.ladder)[0] if shapes else {}
-    return (shapes, {key: inner.get(key) for key in shapes}), lines
+    shapes, lines, curves = shared_shapes([u[2] for u in first], tasks, cfg.ladder)
+    if not shapes:
+        return ({}, {}, []), lines
+    inner = shared_shapes([u[7][0] for u in first if u[7] is not None], tasks, cfg.ladder)[0]
+    rngs = [_resample_rng(u[6], u[0]) for u in first]
+    boot = []
+    for _ in range(cfg.bootstrap):
+        samples = [resample_runs(u[2], rng) for u, rng in zip(first, rngs)]
+        # a family whose draw is refused (too few distinct runs) is not refitted on it: its training runs stand in
+        trains = [u[2] if s is None else s for u, s in zip(first, samples)]
+        boot.append(shared_shapes(trains, tasks, cfg.ladder, starts=curves)[0])
+    return (shapes, {key: inner.get(key) for key in shapes}, boot), lines
+
+
+def _resample_rng(seed, family):
+    """The generator of a family's bootstrap resamples: seeded by the family only (crc32: stable across processes),
+    so that every predictor, and the shared shape's refits, see the same resamples."""
+    return np.random.default_rng([seed, zlib.crc32(family.encode())])
 
 
 def sampling_se(score: float, n) -> float:
@@ -206,10 +223,9 @@ def _one_thread():
 
 def _fit_predictor(unit):
     """One predictor on one family: the full-data fit, its bootstrap refits, and their rows."""
-    family, name, train, held, tasks, cfg, seed, inner, (shapes, inner_shapes) = unit
+    family, name, train, held, tasks, cfg, seed, inner, (shapes, inner_shapes, boot_shapes) = unit
     param_rows, pred_rows, report = [], [], []
-    # every predictor sees the same resamples: seeded by the family only (crc32: stable across processes)
-    rng = np.random.default_rng([seed, zlib.crc32(family.encode())])
+    rng = _resample_rng(seed, family)
     try:
         point = PREDICTORS[name](train, held, tasks, cfg, dict(shapes) if name == "ladder" else {})
     except FitError as e:
@@ -223,8 +239,10 @@ def _fit_predictor(unit):
         sample = resample_runs(train, rng)
         if sample is None:
             continue
+        # the ladder's refit j holds the shared shape refitted on every family's resample j
+        warm = point.warm | boot_shapes[j] if name == "ladder" and boot_shapes else point.warm
         try:
-            refit = PREDICTORS[name](sample, held, tasks, cfg, point.warm)
+            refit = PREDICTORS[name](sample, held, tasks, cfg, warm)
         except FitError:
             continue
         for task, scores in refit.scores.items():

@@ -42,7 +42,10 @@ def stderr_note(result, name: str) -> str | None:
     """Why parameter `name` of an lmfit result has no standard error (None: it has one)."""
     p = result.params[name]
     if not p.vary and p.expr is None:
-        return "held fixed: shared by the task's families (ladder.shared_shape), fitted on all of them at once"
+        return (
+            "held fixed: shared by the task's families (ladder.shared_shape), fitted on all of them at once; "
+            "stderr_boot: its refits on every family's resampled runs"
+        )
     if p.stderr is not None and np.isfinite(p.stderr):
         return None
     if not result.errorbars and not getattr(result, "fit_warnings", []):
@@ -160,13 +163,14 @@ def fit_sigmoid(x, y, start: dict | None = None, fixed: dict | None = None):
 SHARED_SHAPE = ("k", "headroom")  # what a task's families share in step 2 (ladder.shared_shape): slope and rise
 
 
-def fit_sigmoid_shared(groups, shared=SHARED_SHAPE) -> list[dict]:
+def fit_sigmoid_shared(groups, shared=SHARED_SHAPE, starts=None) -> list[dict]:
     """One sigmoid per family's points `groups` [(x, y)] with the parameters `shared` (default: the slope k and the
     rise headroom, a = headroom (1 - b)) common to all and the others (the floor b, the midpoint L0) each family's:
     a recipe moves where a task rises and where it starts, not how steeply or how far. Least squares over every
-    point, from each family's own fit (a shared parameter at their median), bounded as fit_sigmoid on all points.
+    point, from each family's own fit (a shared parameter at their median) or from `starts` (a curve per group: a
+    bootstrap refit starts from the full fit's), bounded as fit_sigmoid on all points.
     Returns each family's curve {a, k, L0, b, headroom}."""
-    own = [start_of(fit_sigmoid(x, y)) for x, y in groups]
+    own = starts or [start_of(fit_sigmoid(x, y)) for x, y in groups]
     bounds = _sigmoid_bounds(np.concatenate([np.asarray(x, float) for x, _ in groups]))
     params = lmfit.Parameters()
     for name, (lo, hi) in bounds.items():

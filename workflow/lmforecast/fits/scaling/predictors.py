@@ -100,7 +100,6 @@ def _rows(result, stage, task=None, extra=None):
             "n_points": int(result.ndata),
             "stderr_note": stderr_note(result, n),
         }
-        | ({} if _fitted(p) else {"no_boot": True})  # held fixed (a shared shape): the refits do not move it
         for n, p in result.params.items()
     ]
     return rows + [
@@ -368,27 +367,33 @@ def step2_points(train, task, lc, warm: dict, notes: list):
     return pts, x, y, anchor
 
 
-def shared_shapes(trains: list, tasks, lc) -> tuple[dict, list]:
+def shared_shapes(trains: list, tasks, lc, starts=None) -> tuple[dict, list, dict]:
     """ladder.shared_shape: per task, step 2's slope and rise fitted once on the step 2 points of every family in
-    `trains` (their training rows), each family keeping its floor and midpoint (fit_sigmoid_shared). Returns
-    ({"shape:<task>": {k, headroom}} for the tasks with two or more families of 5 points or more, report lines)."""
-    shapes, lines = {}, []
+    `trains` (their training rows), each family keeping its floor and midpoint (fit_sigmoid_shared). `starts`: a
+    former call's curves, to start from (a bootstrap refit). Returns ({"shape:<task>": {k, headroom}} for the
+    tasks with two or more families of 5 points or more, report lines, {task: (the families' indices in `trains`,
+    their curves)})."""
+    shapes, lines, curves = {}, [], {}
     for task in tasks:
-        groups = []
-        for train in trains:
+        groups, which = [], []
+        for i, train in enumerate(trains):
             if _feature_column(lc, task) in train.columns:
                 _, x, y, _ = step2_points(train, task, lc, {}, [])
-                groups += [(x, y)] if len(x) >= 5 else []
+                if len(x) >= 5:
+                    groups.append((x, y))
+                    which.append(i)
         if len(groups) < 2:
             lines.append(f"  ladder ({task}): step 2's shape not shared: {len(groups)} families with 5 points or more, 2 needed")
             continue
-        first = fit_sigmoid_shared(groups)[0]  # the shared parameters are every family's
-        shapes[f"shape:{task}"] = shape = {name: first[name] for name in SHARED_SHAPE}
+        former = (starts or {}).get(task)
+        fitted = fit_sigmoid_shared(groups, starts=former[1] if former and former[0] == which else None)
+        curves[task] = (which, fitted)
+        shapes[f"shape:{task}"] = shape = {name: fitted[0][name] for name in SHARED_SHAPE}  # every family's
         lines.append(
             f"  ladder ({task}): step 2's slope k {shape['k']:.4g} and rise (headroom) {shape['headroom']:.3g} shared by"
             f" {len(groups)} families"
         )
-    return shapes, lines
+    return shapes, lines, curves
 
 
 def ladder(train, held, tasks, cfg, warm):

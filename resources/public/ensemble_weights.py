@@ -1,0 +1,90 @@
+"""The ensemble's weights, pooled or debiased: would the back-test inside the ladder choose another weighting?
+
+The shipped ensemble weights each member per family and task by the inverse of its mean squared error on the
+back-test inside the ladder (ensemble.weights). Alternatives, from the same inner back-test's squared errors
+(recorded by wrapping ensemble.combine) and the members' same predictions: the inverse MSE pooled over a family's
+tasks, over a task's families, or over everything (fewer, steadier weights); and the MSE less the inner held-out
+scores' binomial sampling variance (p (1 - p) / n, the part no member can remove), half or all of it (floored at a
+tenth of the MSE), which sharpens the weights on noisy tasks. Bootstrap 0: point errors only. Measured in issue
+23's eleventh session (docs/scaling-backtests.md): none beat the shipped weighting inside both ladders.
+
+    PYTHONPATH=workflow python resources/public/ensemble_weights.py CONFIG MAX_PARAMS RUNG
+    # config/examples/mlfoundations-scaling.yaml 1e9 -412M-  |  config/examples/pythia-evals.yaml 5e9 -2.8b
+"""
+
+import sys
+
+import numpy as np
+import polars as pl
+import yaml
+
+from lmforecast.fits.scaling import ScalingSettings, ensemble
+from lmforecast.fits.scaling.backtest import backtest
+from lmforecast.measure.imports import import_tables
+
+RECORDS = []  # one per family and task: what ensemble.combine saw
+_combine = ensemble.combine
+
+
+def _recording(task, held, train, members, inner, inner_held, seed_noise, n_boot):
+    out = _combine(task, held, train, members, inner, inner_held, seed_noise, n_boot)
+    actual = inner_held[f"score:{task}"].to_numpy().astype(float)
+    known = np.isfinite(actual)
+    n = inner_held[f"n:{task}"].to_numpy().astype(float)[known]
+    RECORDS.append(
+        {
+            "family": held["family"][0],
+            "task": task,
+            "actual": held[f"score:{task}"].to_numpy().astype(float),
+            "points": {m: np.asarray(v[0], float) for m, v in members.items()},
+            "sq": {m: (np.asarray(inner[m], float)[known] - actual[known]) ** 2 for m in members if m in inner},
+            "sampling_var": float(np.mean(actual[known] * (1 - actual[known]) / n)),
+        }
+    )
+    return out
+
+
+def _rel_errors(record, mse: dict) -> list:
+    inv = {m: 1.0 / max(v, 1e-8) for m, v in mse.items()}
+    point = sum(inv[m] / sum(inv.values()) * record["points"][m] for m in inv)
+    ok = np.isfinite(record["actual"])
+    return list(np.abs(point - record["actual"])[ok] / record["actual"][ok])
+
+
+def pooled(key) -> float:
+    """Mean relative error with each member's MSE pooled over the records sharing `key`."""
+    groups = {}
+    for r in RECORDS:
+        groups.setdefault(key(r), []).append(r)
+    errors = []
+    for group in groups.values():
+        members = set.intersection(*(set(r["sq"]) for r in group))
+        mse = {m: float(np.mean(np.concatenate([r["sq"][m] for r in group]))) for m in members}
+        errors += [e for r in group for e in _rel_errors(r, mse)]
+    return float(np.mean(errors))
+
+
+def debiased(share: float) -> float:
+    errors = []
+    for r in RECORDS:
+        mse = {m: float(np.mean(v)) for m, v in r["sq"].items()}
+        errors += _rel_errors(r, {m: max(v - share * r["sampling_var"], 0.1 * v) for m, v in mse.items()})
+    return float(np.mean(errors))
+
+
+if __name__ == "__main__":  # the back-test's worker processes are spawned
+    ensemble.combine = _recording
+    path, max_params, rung = sys.argv[1:4]
+    cfg = yaml.safe_load(open(path))
+    small = [r["name"] for r in cfg["import"]["runs"] if r["n_params"] < float(max_params)]
+    tables = {k: pl.from_arrow(v) for k, v in import_tables(cfg["import"]).items()}
+    tables = {k: (v.filter(pl.col("run").is_in(small)) if "run" in v.columns else v) for k, v in tables.items()}
+    sc = cfg["fit"]["scaling"] | {"bootstrap": 0, "predictors": ["direct", "ladder", "ensemble"]}
+    sc["holdout"] = [r for r in small if rung in r]
+    _, preds, _ = backtest(tables, ScalingSettings.from_dict(sc), workers=2)
+    print(f"shipped (per family and task): {preds.filter(pl.col('predictor') == 'ensemble')['rel_error'].mean():.4f}")
+    print(f"pooled over a family's tasks: {pooled(lambda r: r['family']):.4f}")
+    print(f"pooled over a task's families: {pooled(lambda r: r['task']):.4f}")
+    print(f"pooled over everything: {pooled(lambda r: 0):.4f}")
+    for share in (0.5, 1.0):
+        print(f"MSE less {share:g} x the sampling variance: {debiased(share):.4f}")
