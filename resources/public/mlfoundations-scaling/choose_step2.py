@@ -40,6 +40,13 @@ from lmforecast.measure.imports import import_tables
 CONFIG = "config/examples/mlfoundations-scaling.yaml"
 
 
+def load():
+    """The example's config and its checkpoint frame (the imported tables, as fit_scaling builds it)."""
+    cfg = yaml.safe_load(open(CONFIG))
+    tables = {k: pl.from_arrow(v) for k, v in import_tables(cfg["import"]).items()}
+    return cfg, checkpoint_frame(tables, ScalingSettings.from_dict(cfg["fit"]["scaling"]))
+
+
 def splits(cfg, frame):
     """split -> (training rows, held-out rows): final checkpoints (one per run here)."""
     finals = frame.filter(pl.col("is_final"))
@@ -199,9 +206,7 @@ if __name__ == "__main__":
     # lmfit's covariance of the shared mixtures' flat directions: standard errors this script does not use
     warnings.filterwarnings("ignore", category=RuntimeWarning, module="lmfit")
     torch.set_num_threads(1)  # the net's tiny matrices: more threads only contend (17 s a fit at load 5 against 1 s)
-    cfg = yaml.safe_load(open(CONFIG))
-    tables = {k: pl.from_arrow(v) for k, v in import_tables(cfg["import"]).items()}
-    frame = checkpoint_frame(tables, ScalingSettings.from_dict(cfg["fit"]["scaling"]))
+    cfg, frame = load()
     errs = run(cfg, frame)
     per_task = errs.group_by("split", "shape", "task").agg(pl.col("rel_error").mean())
     single = per_task.filter(pl.col("shape").str.starts_with("sigmoid(") & ~pl.col("shape").str.contains("mixture|mean"))

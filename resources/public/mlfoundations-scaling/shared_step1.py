@@ -17,17 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import yaml
 from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).parent))
-from choose_step2 import CONFIG, col, errors, splits  # noqa: E402 (beside this script)
+from choose_step2 import col, errors, load, splits  # noqa: E402 (beside this script)
 
-from lmforecast.fits.scaling import ScalingSettings  # noqa: E402
 from lmforecast.fits.scaling.chinchilla import _TOLERANCES, NAMES, fit_chinchilla, huber_objective  # noqa: E402
 from lmforecast.fits.scaling.curves import fit_sigmoid_shared, sigmoid  # noqa: E402
-from lmforecast.fits.scaling.frames import checkpoint_frame  # noqa: E402
-from lmforecast.measure.imports import import_tables  # noqa: E402
 
 VARIANTS = {  # name -> the parameters (chinchilla.NAMES: a = log A, b = log B, e = log E) shared by the datasets
     "per dataset (shipped)": set(),
@@ -116,9 +112,7 @@ def measure(cfg, frame):
 
 
 if __name__ == "__main__":
-    cfg = yaml.safe_load(open(CONFIG))
-    tables = {k: pl.from_arrow(v) for k, v in import_tables(cfg["import"]).items()}
-    errs = measure(cfg, checkpoint_frame(tables, ScalingSettings.from_dict(cfg["fit"]["scaling"])))
+    errs = measure(*load())
     avg46 = pl.col("rel_error").filter(pl.col("task") == "avg46").mean().alias("avg46")
     summary = errs.group_by("what", "split", "step1").agg(pl.col("rel_error").mean(), avg46)
     with pl.Config(tbl_rows=40, fmt_str_lengths=40):

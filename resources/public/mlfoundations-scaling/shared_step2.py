@@ -17,16 +17,12 @@ import sys
 from pathlib import Path
 
 import polars as pl
-import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from choose_step2 import CONFIG, col, curve_of, errors, splits  # noqa: E402 (beside this script)
+from choose_step2 import col, curve_of, errors, load, splits  # noqa: E402 (beside this script)
 
-from lmforecast.fits.scaling import ScalingSettings  # noqa: E402
 from lmforecast.fits.scaling.chinchilla import fit_chinchilla  # noqa: E402
 from lmforecast.fits.scaling.curves import fit_sigmoid, fit_sigmoid_shared, sigmoid  # noqa: E402
-from lmforecast.fits.scaling.frames import checkpoint_frame  # noqa: E402
-from lmforecast.measure.imports import import_tables  # noqa: E402
 
 VARIANTS = {  # name -> the parameters shared by a task's datasets (the first is the setting's: SHARED_SHAPE)
     "shared headroom, k": {"headroom", "k"},
@@ -76,9 +72,7 @@ def measure(cfg, frame):
 
 
 if __name__ == "__main__":
-    cfg = yaml.safe_load(open(CONFIG))
-    tables = {k: pl.from_arrow(v) for k, v in import_tables(cfg["import"]).items()}
-    errs = measure(cfg, checkpoint_frame(tables, ScalingSettings.from_dict(cfg["fit"]["scaling"])))
+    errs = measure(*load())
     avg46 = pl.col("rel_error").filter(pl.col("task") == "avg46").mean().alias("avg46")
     summary = errs.group_by("where", "split", "shape").agg(pl.col("rel_error").mean(), avg46, pl.len())
     with pl.Config(tbl_rows=60, fmt_str_lengths=40):
