@@ -297,6 +297,30 @@ def test_ensemble_weights_the_exact_chain_by_the_back_test_inside_the_ladder():
         backtest(ladder_tables(), ScalingSettings.from_dict({**CFG, "predictors": ["ensemble"]}))
 
 
+def test_flat_predicts_the_fitted_mean_and_the_ensemble_weights_it_where_a_task_does_not_scale():
+    """`flat`, the null model: the mean of the training runs' final scores. Beside `direct`, the ensemble's back-test
+    inside the ladder gives it the weight on a task that zigzags with scale (no trend: wsc-like) and none on one
+    that rises with it."""
+    tables = synthetic_tables()
+    # per run r0..r5, at every step: a rise in r0..r3 that does not go on (r4 and r5 at r0..r3's mean)
+    zigzag = [0.36, 0.44, 0.38, 0.46, 0.41, 0.41]
+    rows = tables["task_scores"].filter((pl.col("metric") == "acc") & (pl.col("task") == "t"))
+    w = rows.with_columns(
+        pl.lit("w").alias("task"),
+        pl.col("run").str.slice(1).cast(int).map_elements(lambda i: zigzag[i], return_dtype=pl.Float64).alias("value"),
+    )
+    tables["task_scores"] = pl.concat([tables["task_scores"], w])
+    cfg = {**CFG, "predictors": ["direct", "flat", "ensemble"], "bootstrap": 40}
+    params, preds, report = backtest(tables, ScalingSettings.from_dict(cfg))
+    flat = preds.filter((pl.col("predictor") == "flat") & (pl.col("task") == "w"))
+    assert flat["score_pred"][0] == pytest.approx(np.mean(zigzag[:5])) and flat["covered"][0], report
+    weights = params.filter((pl.col("predictor") == "ensemble") & (pl.col("stage") == "weight"))
+    w = {(r["task"], r["param"]): r["value"] for r in weights.iter_rows(named=True)}
+    assert w[("w", "flat")] > 0.99 and w[("t", "flat")] < 0.1, w
+    err = {r["predictor"]: r["abs_error"] for r in preds.filter(pl.col("task") == "w").iter_rows(named=True)}
+    assert err["ensemble"] < 0.001 and err["direct"] > 0.03, err  # the trend fitted on r0..r4 would have gone on
+
+
 def test_ladder_settings_smooth_skip_and_use_the_pretraining_loss():
     """moving_average and skip_fraction change step 2's points; feature: loss chains through the pre-training loss."""
     base = {**CFG, "predictors": ["ladder"], "bootstrap": 0}

@@ -5,7 +5,9 @@ back-test inside the ladder (ensemble.weights). Alternatives, from the same inne
 (recorded by wrapping ensemble.combine) and the members' same predictions: the inverse MSE pooled over a family's
 tasks, over a task's families, or over everything (fewer, steadier weights); and the MSE less the inner held-out
 scores' binomial sampling variance (p (1 - p) / n, the part no member can remove), half or all of it (floored at a
-tenth of the MSE), which sharpens the weights on noisy tasks. Bootstrap 0: point errors only. Measured in issue
+tenth of the MSE), which sharpens the weights on noisy tasks. And a naive third member, weighted the same way
+(its inner prediction from the runs below the largest fitted rung): the largest fitted rung's final score
+(persistence) or the mean of the fitted runs' final scores. Bootstrap 0: point errors only. Measured in issue
 23's eleventh session (docs/scaling-backtests.md): none beat the shipped weighting inside both ladders.
 
     PYTHONPATH=workflow python resources/public/ensemble_weights.py CONFIG MAX_PARAMS RUNG
@@ -31,6 +33,8 @@ def _recording(task, held, train, members, inner, inner_held, seed_noise, n_boot
     actual = inner_held[f"score:{task}"].to_numpy().astype(float)
     known = np.isfinite(actual)
     n = inner_held[f"n:{task}"].to_numpy().astype(float)[known]
+    finals = train.filter(pl.col("is_final") & pl.col(f"score:{task}").is_not_null())
+    below = finals.filter(pl.col("n_params") < finals["n_params"].max())  # the inner back-test's training runs
     RECORDS.append(
         {
             "family": held["family"][0],
@@ -39,14 +43,23 @@ def _recording(task, held, train, members, inner, inner_held, seed_noise, n_boot
             "points": {m: np.asarray(v[0], float) for m, v in members.items()},
             "sq": {m: (np.asarray(inner[m], float)[known] - actual[known]) ** 2 for m in members if m in inner},
             "sampling_var": float(np.mean(actual[known] * (1 - actual[known]) / n)),
+            "inner_actual": actual[known],
+            # naive members: (full-data prediction, inner prediction)
+            "persistence": (_top_score(finals, task), _top_score(below, task)),
+            "mean": (finals[f"score:{task}"].mean(), below[f"score:{task}"].mean()),
         }
     )
     return out
 
 
-def _rel_errors(record, mse: dict) -> list:
+def _top_score(finals, task) -> float:
+    return finals.filter(pl.col("n_params") == finals["n_params"].max())[f"score:{task}"].mean()
+
+
+def _rel_errors(record, mse: dict, points=None) -> list:
     inv = {m: 1.0 / max(v, 1e-8) for m, v in mse.items()}
-    point = sum(inv[m] / sum(inv.values()) * record["points"][m] for m in inv)
+    points = points or record["points"]
+    point = sum(inv[m] / sum(inv.values()) * points[m] for m in inv)
     ok = np.isfinite(record["actual"])
     return list(np.abs(point - record["actual"])[ok] / record["actual"][ok])
 
@@ -72,6 +85,16 @@ def debiased(share: float) -> float:
     return float(np.mean(errors))
 
 
+def with_naive(kind: str) -> float:
+    """Mean relative error with a naive member `kind` (persistence or mean) beside the shipped ones."""
+    errors = []
+    for r in RECORDS:
+        full, inner = r[kind]
+        mse = {m: float(np.mean(v)) for m, v in r["sq"].items()} | {kind: float(np.mean((inner - r["inner_actual"]) ** 2))}
+        errors += _rel_errors(r, mse, r["points"] | {kind: np.full(len(r["actual"]), full)})
+    return float(np.mean(errors))
+
+
 if __name__ == "__main__":  # the back-test's worker processes are spawned
     ensemble.combine = _recording
     path, max_params, rung = sys.argv[1:4]
@@ -88,3 +111,5 @@ if __name__ == "__main__":  # the back-test's worker processes are spawned
     print(f"pooled over everything: {pooled(lambda r: 0):.4f}")
     for share in (0.5, 1.0):
         print(f"MSE less {share:g} x the sampling variance: {debiased(share):.4f}")
+    for kind in ("persistence", "mean"):
+        print(f"a naive member ({kind}) beside them: {with_naive(kind):.4f}")

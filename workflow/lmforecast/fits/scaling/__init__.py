@@ -247,7 +247,7 @@ properties:
     type: array
     minItems: 1
     uniqueItems: true
-    items: {enum: [direct, flp, chinchilla, ladder, flpm, ensemble]}
+    items: {enum: [direct, flat, flp, chinchilla, ladder, flpm, ensemble]}
   bootstrap: {type: integer, minimum: 0, description: resamples of the training runs for intervals}
   interval:
     enum: [bootstrap, score_scatter, prediction]
@@ -263,7 +263,7 @@ properties:
     type: [array, "null"]
     minItems: 1
     uniqueItems: true
-    items: {enum: [direct, flp, chinchilla, ladder, flpm]}
+    items: {enum: [direct, flat, flp, chinchilla, ladder, flpm]}
     description: "the predictors the ensemble combines, each also in predictors (null: every other configured one)"
   ladder:
     type: object

@@ -106,6 +106,15 @@ def fit_linear(x, y):
     return _fit(model, y, model.make_params(slope=0.0, intercept=float(y.mean())), x=x)
 
 
+def fit_constant(y):
+    """score = c (lmfit's ConstantModel): a task that does not scale, c the scores' mean with its standard error."""
+    y = np.asarray(y, float)
+    if len(y) < 3:
+        raise FitError(f"a mean needs at least 3 points, got {len(y)}")
+    model = lmfit.models.ConstantModel()
+    return _fit(model, y, model.make_params(c=float(y.mean())), x=np.zeros(len(y)))
+
+
 def sigmoid(x, a, k, L0, b):
     # far on the flat side exp overflows to inf and the term is 0, its limit: no warning to print
     with np.errstate(over="ignore"):

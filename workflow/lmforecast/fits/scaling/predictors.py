@@ -34,6 +34,7 @@ from lmforecast.fits.scaling.curves import (
     SHARED_SHAPE,
     FitError,
     _fit,
+    fit_constant,
     fit_linear,
     fit_power_law,
     fit_sigmoid,
@@ -219,6 +220,22 @@ def direct(train, held, tasks, cfg, warm):
         out.scores[task] = fit.eval(x=np.log10(_col(held, "flops")))
         out.add_scatter(task, _scatter(fit), fit.ndata)
         out.params += _rows(fit, "direct", task)
+
+    _per_task(tasks, out, fit_one)
+    return out
+
+
+def flat(train, held, tasks, cfg, warm):
+    """The score flat in scale: the fitted runs' mean final score. A null model for a task that does not scale
+    (at chance, or moving with noise or against the others); beside the chains, the ensemble weighs it by its
+    back-test inside the ladder like any member, so that it takes the weight only where the trends miss."""
+    out = Prediction(scores={})
+
+    def fit_one(task):
+        fit = fit_constant(_col(_known(_finals(train), f"score:{task}"), f"score:{task}"))
+        out.scores[task] = fit.eval(x=np.zeros(held.height))
+        out.add_scatter(task, _scatter(fit), fit.ndata)
+        out.params += _rows(fit, "flat", task)
 
     _per_task(tasks, out, fit_one)
     return out
@@ -493,4 +510,11 @@ def flpm_chain(train, held, tasks, cfg, warm):
     return out
 
 
-PREDICTORS = {"direct": direct, "flp": flp, "chinchilla": chinchilla_chain, "ladder": ladder, "flpm": flpm_chain}
+PREDICTORS = {
+    "direct": direct,
+    "flat": flat,
+    "flp": flp,
+    "chinchilla": chinchilla_chain,
+    "ladder": ladder,
+    "flpm": flpm_chain,
+}
