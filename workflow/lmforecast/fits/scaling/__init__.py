@@ -1,4 +1,5 @@
-"""Scaling chains (FLP, Chen et al. 2024; the OLMo ladder; Chinchilla; FLP-M) and their ensemble, back-tested per family.
+"""Scaling chains (FLP, Chen et al. 2024; the OLMo ladder; Chinchilla; FLP-M), a flat null model and their ensemble,
+back-tested per family.
 
 Each predictor is fitted on a family's smaller runs and predicts the held-out runs' final task
 scores from their compute (backtest.py); the chains' curves are in curves.py, chinchilla.py and
@@ -79,7 +80,7 @@ refitted, plus both stages' residual scatter), stars the actual score; dotted: c
     ),
     Figure(
         "predicted_vs_actual",
-        """Back-test of every scaling predictor (direct compute to score, FLP,
+        """Back-test of every scaling predictor (direct compute to score, the flat null model, FLP,
 Chinchilla L(N, D) chain, OLMo ladder sigmoid chain, FLP-M, and their ensemble weighted by a back-test
 inside the ladder): the score each predicts for a family's
 held-out run (fitted without it) against the actual score, with its 95% interval as a bar;
