@@ -58,6 +58,13 @@ def splits(cfg, frame):
     }
 
 
+def outer_splits(cfg, frame):
+    """(split, training rows, held-out rows, families) of the "inside" and "targets" splits (the inner one left out)."""
+    for split, (train, test) in splits(cfg, frame).items():
+        if split != "inner":
+            yield split, train, test, sorted(train["family"].unique())
+
+
 def col(df, c):
     return df[c].to_numpy().astype(float)
 

@@ -20,7 +20,7 @@ import polars as pl
 from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).parent))
-from choose_step2 import col, errors, load, splits  # noqa: E402 (beside this script)
+from choose_step2 import col, errors, load, outer_splits  # noqa: E402 (beside this script)
 
 from lmforecast.fits.scaling.chinchilla import _TOLERANCES, NAMES, fit_chinchilla, huber_objective  # noqa: E402
 from lmforecast.fits.scaling.curves import fit_sigmoid_shared, sigmoid  # noqa: E402
@@ -78,10 +78,7 @@ def row(split, step1, what, task, run, rel_error):
 
 def measure(cfg, frame):
     rows = []
-    for split, (train, test) in splits(cfg, frame).items():
-        if split == "inner":
-            continue
-        families = sorted(train["family"].unique())
+    for split, train, test, families in outer_splits(cfg, frame):
         tr = [train.filter(pl.col("family") == f) for f in families]
         he = [test.filter(pl.col("family") == f) for f in families]
         datas = [tuple(np.log(col(t, c)) for c in ("n_params", "tokens", "loss")) for t in tr]

@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).parent))
-from choose_step2 import col, curve_of, errors, load, splits  # noqa: E402 (beside this script)
+from choose_step2 import col, curve_of, errors, load, outer_splits  # noqa: E402 (beside this script)
 
 from lmforecast.fits.scaling.chinchilla import fit_chinchilla  # noqa: E402
 from lmforecast.fits.scaling.curves import fit_sigmoid, fit_sigmoid_shared, sigmoid  # noqa: E402
@@ -40,10 +40,7 @@ def curve_of_shared(curve):
 def measure(cfg, frame):
     """Rows (split, where, shape, task, run, rel_error): step 2 at the actual loss ("actual") and the chain."""
     rows = []
-    for split, (train, test) in splits(cfg, frame).items():
-        if split == "inner":
-            continue
-        families = sorted(train["family"].unique())
+    for split, train, test, families in outer_splits(cfg, frame):
         step1 = {}
         for fam in families:
             tr, he = train.filter(pl.col("family") == fam), test.filter(pl.col("family") == fam)
