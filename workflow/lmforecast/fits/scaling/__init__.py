@@ -166,7 +166,11 @@ def section(fits_dir, report_dir) -> str:
     if not preds.height:
         return html.note(NOT_FITTED)
     return (
-        "".join(html.figure(report_dir / f"{f.name}.png") for f in FIGURES)
+        "<p>Each predictor's mean errors over the held-out runs and tasks, its intervals' coverage, and "
+        "<code>floor_rel_error</code>: the relative error that the held-out scores' own sampling error alone gives a "
+        "forecaster exact in expectation (null where the tasks' sizes are unknown).</p>"
+        + html.table(summary(preds))
+        + "".join(html.figure(report_dir / f"{f.name}.png") for f in FIGURES)
         + "<details><summary>Back-test table (results/fits/scaling_predictions.parquet)</summary>"
         + html.table(preds, sortable=True)
         + "</details><details><summary>Fitted parameters (stderr: "
