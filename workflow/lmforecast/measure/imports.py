@@ -80,9 +80,8 @@ def _n_from_stderr(result: dict):
     0.4.3, e.g. Pythia's): lm-eval gives the sample standard deviation over sqrt(n), so se^2 = p (1 - p) / (n - 1).
     None where no accuracy has a usable one (a score of 0 or 1, "N/A") or n comes out other than a whole number."""
     for metric in ("acc", "acc_norm"):
-        for key in (metric, f"{metric},none"):
-            stderr_key = key.replace(metric, f"{metric}_stderr", 1)
-            p, se = result.get(key), result.get(stderr_key)
+        for suffix in ("", ",none"):  # 0.3-era keys, 0.4-era keys
+            p, se = result.get(metric + suffix), result.get(f"{metric}_stderr{suffix}")
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (p, se)) or not 0 < p < 1 or se <= 0:
                 continue
             n = p * (1 - p) / se**2 + 1

@@ -7,6 +7,7 @@ flpm.py, the rows they fit on in frames.py. This module registers the fit (kept 
 imports: Snakemake reads it when it parses the workflow).
 """
 
+import math
 from dataclasses import dataclass, field
 
 from lmforecast.fits.registry import Figure, Fit, Settings
@@ -146,7 +147,12 @@ def summary(preds):
     import polars as pl
 
     # a forecaster exact in expectation errs by |N(0, se)|, whose mean is sqrt(2 / pi) se
-    floor = (0.7978845608 * pl.col("score_actual_se") / pl.col("score_actual")).fill_nan(None).mean().alias("floor_rel_error")
+    floor = (
+        (math.sqrt(2 / math.pi) * pl.col("score_actual_se") / pl.col("score_actual"))
+        .fill_nan(None)
+        .mean()
+        .alias("floor_rel_error")
+    )
     return (
         preds.group_by("predictor")
         .agg(pl.col("abs_error").mean(), pl.col("rel_error").mean(), floor, pl.col("covered").cast(float).mean(), pl.len())
