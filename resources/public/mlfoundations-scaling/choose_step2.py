@@ -164,6 +164,12 @@ def run(cfg, frame):
     return pl.DataFrame(rows)
 
 
+def step1_loss(train, test, column="loss"):
+    """Step 1 as the shipped ladder's (params_tokens): L(N, D) fitted on `train`'s `column`, predicted at `test`'s runs."""
+    p = fit_chinchilla(col(train, "n_params"), col(train, "tokens"), col(train, column), n_bootstrap=0, n_starts=10).params
+    return p["E"] + p["A"] / col(test, "n_params") ** p["alpha"] + p["B"] / col(test, "tokens") ** p["beta"]
+
+
 def chain(cfg, frame, chosen):
     """The full chain with step 2 on `chosen` (task -> frame column): step 1 L(N, D) on that column (the shipped
     ladder's params_tokens, final checkpoints of the training runs), then the sigmoid at its prediction.
@@ -174,10 +180,7 @@ def chain(cfg, frame, chosen):
             continue
         for fam in sorted(train["family"].unique()):
             tr, he = train.filter(pl.col("family") == fam), test.filter(pl.col("family") == fam)
-            step1 = {}
-            for column in sorted(set(chosen.values())):
-                p = fit_chinchilla(col(tr, "n_params"), col(tr, "tokens"), col(tr, column), n_bootstrap=0, n_starts=10).params
-                step1[column] = p["E"] + p["A"] / col(he, "n_params") ** p["alpha"] + p["B"] / col(he, "tokens") ** p["beta"]
+            step1 = {column: step1_loss(tr, he, column) for column in sorted(set(chosen.values()))}
             for task, column in chosen.items():
                 known = tr.filter(pl.col(f"score:{task}").is_not_null())
                 pred = fit_sigmoid(col(known, column), col(known, f"score:{task}")).eval(x=step1[column])

@@ -10,25 +10,41 @@ step 2 alone at the held-out runs' actual loss, and the chain (step 1 L(N, D) pe
 choose_step2.chain, step 2 at its prediction). Mean relative error over task x held-out run, avg46's
 beside. The first variant (slope and rise shared) became `fit.scaling.ladder.shared_shape` (docs/scaling-backtests.md).
 
+Then the issue's other candidate, a ceiling shared across tasks (issue 23, twelfth session): every task and
+dataset fitted at once (fit_keyed), the rise `headroom` (the share of the way from the floor to 1 a task climbs)
+one for all tasks, or one per dataset, beside the slope shared per task as shipped, or one slope for all too.
+
     PYTHONPATH=workflow python resources/public/mlfoundations-scaling/shared_step2.py
 """
 
 import sys
 from pathlib import Path
 
+import lmfit
+import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).parent))
-from choose_step2 import col, curve_of, errors, load, outer_splits  # noqa: E402 (beside this script)
+from choose_step2 import col, curve_of, errors, load, outer_splits, step1_loss  # noqa: E402 (beside this script)
 
-from lmforecast.fits.scaling.chinchilla import fit_chinchilla  # noqa: E402
-from lmforecast.fits.scaling.curves import fit_sigmoid, fit_sigmoid_shared, sigmoid  # noqa: E402
+from lmforecast.fits.scaling.curves import (  # noqa: E402
+    METHOD,
+    _sigmoid_bounds,
+    fit_sigmoid,
+    fit_sigmoid_shared,
+    sigmoid,
+)
 
 VARIANTS = {  # name -> the parameters shared by a task's datasets (the first is the setting's: SHARED_SHAPE)
     "shared headroom, k": {"headroom", "k"},
     "shared b, headroom, k": {"b", "headroom", "k"},
     "shared b, k": {"b", "k"},
     "shared k": {"k"},
+}
+ACROSS_TASKS = {  # name -> (key of headroom, key of k) given (task, dataset); b and L0 are each pair's own
+    "headroom for all tasks, k per task": (lambda t, f: "all", lambda t, f: t),
+    "headroom per dataset, k per task": (lambda t, f: f, lambda t, f: t),
+    "headroom and k for all tasks": (lambda t, f: "all", lambda t, f: "all"),
 }
 
 
@@ -37,34 +53,67 @@ def curve_of_shared(curve):
     return {name: curve[name] for name in ("a", "k", "L0", "b")}
 
 
+def fit_keyed(groups, starts, keys):
+    """Sigmoids of every (task, dataset) in `groups` {pair: (x, y)} fitted at once, each parameter shared by the
+    pairs its key function in `keys` (name -> f(task, dataset)) maps alike; started at the median of `starts`
+    {pair: curve} over each key, bounded as fit_sigmoid on all points. Returns {pair: sigmoid()'s arguments}."""
+    bounds = _sigmoid_bounds(np.concatenate([x for x, _ in groups.values()]))
+    params, index = lmfit.Parameters(), {}  # (name, key) -> its lmfit parameter's name
+    for name, (lo, hi) in bounds.items():
+        values = {}
+        for pair in groups:
+            values.setdefault(keys[name](*pair), []).append(min(hi, max(lo, starts[pair][name])))
+        for key, v in values.items():
+            index[(name, key)] = f"{name}_{len(index)}"
+            params.add(index[(name, key)], value=float(np.median(v)), min=lo, max=hi)
+
+    def curve(p, pair):
+        v = {name: p[index[(name, keys[name](*pair))]].value for name in bounds}
+        return {"a": v["headroom"] * (1 - v["b"]), "k": v["k"], "L0": v["L0"], "b": v["b"]}
+
+    def residual(p):
+        return np.concatenate([sigmoid(x, **curve(p, pair)) - y for pair, (x, y) in groups.items()])
+
+    result = lmfit.minimize(residual, params, method=METHOD)
+    return {pair: curve(result.params, pair) for pair in groups}
+
+
 def measure(cfg, frame):
     """Rows (split, where, shape, task, run, rel_error): step 2 at the actual loss ("actual") and the chain."""
     rows = []
+    tasks = cfg["fit"]["scaling"]["tasks"]
     for split, train, test, families in outer_splits(cfg, frame):
-        step1 = {}
-        for fam in families:
-            tr, he = train.filter(pl.col("family") == fam), test.filter(pl.col("family") == fam)
-            p = fit_chinchilla(col(tr, "n_params"), col(tr, "tokens"), col(tr, "loss"), n_bootstrap=0, n_starts=10).params
-            step1[fam] = p["E"] + p["A"] / col(he, "n_params") ** p["alpha"] + p["B"] / col(he, "tokens") ** p["beta"]
-        for task in cfg["fit"]["scaling"]["tasks"]:
-            groups, starts, held = [], [], []
+        held = {fam: test.filter(pl.col("family") == fam) for fam in families}
+        step1 = {fam: step1_loss(train.filter(pl.col("family") == fam), held[fam]) for fam in families}
+        groups = {}  # (task, dataset) -> the training runs' (loss, score)
+        for task in tasks:
             for fam in families:
                 tr = train.filter((pl.col("family") == fam) & pl.col(f"score:{task}").is_not_null())
-                groups.append((col(tr, "loss"), col(tr, f"score:{task}")))
-                starts.append(fit_sigmoid(*groups[-1]))
-                held.append((fam, test.filter(pl.col("family") == fam)))
-            curves = {"per dataset (shipped)": [curve_of(s) for s in starts]}
-            curves |= {
-                name: [curve_of_shared(c) for c in fit_sigmoid_shared(groups, shared)] for name, shared in VARIANTS.items()
-            }
-            for shape, per_family in curves.items():
-                for (fam, he), c in zip(held, per_family):
-                    actual = col(he, f"score:{task}")
-                    for where, x in (("actual", col(he, "loss")), ("chain", step1[fam])):
-                        rows.extend(
-                            {"split": split, "where": where, "shape": shape, "task": task, "run": r, "rel_error": e}
-                            for r, e in zip(he["run"], errors(sigmoid(x, **c), actual))
-                        )
+                groups[(task, fam)] = (col(tr, "loss"), col(tr, f"score:{task}"))
+        curves = {"per dataset (before shared_shape)": {pair: curve_of(fit_sigmoid(*xy)) for pair, xy in groups.items()}}
+        for name, shared in VARIANTS.items():
+            curves[name] = {}
+            for task in tasks:
+                pairs = [(task, fam) for fam in families]
+                fits = fit_sigmoid_shared([groups[p] for p in pairs], shared)
+                curves[name] |= {p: c for p, c in zip(pairs, fits)}
+        # the across-task fits start from the setting's per-task fits (their headroom carried beside the curve)
+        starts = {}
+        for task in tasks:
+            pairs = [(task, fam) for fam in families]
+            starts |= dict(zip(pairs, fit_sigmoid_shared([groups[p] for p in pairs])))
+        for name, (headroom, k) in ACROSS_TASKS.items():
+            same = lambda t, f: (t, f)  # noqa: E731 (each pair its own floor and midpoint)
+            curves[name] = fit_keyed(groups, starts, {"headroom": headroom, "k": k, "b": same, "L0": same})
+        for shape, per_pair in curves.items():
+            for (task, fam), c in per_pair.items():
+                he, actual = held[fam], col(held[fam], f"score:{task}")
+                c = curve_of_shared(c)
+                for where, x in (("actual", col(he, "loss")), ("chain", step1[fam])):
+                    rows.extend(
+                        {"split": split, "where": where, "shape": shape, "task": task, "run": r, "rel_error": e}
+                        for r, e in zip(he["run"], errors(sigmoid(x, **c), actual))
+                    )
     return pl.DataFrame(rows)
 
 
