@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from scipy.stats import t
 
-from lmforecast.fits.scaling import ScalingSettings, summary
+from lmforecast.fits.scaling import ScalingSettings, breakdown, summary
 from lmforecast.fits.scaling.backtest import backtest, resample_runs
 from lmforecast.fits.scaling.curves import fit_power_law, fit_sigmoid, fit_sigmoid_multiple, power_law, sigmoid
 
@@ -145,6 +145,25 @@ def test_every_predictor_predicts_the_held_out_run_of_a_noise_free_family():
     assert set(stage1["param"]) == {"A", "alpha", "E", "C0"}
     assert stage1.filter(pl.col("param") == "alpha")["value"][0] == pytest.approx(0.2, abs=1e-3)
     assert stage1.filter(pl.col("param") != "C0")["stderr_boot"].is_not_nan().all()
+
+
+def test_breakdown_gives_each_target_and_task_its_mean_error_and_coverage_per_predictor():
+    preds = pl.DataFrame(
+        {
+            "predictor": ["a", "a", "a", "b", "b", "b"],
+            "run": ["7B", "7B", "13B", "7B", "7B", "13B"],
+            "task": ["x", "y", "x", "x", "y", "x"],
+            "abs_error": [0.01, 0.03, 0.02, 0.05, 0.01, 0.04],
+            "rel_error": [0.02, 0.06, 0.04, 0.10, 0.02, 0.08],
+            "score_actual_se": [math.nan] * 6,
+            "score_actual": [0.5] * 6,
+            "covered": [True, False, True, True, True, None],  # None: no interval (no refits)
+        }
+    )
+    runs = breakdown(preds, "run")
+    assert runs.columns == ["run", "a", "b"]  # the summary's order: a errs least
+    assert runs.rows() == [("13B", "4.0% (1/1)", "8.0% (0/0)"), ("7B", "4.0% (1/2)", "6.0% (2/2)")]
+    assert breakdown(preds, "task").rows() == [("x", "3.0% (2/2)", "9.0% (1/1)"), ("y", "6.0% (0/1)", "2.0% (1/1)")]
 
 
 def test_bootstrap_intervals_cover_the_noise_free_score_mostly():

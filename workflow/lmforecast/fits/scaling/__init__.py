@@ -112,7 +112,10 @@ def run(fit) -> list[str]:
         "of a forecaster exact in expectation, from the targets' sampling noise alone (sqrt(2/pi) score_actual_se / "
         "score_actual over the rows whose task has a known number of examples; null: none has)"
     )
-    report += ["", f"{text}:\n{summary(preds)}"]
+    with pl.Config(tbl_rows=-1, tbl_cols=-1):  # every row and column, not polars' elided preview
+        report += ["", f"{text}:\n{summary(preds)}"]
+        for by in ("run", "task"):
+            report += ["", f"mean relative error (intervals covering) per held-out {by}:\n{breakdown(preds, by)}"]
     io.write_text("\n".join(report) + "\n", fit.out("scaling_report.txt"))
     io.write_json({"config": fit.spec, "predictions": preds.to_dicts(), "params": params.to_dicts()}, fit.out("scaling.json"))
 
@@ -160,6 +163,23 @@ def summary(preds):
     )
 
 
+def breakdown(preds, by: str):
+    """Each predictor's (columns) mean relative error and intervals covering, per held-out run or task (`by`: run,
+    task), as "5.8% (7/8)": the issue's per-target figures (7B, 13B) read at a glance."""
+    import polars as pl
+
+    cell = pl.format(
+        "{}% ({}/{})",
+        (100 * pl.col("rel_error").mean()).round(1),
+        pl.col("covered").cast(pl.Int64).sum(),
+        pl.col("covered").is_not_null().sum(),
+    )
+    stats = preds.filter(pl.col("rel_error").is_not_null()).group_by(by, "predictor").agg(cell.alias("cell"))
+    order = summary(preds)["predictor"].to_list()  # the summary's order, most accurate first
+    table = stats.pivot(on="predictor", index=by, values="cell").sort(by)
+    return table.select(by, *[p for p in order if p in table.columns])
+
+
 NOT_FITTED = "no scaling predictor could be fitted (see results/fits/scaling_report.txt)."
 NO_LOSS = "no pre-training loss in the tables (task scores only): nothing to draw against it."
 
@@ -176,6 +196,8 @@ def section(fits_dir, report_dir) -> str:
         "<code>floor_rel_error</code>: the relative error that the held-out scores' own sampling error alone gives a "
         "forecaster exact in expectation (null where the tasks' sizes are unknown).</p>"
         + html.table(summary(preds))
+        + "<p>Per held-out run: each predictor's mean relative error over the tasks (its intervals covering).</p>"
+        + html.table(breakdown(preds, "run"))
         + "".join(html.figure(report_dir / f"{f.name}.png") for f in FIGURES)
         + "<details><summary>Back-test table (results/fits/scaling_predictions.parquet)</summary>"
         + html.table(preds, sortable=True)
