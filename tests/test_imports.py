@@ -442,6 +442,40 @@ def test_per_file_column_maps_and_derived_tokens_and_flops(tmp_path):
     assert scores.filter(pl.col("run") == "r2")["metric"].to_list() == ["acc_norm"]
 
 
+def test_an_olmo_ladder_export_reads_with_its_own_column_names(tmp_path):
+    """The column names of the OLMo ladder's W&B exports (allenai/OLMo, scripts/scaling/data: `_step`, GFLOPs, task bits
+    per byte and len_norm under two prefixes, val and test splits, soft scores beside them); the values are made up."""
+    header = (
+        "_step,eval/c4_en-validation/CrossEntropyLoss,eval/downstream_bpb/hellaswag_val_rc_5shot_bpb,"
+        "eval/downstream_bpb/hellaswag_test_rc_5shot_bpb,eval/downstream/hellaswag_val_rc_5shot_len_norm,"
+        "eval/downstream_soft/hellaswag_val_rc_5shot_soft,throughput/total_tokens,throughput/total_training_Gflops"
+    )
+    path = csv(tmp_path, "200,6.0,1.7,1.8,0.25,0.24,104857600.0,199585036.4", header=header)
+    imp = {
+        "runs": [{"name": "r1", "n_params": 190_000_000}],
+        "chance": {"hellaswag": 0.25},
+        "ladder": {
+            "files": [{"run": "r1", "path": str(path)}],
+            "step": "_step",
+            "tokens": "throughput/total_tokens",
+            "flops": "throughput/total_training_Gflops",
+            "scales": {"flops": 1.0e9},
+            "domains": r"eval/(?P<domain>[^/]+)-validation/CrossEntropyLoss",
+            "tasks": r"eval/downstream(?:_bpb)?/(?P<task>\w+?)_val_rc_5shot_(?P<metric>bpb|len_norm)",
+            "shots": 5,
+        },
+        "metric_names": {"len_norm": "acc_norm", "bpb": "bits_per_byte"},
+    }
+    built = {k: pl.from_arrow(v) for k, v in import_tables(imp).items()}
+    assert built["checkpoints"].select("step", "tokens", "flops").row(0) == (200, 104857600, pytest.approx(199585036.4e9))
+    scores = built["task_scores"].sort("metric")
+    assert scores.select("task", "metric", "shots", "value").rows() == [
+        ("hellaswag", "acc_norm", 5, 0.25),
+        ("hellaswag", "bits_per_byte", 5, 1.7),  # the val split's, not the test split's 1.8
+    ]
+    assert built["domain_losses"].select("domain", "loss").rows() == [("c4_en", 6.0)]
+
+
 def test_weighted_task_group_is_averaged_where_every_member_is_scored(tmp_path):
     header = "step,tokens,flops,val/web,mmlu_a/acc,mmlu_b/acc"
     path = csv(tmp_path, "100,1000,6e6,3.5,0.3,0.6", "200,2000,1.2e7,3.0,0.4,", header=header)
