@@ -48,6 +48,11 @@ ACROSS_TASKS = {  # name -> (key of headroom, key of k) given (task, dataset); b
 }
 
 
+def _own(task, dataset):
+    """The key of a parameter that is each (task, dataset) pair's own (fit_keyed): the floor and the midpoint."""
+    return (task, dataset)
+
+
 def curve_of_shared(curve):
     """sigmoid()'s arguments of a fit_sigmoid_shared curve (which also carries its headroom)."""
     return {name: curve[name] for name in ("a", "k", "L0", "b")}
@@ -97,14 +102,10 @@ def measure(cfg, frame):
                 pairs = [(task, fam) for fam in families]
                 fits = fit_sigmoid_shared([groups[p] for p in pairs], shared)
                 curves[name] |= {p: c for p, c in zip(pairs, fits)}
-        # the across-task fits start from the setting's per-task fits (their headroom carried beside the curve)
-        starts = {}
-        for task in tasks:
-            pairs = [(task, fam) for fam in families]
-            starts |= dict(zip(pairs, fit_sigmoid_shared([groups[p] for p in pairs])))
+        # the across-task fits start from the setting's per-task fits (the first variant's; they carry their headroom)
+        starts = curves[next(iter(VARIANTS))]
         for name, (headroom, k) in ACROSS_TASKS.items():
-            same = lambda t, f: (t, f)  # noqa: E731 (each pair its own floor and midpoint)
-            curves[name] = fit_keyed(groups, starts, {"headroom": headroom, "k": k, "b": same, "L0": same})
+            curves[name] = fit_keyed(groups, starts, {"headroom": headroom, "k": k, "b": _own, "L0": _own})
         for shape, per_pair in curves.items():
             for (task, fam), c in per_pair.items():
                 he, actual = held[fam], col(held[fam], f"score:{task}")
