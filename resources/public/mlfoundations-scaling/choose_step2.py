@@ -164,10 +164,19 @@ def run(cfg, frame):
     return pl.DataFrame(rows)
 
 
+def step1_law(train, column="loss"):
+    """Step 1 as the shipped ladder's (params_tokens): L(N, D)'s parameters {E, A, alpha, B, beta} fitted on `train`'s `column`."""
+    return fit_chinchilla(col(train, "n_params"), col(train, "tokens"), col(train, column), n_bootstrap=0, n_starts=10).params
+
+
+def law_at(p, runs):
+    """L(N, D) with parameters `p` at `runs`' parameters and tokens."""
+    return p["E"] + p["A"] / col(runs, "n_params") ** p["alpha"] + p["B"] / col(runs, "tokens") ** p["beta"]
+
+
 def step1_loss(train, test, column="loss"):
-    """Step 1 as the shipped ladder's (params_tokens): L(N, D) fitted on `train`'s `column`, predicted at `test`'s runs."""
-    p = fit_chinchilla(col(train, "n_params"), col(train, "tokens"), col(train, column), n_bootstrap=0, n_starts=10).params
-    return p["E"] + p["A"] / col(test, "n_params") ** p["alpha"] + p["B"] / col(test, "tokens") ** p["beta"]
+    """Step 1 fitted on `train`'s `column` (step1_law), predicted at `test`'s runs."""
+    return law_at(step1_law(train, column), test)
 
 
 def chain(cfg, frame, chosen):

@@ -58,10 +58,11 @@ def curve_of_shared(curve):
     return {name: curve[name] for name in ("a", "k", "L0", "b")}
 
 
-def fit_keyed(groups, starts, keys):
+def fit_keyed(groups, starts, keys, weights=None):
     """Sigmoids of every (task, dataset) in `groups` {pair: (x, y)} fitted at once, each parameter shared by the
     pairs its key function in `keys` (name -> f(task, dataset)) maps alike; started at the median of `starts`
-    {pair: curve} over each key, bounded as fit_sigmoid on all points. Returns {pair: sigmoid()'s arguments}."""
+    {pair: curve} over each key, bounded as fit_sigmoid on all points; each point's squared residual weighted by
+    `weights` {pair: array} where given. Returns {pair: sigmoid()'s arguments}."""
     bounds = _sigmoid_bounds(np.concatenate([x for x, _ in groups.values()]))
     params, index = lmfit.Parameters(), {}  # (name, key) -> its lmfit parameter's name
     for name, (lo, hi) in bounds.items():
@@ -76,8 +77,10 @@ def fit_keyed(groups, starts, keys):
         v = {name: p[index[(name, keys[name](*pair))]].value for name in bounds}
         return {"a": v["headroom"] * (1 - v["b"]), "k": v["k"], "L0": v["L0"], "b": v["b"]}
 
-    def residual(p):
-        return np.concatenate([sigmoid(x, **curve(p, pair)) - y for pair, (x, y) in groups.items()])
+    def residual(p):  # least squares of w r^2: the residual scaled by sqrt(w)
+        return np.concatenate(
+            [np.sqrt(weights[pair] if weights else 1.0) * (sigmoid(x, **curve(p, pair)) - y) for pair, (x, y) in groups.items()]
+        )
 
     result = lmfit.minimize(residual, params, method=METHOD)
     return {pair: curve(result.params, pair) for pair in groups}
