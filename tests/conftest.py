@@ -53,20 +53,28 @@ def tiny_run():
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoints(tiny_run, tiny_tokenizer, tmp_path_factory):
-    """The checkpoint directories of the tiny run trained as the workflow does: a segment of two checkpoints
-    (steps 3 inside, 8) and one resumed from it (step 12); the aggregate and report tests read them."""
+def shards(tiny_tokenizer, tmp_path_factory):
+    """The tiny world's training documents tokenized as the tokenize rule does, a .npy per domain: domain -> path."""
     import numpy as np
 
     from lmforecast.data.shards import encode_documents
+
+    tok, d = tokenizer_lib.load(tiny_tokenizer), tmp_path_factory.mktemp("shards")
+    paths = {}
+    for domain in DOMAINS:
+        paths[domain] = d / f"{domain}.npy"
+        np.save(paths[domain], encode_documents(tok, domain_documents(TINY_WORLD, domain, "train"), 0))
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tiny_run, tiny_tokenizer, shards, tmp_path_factory):
+    """The checkpoint directories of the tiny run trained as the workflow does: a segment of two checkpoints
+    (steps 3 inside, 8) and one resumed from it (step 12); the aggregate and report tests read them."""
     from lmforecast.settings import Pretrain
     from lmforecast.train.loop import train_segment
 
-    tok, d = tokenizer_lib.load(tiny_tokenizer), tmp_path_factory.mktemp("tiny_run")
-    shards = {}
-    for domain in DOMAINS:
-        shards[domain] = d / f"{domain}.npy"
-        np.save(shards[domain], encode_documents(tok, domain_documents(TINY_WORLD, domain, "train"), 0))
+    d = tmp_path_factory.mktemp("tiny_run")
     training = {"seq_len": 16, "batch_size": 2, "schedule": "cosine", "warmup_frac": 0.1, "min_lr_frac": 0.1}
     training |= {"weight_decay": 0.1, "grad_clip": 1.0, "checkpoints": 3, "checkpoints_per_segment": 2, "log_every": 1000}
     spec = Pretrain.from_dict({"run": tiny_run, "training": training})

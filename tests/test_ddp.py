@@ -26,9 +26,7 @@ import pytest
 import tiny
 import torch
 
-from lmforecast.data import tokenizer as tokenizer_lib
-from lmforecast.data.shards import encode_documents, get_batch
-from lmforecast.data.world import DOMAINS, domain_documents
+from lmforecast.data.shards import get_batch
 from lmforecast.io import read_json
 from lmforecast.settings import Pretrain
 from lmforecast.train import launch
@@ -50,17 +48,6 @@ RUN = {
 }
 RTOL = 1e-6
 FSDP_ATOL = 1e-7  # test_fsdp_...: float32 rounding of the sharded gradient norm
-
-
-@pytest.fixture(scope="module")
-def shards(tiny_world, tiny_tokenizer, tmp_path_factory):
-    tok = tokenizer_lib.load(tiny_tokenizer)
-    d = tmp_path_factory.mktemp("shards")
-    paths = {}
-    for domain in DOMAINS:
-        paths[domain] = d / f"{domain}.npy"
-        np.save(paths[domain], encode_documents(tok, domain_documents(tiny_world, domain, "train"), 0))
-    return paths
 
 
 def spec(parallel="none", **training):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from test_train import job, make_run, shards  # noqa: F401 (shards is a fixture)
+from test_train import job, make_run
 
 from lmforecast.io import read_json
 from lmforecast.train import objectives
@@ -120,7 +120,7 @@ def test_ul2_mixes_prefix_lm_and_span_corruption_by_its_weights():
 
 
 @pytest.mark.parametrize("objective", objectives.OBJECTIVES)
-def test_loss_falls_with_each_objective(objective, shards, tiny_tokenizer, tmp_path, one_thread):  # noqa: F811
+def test_loss_falls_with_each_objective(objective, shards, tiny_tokenizer, tmp_path, one_thread):
     spec = job(make_run(objective=objective, steps_total=40))
     train_segment(spec, 0, 3, shards, tiny_tokenizer, None, tmp_path / "a", log=lambda m: None)
     last = train_segment(spec, 3, 40, shards, tiny_tokenizer, tmp_path / "a", tmp_path / "b", log=lambda m: None)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from test_train import TRAINING, job, make_run, shards, weights  # noqa: F401 (shards is a fixture)
+from test_train import TRAINING, job, make_run, weights
 
 from lmforecast.io import read_json
 from lmforecast.train.checkpoint import verify
@@ -55,7 +55,7 @@ def pretrain(spec, shard_paths, tokenizer, init, out):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
-def test_sigterm_at_random_steps_then_rerun_gives_the_uninterrupted_weights(shards, tiny_tokenizer, tmp_path):  # noqa: F811
+def test_sigterm_at_random_steps_then_rerun_gives_the_uninterrupted_weights(shards, tiny_tokenizer, tmp_path):
     run = make_run(objective="ul2", steps_total=END)
     training = {**TRAINING, "schedule": "wsd", "decay_frac": 0.3, "decay_shape": "1-sqrt", "log_every": 1}
     threads = torch.get_num_threads()

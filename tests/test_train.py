@@ -3,9 +3,7 @@ import pytest
 import torch
 from tiny import TRAINING
 
-from lmforecast.data import tokenizer as tokenizer_lib
-from lmforecast.data.shards import encode_documents, get_batch
-from lmforecast.data.world import DOMAINS, domain_documents
+from lmforecast.data.shards import get_batch
 from lmforecast.io import read_json
 from lmforecast.settings import Pretrain, Training
 from lmforecast.train.loop import TRAINER_STATE, lr_at, train_segment
@@ -34,17 +32,6 @@ def make_run(**kw):
 def job(run=None, training=TRAINING) -> Pretrain:
     """A pretrain job's settings, as the CLI builds them from the rule's spec."""
     return Pretrain.from_dict({"run": run or make_run(), "training": training})
-
-
-@pytest.fixture(scope="module")
-def shards(tiny_world, tiny_tokenizer, tmp_path_factory):
-    tok = tokenizer_lib.load(tiny_tokenizer)
-    d = tmp_path_factory.mktemp("shards")
-    paths = {}
-    for domain in DOMAINS:
-        paths[domain] = d / f"{domain}.npy"
-        np.save(paths[domain], encode_documents(tok, domain_documents(tiny_world, domain, "train"), 0))
-    return paths
 
 
 def weights(path):
