@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from scipy.stats import t
 
-from lmforecast.fits.scaling import ScalingSettings, breakdown, summary
+from lmforecast.fits.scaling import ScalingSettings, breakdown, mean_error_interval, summary
 from lmforecast.fits.scaling.backtest import backtest, resample_runs
 from lmforecast.fits.scaling.curves import fit_power_law, fit_sigmoid, fit_sigmoid_multiple, power_law, sigmoid
 
@@ -164,6 +164,25 @@ def test_breakdown_gives_each_target_and_task_its_mean_error_and_coverage_per_pr
     assert runs.columns == ["run", "a", "b"]  # the summary's order: a errs least
     assert runs.rows() == [("13B", "4.0% (1/1)", "8.0% (0/0)"), ("7B", "4.0% (1/2)", "6.0% (2/2)")]
     assert breakdown(preds, "task").rows() == [("x", "3.0% (2/2)", "9.0% (1/1)"), ("y", "6.0% (0/1)", "2.0% (1/1)")]
+
+
+def test_the_mean_errors_interval_counts_a_target_models_tasks_as_one_draw():
+    """Two held-out runs x 10 tasks, where the error is the run's alone (0.02 on one target, 0.06 on the other): 20
+    pairs, but two independent draws of a target. The two-way bootstrap's interval spans both runs' errors; one over
+    the 20 pairs as if independent would give about 0.04 +- 0.009."""
+    tasks = [f"t{i}" for i in range(10)]
+    preds = pl.DataFrame(
+        {
+            "predictor": ["a"] * 20 + ["b"],
+            "run": ["7B"] * 10 + ["13B"] * 10 + ["7B"],
+            "task": tasks * 2 + ["t0"],
+            "rel_error": [0.02] * 10 + [0.06] * 10 + [0.05],
+        }
+    )
+    bounds = {r["predictor"]: (r["rel_error_lo"], r["rel_error_hi"]) for r in mean_error_interval(preds).iter_rows(named=True)}
+    assert bounds["a"] == pytest.approx((0.02, 0.06))
+    assert bounds["b"] == pytest.approx((0.05, 0.05))  # one pair: every draw that has it gives its error
+    assert mean_error_interval(preds).equals(mean_error_interval(preds))  # seeded: the same draws every time
 
 
 def test_bootstrap_intervals_cover_the_noise_free_score_mostly():

@@ -108,9 +108,11 @@ def run(fit) -> list[str]:
     write(params.to_arrow(), fit.out("scaling_params.parquet"))
     write(preds.to_arrow(), fit.out("scaling_predictions.parquet"))
     text = (
-        "mean absolute and relative error and interval coverage per predictor; floor_rel_error: the mean relative error "
-        "of a forecaster exact in expectation, from the targets' sampling noise alone (sqrt(2/pi) score_actual_se / "
-        "score_actual over the rows whose task has a known number of examples; null: none has)"
+        "mean absolute and relative error and interval coverage per predictor; rel_error_lo, rel_error_hi: the mean "
+        "relative error's 95% interval, a bootstrap over the held-out runs and the tasks (both drawn, independently); "
+        "floor_rel_error: the mean relative error of a forecaster exact in expectation, from the targets' sampling noise "
+        "alone (sqrt(2/pi) score_actual_se / score_actual over the rows whose task has a known number of examples; null: "
+        "none has)"
     )
     with pl.Config(tbl_rows=-1, tbl_cols=-1):  # every row and column, not polars' elided preview
         report += ["", f"{text}:\n{summary(preds)}"]
@@ -146,7 +148,8 @@ def run(fit) -> list[str]:
 
 
 def summary(preds):
-    """Each predictor's mean errors and coverage, beside the error that the targets' sampling noise alone gives."""
+    """Each predictor's mean errors (the relative one with its 95% interval: mean_error_interval) and coverage, beside
+    the error that the targets' sampling noise alone gives."""
     import polars as pl
 
     # a forecaster exact in expectation errs by |N(0, se)|, whose mean is sqrt(2 / pi) se
@@ -156,11 +159,46 @@ def summary(preds):
         .mean()
         .alias("floor_rel_error")
     )
-    return (
-        preds.group_by("predictor")
-        .agg(pl.col("abs_error").mean(), pl.col("rel_error").mean(), floor, pl.col("covered").cast(float).mean(), pl.len())
-        .sort("abs_error")
+    means = preds.group_by("predictor").agg(
+        pl.col("abs_error").mean(), pl.col("rel_error").mean(), floor, pl.col("covered").cast(float).mean(), pl.len()
     )
+    return (
+        means.join(mean_error_interval(preds), on="predictor", how="left")
+        .sort("abs_error")
+        .select("predictor", "abs_error", "rel_error", "rel_error_lo", "rel_error_hi", "floor_rel_error", "covered", "len")
+    )
+
+
+MEAN_ERROR_RESAMPLES = 2000
+
+
+def mean_error_interval(preds, resamples: int = MEAN_ERROR_RESAMPLES, seed: int = 0):
+    """Each predictor's mean relative error's 95% interval (rel_error_lo, rel_error_hi): how far the figure could
+    move on other targets and other tasks. A two-way bootstrap (Owen's pigeonhole bootstrap, 2007): held-out runs and
+    tasks drawn with replacement, independently, each (run, task) pair weighted by the product of their counts, so
+    that errors shared by a target model's tasks, or by a task's targets, are not counted as independent. The same
+    draws for every predictor, so that their intervals are comparable (percentile intervals)."""
+    import numpy as np
+    import polars as pl
+
+    rows = preds.filter(pl.col("rel_error").is_not_null() & pl.col("rel_error").is_not_nan())
+    runs, tasks = sorted(set(rows["run"])), sorted(set(rows["task"]))
+    rng = np.random.default_rng(seed)
+    # each draw's count of every run and task: (resamples, runs), (resamples, tasks)
+    run_counts = rng.multinomial(len(runs), np.full(len(runs), 1 / len(runs)), size=resamples) if runs else None
+    task_counts = rng.multinomial(len(tasks), np.full(len(tasks), 1 / len(tasks)), size=resamples) if tasks else None
+    out = []
+    for (predictor,), group in rows.group_by("predictor"):
+        error, present = np.zeros((len(runs), len(tasks))), np.zeros((len(runs), len(tasks)))
+        for run, task, e in group.select("run", "task", "rel_error").iter_rows():
+            error[runs.index(run), tasks.index(task)], present[runs.index(run), tasks.index(task)] = e, 1.0
+        total = np.einsum("br,rt,bt->b", run_counts, error, task_counts)
+        weight = np.einsum("br,rt,bt->b", run_counts, present, task_counts)
+        means = total[weight > 0] / weight[weight > 0]  # a draw of none of this predictor's pairs has no mean
+        lo, hi = np.percentile(means, [2.5, 97.5]) if len(means) else (math.nan, math.nan)
+        out.append({"predictor": predictor, "rel_error_lo": float(lo), "rel_error_hi": float(hi)})
+    schema = {"predictor": pl.String, "rel_error_lo": pl.Float64, "rel_error_hi": pl.Float64}
+    return pl.DataFrame(out, schema=schema).sort("predictor")
 
 
 def breakdown(preds, by: str):
