@@ -9,9 +9,10 @@ import polars as pl
 import pytest
 from scipy.stats import t
 
-from lmforecast.fits.scaling import ScalingSettings, breakdown, mean_error_interval, summary
+from lmforecast.fits.scaling import ScalingSettings
 from lmforecast.fits.scaling.backtest import backtest, resample_runs
 from lmforecast.fits.scaling.curves import fit_power_law, fit_sigmoid, fit_sigmoid_multiple, power_law, sigmoid
+from lmforecast.fits.scaling.evaluation import breakdown, mean_error_interval, summary, versus_best
 
 PREDICTORS = ["direct", "flp", "chinchilla", "ladder", "flpm"]
 CFG = {
@@ -183,6 +184,29 @@ def test_the_mean_errors_interval_counts_a_target_models_tasks_as_one_draw():
     assert bounds["a"] == pytest.approx((0.02, 0.06))
     assert bounds["b"] == pytest.approx((0.05, 0.05))  # one pair: every draw that has it gives its error
     assert mean_error_interval(preds).equals(mean_error_interval(preds))  # seeded: the same draws every time
+
+
+def test_a_predictor_worse_on_every_pair_is_told_apart_though_the_intervals_overlap():
+    """b errs 0.01 more than a on each of a's 20 pairs: alone, each one's interval spans the two runs' errors and
+    they overlap; paired on the same draws, the difference is 0.01 in every draw. c predicted one run only: it is
+    compared with a on that run's 10 pairs."""
+    tasks = [f"t{i}" for i in range(10)]
+    a = [0.02] * 10 + [0.06] * 10
+    preds = pl.DataFrame(
+        {
+            "predictor": ["a"] * 20 + ["b"] * 20 + ["c"] * 10,
+            "run": (["7B"] * 10 + ["13B"] * 10) * 2 + ["7B"] * 10,
+            "task": tasks * 5,
+            "rel_error": a + [e + 0.01 for e in a] + [0.03] * 10,
+        }
+    )
+    bounds = mean_error_interval(preds).filter(pl.col("predictor") != "c")
+    assert bounds["rel_error_lo"].to_list() == pytest.approx([0.02, 0.03])
+    assert bounds["rel_error_hi"].to_list() == pytest.approx([0.06, 0.07])
+    versus = {r["predictor"]: r for r in versus_best(preds).iter_rows(named=True)}
+    assert versus["b"]["versus"] == "a" and versus["b"]["pairs"] == 20
+    assert (versus["b"]["rel_error_diff"], versus["b"]["diff_lo"], versus["b"]["diff_hi"]) == pytest.approx((0.01,) * 3)
+    assert (versus["c"]["pairs"], versus["c"]["rel_error_diff"]) == (10, pytest.approx(0.01))  # 0.03 against a's 0.02
 
 
 def test_bootstrap_intervals_cover_the_noise_free_score_mostly():

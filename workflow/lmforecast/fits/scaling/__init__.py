@@ -7,7 +7,6 @@ flpm.py, the rows they fit on in frames.py. This module registers the fit (kept 
 imports: Snakemake reads it when it parses the workflow).
 """
 
-import math
 from dataclasses import dataclass, field
 
 from lmforecast.fits.registry import Figure, Fit, Settings
@@ -97,6 +96,7 @@ def run(fit) -> list[str]:
 
     from lmforecast import io
     from lmforecast.fits.scaling.backtest import backtest
+    from lmforecast.fits.scaling.evaluation import breakdown, summary, versus_best
     from lmforecast.fits.scaling.frames import checkpoint_points, select_scores
     from lmforecast.report import plots
     from lmforecast.report.html import write_caption
@@ -116,6 +116,9 @@ def run(fit) -> list[str]:
     )
     with pl.Config(tbl_rows=-1, tbl_cols=-1):  # every row and column, not polars' elided preview
         report += ["", f"{text}:\n{summary(preds)}"]
+        versus = "each predictor's mean relative error minus the most accurate one's, over the pairs both predicted, "
+        versus += "with its 95% interval from the same draws (an interval that holds 0 does not tell the two apart)"
+        report += ["", f"{versus}:\n{versus_best(preds)}"]
         for by in ("run", "task"):
             report += ["", f"mean relative error (intervals covering) per held-out {by}:\n{breakdown(preds, by)}"]
     io.write_text("\n".join(report) + "\n", fit.out("scaling_report.txt"))
@@ -147,82 +150,12 @@ def run(fit) -> list[str]:
     return report
 
 
-def summary(preds):
-    """Each predictor's mean errors (the relative one with its 95% interval: mean_error_interval) and coverage, beside
-    the error that the targets' sampling noise alone gives."""
-    import polars as pl
-
-    # a forecaster exact in expectation errs by |N(0, se)|, whose mean is sqrt(2 / pi) se
-    floor = (
-        (math.sqrt(2 / math.pi) * pl.col("score_actual_se") / pl.col("score_actual"))
-        .fill_nan(None)
-        .mean()
-        .alias("floor_rel_error")
-    )
-    means = preds.group_by("predictor").agg(
-        pl.col("abs_error").mean(), pl.col("rel_error").mean(), floor, pl.col("covered").cast(float).mean(), pl.len()
-    )
-    return (
-        means.join(mean_error_interval(preds), on="predictor", how="left")
-        .sort("abs_error")
-        .select("predictor", "abs_error", "rel_error", "rel_error_lo", "rel_error_hi", "floor_rel_error", "covered", "len")
-    )
-
-
-MEAN_ERROR_RESAMPLES = 2000
-
-
-def mean_error_interval(preds, resamples: int = MEAN_ERROR_RESAMPLES, seed: int = 0):
-    """Each predictor's mean relative error's 95% interval (rel_error_lo, rel_error_hi): how far the figure could
-    move on other targets and other tasks. A two-way bootstrap (Owen's pigeonhole bootstrap, 2007): held-out runs and
-    tasks drawn with replacement, independently, each (run, task) pair weighted by the product of their counts, so
-    that errors shared by a target model's tasks, or by a task's targets, are not counted as independent. The same
-    draws for every predictor, so that their intervals are comparable (percentile intervals)."""
-    import numpy as np
-    import polars as pl
-
-    rows = preds.filter(pl.col("rel_error").is_not_null() & pl.col("rel_error").is_not_nan())
-    runs, tasks = sorted(set(rows["run"])), sorted(set(rows["task"]))
-    rng = np.random.default_rng(seed)
-    # each draw's count of every run and task: (resamples, runs), (resamples, tasks)
-    run_counts = rng.multinomial(len(runs), np.full(len(runs), 1 / len(runs)), size=resamples) if runs else None
-    task_counts = rng.multinomial(len(tasks), np.full(len(tasks), 1 / len(tasks)), size=resamples) if tasks else None
-    out = []
-    for (predictor,), group in rows.group_by("predictor"):
-        error, present = np.zeros((len(runs), len(tasks))), np.zeros((len(runs), len(tasks)))
-        for run, task, e in group.select("run", "task", "rel_error").iter_rows():
-            error[runs.index(run), tasks.index(task)], present[runs.index(run), tasks.index(task)] = e, 1.0
-        total = np.einsum("br,rt,bt->b", run_counts, error, task_counts)
-        weight = np.einsum("br,rt,bt->b", run_counts, present, task_counts)
-        means = total[weight > 0] / weight[weight > 0]  # a draw of none of this predictor's pairs has no mean
-        lo, hi = np.percentile(means, [2.5, 97.5]) if len(means) else (math.nan, math.nan)
-        out.append({"predictor": predictor, "rel_error_lo": float(lo), "rel_error_hi": float(hi)})
-    schema = {"predictor": pl.String, "rel_error_lo": pl.Float64, "rel_error_hi": pl.Float64}
-    return pl.DataFrame(out, schema=schema).sort("predictor")
-
-
-def breakdown(preds, by: str):
-    """Each predictor's (columns) mean relative error and intervals covering, per held-out run or task (`by`: run,
-    task), as "5.8% (7/8)": the issue's per-target figures (7B, 13B) read at a glance."""
-    import polars as pl
-
-    cell = pl.format(
-        "{}% ({}/{})",
-        (100 * pl.col("rel_error").mean()).round(1),
-        pl.col("covered").cast(pl.Int64).sum(),
-        pl.col("covered").is_not_null().sum(),
-    )
-    stats = preds.filter(pl.col("rel_error").is_not_null()).group_by(by, "predictor").agg(cell.alias("cell"))
-    order = summary(preds)["predictor"].to_list()  # the summary's order, most accurate first
-    table = stats.pivot(on="predictor", index=by, values="cell").sort(by)
-    return table.select(by, *[p for p in order if p in table.columns])
-
-
 NOT_FITTED = "no scaling predictor could be fitted (see results/fits/scaling_report.txt)."
 NO_LOSS = "no pre-training loss in the tables (task scores only): nothing to draw against it."
 
 
 def section(fits_dir, report_dir) -> str:
+    from lmforecast.fits.scaling.evaluation import breakdown, summary
     from lmforecast.report import html
 
     preds = html.read(fits_dir / "scaling_predictions.parquet", "scaling back-test")
@@ -230,7 +163,8 @@ def section(fits_dir, report_dir) -> str:
     if not preds.height:
         return html.note(NOT_FITTED)
     return (
-        "<p>Each predictor's mean errors over the held-out runs and tasks, its intervals' coverage, and "
+        "<p>Each predictor's mean errors over the held-out runs and tasks (the relative one with its 95% interval over "
+        "other targets and tasks: <code>rel_error_lo</code>, <code>rel_error_hi</code>), its intervals' coverage, and "
         "<code>floor_rel_error</code>: the relative error that the held-out scores' own sampling error alone gives a "
         "forecaster exact in expectation (null where the tasks' sizes are unknown).</p>"
         + html.table(summary(preds))

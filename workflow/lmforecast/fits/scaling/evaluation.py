@@ -1,0 +1,130 @@
+"""How well the predictors forecast the held-out runs: mean errors with their intervals, coverage, the floor the
+targets' own sampling noise sets, paired comparisons, and the per-run and per-task tables of scaling_report.txt.
+
+The intervals on a mean error are a two-way bootstrap (Owen's pigeonhole bootstrap, 2007): held-out runs and tasks
+drawn with replacement, independently, each (run, task) pair weighted by the product of their counts. A target
+model's errors over its tasks are correlated (one model, one extrapolation), as are a task's over the targets, so
+neither the pairs nor one of the two ways alone may be drawn as if independent. Every predictor sees the same draws
+(seeded), so that their intervals are comparable and their differences paired.
+"""
+
+import math
+
+import numpy as np
+import polars as pl
+
+RESAMPLES = 2000
+
+
+def summary(preds: pl.DataFrame) -> pl.DataFrame:
+    """Each predictor's mean errors (the relative one with its 95% interval) and coverage, beside the error that the
+    targets' sampling noise alone gives; the most accurate (mean absolute error) first."""
+    # a forecaster exact in expectation errs by |N(0, se)|, whose mean is sqrt(2 / pi) se
+    floor = (
+        (math.sqrt(2 / math.pi) * pl.col("score_actual_se") / pl.col("score_actual"))
+        .fill_nan(None)
+        .mean()
+        .alias("floor_rel_error")
+    )
+    means = preds.group_by("predictor").agg(
+        pl.col("abs_error").mean(), pl.col("rel_error").mean(), floor, pl.col("covered").cast(float).mean(), pl.len()
+    )
+    return (
+        means.join(mean_error_interval(preds), on="predictor", how="left")
+        .sort("abs_error")
+        .select("predictor", "abs_error", "rel_error", "rel_error_lo", "rel_error_hi", "floor_rel_error", "covered", "len")
+    )
+
+
+def _errors(preds: pl.DataFrame):
+    """(runs, tasks, {predictor: (errors, present)}): each predictor's relative errors as a runs x tasks matrix, and
+    which of its cells it predicted."""
+    rows = preds.filter(pl.col("rel_error").is_not_null() & pl.col("rel_error").is_not_nan())
+    runs, tasks = sorted(set(rows["run"])), sorted(set(rows["task"]))
+    matrices = {}
+    for (predictor,), group in rows.group_by("predictor"):
+        error, present = np.zeros((len(runs), len(tasks))), np.zeros((len(runs), len(tasks)))
+        for run, task, e in group.select("run", "task", "rel_error").iter_rows():
+            i, j = runs.index(run), tasks.index(task)
+            error[i, j], present[i, j] = e, 1.0
+        matrices[predictor] = (error, present)
+    return runs, tasks, matrices
+
+
+def _draws(n_runs: int, n_tasks: int, resamples: int, seed: int):
+    """Each draw's count of every run and of every task: arrays (resamples, runs) and (resamples, tasks)."""
+    rng = np.random.default_rng(seed)
+    runs = rng.multinomial(n_runs, np.full(n_runs, 1 / n_runs), size=resamples)
+    tasks = rng.multinomial(n_tasks, np.full(n_tasks, 1 / n_tasks), size=resamples)
+    return runs, tasks
+
+
+def _resampled_means(values, present, draws) -> np.ndarray:
+    """The mean of `values` over the `present` cells in each draw; a draw of none of them has no mean (dropped)."""
+    run_counts, task_counts = draws
+    total = np.einsum("br,rt,bt->b", run_counts, values * present, task_counts)
+    weight = np.einsum("br,rt,bt->b", run_counts, present, task_counts)
+    return total[weight > 0] / weight[weight > 0]
+
+
+def _percentiles(means) -> tuple[float, float]:
+    return tuple(float(v) for v in np.percentile(means, [2.5, 97.5])) if len(means) else (math.nan, math.nan)
+
+
+def mean_error_interval(preds: pl.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> pl.DataFrame:
+    """Each predictor's mean relative error's 95% percentile interval (rel_error_lo, rel_error_hi): how far the
+    figure could move on other targets and other tasks (the module's two-way bootstrap)."""
+    runs, tasks, matrices = _errors(preds)
+    draws = _draws(len(runs), len(tasks), resamples, seed) if matrices else None
+    rows = [
+        dict(zip(("predictor", "rel_error_lo", "rel_error_hi"), (p, *_percentiles(_resampled_means(e, m, draws)))))
+        for p, (e, m) in matrices.items()
+    ]
+    schema = {"predictor": pl.String, "rel_error_lo": pl.Float64, "rel_error_hi": pl.Float64}
+    return pl.DataFrame(rows, schema=schema).sort("predictor")
+
+
+def versus_best(preds: pl.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> pl.DataFrame:
+    """Each other predictor's mean relative error minus that of the most accurate one, over the pairs both predicted,
+    with its 95% interval from the same draws (paired): an interval that holds 0 does not tell the two apart on other
+    targets and tasks. The most accurate is the lowest mean relative error among the predictors of the most pairs (a
+    chain that skips the hard tasks is not the best for its mean over the easy ones)."""
+    schema = {
+        "predictor": pl.String,
+        "versus": pl.String,
+        "pairs": pl.Int64,
+        "rel_error_diff": pl.Float64,
+        "diff_lo": pl.Float64,
+        "diff_hi": pl.Float64,
+    }
+    runs, tasks, matrices = _errors(preds)
+    if len(matrices) < 2:
+        return pl.DataFrame(schema=schema)
+    best = min(matrices, key=lambda p: (-matrices[p][1].sum(), matrices[p][0].sum() / matrices[p][1].sum()))
+    draws = _draws(len(runs), len(tasks), resamples, seed)
+    rows = []
+    for predictor, (error, present) in sorted(matrices.items()):
+        if predictor == best:
+            continue
+        both = present * matrices[best][1]
+        diff = error - matrices[best][0]
+        point = float((diff * both).sum() / both.sum()) if both.sum() else math.nan
+        lo, hi = _percentiles(_resampled_means(diff, both, draws))
+        rows.append(dict(zip(schema, (predictor, best, int(both.sum()), point, lo, hi))))
+    return pl.DataFrame(rows, schema=schema).sort("rel_error_diff")
+
+
+def breakdown(preds: pl.DataFrame, by: str) -> pl.DataFrame:
+    """Each predictor's (columns) mean relative error and intervals covering, per held-out run or task (`by`: run,
+    task), as "5.8% (7/8)": the issue's per-target figures (7B, 13B) read at a glance."""
+    cell = pl.format(
+        "{}% ({}/{})",
+        (100 * pl.col("rel_error").mean()).round(1),
+        pl.col("covered").cast(pl.Int64).sum(),
+        pl.col("covered").is_not_null().sum(),
+    )
+    stats = preds.filter(pl.col("rel_error").is_not_null()).group_by(by, "predictor").agg(cell.alias("cell"))
+    # the summary's order, most accurate (mean absolute error) first
+    order = preds.group_by("predictor").agg(pl.col("abs_error").mean()).sort("abs_error")["predictor"].to_list()
+    table = stats.pivot(on="predictor", index=by, values="cell").sort(by)
+    return table.select(by, *[p for p in order if p in table.columns])
