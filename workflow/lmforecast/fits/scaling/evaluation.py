@@ -84,34 +84,41 @@ def mean_error_interval(preds: pl.DataFrame, resamples: int = RESAMPLES, seed: i
     return pl.DataFrame(rows, schema=schema).sort("predictor")
 
 
-def versus_best(preds: pl.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> pl.DataFrame:
-    """Each other predictor's mean relative error minus that of the most accurate one, over the pairs both predicted,
-    with its 95% interval from the same draws (paired): an interval that holds 0 does not tell the two apart on other
-    targets and tasks. The most accurate is the lowest mean relative error among the predictors of the most pairs (a
-    chain that skips the hard tasks is not the best for its mean over the easy ones)."""
-    schema = {
-        "predictor": pl.String,
-        "versus": pl.String,
-        "pairs": pl.Int64,
-        "rel_error_diff": pl.Float64,
-        "diff_lo": pl.Float64,
-        "diff_hi": pl.Float64,
-    }
+COMPARISON_SCHEMA = {
+    "predictor": pl.String,
+    "versus": pl.String,
+    "pairs": pl.Int64,
+    "rel_error_diff": pl.Float64,
+    "diff_lo": pl.Float64,
+    "diff_hi": pl.Float64,
+}
+
+
+def compare(preds: pl.DataFrame, comparisons, resamples: int = RESAMPLES, seed: int = 0) -> pl.DataFrame:
+    """For each (predictor, versus) in `comparisons`, the predictor's mean relative error minus the other's over the
+    (run, task) pairs both predicted, with its 95% interval from the same draws for both (paired, the module's two-way
+    bootstrap): an interval that holds 0 does not tell the two apart on other targets and tasks."""
     runs, tasks, matrices = _errors(preds)
-    if len(matrices) < 2:
-        return pl.DataFrame(schema=schema)
-    best = min(matrices, key=lambda p: (-matrices[p][1].sum(), matrices[p][0].sum() / matrices[p][1].sum()))
-    draws = _draws(len(runs), len(tasks), resamples, seed)
+    draws = _draws(len(runs), len(tasks), resamples, seed) if matrices else None
     rows = []
-    for predictor, (error, present) in sorted(matrices.items()):
-        if predictor == best:
-            continue
-        both = present * matrices[best][1]
-        diff = error - matrices[best][0]
+    for predictor, versus in comparisons:
+        (error, present), (other, other_present) = matrices[predictor], matrices[versus]
+        both, diff = present * other_present, error - other
         point = float((diff * both).sum() / both.sum()) if both.sum() else math.nan
         lo, hi = _percentiles(_resampled_means(diff, both, draws))
-        rows.append(dict(zip(schema, (predictor, best, int(both.sum()), point, lo, hi))))
-    return pl.DataFrame(rows, schema=schema).sort("rel_error_diff")
+        rows.append(dict(zip(COMPARISON_SCHEMA, (predictor, versus, int(both.sum()), point, lo, hi))))
+    return pl.DataFrame(rows, schema=COMPARISON_SCHEMA)
+
+
+def versus_best(preds: pl.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> pl.DataFrame:
+    """Each other predictor against the most accurate one (compare): the lowest mean relative error among the
+    predictors of the most pairs (a chain that skips the hard tasks is not the best for its mean over the easy ones)."""
+    _, _, matrices = _errors(preds)
+    if len(matrices) < 2:
+        return pl.DataFrame(schema=COMPARISON_SCHEMA)
+    best = min(matrices, key=lambda p: (-matrices[p][1].sum(), matrices[p][0].sum() / matrices[p][1].sum()))
+    others = [(p, best) for p in sorted(matrices) if p != best]
+    return compare(preds, others, resamples, seed).sort("rel_error_diff")
 
 
 def breakdown(preds: pl.DataFrame, by: str) -> pl.DataFrame:
