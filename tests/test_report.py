@@ -51,9 +51,12 @@ def test_report_has_every_section_and_every_image_is_a_nonempty_figure(finished,
     for key, title in sections().items():
         assert f'<section id="{key}"><h2>{title}</h2>' in html, key
     assert "Not in this report" not in html  # the smoke config runs every fit
-    # the scaling section opens with each predictor's errors, coverage and the targets' sampling floor
+    # the scaling section opens with each predictor's errors, coverage and the targets' sampling floor, then each
+    # against the most accurate
     scaling = re.search(r'<section id="scaling">(.*?)</section>', html, re.S).group(1)
-    assert scaling.index("floor_rel_error") < scaling.index("Per held-out run") < scaling.index("<figure")
+    assert (
+        scaling.index("floor_rel_error") < scaling.index("diff_lo") < scaling.index("Per held-out run") < scaling.index("<figure")
+    )
     images = re.findall(r'<figure id="fig-([\w]+)"><img alt="\1" src="data:image/png;base64,([^"]+)">', html)
     stems = {stem for stem, _ in images}
     config = yaml.safe_load((finished / "config.yaml").read_text())

@@ -155,7 +155,7 @@ NO_LOSS = "no pre-training loss in the tables (task scores only): nothing to dra
 
 
 def section(fits_dir, report_dir) -> str:
-    from lmforecast.fits.scaling.evaluation import breakdown, summary
+    from lmforecast.fits.scaling.evaluation import breakdown, summary, versus_best
     from lmforecast.report import html
 
     preds = html.read(fits_dir / "scaling_predictions.parquet", "scaling back-test")
@@ -168,6 +168,9 @@ def section(fits_dir, report_dir) -> str:
         "<code>floor_rel_error</code>: the relative error that the held-out scores' own sampling error alone gives a "
         "forecaster exact in expectation (null where the tasks' sizes are unknown).</p>"
         + html.table(summary(preds))
+        + "<p>Against the most accurate: each predictor's mean relative error minus its, over the pairs both predicted, "
+        "with its 95% interval (paired, the same draws): an interval that holds 0 does not tell the two apart.</p>"
+        + html.table(versus_best(preds))
         + "<p>Per held-out run: each predictor's mean relative error over the tasks (its intervals covering).</p>"
         + html.table(breakdown(preds, "run"))
         + "".join(html.figure(report_dir / f"{f.name}.png") for f in FIGURES)
