@@ -116,8 +116,11 @@ def run(fit) -> list[str]:
     )
     with pl.Config(tbl_rows=-1, tbl_cols=-1):  # every row and column, not polars' elided preview
         report += ["", f"{text}:\n{summary(preds)}"]
-        versus = "each predictor's mean relative error minus the most accurate one's, over the pairs both predicted, "
-        versus += "with its 95% interval from the same draws (an interval that holds 0 does not tell the two apart)"
+        versus = (
+            "each predictor's mean relative error minus the lowest one's (among the predictors of the most pairs), over the "
+            "pairs both predicted, with its 95% interval from the same draws (an interval that holds 0 does not tell the "
+            "two apart)"
+        )
         report += ["", f"{versus}:\n{versus_best(preds)}"]
         for by in ("run", "task"):
             report += ["", f"mean relative error (intervals covering) per held-out {by}:\n{breakdown(preds, by)}"]
@@ -168,8 +171,9 @@ def section(fits_dir, report_dir) -> str:
         "<code>floor_rel_error</code>: the relative error that the held-out scores' own sampling error alone gives a "
         "forecaster exact in expectation (null where the tasks' sizes are unknown).</p>"
         + html.table(summary(preds))
-        + "<p>Against the most accurate: each predictor's mean relative error minus its, over the pairs both predicted, "
-        "with its 95% interval (paired, the same draws): an interval that holds 0 does not tell the two apart.</p>"
+        + "<p>Against the most accurate (the lowest mean relative error): each predictor's mean relative error minus "
+        "its, over the pairs both predicted, with its 95% interval (paired, the same draws): an interval that holds 0 "
+        "does not tell the two apart.</p>"
         + html.table(versus_best(preds))
         + "<p>Per held-out run: each predictor's mean relative error over the tasks (its intervals covering).</p>"
         + html.table(breakdown(preds, "run"))
