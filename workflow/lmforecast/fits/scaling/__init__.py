@@ -3,8 +3,8 @@ back-tested per family.
 
 Each predictor is fitted on a family's smaller runs and predicts the held-out runs' final task
 scores from their compute (backtest.py); the chains' curves are in curves.py, chinchilla.py and
-flpm.py, the rows they fit on in frames.py. This module registers the fit (kept free of heavy
-imports: Snakemake reads it when it parses the workflow).
+flpm.py, the rows they fit on in frames.py, the back-test's error summaries in evaluation.py. This module
+registers the fit (kept free of heavy imports: Snakemake reads it when it parses the workflow).
 """
 
 from dataclasses import dataclass, field
