@@ -5,7 +5,8 @@ The intervals on a mean error are a two-way bootstrap (Owen's pigeonhole bootstr
 drawn with replacement, independently, each (run, task) pair weighted by the product of their counts. A target
 model's errors over its tasks are correlated (one model, one extrapolation), as are a task's over the targets, so
 neither the pairs nor one of the two ways alone may be drawn as if independent. Every predictor sees the same draws
-(seeded), so that their intervals are comparable and their differences paired.
+(seeded), so that their intervals are comparable and their differences paired. By hand (a few lines of numpy): scipy's
+`bootstrap` resamples one way (paired samples), not rows and columns of a table at once.
 """
 
 import math
