@@ -12,7 +12,7 @@ from scipy.stats import t
 from lmforecast.fits.scaling import ScalingSettings
 from lmforecast.fits.scaling.backtest import backtest, resample_runs
 from lmforecast.fits.scaling.curves import fit_power_law, fit_sigmoid, fit_sigmoid_multiple, power_law, sigmoid
-from lmforecast.fits.scaling.evaluation import breakdown, mean_error_interval, summary, versus_best
+from lmforecast.fits.scaling.evaluation import breakdown, mean_interval, summary, versus_best
 
 PREDICTORS = ["direct", "flp", "chinchilla", "ladder", "flpm"]
 CFG = {
@@ -180,10 +180,13 @@ def test_the_mean_errors_interval_counts_a_target_models_tasks_as_one_draw():
             "rel_error": [0.02] * 10 + [0.06] * 10 + [0.05],
         }
     )
-    bounds = {r["predictor"]: (r["rel_error_lo"], r["rel_error_hi"]) for r in mean_error_interval(preds).iter_rows(named=True)}
+    bounds = {r["predictor"]: (r["rel_error_lo"], r["rel_error_hi"]) for r in mean_interval(preds).iter_rows(named=True)}
     assert bounds["a"] == pytest.approx((0.02, 0.06))
     assert bounds["b"] == pytest.approx((0.05, 0.05))  # one pair: every draw that has it gives its error
-    assert mean_error_interval(preds).equals(mean_error_interval(preds))  # seeded: the same draws every time
+    # the coverage's interval, the same way: covered on the 7B target's 10 tasks, missed on the 13B one's
+    covered = mean_interval(preds.with_columns(covered=pl.col("run") == "7B"), "covered").row(0, named=True)
+    assert (covered["covered_lo"], covered["covered_hi"]) == (0.0, 1.0)
+    assert mean_interval(preds).equals(mean_interval(preds))  # seeded: the same draws every time
 
 
 def test_a_predictor_worse_on_every_pair_is_told_apart_though_the_intervals_overlap():
@@ -200,7 +203,7 @@ def test_a_predictor_worse_on_every_pair_is_told_apart_though_the_intervals_over
             "rel_error": a + [e + 0.01 for e in a] + [0.03] * 10,
         }
     )
-    bounds = mean_error_interval(preds).filter(pl.col("predictor") != "c")
+    bounds = mean_interval(preds).filter(pl.col("predictor") != "c")
     assert bounds["rel_error_lo"].to_list() == pytest.approx([0.02, 0.03])
     assert bounds["rel_error_hi"].to_list() == pytest.approx([0.06, 0.07])
     versus = {r["predictor"]: r for r in versus_best(preds).iter_rows(named=True)}

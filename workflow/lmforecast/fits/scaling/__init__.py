@@ -108,8 +108,9 @@ def run(fit) -> list[str]:
     write(params.to_arrow(), fit.out("scaling_params.parquet"))
     write(preds.to_arrow(), fit.out("scaling_predictions.parquet"))
     text = (
-        "mean absolute and relative error and interval coverage per predictor; rel_error_lo, rel_error_hi: the mean "
-        "relative error's 95% interval, a bootstrap over the held-out runs and the tasks (both drawn, independently); "
+        "mean absolute and relative error and interval coverage per predictor; rel_error_lo, rel_error_hi and "
+        "covered_lo, covered_hi: the mean relative error's and the coverage's 95% intervals, a bootstrap over the "
+        "held-out runs and the tasks (both drawn, independently); "
         "floor_rel_error: the mean relative error of a forecaster exact in expectation, from the targets' sampling noise "
         "alone (sqrt(2/pi) score_actual_se / score_actual over the rows whose task has a known number of examples; null: "
         "none has)"
@@ -167,7 +168,8 @@ def section(fits_dir, report_dir) -> str:
         return html.note(NOT_FITTED)
     return (
         "<p>Each predictor's mean errors over the held-out runs and tasks (the relative one with its 95% interval over "
-        "other targets and tasks: <code>rel_error_lo</code>, <code>rel_error_hi</code>), its intervals' coverage, and "
+        "other targets and tasks: <code>rel_error_lo</code>, <code>rel_error_hi</code>), its intervals' coverage (with its "
+        "<code>covered_lo</code>, <code>covered_hi</code>), and "
         "<code>floor_rel_error</code>: the relative error that the held-out scores' own sampling error alone gives a "
         "forecaster exact in expectation (null where the tasks' sizes are unknown).</p>"
         + html.table(summary(preds))

@@ -18,8 +18,9 @@ RESAMPLES = 2000
 
 
 def summary(preds: pl.DataFrame) -> pl.DataFrame:
-    """Each predictor's mean errors (the relative one with its 95% interval) and coverage, beside the error that the
-    targets' sampling noise alone gives; the most accurate (mean absolute error) first."""
+    """Each predictor's mean errors and its intervals' coverage (the relative error and the coverage with their 95%
+    intervals), beside the error that the targets' sampling noise alone gives; the most accurate (mean absolute
+    error) first."""
     # a forecaster exact in expectation errs by |N(0, se)|, whose mean is sqrt(2 / pi) se
     floor = (
         (math.sqrt(2 / math.pi) * pl.col("score_actual_se") / pl.col("score_actual"))
@@ -30,25 +31,38 @@ def summary(preds: pl.DataFrame) -> pl.DataFrame:
     means = preds.group_by("predictor").agg(
         pl.col("abs_error").mean(), pl.col("rel_error").mean(), floor, pl.col("covered").cast(float).mean(), pl.len()
     )
+    bounds = mean_interval(preds, "rel_error").join(mean_interval(preds, "covered"), on="predictor", how="full", coalesce=True)
     return (
-        means.join(mean_error_interval(preds), on="predictor", how="left")
+        means.join(bounds, on="predictor", how="left")
         .sort("abs_error")
-        .select("predictor", "abs_error", "rel_error", "rel_error_lo", "rel_error_hi", "floor_rel_error", "covered", "len")
+        .select(
+            "predictor",
+            "abs_error",
+            "rel_error",
+            "rel_error_lo",
+            "rel_error_hi",
+            "floor_rel_error",
+            "covered",
+            "covered_lo",
+            "covered_hi",
+            "len",
+        )
     )
 
 
-def _errors(preds: pl.DataFrame):
-    """(runs, tasks, {predictor: (errors, present)}): each predictor's relative errors as a runs x tasks matrix, and
-    which of its cells it predicted."""
-    rows = preds.filter(pl.col("rel_error").is_not_null() & pl.col("rel_error").is_not_nan())
+def _matrices(preds: pl.DataFrame, column: str = "rel_error"):
+    """(runs, tasks, {predictor: (values, present)}): each predictor's `column` (a relative error, or whether an
+    interval covered: 1 or 0) as a runs x tasks matrix, and which of its cells it has."""
+    value = pl.col(column).cast(pl.Float64)
+    rows = preds.filter(value.is_not_null() & value.is_not_nan()).with_columns(value)
     runs, tasks = sorted(set(rows["run"])), sorted(set(rows["task"]))
     matrices = {}
     for (predictor,), group in rows.group_by("predictor"):
-        error, present = np.zeros((len(runs), len(tasks))), np.zeros((len(runs), len(tasks)))
-        for run, task, e in group.select("run", "task", "rel_error").iter_rows():
+        values, present = np.zeros((len(runs), len(tasks))), np.zeros((len(runs), len(tasks)))
+        for run, task, v in group.select("run", "task", column).iter_rows():
             i, j = runs.index(run), tasks.index(task)
-            error[i, j], present[i, j] = e, 1.0
-        matrices[predictor] = (error, present)
+            values[i, j], present[i, j] = v, 1.0
+        matrices[predictor] = (values, present)
     return runs, tasks, matrices
 
 
@@ -72,16 +86,14 @@ def _percentiles(means) -> tuple[float, float]:
     return tuple(float(v) for v in np.percentile(means, [2.5, 97.5])) if len(means) else (math.nan, math.nan)
 
 
-def mean_error_interval(preds: pl.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> pl.DataFrame:
-    """Each predictor's mean relative error's 95% percentile interval (rel_error_lo, rel_error_hi): how far the
-    figure could move on other targets and other tasks (the module's two-way bootstrap)."""
-    runs, tasks, matrices = _errors(preds)
+def mean_interval(preds: pl.DataFrame, column: str = "rel_error", resamples: int = RESAMPLES, seed: int = 0):
+    """Each predictor's mean `column`'s 95% percentile interval (`<column>_lo`, `<column>_hi`): how far its mean
+    relative error (`rel_error`) or its intervals' coverage (`covered`) could move on other targets and other tasks
+    (the module's two-way bootstrap)."""
+    runs, tasks, matrices = _matrices(preds, column)
     draws = _draws(len(runs), len(tasks), resamples, seed) if matrices else None
-    rows = [
-        dict(zip(("predictor", "rel_error_lo", "rel_error_hi"), (p, *_percentiles(_resampled_means(e, m, draws)))))
-        for p, (e, m) in matrices.items()
-    ]
-    schema = {"predictor": pl.String, "rel_error_lo": pl.Float64, "rel_error_hi": pl.Float64}
+    schema = {"predictor": pl.String, f"{column}_lo": pl.Float64, f"{column}_hi": pl.Float64}
+    rows = [dict(zip(schema, (p, *_percentiles(_resampled_means(v, m, draws))))) for p, (v, m) in matrices.items()]
     return pl.DataFrame(rows, schema=schema).sort("predictor")
 
 
@@ -99,7 +111,7 @@ def compare(preds: pl.DataFrame, comparisons, resamples: int = RESAMPLES, seed: 
     """For each (predictor, versus) in `comparisons`, the predictor's mean relative error minus the other's over the
     (run, task) pairs both predicted, with its 95% interval from the same draws for both (paired, the module's two-way
     bootstrap): an interval that holds 0 does not tell the two apart on other targets and tasks."""
-    runs, tasks, matrices = _errors(preds)
+    runs, tasks, matrices = _matrices(preds)
     draws = _draws(len(runs), len(tasks), resamples, seed) if matrices else None
     rows = []
     for predictor, versus in comparisons:
@@ -114,7 +126,7 @@ def compare(preds: pl.DataFrame, comparisons, resamples: int = RESAMPLES, seed: 
 def versus_best(preds: pl.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> pl.DataFrame:
     """Each other predictor against the most accurate one (compare): the lowest mean relative error among the
     predictors of the most pairs (a chain that skips the hard tasks is not the best for its mean over the easy ones)."""
-    _, _, matrices = _errors(preds)
+    _, _, matrices = _matrices(preds)
     if len(matrices) < 2:
         return pl.DataFrame(schema=COMPARISON_SCHEMA)
     best = min(matrices, key=lambda p: (-matrices[p][1].sum(), matrices[p][0].sum() / matrices[p][1].sum()))
