@@ -115,7 +115,8 @@ def run(fit) -> list[str]:
         "alone (sqrt(2/pi) score_actual_se / score_actual over the rows whose task has a known number of examples; null: "
         "none has)"
     )
-    with pl.Config(tbl_rows=-1, tbl_cols=-1):  # every row and column, not polars' elided preview
+    # every row and column, not polars' elided preview, and no wrapped cells
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=400):
         report += ["", f"{text}:\n{summary(preds)}"]
         versus = (
             "each predictor's mean relative error minus the lowest one's (among the predictors of the most pairs), over the "
