@@ -12,32 +12,27 @@ holds 0 means that the ladder could not tell the settings apart.
 
 import json
 import sys
+from pathlib import Path
 
 import polars as pl
-import yaml
 
-from lmforecast.fits.scaling import ScalingSettings
-from lmforecast.fits.scaling.backtest import backtest
-from lmforecast.fits.scaling.evaluation import compare
-from lmforecast.measure.imports import import_tables
+sys.path.insert(0, str(Path(__file__).parent))
+from choose_defaults import inside  # noqa: E402 (beside this script: the inside split's tables)
+
+from lmforecast.fits.scaling import ScalingSettings  # noqa: E402
+from lmforecast.fits.scaling.backtest import backtest  # noqa: E402
+from lmforecast.fits.scaling.evaluation import compare  # noqa: E402
 
 if __name__ == "__main__":  # the back-test's worker processes are spawned
     path, max_params, rung, predictors, bootstrap, *settings = sys.argv[1:]
-    cfg = yaml.safe_load(open(path))
-    small = [r["name"] for r in cfg["import"]["runs"] if r["n_params"] < float(max_params)]
-    tables = {k: pl.from_arrow(v) for k, v in import_tables(cfg["import"]).items()}
-    tables = {k: (v.filter(pl.col("run").is_in(small)) if "run" in v.columns else v) for k, v in tables.items()}
-    held = [r for r in small if rung in r]
-    runs = {}
+    tables, shipped = inside(path, float(max_params), rung)
+    labelled, names = [], []
     for label, extra in zip("AB", settings):
-        sc = cfg["fit"]["scaling"] | {"bootstrap": int(bootstrap), "predictors": predictors.split(","), "holdout": held}
+        sc = shipped | {"bootstrap": int(bootstrap), "predictors": predictors.split(",")}
         sc |= json.loads(extra)  # may set the predictors too (e.g. the ensemble without a member)
         _, preds, _ = backtest(tables, ScalingSettings.from_dict(sc), workers=2)
-        runs[label] = preds.with_columns(pl.col("predictor") + f" ({label})")
-    preds = pl.concat(list(runs.values()))
-    names = sorted(
-        set(runs["A"]["predictor"].str.replace(r" \(A\)$", "")) & set(runs["B"]["predictor"].str.replace(r" \(B\)$", ""))
-    )
+        names.append(set(preds["predictor"]))
+        labelled.append(preds.with_columns(pl.col("predictor") + f" ({label})"))
     print("A:", settings[0], "\nB:", settings[1])
     with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=40):
-        print(compare(preds, [(f"{n} (B)", f"{n} (A)") for n in names]))
+        print(compare(pl.concat(labelled), [(f"{n} (B)", f"{n} (A)") for n in sorted(names[0] & names[1])]))
