@@ -111,7 +111,11 @@ def compare(preds: pl.DataFrame, comparisons, resamples: int = RESAMPLES, seed: 
     """For each (predictor, versus) in `comparisons`, the predictor's mean relative error minus the other's over the
     (run, task) pairs both predicted, with its 95% interval from the same draws for both (paired, the module's two-way
     bootstrap): an interval that holds 0 does not tell the two apart on other targets and tasks."""
-    runs, tasks, matrices = _matrices(preds)
+    return _compare(*_matrices(preds), comparisons, resamples, seed)
+
+
+def _compare(runs, tasks, matrices, comparisons, resamples: int, seed: int) -> pl.DataFrame:
+    """compare() on the matrices of _matrices()."""
     draws = _draws(len(runs), len(tasks), resamples, seed) if matrices else None
     rows = []
     for predictor, versus in comparisons:
@@ -126,12 +130,12 @@ def compare(preds: pl.DataFrame, comparisons, resamples: int = RESAMPLES, seed: 
 def versus_best(preds: pl.DataFrame, resamples: int = RESAMPLES, seed: int = 0) -> pl.DataFrame:
     """Each other predictor against the most accurate one (compare): the lowest mean relative error among the
     predictors of the most pairs (a chain that skips the hard tasks is not the best for its mean over the easy ones)."""
-    _, _, matrices = _matrices(preds)
+    runs, tasks, matrices = _matrices(preds)
     if len(matrices) < 2:
         return pl.DataFrame(schema=COMPARISON_SCHEMA)
     best = min(matrices, key=lambda p: (-matrices[p][1].sum(), matrices[p][0].sum() / matrices[p][1].sum()))
     others = [(p, best) for p in sorted(matrices) if p != best]
-    return compare(preds, others, resamples, seed).sort("rel_error_diff")
+    return _compare(runs, tasks, matrices, others, resamples, seed).sort("rel_error_diff")
 
 
 def breakdown(preds: pl.DataFrame, by: str) -> pl.DataFrame:
