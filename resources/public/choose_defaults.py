@@ -24,13 +24,40 @@ from lmforecast.measure.imports import import_tables
 STEP1 = ("compute", "params_tokens", "params_tokens_tied")
 
 
+def below(cfg, tables, max_params, rung):
+    """The imported tables of the runs below `max_params` (their rows alone), and the runs of `rung` among them."""
+    small = [r["name"] for r in cfg["import"]["runs"] if r["n_params"] < max_params]
+    part = {k: (v.filter(pl.col("run").is_in(small)) if "run" in v.columns else v) for k, v in tables.items()}
+    return part, [r for r in small if rung in r]
+
+
 def inside(path, max_params, rung):
     """The example's tables without its targets, and the largest rung below them as the held-out runs."""
     cfg = yaml.safe_load(open(path))
-    small = [r["name"] for r in cfg["import"]["runs"] if r["n_params"] < max_params]
     tables = {k: pl.from_arrow(v) for k, v in import_tables(cfg["import"]).items()}
-    tables = {k: (v.filter(pl.col("run").is_in(small)) if "run" in v.columns else v) for k, v in tables.items()}
-    return tables, cfg["fit"]["scaling"] | {"holdout": [r for r in small if rung in r]}
+    part, held = below(cfg, tables, max_params, rung)
+    return part, cfg["fit"]["scaling"] | {"holdout": held}
+
+
+def splits(max_params: str, rungs: str) -> list[tuple[float, str]]:
+    """Inside splits from the command line's MAX_PARAMS and RUNG, each a comma-separated list paired in order (a
+    rolling origin: '1e9,2e8' '-412M-,-154M-' holds out the 412M runs from 11M-154M, then the 154M runs from 11M-79M)."""
+    sizes, names = max_params.split(","), rungs.split(",")
+    if len(sizes) != len(names):
+        raise SystemExit(f"MAX_PARAMS ({max_params}) and RUNG ({rungs}) must list as many splits")
+    return [(float(size), name) for size, name in zip(sizes, names)]
+
+
+def backtest_inside(path, inside_splits, settings: dict):
+    """The back-test of each inside split under the example's settings updated by `settings` (a shallow merge),
+    their held-out predictions pooled (each split holds out other runs) and their reports joined."""
+    preds, reports = [], []
+    for max_params, rung in inside_splits:
+        tables, shipped = inside(path, max_params, rung)
+        _, p, report = backtest(tables, ScalingSettings.from_dict(shipped | settings), workers=2)
+        preds.append(p)
+        reports += [f"inside, {rung} held out:", *report]
+    return pl.concat(preds), reports
 
 
 def measure(label, tables, sc, error="rel_error"):

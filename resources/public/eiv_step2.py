@@ -60,17 +60,21 @@ the loss (sy/sx 0.01, the "step1" root mean square, the corrected sy) did worse 
 """
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import yaml
 from scipy.special import expit
 
-from lmforecast.fits.scaling import ScalingSettings
-from lmforecast.fits.scaling.backtest import backtest
-from lmforecast.fits.scaling.curves import FitError, fit_sigmoid, fit_sigmoid_odr, robust_scale
-from lmforecast.fits.scaling.frames import checkpoint_frame
-from lmforecast.measure.imports import import_tables
+sys.path.insert(0, str(Path(__file__).parent))
+from choose_defaults import below  # noqa: E402 (beside this script: the inside split)
+
+from lmforecast.fits.scaling import ScalingSettings  # noqa: E402
+from lmforecast.fits.scaling.backtest import backtest  # noqa: E402
+from lmforecast.fits.scaling.curves import FitError, fit_sigmoid, fit_sigmoid_odr, robust_scale  # noqa: E402
+from lmforecast.fits.scaling.frames import checkpoint_frame  # noqa: E402
+from lmforecast.measure.imports import import_tables  # noqa: E402
 
 SETS = {  # config, size below which the inside split keeps runs, the rung it holds out
     "pythia": ("config/examples/pythia-evals.yaml", 5e9, "-2.8b"),
@@ -113,9 +117,7 @@ def step1_residual_sd(finals, params, step1):
 
 
 def splits(cfg, tables, max_params, rung):
-    small = [r["name"] for r in cfg["import"]["runs"] if r["n_params"] < max_params]
-    inside = {k: (v.filter(pl.col("run").is_in(small)) if "run" in v.columns else v) for k, v in tables.items()}
-    return {"inside": (inside, [r for r in small if rung in r]), "targets": (tables, cfg["fit"]["scaling"]["holdout"])}
+    return {"inside": below(cfg, tables, max_params, rung), "targets": (tables, cfg["fit"]["scaling"]["holdout"])}
 
 
 def measure(name, path, max_params, rung):

@@ -15,14 +15,16 @@ tenth of the MSE), which sharpens the weights on noisy tasks. And a naive third 
 """
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
-import yaml
 
-from lmforecast.fits.scaling import ScalingSettings, ensemble
-from lmforecast.fits.scaling.backtest import backtest
-from lmforecast.measure.imports import import_tables
+sys.path.insert(0, str(Path(__file__).parent))
+from choose_defaults import inside  # noqa: E402 (beside this script: the inside split's tables)
+
+from lmforecast.fits.scaling import ScalingSettings, ensemble  # noqa: E402
+from lmforecast.fits.scaling.backtest import backtest  # noqa: E402
 
 RECORDS = []  # one per family and task: what ensemble.combine saw
 _combine = ensemble.combine
@@ -98,12 +100,8 @@ def with_naive(kind: str) -> float:
 if __name__ == "__main__":  # the back-test's worker processes are spawned
     ensemble.combine = _recording
     path, max_params, rung = sys.argv[1:4]
-    cfg = yaml.safe_load(open(path))
-    small = [r["name"] for r in cfg["import"]["runs"] if r["n_params"] < float(max_params)]
-    tables = {k: pl.from_arrow(v) for k, v in import_tables(cfg["import"]).items()}
-    tables = {k: (v.filter(pl.col("run").is_in(small)) if "run" in v.columns else v) for k, v in tables.items()}
-    sc = cfg["fit"]["scaling"] | {"bootstrap": 0, "predictors": ["direct", "ladder", "ensemble"]}
-    sc["holdout"] = [r for r in small if rung in r]
+    tables, sc = inside(path, float(max_params), rung)
+    sc |= {"bootstrap": 0, "predictors": ["direct", "ladder", "ensemble"]}
     _, preds, _ = backtest(tables, ScalingSettings.from_dict(sc), workers=2)
     print(f"shipped (per family and task): {preds.filter(pl.col('predictor') == 'ensemble')['rel_error'].mean():.4f}")
     print(f"pooled over a family's tasks: {pooled(lambda r: r['family']):.4f}")

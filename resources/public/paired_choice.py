@@ -7,6 +7,7 @@ holds 0 means that the ladder could not tell the settings apart.
     PYTHONPATH=workflow python resources/public/paired_choice.py CONFIG MAX_PARAMS RUNG PREDICTORS BOOTSTRAP A B
     # e.g. config/examples/pythia-evals.yaml 5e9 -2.8b direct,ladder,ensemble 0 \\
     #      '{"ladder": {"feature": "loss", "shared_shape": false}}' '{}'
+#    MAX_PARAMS and RUNG may list several inside splits (comma-separated, paired in order), pooled: a rolling origin
 # A, B: JSON merged into the config's fit.scaling ('{}': the shipped settings; it may set `predictors`)
 """
 
@@ -17,20 +18,17 @@ from pathlib import Path
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).parent))
-from choose_defaults import inside  # noqa: E402 (beside this script: the inside split's tables)
+from choose_defaults import backtest_inside, splits  # noqa: E402 (beside this script: the inside splits)
 
-from lmforecast.fits.scaling import ScalingSettings  # noqa: E402
-from lmforecast.fits.scaling.backtest import backtest  # noqa: E402
 from lmforecast.fits.scaling.evaluation import compare  # noqa: E402
 
 if __name__ == "__main__":  # the back-test's worker processes are spawned
     path, max_params, rung, predictors, bootstrap, *settings = sys.argv[1:]
-    tables, shipped = inside(path, float(max_params), rung)
     labelled, names = [], []
     for label, extra in zip("AB", settings):
-        sc = shipped | {"bootstrap": int(bootstrap), "predictors": predictors.split(",")}
+        sc = {"bootstrap": int(bootstrap), "predictors": predictors.split(",")}
         sc |= json.loads(extra)  # may set the predictors too (e.g. the ensemble without a member)
-        _, preds, _ = backtest(tables, ScalingSettings.from_dict(sc), workers=2)
+        preds, _ = backtest_inside(path, splits(max_params, rung), sc)
         names.append(set(preds["predictor"]))
         labelled.append(preds.with_columns(pl.col("predictor") + f" ({label})"))
     print("A:", settings[0], "\nB:", settings[1])

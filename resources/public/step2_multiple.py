@@ -46,16 +46,20 @@ Measured (issue 23, seventh session; 12 min for both sets at load 1-4; --chains 
 """
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import yaml
 
-from lmforecast.fits.scaling import ScalingSettings
-from lmforecast.fits.scaling.backtest import backtest
-from lmforecast.fits.scaling.curves import G_MAX, fit_sigmoid, fit_sigmoid_multiple
-from lmforecast.fits.scaling.frames import checkpoint_frame
-from lmforecast.measure.imports import import_tables
+sys.path.insert(0, str(Path(__file__).parent))
+from choose_defaults import below  # noqa: E402 (beside this script: the inside split)
+
+from lmforecast.fits.scaling import ScalingSettings  # noqa: E402
+from lmforecast.fits.scaling.backtest import backtest  # noqa: E402
+from lmforecast.fits.scaling.curves import G_MAX, fit_sigmoid, fit_sigmoid_multiple  # noqa: E402
+from lmforecast.fits.scaling.frames import checkpoint_frame  # noqa: E402
+from lmforecast.measure.imports import import_tables  # noqa: E402
 
 SETS = {  # name -> (config, size below which the inside split keeps runs, its held-out rung)
     "mlfoundations": ("config/examples/mlfoundations-scaling.yaml", 1e9, "-412M-"),
@@ -65,9 +69,7 @@ SETS = {  # name -> (config, size below which the inside split keeps runs, its h
 
 def splits(cfg, tables, max_params, rung):
     """split -> (tables, held-out runs): inside (runs below max_params, `rung` held out) and the targets."""
-    small = [r["name"] for r in cfg["import"]["runs"] if r["n_params"] < max_params]
-    inside = {k: (v.filter(pl.col("run").is_in(small)) if "run" in v.columns else v) for k, v in tables.items()}
-    return {"inside": (inside, [r for r in small if rung in r]), "targets": (tables, cfg["fit"]["scaling"]["holdout"])}
+    return {"inside": below(cfg, tables, max_params, rung), "targets": (tables, cfg["fit"]["scaling"]["holdout"])}
 
 
 def points(frame, lc):
