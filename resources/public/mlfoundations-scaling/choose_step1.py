@@ -1,4 +1,5 @@
-"""The back-tests that chose the example's ladder.step1 (params_tokens, kept) over Gadre et al.'s tied law
+"""The back-tests that first chose the example's ladder.step1 (params_tokens, kept until a second inside split was
+pooled with this one: docs/scaling-backtests.md, last section) over Gadre et al.'s tied law
 (params_tokens_tied), and that bound what a chain through the pre-training loss can reach on this set.
 
 Two splits of the example's runs, per dataset: "inside" (the runs below 1B only: 11M-154M fitted, the

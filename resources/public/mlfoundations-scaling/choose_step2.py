@@ -165,7 +165,7 @@ def run(cfg, frame):
 
 
 def step1_law(train, column="loss"):
-    """Step 1 as the shipped ladder's (params_tokens): L(N, D)'s parameters {E, A, alpha, B, beta} fitted on `train`'s `column`."""
+    """Step 1 as the ladder's params_tokens (shipped until the fourteenth session): L(N, D)'s parameters {E, A, alpha, B, beta} fitted on `train`'s `column`."""
     return fit_chinchilla(col(train, "n_params"), col(train, "tokens"), col(train, column), n_bootstrap=0, n_starts=10).params
 
 
@@ -180,8 +180,9 @@ def step1_loss(train, test, column="loss"):
 
 
 def chain(cfg, frame, chosen):
-    """The full chain with step 2 on `chosen` (task -> frame column): step 1 L(N, D) on that column (the shipped
-    ladder's params_tokens, final checkpoints of the training runs), then the sigmoid at its prediction.
+    """The full chain with step 2 on `chosen` (task -> frame column): step 1 L(N, D) on that column (the
+    ladder's params_tokens, the example's until the fourteenth session; final checkpoints of the training runs), then the
+    sigmoid at its prediction.
     Per split and family; returns rows as `run` does."""
     rows = []
     for split, (train, test) in splits(cfg, frame).items():
