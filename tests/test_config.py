@@ -200,6 +200,30 @@ CASES = [
         r"fit\.scaling\.holdout\[1\]: unknown run 'xl-1'; expected a name from runs",
     ),
     (
+        "forecast of a mixture without runs",
+        lambda c: c["fit"]["scaling"].update(
+            forecast=[{"name": "xl", "n_params": 1e9, "tokens": 2e10, "mixture": "code", "flops": 1.2e20}]
+        ),
+        r"fit\.scaling\.forecast\[0\]: mixture 'code' has no runs; expected one of \['facts_heavy', 'uniform'\]",
+    ),
+    (
+        "forecast named as a trained run",
+        lambda c: c["fit"]["scaling"].update(
+            forecast=[{"name": "l-900k-uniform", "n_params": 1e9, "tokens": 2e10, "mixture": "uniform", "flops": 1.2e20}]
+        ),
+        r"fit\.scaling\.forecast\[0\]: name 'l-900k-uniform' is taken",
+    ),
+    (
+        "forecast without tokens",
+        lambda c: c["fit"]["scaling"].update(forecast=[{"name": "xl", "n_params": 1e9, "mixture": "uniform"}]),
+        r"fit\.scaling\.forecast\[0\]: 'tokens' is a required property",
+    ),
+    (
+        "forecast in a trained sweep without its compute",
+        lambda c: c["fit"]["scaling"].update(forecast=[{"name": "xl", "n_params": 1e9, "tokens": 2e10, "mixture": "uniform"}]),
+        r"fit\.scaling\.forecast\[0\]: no flops; expected the planned run's training compute",
+    ),
+    (
         "unknown predictor",
         lambda c: c["fit"]["scaling"]["predictors"].append("gpt"),
         r"fit\.scaling\.predictors\[5\]: 'gpt' is not one of",
@@ -241,6 +265,16 @@ CASES = [
 
 def test_default_config_is_valid():
     assert validate(copy.deepcopy(DEFAULT)) == DEFAULT
+
+
+def test_a_forecast_of_a_run_not_trained_is_valid_and_typed():
+    from lmforecast.fits.scaling import PlannedRun, ScalingSettings
+
+    config = copy.deepcopy(DEFAULT)
+    planned = {"name": "xl-9m-uniform", "n_params": 2e6, "tokens": 9e6, "mixture": "uniform", "lr": 0.003, "flops": 1.2e14}
+    config["fit"]["scaling"]["forecast"] = [planned]
+    settings = ScalingSettings.from_dict(validate(config)["fit"]["scaling"])
+    assert settings.forecast == (PlannedRun(**planned),)
 
 
 @pytest.mark.parametrize("name,edit,message", CASES, ids=[c[0] for c in CASES])

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import t
 
 from lmforecast.fits.scaling import ScalingSettings
-from lmforecast.fits.scaling.backtest import backtest, resample_runs
+from lmforecast.fits.scaling.backtest import FORECAST_COLUMNS, backtest, forecast, resample_runs
 from lmforecast.fits.scaling.curves import fit_power_law, fit_sigmoid, fit_sigmoid_multiple, power_law, sigmoid
 from lmforecast.fits.scaling.evaluation import breakdown, mean_interval, summary, versus_best
 
@@ -337,6 +337,106 @@ def test_ladder_on_params_and_tokens_with_anchor_recovers_known_parameters():
     assert fitted["log_A"] == pytest.approx(np.log(fitted["A"])) and fitted["log_B"] == pytest.approx(np.log(fitted["B"]))
     boot = dict(params.filter(pl.col("stage") == "task_loss").select("param", "stderr_boot").iter_rows())
     assert np.isnan(boot["A"]) and np.isnan(boot["B"]) and np.isfinite(boot["log_A"]) and boot["log_A"] < 1.0, boot
+
+
+PLANNED = [  # a twin of the held-out n80M-x40 run, and a rung above the ladder
+    {"name": "twin", "n_params": 8e7, "tokens": 40 * 8e7, "mixture": "m", "lr": 0.003},
+    {"name": "n160M-x20", "n_params": 1.6e8, "tokens": 20 * 1.6e8, "mixture": "m", "lr": 0.003},
+]
+EVERY = ["direct", "flat", "flp", "chinchilla", "ladder", "flpm", "ensemble"]
+
+
+def test_a_planned_run_is_forecast_by_the_back_tests_fits_which_it_leaves_as_they_were():
+    """fit.scaling.forecast: a run not trained is predicted by the fits that predict the held-out run. A twin of the
+    held-out run gets its predictions; adding forecasts changes no back-test row or parameter (their intervals'
+    scatter draws come first, as before); on a ladder drawn from known laws, the paper's chain forecasts the new
+    rung's known score."""
+    base = {**CFG, "predictors": EVERY, "bootstrap": 5, "ladder": PAPER_LADDER}
+    tables = ladder_tables(noise=0.01)
+    params, preds, forecasts, report = forecast(tables, ScalingSettings.from_dict(base | {"forecast": PLANNED}))
+    alone = backtest(tables, ScalingSettings.from_dict(base))
+    assert alone[0].equals(params) and alone[1].equals(preds)
+    assert "forecasting twin, n160M-x20" in "\n".join(report)
+    assert forecasts.columns == list(FORECAST_COLUMNS) and forecasts.height == 2 * len(EVERY)
+    twin = forecasts.filter(pl.col("run") == "twin").sort("predictor")
+    held = preds.sort("predictor")
+    assert twin["predictor"].to_list() == held["predictor"].to_list()
+    np.testing.assert_array_equal(twin["score_pred"], held["score_pred"])
+    np.testing.assert_array_equal(twin["loss_pred"].fill_nan(None), held["loss_pred"].fill_nan(None))
+    assert (forecasts["n_boot"] == 5).all() and (forecasts["score_lo"] <= forecasts["score_hi"]).all()
+
+    cfg = ScalingSettings.from_dict(base | {"predictors": ["ladder"], "forecast": PLANNED})
+    new = forecast(ladder_tables(), cfg)[2].filter(pl.col("run") == "n160M-x20").row(0, named=True)
+    t = LADDER_TRUTH
+    bpb = t["E"] + t["A"] / 1.6e8 ** t["alpha"] + t["B"] / 3.2e9 ** t["beta"]
+    assert new["feature_pred"] == pytest.approx(bpb, rel=1e-3)
+    assert new["score_pred"] == pytest.approx(sigmoid(bpb, **SIGMOID_TRUTH), abs=2e-3)
+    assert new["flops"] == 6 * 1.6e8 * 3.2e9 and new["n_params"] == 1.6e8 and new["tokens"] == 3.2e9
+
+
+def test_a_forecast_outside_the_tables_families_or_compute_convention_is_an_error_before_any_fit():
+    tables = ladder_tables()
+    cfg = {**CFG, "predictors": ["direct"], "bootstrap": 0}
+
+    def planned(**change):
+        return ScalingSettings.from_dict(cfg | {"forecast": [PLANNED[1] | change]})
+
+    with pytest.raises(ValueError, match=r"forecast\[0\] \(n160M-x20\): family 'c/clm/lr=0.003' has no runs.*m/clm/lr=0.003"):
+        forecast(tables, planned(mixture="c"))
+    with pytest.raises(ValueError, match=r"forecast\[0\] \(n10M-x10\): the tables have a run of that name"):
+        forecast(tables, planned(name="n10M-x10"))
+    # runs whose compute is not 6 N D (e.g. FLOPs per token from another count of parameters): the planned run's too
+    tables["checkpoints"] = tables["checkpoints"].with_columns(pl.col("flops") * 1.5)
+    with pytest.raises(ValueError, match=r"no flops given.*flops / 6 N D: 1\.5\); expected flops"):
+        forecast(tables, planned())
+    given = forecast(tables, planned(flops=1.5 * 6 * 1.6e8 * 3.2e9))[2]
+    assert given["flops"].to_list() == [1.5 * 6 * 1.6e8 * 3.2e9]
+
+
+def test_the_fit_writes_the_forecasts_and_the_report_shows_them(tmp_path, monkeypatch):
+    """`lmforecast fit scaling` on the mlfoundations example's import (its runs trained on RedPajama), forecasting
+    the 6.9B model at 4x its tokens, not trained: scaling_forecasts.parquet, a table in scaling_report.txt after the
+    back-test's, and the same table in the report's scaling section."""
+    import json
+
+    import yaml
+
+    from lmforecast.cli import main as cli
+    from lmforecast.fits.registry import registry
+    from lmforecast.measure.imports import import_tables, write_tables
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # the example's paths are relative to the repository
+    example = yaml.safe_load((root / "config" / "examples" / "mlfoundations-scaling.yaml").read_text())
+    imported = example["import"] | {"runs": [r for r in example["import"]["runs"] if r["mixture"] == "rpj"]}
+    ladder = imported["ladder"]
+    imported["ladder"] = ladder | {"files": [f for f in ladder["files"] if f["run"].startswith("rpj-")]}
+    write_tables(import_tables(imported), tmp_path / "tables")
+    n, n_nonembed, tokens = 6889410560, 6682841088, 4 * 137788211200  # the import counts C = 6 N_nonembed D
+    planned = {"name": "rpj-6.9B-x4", "n_params": n, "tokens": tokens, "mixture": "rpj", "flops": 6.0 * n_nonembed * tokens}
+    spec = example["fit"]["scaling"] | {
+        "predictors": ["direct", "ladder", "ensemble"],
+        "tasks": ["avg46", "piqa"],
+        "holdout": ["rpj-1.4B-x1", "rpj-6.9B-x1"],
+        "bootstrap": 3,
+        "forecast": [planned],
+    }
+    out = {"--tables": tmp_path / "tables", "--fits": tmp_path / "fits", "--report-dir": tmp_path / "report"}
+    cli(["fit", "scaling", "--spec", json.dumps(spec), *[str(x) for kv in out.items() for x in kv]])
+    forecasts = pl.read_parquet(tmp_path / "fits" / "scaling_forecasts.parquet")
+    assert forecasts.height == 3 * 2 and set(forecasts["run"]) == {"rpj-6.9B-x4"}
+    # more tokens, a lower predicted loss than the 6.9B-x1 run's
+    x1 = pl.read_parquet(tmp_path / "fits" / "scaling_predictions.parquet").filter(pl.col("run") == "rpj-6.9B-x1")
+    assert (
+        forecasts.filter(pl.col("predictor") == "ladder")["loss_pred"].max()
+        < x1.filter(pl.col("predictor") == "ladder")["loss_pred"].min()
+    )
+    text = (tmp_path / "fits" / "scaling_report.txt").read_text()
+    ladder = forecasts.filter((pl.col("predictor") == "ladder") & (pl.col("task") == "piqa")).row(0, named=True)
+    cell = f"{round(ladder['score_pred'], 3)} [{round(ladder['score_lo'], 3)}, {round(ladder['score_hi'], 3)}]"
+    assert text.index("per held-out task") < text.index("forecasts of the runs not trained") < text.index(cell)
+    section = registry()["scaling"].section(tmp_path / "fits", tmp_path / "report")
+    assert "Forecasts of the runs not trained" in section and cell in section
 
 
 def test_ensemble_weights_the_exact_chain_by_the_back_test_inside_the_ladder():

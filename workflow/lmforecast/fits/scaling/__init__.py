@@ -44,6 +44,20 @@ class LadderSettings(Settings):
 
 
 @dataclass(frozen=True)
+class PlannedRun(Settings):
+    """A run not trained (yet), whose final scores are forecast by the fits of its family (fit.scaling.forecast): the
+    question a ladder is trained to answer, e.g. a 7B model at 2T tokens from runs of 190M-1B."""
+
+    name: str
+    n_params: float
+    tokens: float
+    mixture: str
+    objective: str = "clm"
+    lr: float | None = None  # its family's peak learning rate (where fit.scaling.family_keys has lr)
+    flops: float | None = None  # training compute, in the runs' convention (None: 6 n_params tokens, checked)
+
+
+@dataclass(frozen=True)
 class ScalingSettings(Settings):
     metric: str  # the score predicted: acc or acc_norm
     shots: int
@@ -61,6 +75,7 @@ class ScalingSettings(Settings):
     tasks: tuple[str, ...] | None = None  # the tasks predicted (None: every task with the metric)
     family_keys: tuple[str, ...] = ("mixture", "objective", "lr")  # runs sharing these form a family (drop lr: per-size lr)
     ensemble_members: tuple[str, ...] | None = None  # the predictors the ensemble combines (None: every other configured one)
+    forecast: tuple[PlannedRun, ...] = ()  # runs not trained: each predictor's forecast from its family's fit
 
 
 FIGURES = (
@@ -95,8 +110,8 @@ def run(fit) -> list[str]:
     import torch
 
     from lmforecast import io
-    from lmforecast.fits.scaling.backtest import backtest
-    from lmforecast.fits.scaling.evaluation import breakdown, summary, versus_best
+    from lmforecast.fits.scaling.backtest import forecast
+    from lmforecast.fits.scaling.evaluation import breakdown, forecast_table, summary, versus_best
     from lmforecast.fits.scaling.frames import checkpoint_points, select_scores
     from lmforecast.report import plots
     from lmforecast.report.html import write_caption
@@ -104,9 +119,10 @@ def run(fit) -> list[str]:
 
     torch.set_num_threads(1)  # FLP-M's network is tiny
     t, cfg = fit.tables, fit.settings
-    params, preds, report = backtest(t, cfg, workers=fit.threads)
+    params, preds, forecasts, report = forecast(t, cfg, workers=fit.threads)
     write(params.to_arrow(), fit.out("scaling_params.parquet"))
     write(preds.to_arrow(), fit.out("scaling_predictions.parquet"))
+    write(forecasts.to_arrow(), fit.out("scaling_forecasts.parquet"))
     text = (
         "mean absolute and relative error and interval coverage per predictor; rel_error_lo, rel_error_hi and "
         "covered_lo, covered_hi: the mean relative error's and the coverage's 95% intervals, a bootstrap over the "
@@ -126,6 +142,8 @@ def run(fit) -> list[str]:
         report += ["", f"{versus}:\n{versus_best(preds)}"]
         for by in ("run", "task"):
             report += ["", f"mean relative error (intervals covering) per held-out {by}:\n{breakdown(preds, by)}"]
+        if forecasts.height:
+            report += ["", f"{FORECAST_TEXT}:\n{forecast_table(forecasts)}"]
     io.write_text("\n".join(report) + "\n", fit.out("scaling_report.txt"))
     io.write_json({"config": fit.spec, "predictions": preds.to_dicts(), "params": params.to_dicts()}, fit.out("scaling.json"))
 
@@ -155,18 +173,29 @@ def run(fit) -> list[str]:
     return report
 
 
+FORECAST_TEXT = (
+    "forecasts of the runs not trained (fit.scaling.forecast; results/fits/scaling_forecasts.parquet): each "
+    "predictor's final score with its 95% interval, from the fits the back-test above measured"
+)
 NOT_FITTED = "no scaling predictor could be fitted (see results/fits/scaling_report.txt)."
 NO_LOSS = "no pre-training loss in the tables (task scores only): nothing to draw against it."
 
 
 def section(fits_dir, report_dir) -> str:
-    from lmforecast.fits.scaling.evaluation import breakdown, summary, versus_best
+    from lmforecast.fits.scaling.evaluation import breakdown, forecast_table, summary, versus_best
     from lmforecast.report import html
 
     preds = html.read(fits_dir / "scaling_predictions.parquet", "scaling back-test")
     params = html.read(fits_dir / "scaling_params.parquet", "scaling parameters")
+    forecasts = html.read(fits_dir / "scaling_forecasts.parquet", "scaling forecasts")
     if not preds.height:
         return html.note(NOT_FITTED)
+    planned = ""
+    if forecasts.height:
+        planned = (
+            "<p>Forecasts of the runs not trained (<code>fit.scaling.forecast</code>): each predictor's final score with "
+            "its 95% interval, from the fits the back-test above measured.</p>" + html.table(forecast_table(forecasts))
+        )
     return (
         "<p>Each predictor's mean errors over the held-out runs and tasks (the relative one with its 95% interval over "
         "other targets and tasks: <code>rel_error_lo</code>, <code>rel_error_hi</code>), its intervals' coverage (with its "
@@ -180,6 +209,7 @@ def section(fits_dir, report_dir) -> str:
         + html.table(versus_best(preds))
         + "<p>Per held-out run: each predictor's mean relative error over the tasks (its intervals covering).</p>"
         + html.table(breakdown(preds, "run"))
+        + planned
         + "".join(html.figure(report_dir / f"{f.name}.png") for f in FIGURES)
         + "<details><summary>Back-test table (results/fits/scaling_predictions.parquet)</summary>"
         + html.table(preds, sortable=True)
@@ -231,12 +261,25 @@ def check(config: dict) -> list[str]:
         for i, m in enumerate(members)
         if m not in scaling["predictors"]
     ]
+    imported = "import" in config
+    runs = config["import"].get("runs", []) if imported else config["runs"] + config.get("external", [])
+    names = {r["name"] for r in runs}
+    where = "import.runs" if imported else "runs or external"
+    mixtures = sorted({r["mixture"] for r in runs if r.get("mixture") is not None})
+    planned = [p["name"] for p in scaling.get("forecast", [])]
+    for i, p in enumerate(scaling.get("forecast", [])):
+        if p["name"] in names or planned.index(p["name"]) < i:
+            errors.append(f"fit.scaling.forecast[{i}]: name {p['name']!r} is taken; expected the new name of a run not trained")
+        if mixtures and p["mixture"] not in mixtures:
+            errors.append(f"fit.scaling.forecast[{i}]: mixture {p['mixture']!r} has no runs; expected one of {mixtures}")
+        if not imported and p.get("flops") is None:  # known only after training otherwise: the fit would stop there
+            errors.append(
+                f"fit.scaling.forecast[{i}]: no flops; expected the planned run's training compute, counted as a trained"
+                " run's (train/model.py flops_per_token: 6 (N + head) + 12 L d T per token, not 6 N)"
+            )
     holdout = scaling["holdout"]
     if not isinstance(holdout, list):
         return errors
-    imported = "import" in config
-    names = {r["name"] for r in (config["import"].get("runs", []) if imported else config["runs"] + config.get("external", []))}
-    where = "import.runs" if imported else "runs or external"
     return errors + [
         f"fit.scaling.holdout[{i}]: unknown run {name!r}; expected a name from {where}"
         for i, name in enumerate(holdout)
@@ -274,6 +317,22 @@ properties:
     uniqueItems: true
     items: {enum: [mixture, objective, lr]}
     description: "runs sharing these form a family; leave lr out where a ladder tunes it per size"
+  forecast:
+    type: array
+    uniqueItems: true
+    description: "runs not trained: each predictor forecasts their final scores from their family's fit"
+    items:
+      type: object
+      additionalProperties: false
+      required: [name, n_params, tokens, mixture]
+      properties:
+        name: {type: string, minLength: 1}
+        n_params: {type: number, exclusiveMinimum: 0}
+        tokens: {type: number, exclusiveMinimum: 0, description: "training tokens at the run's end"}
+        mixture: {type: string, description: "the runs' mixture of its family"}
+        objective: {type: string}
+        lr: {type: [number, "null"], description: "its family's peak learning rate, where fit.scaling.family_keys has lr"}
+        flops: {type: [number, "null"], exclusiveMinimum: 0, description: "training compute in the runs' convention (null: 6 N D)"}
   ensemble_members:
     type: [array, "null"]
     minItems: 1
@@ -311,7 +370,13 @@ FIT = Fit(
     settings=ScalingSettings,
     schema=SCHEMA,
     tables=("runs", "checkpoints", "domain_losses", "task_scores"),
-    outputs=("scaling_params.parquet", "scaling_predictions.parquet", "scaling_report.txt", "scaling.json"),
+    outputs=(
+        "scaling_params.parquet",
+        "scaling_predictions.parquet",
+        "scaling_forecasts.parquet",
+        "scaling_report.txt",
+        "scaling.json",
+    ),
     figures=lambda config: FIGURES,
     run=run,
     section=section,

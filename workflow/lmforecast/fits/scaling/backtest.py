@@ -1,4 +1,5 @@
-"""Back-test every predictor the same way: fit on a family's smaller runs, predict the held-out ones.
+"""Back-test every predictor the same way: fit on a family's smaller runs, predict the held-out ones, and forecast
+the runs not trained (fit.scaling.forecast) with the same fits.
 
 A family is the runs of one recipe (mixture, objective, learning rate) at several scales.
 The held-out runs are the family's largest-compute run (`holdout: largest_compute`) or the named runs (`holdout: [names]`).
@@ -21,7 +22,7 @@ import polars as pl
 
 from lmforecast.fits.scaling import ensemble
 from lmforecast.fits.scaling.curves import FitError
-from lmforecast.fits.scaling.frames import checkpoint_frame, family_parts, tasks_of
+from lmforecast.fits.scaling.frames import checkpoint_frame, family_parts, held_normal, planned_frame, planned_mask, tasks_of
 from lmforecast.fits.scaling.predictors import PREDICTORS, shared_shapes
 
 MIN_TRAIN_RUNS = 3
@@ -59,6 +60,24 @@ PREDICTIONS_SCHEMA = {
     "n_fit_runs": pl.Int64,
     "n_boot": pl.Int64,
 }
+# a planned run's forecast: a prediction's columns without the actual values
+FORECAST_COLUMNS = (
+    "predictor",
+    "family",
+    "task",
+    "run",
+    "n_params",
+    "tokens",
+    "flops",
+    "loss_pred",
+    "feature",
+    "feature_pred",
+    "score_pred",
+    "score_lo",
+    "score_hi",
+    "n_fit_runs",
+    "n_boot",
+)
 
 
 def held_out_runs(finals: pl.DataFrame, holdout) -> list[str]:
@@ -94,13 +113,49 @@ def resample_runs(train: pl.DataFrame, rng) -> pl.DataFrame | None:
     )
 
 
+def planned_runs(frame: pl.DataFrame, cfg) -> dict:
+    """family -> the rows of fit.scaling.forecast's planned runs (frames.planned_frame), each checked before any fit:
+    a new name, a family with runs, and a compute that, left to 6 N D, is counted as its family's runs count theirs."""
+    if not cfg.forecast:
+        return {}
+    rows = planned_frame(cfg.forecast, cfg.family_keys)
+    finals = frame.filter(pl.col("is_final"))
+    families = sorted(finals["family"].unique())
+    for i, (p, family) in enumerate(zip(cfg.forecast, rows["family"])):
+        where = f"fit.scaling.forecast[{i}] ({p.name})"
+        if p.name in set(frame["run"]):
+            raise ValueError(f"{where}: the tables have a run of that name; expected the name of a run not trained")
+        if family not in families:
+            raise ValueError(
+                f"{where}: family {family!r} has no runs in the tables; expected one of {families}"
+                f" (a family is the runs' {'/'.join(cfg.family_keys)}: fit.scaling.family_keys)"
+            )
+        fam = finals.filter(pl.col("family") == family)
+        ratio = (fam["flops"] / (6.0 * fam["n_params"] * fam["tokens"])).median()
+        if p.flops is None and ratio is not None and not 0.9 <= ratio <= 1.1:
+            raise ValueError(
+                f"{where}: no flops given, and family {family!r}'s runs do not count compute as 6 N D (their flops /"
+                f" 6 N D: {ratio:.3g}); expected flops for this run in their convention"
+            )
+    return {family: part for (family,), part in rows.group_by("family")}
+
+
 def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
-    """Returns (params, predictions, report lines) over every family x predictor x task.
+    """Returns (params, predictions, report lines) over every family x predictor x task (forecast() also returns
+    the planned runs' forecasts)."""
+    params, preds, _, report = forecast(tables, cfg, seed, workers)
+    return params, preds, report
+
+
+def forecast(tables: dict, cfg, seed: int = 0, workers: int = 1):
+    """Returns (params, predictions, forecasts, report lines): the back-test's tables over every family x predictor x
+    task, and each planned run's forecast by the same fits (FORECAST_COLUMNS; empty without fit.scaling.forecast).
 
     `cfg`: the fit's ScalingSettings. Each (family, predictor) is fitted independently, with its
     own seeded resamples, so `workers` processes give the same tables as one.
     """
     frame = checkpoint_frame(tables, cfg)
+    planned = planned_runs(frame, cfg)
     if cfg.holdout != "largest_compute":
         unknown = sorted(set(cfg.holdout) - set(frame["run"]))
         if unknown:  # would otherwise leave a family without a held-out run, silently
@@ -120,15 +175,19 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
         train = fam.filter(~pl.col("run").is_in(held_runs))
         held = fam.filter(pl.col("is_final") & pl.col("run").is_in(held_runs)).sort("run")
         n_train = train["run"].n_unique()
+        forecast_runs = list(planned[family]["run"]) if family in planned else []
         if not held_runs or n_train < MIN_TRAIN_RUNS:
             plan.append(
                 (
                     f"[{family}] skipped: {n_train} training runs and {len(held_runs)} held out;"
-                    f" need at least {MIN_TRAIN_RUNS} to fit and 1 to predict",
+                    f" need at least {MIN_TRAIN_RUNS} to fit and 1 to predict"
+                    + (f"; no forecast of {', '.join(forecast_runs)}" if forecast_runs else ""),
                     [],
                 )
             )
             continue
+        if forecast_runs:  # the planned runs are predicted beside the held-out ones, by the same fits
+            held = pl.concat([held, planned[family]], how="diagonal_relaxed")
         inner = None  # the back-test inside the ladder that weights the ensemble: each member's unit also fits it
         if ensemble.NAME in cfg.predictors:
             try:
@@ -137,7 +196,8 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
                 inner = e
         split = inner if isinstance(inner, tuple) else None
         units = [(family, name, train, held, tasks, cfg, seed, split) for name in members]
-        plan.append((f"[{family}] fitted on {n_train} runs, predicting {', '.join(held_runs)}", units))
+        forecasting = f"; forecasting {', '.join(forecast_runs)}" if forecast_runs else ""
+        plan.append((f"[{family}] fitted on {n_train} runs, predicting {', '.join(held_runs)}{forecasting}", units))
         contexts[family] = (train, held, inner[1] if split else inner)
     shapes, report_head = _shared_shapes(plan, tasks, cfg)
     plan = [(line, [u + (shapes,) for u in us]) for line, us in plan]
@@ -169,12 +229,20 @@ def backtest(tables: dict, cfg, seed: int = 0, workers: int = 1):
             pred_rows += preds
             report += lines
     params = pl.DataFrame(param_rows, schema=PARAMS_SCHEMA)
-    preds = pl.DataFrame(pred_rows, schema=PREDICTIONS_SCHEMA).with_columns(
+    preds = pl.DataFrame(pred_rows, schema=PREDICTIONS_SCHEMA)
+    is_planned = pl.col("run").is_in([p.name for p in cfg.forecast])
+    sizes = pl.DataFrame(
+        [(p.name, float(p.n_params), float(p.tokens)) for p in cfg.forecast],
+        schema={"run": pl.String, "n_params": pl.Float64, "tokens": pl.Float64},
+        orient="row",
+    )
+    forecasts = preds.filter(is_planned).join(sizes, on="run", how="left").select(FORECAST_COLUMNS)
+    preds = preds.filter(~is_planned).with_columns(
         (pl.col("score_pred") - pl.col("score_actual")).abs().alias("abs_error"),
         ((pl.col("score_pred") - pl.col("score_actual")).abs() / pl.col("score_actual")).alias("rel_error"),
         ((pl.col("score_lo") <= pl.col("score_actual")) & (pl.col("score_actual") <= pl.col("score_hi"))).alias("covered"),
     )
-    return params, preds, report
+    return params, preds, forecasts, report
 
 
 def _shared_shapes(plan, tasks, cfg):
@@ -269,7 +337,7 @@ def _fit_predictor(unit):
             if cfg.interval == "prediction" and task in point.propagated:
                 sd = np.sqrt(sd**2 + point.propagated[task] ** 2)
             noise = np.random.default_rng([seed, zlib.crc32(f"{family}/{name}/{task}".encode())])
-            boot = boot + noise.normal(0.0, 1.0, boot.shape) * sd
+            boot = boot + held_normal(noise, len(boot), held) * sd
         for i, row in _prediction_rows(name, family, task, held, scores, boot, n_train):
             row["loss_pred"] = float(point.loss[i]) if point.loss is not None else math.nan
             if feature is not None:
@@ -321,12 +389,13 @@ def _ensemble(family, context, outer, inner, tasks, cfg, seed):
 
 
 def _prediction_rows(name, family, task, held, scores, boot, n_train):
-    """(index, row) of each held-out run with an actual score: the prediction, its 95% interval from the
-    resamples' predictions `boot` (resamples x runs), and no loss or feature (a chain fills them in). The score is
-    an accuracy (acc, acc_norm): a prediction or a bound past [0, 1] (a line extrapolated, a normal draw of the
-    scatter) is set to 0 or 1, which is nearer every possible score."""
+    """(index, row) of each held-out run with an actual score and of each planned run (its actual NaN): the
+    prediction, its 95% interval from the resamples' predictions `boot` (resamples x runs), and no loss or feature (a
+    chain fills them in). The score is an accuracy (acc, acc_norm): a prediction or a bound past [0, 1] (a line
+    extrapolated, a normal draw of the scatter) is set to 0 or 1, which is nearer every possible score."""
+    planned = planned_mask(held)
     for i, run in enumerate(held["run"]):
-        if held[f"score:{task}"][i] is None:
+        if held[f"score:{task}"][i] is None and not planned[i]:
             continue  # nothing to compare with
         lo, hi = np.clip(np.quantile(boot[:, i], [0.025, 0.975]), 0.0, 1.0) if len(boot) else (math.nan, math.nan)
         yield (
@@ -342,7 +411,7 @@ def _prediction_rows(name, family, task, held, scores, boot, n_train):
                 "feature": None,
                 "feature_actual": math.nan,
                 "feature_pred": math.nan,
-                "score_actual": float(held[f"score:{task}"][i]),
+                "score_actual": _float(held[f"score:{task}"][i]),
                 "score_actual_se": sampling_se(held[f"score:{task}"][i], held[f"n:{task}"][i]),
                 "score_pred": float(np.clip(scores[i], 0.0, 1.0)),
                 "score_lo": float(lo),

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from lmforecast.fits.scaling.curves import FitError
+from lmforecast.fits.scaling.frames import held_normal, planned_mask
 
 NAME = "ensemble"
 WEIGHT_NOTE = "a weight from the back-test inside the ladder (inverse mean squared error), not fitted"
@@ -85,5 +86,5 @@ def combine(task, held, train, members: dict, inner: dict, inner_held, seed_nois
     sd = np.sqrt(models_var + scatter**2 + (inner_rmse * ratio) ** 2)
     draws = np.array(draws) if draws else np.full((0, held.height), math.nan)
     if len(draws):
-        draws = draws + seed_noise.normal(0.0, 1.0, draws.shape) * sd
-    return point, draws, w, inner_rmse, float(np.mean(sd))
+        draws = draws + held_normal(seed_noise, len(draws), held) * sd
+    return point, draws, w, inner_rmse, float(np.mean(sd[~planned_mask(held)]))  # the back-test's runs' alone

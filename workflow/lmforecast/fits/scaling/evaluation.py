@@ -1,5 +1,5 @@
 """How well the predictors forecast the held-out runs: mean errors with their intervals, coverage, the floor the
-targets' own sampling noise sets, paired comparisons, and the per-run and per-task tables of scaling_report.txt.
+targets' own sampling noise sets, paired comparisons, and the per-run and per-task tables of scaling_report.txt, and the forecasts of the runs not trained.
 
 The intervals on a mean error are a two-way bootstrap (Owen's pigeonhole bootstrap, 2007): held-out runs and tasks
 drawn with replacement, independently, each (run, task) pair weighted by the product of their counts. A target
@@ -152,3 +152,16 @@ def breakdown(preds: pl.DataFrame, by: str) -> pl.DataFrame:
     order = preds.group_by("predictor").agg(pl.col("abs_error").mean()).sort("abs_error")["predictor"].to_list()
     table = stats.pivot(on="predictor", index=by, values="cell").sort(by)
     return table.select(by, *[p for p in order if p in table.columns])
+
+
+def forecast_table(forecasts: pl.DataFrame) -> pl.DataFrame:
+    """The planned runs' forecasts (backtest.forecast) as one row per run and task, one column per predictor:
+    "score [lo, hi]", the 95% interval's bounds."""
+    cell = pl.format("{} [{}, {}]", *(pl.col(c).round(3).cast(pl.String) for c in ("score_pred", "score_lo", "score_hi"))).alias(
+        "forecast"
+    )
+    return (
+        forecasts.with_columns(cell)
+        .pivot(on="predictor", index=["run", "task"], values="forecast", maintain_order=True)
+        .sort("run", "task")
+    )

@@ -8,6 +8,7 @@ byte of the correct answer), as columns `loss:<domain>`, `score:<task>`, `chance
 the loss on a fixed uniform validation mixture, comparable across training mixtures.
 """
 
+import numpy as np
 import polars as pl
 
 from lmforecast.tables import first_prompt
@@ -93,6 +94,50 @@ def checkpoint_frame(tables: dict, cfg) -> pl.DataFrame:
     return frame.with_columns((pl.col("step") / final).alias("frac"), (pl.col("step") == final).alias("is_final")).sort(
         "run", "step"
     )
+
+
+def planned_frame(planned, family_keys) -> pl.DataFrame:
+    """The final checkpoint each planned run (fit.scaling.forecast: PlannedRun settings) would end on: its family,
+    parameters, tokens and compute (6 N D where not given), with no loss or score; `planned` marks it."""
+    runs = pl.DataFrame(
+        [
+            {
+                "run": p.name,
+                "mixture": p.mixture,
+                "objective": p.objective,
+                "peak_lr": p.lr,
+                "n_params": float(p.n_params),
+                "tokens": float(p.tokens),
+                "flops": float(6.0 * p.n_params * p.tokens if p.flops is None else p.flops),
+            }
+            for p in planned
+        ],
+        schema={"run": pl.String, "mixture": pl.String, "objective": pl.String, "peak_lr": pl.Float64}
+        | {k: pl.Float64 for k in ("n_params", "tokens", "flops")},
+    )
+    parts = family_parts()
+    return runs.with_columns(
+        pl.concat_str([parts[k] for k in family_keys], separator="/").alias("family"),
+        is_final=pl.lit(True),
+        frac=pl.lit(1.0),
+        planned=pl.lit(True),
+    )
+
+
+def planned_mask(held: pl.DataFrame) -> np.ndarray:
+    """Which rows of a family's held rows are planned runs' (planned_frame), not held-out runs'."""
+    if "planned" not in held.columns:
+        return np.zeros(held.height, bool)
+    return held["planned"].fill_null(False).to_numpy()
+
+
+def held_normal(rng, n_draws: int, held: pl.DataFrame) -> np.ndarray:
+    """Standard normal draws (n_draws x held rows) for an interval's scatter: the held-out runs' first, as drawn
+    before forecasts existed, then the planned runs' (last in `held`), so that a forecast leaves the back-test as it
+    was."""
+    n_planned = int(planned_mask(held).sum())
+    drawn = rng.normal(0.0, 1.0, (n_draws, held.height - n_planned))
+    return np.hstack([drawn, rng.normal(0.0, 1.0, (n_draws, n_planned))])
 
 
 def tasks_of(frame: pl.DataFrame) -> list[str]:
