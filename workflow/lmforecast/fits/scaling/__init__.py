@@ -145,7 +145,8 @@ def run(fit) -> list[str]:
         if forecasts.height:
             report += ["", f"{FORECAST_TEXT}:\n{forecast_table(forecasts)}"]
     io.write_text("\n".join(report) + "\n", fit.out("scaling_report.txt"))
-    io.write_json({"config": fit.spec, "predictions": preds.to_dicts(), "params": params.to_dicts()}, fit.out("scaling.json"))
+    everything = {"config": fit.spec, "predictions": preds.to_dicts(), "params": params.to_dicts()}
+    io.write_json(everything | {"forecasts": forecasts.to_dicts()}, fit.out("scaling.json"))
 
     # the prompt each task's score is read with (a name, {task: name}, or each task's first), said in the captions
     selected = select_scores(t["task_scores"], cfg)

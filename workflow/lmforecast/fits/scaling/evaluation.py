@@ -1,5 +1,6 @@
 """How well the predictors forecast the held-out runs: mean errors with their intervals, coverage, the floor the
-targets' own sampling noise sets, paired comparisons, and the per-run and per-task tables of scaling_report.txt, and the forecasts of the runs not trained.
+targets' own sampling noise sets, paired comparisons, the per-run and per-task tables of scaling_report.txt; and the
+table of the forecasts of the runs not trained.
 
 The intervals on a mean error are a two-way bootstrap (Owen's pigeonhole bootstrap, 2007): held-out runs and tasks
 drawn with replacement, independently, each (run, task) pair weighted by the product of their counts. A target
