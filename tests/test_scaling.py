@@ -12,7 +12,7 @@ from scipy.stats import t
 from lmforecast.fits.scaling import ScalingSettings
 from lmforecast.fits.scaling.backtest import FORECAST_COLUMNS, backtest, forecast, resample_runs
 from lmforecast.fits.scaling.curves import fit_power_law, fit_sigmoid, fit_sigmoid_multiple, power_law, sigmoid
-from lmforecast.fits.scaling.evaluation import breakdown, mean_interval, summary, versus_best
+from lmforecast.fits.scaling.evaluation import breakdown, forecast_ranking, mean_interval, summary, versus_best
 
 PREDICTORS = ["direct", "flp", "chinchilla", "ladder", "flpm"]
 CFG = {
@@ -374,6 +374,28 @@ def test_a_planned_run_is_forecast_by_the_back_tests_fits_which_it_leaves_as_the
     assert new["flops"] == 6 * 1.6e8 * 3.2e9 and new["n_params"] == 1.6e8 and new["tokens"] == 3.2e9
 
 
+def test_planned_runs_of_several_recipes_at_one_scale_are_ranked_by_their_paired_draws():
+    """Three recipes whose accuracy is known at every loss, each planned at a size above their ladders: each
+    forecast's draws (score_draws, one per resample index, NaN where refused) give its interval, and the ranking puts
+    the recipe known to score highest there first, p_first the share of paired resamples that agree."""
+    n, d = 6.4e8, 20 * 6.4e8
+    loss = 1.8 + 40.0 * (6 * n * d) ** -0.08
+    truth = {r: sigmoid(loss, SHARED_SHAPE["headroom"] * (1 - b), SHARED_SHAPE["k"], L0, b) for r, (b, L0) in RECIPES.items()}
+    planned = [{"name": f"{r}-640M", "n_params": n, "tokens": d, "mixture": r, "lr": 0.003} for r in RECIPES]
+    cfg = {**CFG, "predictors": ["ladder"], "bootstrap": 20, "ladder": {"feature": "loss", "shared_shape": True}}
+    forecasts = forecast(recipes_tables(), ScalingSettings.from_dict(cfg | {"forecast": planned}))[2]
+    for row in forecasts.iter_rows(named=True):
+        draws = np.array(row["score_draws"])
+        assert len(draws) == 20 and np.isfinite(draws).sum() == row["n_boot"]
+        lo, hi = np.nanquantile(draws, [0.025, 0.975])
+        assert (lo, hi) == pytest.approx((row["score_lo"], row["score_hi"]))
+        assert row["score_pred"] == pytest.approx(truth[row["family"][0]], abs=0.02)
+    ranking = forecast_ranking(forecasts)
+    assert ranking["run"].to_list() == ["a-640M", "b-640M", "c-640M"]  # by forecast: a, then b and c (0.73, 0.72)
+    assert ranking["p_first"].sum() == pytest.approx(1.0) and ranking["p_first"][0] >= 0.9
+    assert (ranking["resamples"] > 10).all()
+
+
 def test_a_forecast_outside_the_tables_families_or_compute_convention_is_an_error_before_any_fit():
     tables = ladder_tables()
     cfg = {**CFG, "predictors": ["direct"], "bootstrap": 0}
@@ -408,35 +430,37 @@ def test_the_fit_writes_the_forecasts_and_the_report_shows_them(tmp_path, monkey
     root = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(root)  # the example's paths are relative to the repository
     example = yaml.safe_load((root / "config" / "examples" / "mlfoundations-scaling.yaml").read_text())
-    imported = example["import"] | {"runs": [r for r in example["import"]["runs"] if r["mixture"] == "rpj"]}
+    two = ("rpj", "rw")
+    imported = example["import"] | {"runs": [r for r in example["import"]["runs"] if r["mixture"] in two]}
     ladder = imported["ladder"]
-    imported["ladder"] = ladder | {"files": [f for f in ladder["files"] if f["run"].startswith("rpj-")]}
+    imported["ladder"] = ladder | {"files": [f for f in ladder["files"] if f["run"].split("-")[0] in two]}
     write_tables(import_tables(imported), tmp_path / "tables")
     n, n_nonembed, tokens = 6889410560, 6682841088, 4 * 137788211200  # the import counts C = 6 N_nonembed D
-    planned = {"name": "rpj-6.9B-x4", "n_params": n, "tokens": tokens, "mixture": "rpj", "flops": 6.0 * n_nonembed * tokens}
+    planned = [
+        {"name": f"{m}-6.9B-x4", "n_params": n, "tokens": tokens, "mixture": m, "flops": 6.0 * n_nonembed * tokens} for m in two
+    ]
     spec = example["fit"]["scaling"] | {
         "predictors": ["direct", "ladder", "ensemble"],
         "tasks": ["avg46", "piqa"],
-        "holdout": ["rpj-1.4B-x1", "rpj-6.9B-x1"],
-        "bootstrap": 3,
-        "forecast": [planned],
+        "holdout": [f"{m}-6.9B-x1" for m in two],
+        "bootstrap": 4,
+        "forecast": planned,
     }
     out = {"--tables": tmp_path / "tables", "--fits": tmp_path / "fits", "--report-dir": tmp_path / "report"}
     cli(["fit", "scaling", "--spec", json.dumps(spec), *[str(x) for kv in out.items() for x in kv]])
     forecasts = pl.read_parquet(tmp_path / "fits" / "scaling_forecasts.parquet")
-    assert forecasts.height == 3 * 2 and set(forecasts["run"]) == {"rpj-6.9B-x4"}
-    # more tokens, a lower predicted loss than the 6.9B-x1 run's
-    x1 = pl.read_parquet(tmp_path / "fits" / "scaling_predictions.parquet").filter(pl.col("run") == "rpj-6.9B-x1")
-    assert (
-        forecasts.filter(pl.col("predictor") == "ladder")["loss_pred"].max()
-        < x1.filter(pl.col("predictor") == "ladder")["loss_pred"].min()
-    )
+    assert forecasts.height == 3 * 2 * 2 and set(forecasts["run"]) == {"rpj-6.9B-x4", "rw-6.9B-x4"}
+    # more tokens, a lower predicted loss than the same family's 6.9B-x1 run
+    x1 = pl.read_parquet(tmp_path / "fits" / "scaling_predictions.parquet").filter(pl.col("predictor") == "ladder")
+    x4 = forecasts.filter(pl.col("predictor") == "ladder").join(x1, on=["family", "task"], suffix="_x1")
+    assert x4.height == 4 and (x4["loss_pred"] < x4["loss_pred_x1"]).all()
     text = (tmp_path / "fits" / "scaling_report.txt").read_text()
     ladder = forecasts.filter((pl.col("predictor") == "ladder") & (pl.col("task") == "piqa")).row(0, named=True)
     cell = f"{round(ladder['score_pred'], 3)} [{round(ladder['score_lo'], 3)}, {round(ladder['score_hi'], 3)}]"
     assert text.index("per held-out task") < text.index("forecasts of the runs not trained") < text.index(cell)
+    assert text.index(cell) < text.index("which one each predictor's forecast puts first")
     section = registry()["scaling"].section(tmp_path / "fits", tmp_path / "report")
-    assert "Forecasts of the runs not trained" in section and cell in section
+    assert "Forecasts of the runs not trained" in section and cell in section and "p_first" in section
 
 
 def test_ensemble_weights_the_exact_chain_by_the_back_test_inside_the_ladder():

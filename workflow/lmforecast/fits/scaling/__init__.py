@@ -111,7 +111,7 @@ def run(fit) -> list[str]:
 
     from lmforecast import io
     from lmforecast.fits.scaling.backtest import forecast
-    from lmforecast.fits.scaling.evaluation import breakdown, forecast_table, summary, versus_best
+    from lmforecast.fits.scaling.evaluation import breakdown, forecast_ranking, forecast_table, summary, versus_best
     from lmforecast.fits.scaling.frames import checkpoint_points, select_scores
     from lmforecast.report import plots
     from lmforecast.report.html import write_caption
@@ -144,6 +144,9 @@ def run(fit) -> list[str]:
             report += ["", f"mean relative error (intervals covering) per held-out {by}:\n{breakdown(preds, by)}"]
         if forecasts.height:
             report += ["", f"{FORECAST_TEXT}:\n{forecast_table(forecasts)}"]
+            ranking = forecast_ranking(forecasts)
+            if ranking.height:
+                report += ["", f"{RANKING_TEXT}:\n{ranking}"]
     io.write_text("\n".join(report) + "\n", fit.out("scaling_report.txt"))
     everything = {"config": fit.spec, "predictions": preds.to_dicts(), "params": params.to_dicts()}
     io.write_json(everything | {"forecasts": forecasts.to_dicts()}, fit.out("scaling.json"))
@@ -178,12 +181,17 @@ FORECAST_TEXT = (
     "forecasts of the runs not trained (fit.scaling.forecast; results/fits/scaling_forecasts.parquet): each "
     "predictor's final score with its 95% interval, from the fits the back-test above measured"
 )
+RANKING_TEXT = (
+    "where planned runs of several families share a scale (n_params, tokens): which one each predictor's forecast puts "
+    "first per task, and p_first, the share of the bootstrap resamples (paired across families by index) whose draws "
+    "put it first"
+)
 NOT_FITTED = "no scaling predictor could be fitted (see results/fits/scaling_report.txt)."
 NO_LOSS = "no pre-training loss in the tables (task scores only): nothing to draw against it."
 
 
 def section(fits_dir, report_dir) -> str:
-    from lmforecast.fits.scaling.evaluation import breakdown, forecast_table, summary, versus_best
+    from lmforecast.fits.scaling.evaluation import breakdown, forecast_ranking, forecast_table, summary, versus_best
     from lmforecast.report import html
 
     preds = html.read(fits_dir / "scaling_predictions.parquet", "scaling back-test")
@@ -197,6 +205,13 @@ def section(fits_dir, report_dir) -> str:
             "<p>Forecasts of the runs not trained (<code>fit.scaling.forecast</code>): each predictor's final score with "
             "its 95% interval, from the fits the back-test above measured.</p>" + html.table(forecast_table(forecasts))
         )
+        ranking = forecast_ranking(forecasts)
+        if ranking.height:
+            planned += (
+                "<p>Where planned runs of several families share a scale: which one each predictor's forecast puts first "
+                "per task, and <code>p_first</code>, the share of the bootstrap resamples (paired across families) whose "
+                "draws put it first.</p>" + html.table(ranking)
+            )
     return (
         "<p>Each predictor's mean errors over the held-out runs and tasks (the relative one with its 95% interval over "
         "other targets and tasks: <code>rel_error_lo</code>, <code>rel_error_hi</code>), its intervals' coverage (with its "

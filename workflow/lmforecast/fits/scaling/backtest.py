@@ -77,6 +77,7 @@ FORECAST_COLUMNS = (
     "score_hi",
     "n_fit_runs",
     "n_boot",
+    "score_draws",  # the draw of each bootstrap resample j (NaN: none), paired across families by j
 )
 
 
@@ -229,6 +230,12 @@ def forecast(tables: dict, cfg, seed: int = 0, workers: int = 1):
             pred_rows += preds
             report += lines
     params = pl.DataFrame(param_rows, schema=PARAMS_SCHEMA)
+    draws = pl.DataFrame(
+        [(r["predictor"], r["family"], r["task"], r["run"], r.pop("score_draws")) for r in pred_rows if "score_draws" in r],
+        schema={"predictor": pl.String, "family": pl.String, "task": pl.String, "run": pl.String}
+        | {"score_draws": pl.List(pl.Float64)},
+        orient="row",
+    )
     preds = pl.DataFrame(pred_rows, schema=PREDICTIONS_SCHEMA)
     is_planned = pl.col("run").is_in([p.name for p in cfg.forecast])
     sizes = pl.DataFrame(
@@ -236,7 +243,9 @@ def forecast(tables: dict, cfg, seed: int = 0, workers: int = 1):
         schema={"run": pl.String, "n_params": pl.Float64, "tokens": pl.Float64},
         orient="row",
     )
-    forecasts = preds.filter(is_planned).join(sizes, on="run", how="left").select(FORECAST_COLUMNS)
+    keys = ["predictor", "family", "task", "run"]
+    forecasts = preds.filter(is_planned).join(sizes, on="run", how="left").join(draws, on=keys, how="left")
+    forecasts = forecasts.select(FORECAST_COLUMNS)
     preds = preds.filter(~is_planned).with_columns(
         (pl.col("score_pred") - pl.col("score_actual")).abs().alias("abs_error"),
         ((pl.col("score_pred") - pl.col("score_actual")).abs() / pl.col("score_actual")).alias("rel_error"),
@@ -338,7 +347,8 @@ def _fit_predictor(unit):
                 sd = np.sqrt(sd**2 + point.propagated[task] ** 2)
             noise = np.random.default_rng([seed, zlib.crc32(f"{family}/{name}/{task}".encode())])
             boot = boot + held_normal(noise, len(boot), held) * sd
-        for i, row in _prediction_rows(name, family, task, held, scores, boot, n_train):
+        drawn_at = (list(drawn[task]), cfg.bootstrap)  # the resample index of each row of boot
+        for i, row in _prediction_rows(name, family, task, held, scores, boot, n_train, drawn_at):
             row["loss_pred"] = float(point.loss[i]) if point.loss is not None else math.nan
             if feature is not None:
                 row["feature"] = column.split(":")[0].replace("bpb", "bits_per_byte")
@@ -384,16 +394,21 @@ def _ensemble(family, context, outer, inner, tasks, cfg, seed):
             base | {"stage": "interval", "param": k, "value": v, "stderr_note": note}
             for k, v in (("inner_rmse", inner_rmse), ("noise_sd", sd))
         ]
-        pred_rows += [row for _, row in _prediction_rows(ensemble.NAME, family, task, held, point, boot, n_train)]
+        # the resamples combine.py drew: those where a weighted member was refitted
+        drawn_at = ([j for j in range(cfg.bootstrap) if any(j in have[m][1] for m in w)], cfg.bootstrap)
+        pred_rows += [row for _, row in _prediction_rows(ensemble.NAME, family, task, held, point, boot, n_train, drawn_at)]
     return param_rows, pred_rows, report
 
 
-def _prediction_rows(name, family, task, held, scores, boot, n_train):
+def _prediction_rows(name, family, task, held, scores, boot, n_train, drawn_at):
     """(index, row) of each held-out run with an actual score and of each planned run (its actual NaN): the
     prediction, its 95% interval from the resamples' predictions `boot` (resamples x runs), and no loss or feature (a
     chain fills them in). The score is an accuracy (acc, acc_norm): a prediction or a bound past [0, 1] (a line
-    extrapolated, a normal draw of the scatter) is set to 0 or 1, which is nearer every possible score."""
+    extrapolated, a normal draw of the scatter) is set to 0 or 1, which is nearer every possible score. A planned
+    run's row also has `score_draws`: its draw at each resample index j < bootstrap (NaN where resample j was not
+    refitted; `drawn_at`: (the index of each row of boot, bootstrap)), so that families can be compared draw by draw."""
     planned = planned_mask(held)
+    indices, n_boot = drawn_at
     for i, run in enumerate(held["run"]):
         if held[f"score:{task}"][i] is None and not planned[i]:
             continue  # nothing to compare with
@@ -418,5 +433,13 @@ def _prediction_rows(name, family, task, held, scores, boot, n_train):
                 "score_hi": float(hi),
                 "n_fit_runs": n_train,
                 "n_boot": len(boot),
-            },
+            }
+            | ({"score_draws": _aligned(boot[:, i], indices, n_boot)} if planned[i] else {}),
         )
+
+
+def _aligned(draws, indices, n_boot) -> list[float]:
+    """Draws at resample indices `indices`, as a list over 0..n_boot-1 (NaN where a resample has no draw)."""
+    out = np.full(n_boot, np.nan)
+    out[np.asarray(indices, int)] = np.clip(draws, 0.0, 1.0)
+    return out.tolist()

@@ -166,3 +166,28 @@ def forecast_table(forecasts: pl.DataFrame) -> pl.DataFrame:
         .pivot(on="predictor", index=["run", "task"], values="forecast", maintain_order=True)
         .sort("run", "task")
     )
+
+
+def forecast_ranking(forecasts: pl.DataFrame) -> pl.DataFrame:
+    """Where planned runs of two or more families share a scale (n_params, tokens): per predictor and task, each run's
+    forecast and `p_first`, the share of bootstrap resamples in which its draw is the highest of them (`resamples`:
+    those where every one of them has a draw). The draws are paired by resample index j (a family's refit j and the
+    shared shape's refit j go together), so the share carries the forecasts' joint uncertainty: which recipe the
+    forecasts put first at that scale, and how often their own resampling agrees."""
+    rows = []
+    for (predictor, task, n_params, tokens), group in forecasts.group_by(
+        "predictor", "task", "n_params", "tokens", maintain_order=True
+    ):
+        if group["family"].n_unique() < 2:
+            continue
+        draws = np.array(group["score_draws"].to_list(), float)  # runs x resamples
+        both = np.isfinite(draws).all(axis=0)
+        first = np.argmax(draws[:, both], axis=0)
+        for i, (run, family, score) in enumerate(group.select("run", "family", "score_pred").iter_rows()):
+            share = float(np.mean(first == i)) if both.any() else math.nan
+            rows.append((predictor, task, n_params, tokens, run, family, score, share, int(both.sum())))
+    schema = {"predictor": pl.String, "task": pl.String, "n_params": pl.Float64, "tokens": pl.Float64, "run": pl.String}
+    schema |= {"family": pl.String, "score_pred": pl.Float64, "p_first": pl.Float64, "resamples": pl.Int64}
+    return pl.DataFrame(rows, schema=schema, orient="row").sort(
+        "n_params", "tokens", "task", "predictor", "score_pred", descending=[False, False, False, False, True]
+    )
