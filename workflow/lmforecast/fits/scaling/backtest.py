@@ -131,9 +131,11 @@ def planned_runs(frame: pl.DataFrame, cfg) -> dict:
                 f"{where}: family {family!r} has no runs in the tables; expected one of {families}"
                 f" (a family is the runs' {'/'.join(cfg.family_keys)}: fit.scaling.family_keys)"
             )
+        if p.flops is not None:
+            continue
         fam = finals.filter(pl.col("family") == family)
         ratio = (fam["flops"] / (6.0 * fam["n_params"] * fam["tokens"])).median()
-        if p.flops is None and ratio is not None and not 0.9 <= ratio <= 1.1:
+        if ratio is not None and not 0.9 <= ratio <= 1.1:
             raise ValueError(
                 f"{where}: no flops given, and family {family!r}'s runs do not count compute as 6 N D (their flops /"
                 f" 6 N D: {ratio:.3g}); expected flops for this run in their convention"
@@ -238,11 +240,7 @@ def forecast(tables: dict, cfg, seed: int = 0, workers: int = 1):
     )
     preds = pl.DataFrame(pred_rows, schema=PREDICTIONS_SCHEMA)
     is_planned = pl.col("run").is_in([p.name for p in cfg.forecast])
-    sizes = pl.DataFrame(
-        [(p.name, float(p.n_params), float(p.tokens)) for p in cfg.forecast],
-        schema={"run": pl.String, "n_params": pl.Float64, "tokens": pl.Float64},
-        orient="row",
-    )
+    sizes = planned_frame(cfg.forecast, cfg.family_keys).select("run", "n_params", "tokens")
     keys = ["predictor", "family", "task", "run"]
     forecasts = preds.filter(is_planned).join(sizes, on="run", how="left").join(draws, on=keys, how="left")
     forecasts = forecasts.select(FORECAST_COLUMNS)
@@ -380,7 +378,7 @@ def _ensemble(family, context, outer, inner, tasks, cfg, seed):
         }
         noise = np.random.default_rng([seed, zlib.crc32(f"{family}/{ensemble.NAME}/{task}".encode())])
         try:
-            point, boot, w, inner_rmse, sd = ensemble.combine(
+            point, boot, drawn_at, w, inner_rmse, sd = ensemble.combine(
                 task, held, train, have, {m: s[task] for m, s in inner.items() if task in s}, inner_held, noise, cfg.bootstrap
             )
         except FitError as e:
@@ -394,8 +392,7 @@ def _ensemble(family, context, outer, inner, tasks, cfg, seed):
             base | {"stage": "interval", "param": k, "value": v, "stderr_note": note}
             for k, v in (("inner_rmse", inner_rmse), ("noise_sd", sd))
         ]
-        # the resamples combine.py drew: those where a weighted member was refitted
-        drawn_at = ([j for j in range(cfg.bootstrap) if any(j in have[m][1] for m in w)], cfg.bootstrap)
+        drawn_at = (drawn_at, cfg.bootstrap)
         pred_rows += [row for _, row in _prediction_rows(ensemble.NAME, family, task, held, point, boot, n_train, drawn_at)]
     return param_rows, pred_rows, report
 

@@ -57,8 +57,8 @@ def combine(task, held, train, members: dict, inner: dict, inner_held, seed_nois
     """The ensemble's prediction of one task.
 
     `members`: name -> (point scores per held row, {resample index: scores}, scatter); `inner`: name ->
-    inner back-test scores per inner held row. Returns (point, draws, weights, inner rmse, mean noise sd) or
-    raises FitError.
+    inner back-test scores per inner held row. Returns (point, draws, the resample index of each draw, weights,
+    inner rmse, mean noise sd) or raises FitError.
     """
     actual = inner_held[f"score:{task}"].to_numpy().astype(float)
     known = np.isfinite(actual)
@@ -70,12 +70,13 @@ def combine(task, held, train, members: dict, inner: dict, inner_held, seed_nois
     inner_pred = sum(w[m] * np.asarray(inner[m], float)[known] for m in names)
     inner_rmse = float(np.sqrt(np.mean((inner_pred - actual[known]) ** 2)))
     # each resample: the weighted mean over the members refitted on it (weights renormalised over those that were)
-    draws = []
+    draws, drawn_at = [], []
     for j in range(n_boot):
         have = [m for m in names if j in members[m][1]]
         if have:
             total = sum(w[m] for m in have)
             draws.append(sum(w[m] * members[m][1][j] for m in have) / total)
+            drawn_at.append(j)
     models_var = sum(w[m] * (np.asarray(members[m][0], float) - point) ** 2 for m in names)
     scatter = sum(w[m] * members[m][2] for m in names)
     # extrapolation: the inner back-test's distance (inner held rung over the rung below it) against the target's
@@ -87,4 +88,4 @@ def combine(task, held, train, members: dict, inner: dict, inner_held, seed_nois
     draws = np.array(draws) if draws else np.full((0, held.height), math.nan)
     if len(draws):
         draws = draws + held_normal(seed_noise, len(draws), held) * sd
-    return point, draws, w, inner_rmse, float(np.mean(sd[~planned_mask(held)]))  # the back-test's runs' alone
+    return point, draws, drawn_at, w, inner_rmse, float(np.mean(sd[~planned_mask(held)]))  # the back-test's runs' alone

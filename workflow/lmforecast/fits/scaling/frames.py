@@ -28,6 +28,12 @@ def family_parts() -> dict:
     return {"mixture": pl.col("mixture"), "objective": pl.col("objective"), "lr": lr}
 
 
+def family_name(family_keys) -> pl.Expr:
+    """A run's family, e.g. 'uniform/clm/lr=0.003': its family keys' texts (family_parts) joined."""
+    parts = family_parts()
+    return pl.concat_str([parts[k] for k in family_keys], separator="/").alias("family")
+
+
 def checkpoint_points(
     runs: pl.DataFrame, checkpoints: pl.DataFrame, domain_losses: pl.DataFrame, family_keys=FAMILY_KEYS, how="inner"
 ) -> pl.DataFrame:
@@ -38,11 +44,10 @@ def checkpoint_points(
     tunes the learning rate per size leaves lr out of `family_keys`. `how="left"` keeps the checkpoints
     without a loss (an import of task scores alone), with a null loss.
     """
-    parts = family_parts()
     return (
         checkpoints.join(pretraining_loss(domain_losses), on=["run", "step"], how=how)
         .join(runs.select("run", "mixture", "objective", pl.col("lr").alias("peak_lr")), on="run")
-        .with_columns(pl.concat_str([parts[k] for k in family_keys], separator="/").alias("family"))
+        .with_columns(family_name(family_keys))
         .sort("run", "step")
     )  # a join keeps no order: sorted, so that figures and their data are deterministic
 
@@ -115,9 +120,8 @@ def planned_frame(planned, family_keys) -> pl.DataFrame:
         schema={"run": pl.String, "mixture": pl.String, "objective": pl.String, "peak_lr": pl.Float64}
         | {k: pl.Float64 for k in ("n_params", "tokens", "flops")},
     )
-    parts = family_parts()
     return runs.with_columns(
-        pl.concat_str([parts[k] for k in family_keys], separator="/").alias("family"),
+        family_name(family_keys),
         is_final=pl.lit(True),
         frac=pl.lit(1.0),
         planned=pl.lit(True),
