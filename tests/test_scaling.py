@@ -12,7 +12,14 @@ from scipy.stats import t
 from lmforecast.fits.scaling import ScalingSettings
 from lmforecast.fits.scaling.backtest import FORECAST_COLUMNS, backtest, forecast, resample_runs
 from lmforecast.fits.scaling.curves import fit_power_law, fit_sigmoid, fit_sigmoid_multiple, power_law, sigmoid
-from lmforecast.fits.scaling.evaluation import breakdown, forecast_ranking, mean_interval, summary, versus_best
+from lmforecast.fits.scaling.evaluation import (
+    breakdown,
+    forecast_ranking,
+    mean_interval,
+    ranking_backtest,
+    summary,
+    versus_best,
+)
 
 PREDICTORS = ["direct", "flp", "chinchilla", "ladder", "flpm"]
 CFG = {
@@ -396,6 +403,31 @@ def test_planned_runs_of_several_recipes_at_one_scale_are_ranked_by_their_paired
     assert (ranking["resamples"] > 10).all()
 
 
+def test_the_back_tests_rankings_are_scored_against_the_actual_winners():
+    """ranking_backtest, a known answer: two families' held-out runs at one scale on two tasks, one run alone at its
+    scale (no cell). On t the point forecasts and 3 of 4 paired draws put A first, and B won: p_winner 0.25, Brier
+    0.75^2 + 0.75^2; on u every draw put A first, and A won: Brier 0."""
+    rows = []
+    for task, actual_a, actual_b in (("t", 0.55, 0.58), ("u", 0.60, 0.50)):
+        draws_a, draws_b = ([0.6, 0.6, 0.6, 0.4], [0.5, 0.5, 0.5, 0.7]) if task == "t" else ([0.6] * 4, [0.5] * 4)
+        rows += [
+            ("p", task, 1e9, 2e10, "a-1B", "A", 0.6, draws_a, actual_a),
+            ("p", task, 1e9, 2e10, "b-1B", "B", 0.5, draws_b, actual_b),
+            ("p", task, 1e9, 4e10, "c-1B", "C", 0.9, [0.9] * 4, 0.4),  # alone at its scale
+        ]
+    columns = ["predictor", "task", "n_params", "tokens", "run", "family", "score_pred", "score_draws", "score_actual"]
+    summary_, reliability = ranking_backtest(pl.DataFrame(rows, schema=columns, orient="row"))
+    row = summary_.row(0, named=True)
+    assert (row["cells"], row["runs_per_cell"], row["with_draws"]) == (2, 2.0, 2)
+    assert (row["point_right"], row["chance"], row["brier_chance"]) == (0.5, 0.5, 0.5)
+    assert row["p_winner"] == pytest.approx((0.25 + 1.0) / 2)
+    assert row["brier"] == pytest.approx((0.75**2 + 0.75**2 + 0.0) / 2)
+    assert row["brier_gain"] == pytest.approx(row["brier_chance"] - row["brier"])
+    assert row["brier_gain_lo"] <= row["brier_gain"] <= row["brier_gain_hi"]
+    bins = {r["p_first_bin"]: (r["runs"], r["share_won"]) for r in reliability.iter_rows(named=True)}
+    assert bins == {"0-0.2": (1, 0.0), "0.2-0.4": (1, 1.0), "0.6-0.8": (1, 0.0), "0.8-1": (1, 1.0)}
+
+
 def test_a_forecast_outside_the_tables_families_or_compute_convention_is_an_error_before_any_fit():
     tables = ladder_tables()
     cfg = {**CFG, "predictors": ["direct"], "bootstrap": 0}
@@ -461,6 +493,9 @@ def test_the_fit_writes_the_forecasts_and_the_report_shows_them(tmp_path, monkey
     assert text.index(cell) < text.index("which one each predictor's forecast puts first")
     section = registry()["scaling"].section(tmp_path / "fits", tmp_path / "report")
     assert "Forecasts of the runs not trained" in section and cell in section and "p_first" in section
+    # the held-out 6.9B-x1 runs share a scale: the back-test's own rankings, 2 tasks x 3 predictors
+    assert text.index("per held-out task") < text.index("Where held-out runs of several families") < text.index("forecasts")
+    assert "cells" in text and "The reliability of p_first" in text and "The reliability of p_first" in section
 
 
 def test_ensemble_weights_the_exact_chain_by_the_back_test_inside_the_ladder():

@@ -1,7 +1,8 @@
 """The back-test inside a public ladder: its runs below a size only, their largest rung held out, so that
 choices (predictors, settings) are made without the large targets. Prints each predictor's mean relative
 error, interval coverage and mean interval width, overall (with 95% intervals over the held-out runs and tasks,
-lmforecast.fits.scaling.evaluation.summary) and per task.
+lmforecast.fits.scaling.evaluation.summary) and per task; and how well each ranked the families' runs where the held-out
+rung has several at one scale (ranking_backtest).
 
     PYTHONPATH=workflow python resources/public/inside_ladder.py CONFIG MAX_PARAMS RUNG PREDICTORS BOOTSTRAP [SETTINGS]
     # e.g. config/examples/mlfoundations-scaling.yaml 1e9 -412M- direct,flp,chinchilla,ladder,ensemble 10
@@ -19,7 +20,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).parent))
 from choose_defaults import backtest_inside, splits  # noqa: E402 (beside this script: the inside splits)
 
-from lmforecast.fits.scaling.evaluation import summary  # noqa: E402
+from lmforecast.fits.scaling.evaluation import ranking_backtest, summary  # noqa: E402
 
 if __name__ == "__main__":  # the back-test's worker processes are spawned
     path, max_params, rung, predictors, bootstrap = sys.argv[1:6]
@@ -37,3 +38,5 @@ if __name__ == "__main__":  # the back-test's worker processes are spawned
             .agg(pl.col("rel_error").mean())
             .pivot(on="predictor", index="task", values="rel_error")
         )
+        for table in ranking_backtest(preds):
+            print(table)

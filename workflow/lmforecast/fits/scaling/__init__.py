@@ -111,7 +111,14 @@ def run(fit) -> list[str]:
 
     from lmforecast import io
     from lmforecast.fits.scaling.backtest import forecast
-    from lmforecast.fits.scaling.evaluation import breakdown, forecast_ranking, forecast_table, summary, versus_best
+    from lmforecast.fits.scaling.evaluation import (
+        breakdown,
+        forecast_ranking,
+        forecast_table,
+        ranking_backtest,
+        summary,
+        versus_best,
+    )
     from lmforecast.fits.scaling.frames import checkpoint_points, select_scores
     from lmforecast.report import plots
     from lmforecast.report.html import write_caption
@@ -142,6 +149,9 @@ def run(fit) -> list[str]:
         report += ["", f"{versus}:\n{versus_best(preds)}"]
         for by in ("run", "task"):
             report += ["", f"mean relative error (intervals covering) per held-out {by}:\n{breakdown(preds, by)}"]
+        ranked, reliability = ranking_backtest(preds)
+        if ranked.height:
+            report += ["", f"{RANKING_BACKTEST_TEXT}:\n{ranked}", f"{RELIABILITY_TEXT}:\n{reliability}"]
         if forecasts.height:
             report += ["", f"{FORECAST_TEXT}:\n{forecast_table(forecasts)}"]
             ranking = forecast_ranking(forecasts)
@@ -186,12 +196,29 @@ RANKING_TEXT = (
     "first per task, and p_first, the share of the bootstrap resamples (paired across families by index) whose draws "
     "put it first"
 )
+RANKING_BACKTEST_TEXT = (
+    "Where held-out runs of several families share a scale (n_params, tokens): how well each predictor ranked them per "
+    "task; point_right: the share of (scale, task) cells whose point forecasts put the actual winner first (chance: a "
+    "guess's), p_winner: the actual winner's mean p_first, brier: the mean Brier score of p_first (brier_chance: a "
+    "uniform p_first's; lower is better); an actual winner within its sampling noise of the next is itself a guess"
+)
+RELIABILITY_TEXT = (
+    "The reliability of p_first over those cells: the runs binned by p_first, each bin's mean p_first beside the share of "
+    "its runs that won (equal where p_first is calibrated)"
+)
 NOT_FITTED = "no scaling predictor could be fitted (see results/fits/scaling_report.txt)."
 NO_LOSS = "no pre-training loss in the tables (task scores only): nothing to draw against it."
 
 
 def section(fits_dir, report_dir) -> str:
-    from lmforecast.fits.scaling.evaluation import breakdown, forecast_ranking, forecast_table, summary, versus_best
+    from lmforecast.fits.scaling.evaluation import (
+        breakdown,
+        forecast_ranking,
+        forecast_table,
+        ranking_backtest,
+        summary,
+        versus_best,
+    )
     from lmforecast.report import html
 
     preds = html.read(fits_dir / "scaling_predictions.parquet", "scaling back-test")
@@ -199,6 +226,12 @@ def section(fits_dir, report_dir) -> str:
     forecasts = html.read(fits_dir / "scaling_forecasts.parquet", "scaling forecasts")
     if not preds.height:
         return html.note(NOT_FITTED)
+    ranking_note = ""
+    ranked, reliability = ranking_backtest(preds)
+    if ranked.height:
+        ranking_note = (
+            f"<p>{RANKING_BACKTEST_TEXT}.</p>" + html.table(ranked) + f"<p>{RELIABILITY_TEXT}.</p>" + html.table(reliability)
+        )
     planned = ""
     if forecasts.height:
         planned = (
@@ -225,10 +258,11 @@ def section(fits_dir, report_dir) -> str:
         + html.table(versus_best(preds))
         + "<p>Per held-out run: each predictor's mean relative error over the tasks (its intervals covering).</p>"
         + html.table(breakdown(preds, "run"))
+        + ranking_note
         + planned
         + "".join(html.figure(report_dir / f"{f.name}.png") for f in FIGURES)
         + "<details><summary>Back-test table (results/fits/scaling_predictions.parquet)</summary>"
-        + html.table(preds, sortable=True)
+        + html.table(preds.drop("score_draws"), sortable=True)
         + "</details><details><summary>Fitted parameters (stderr: "
         "lmfit's, from the Jacobian; stderr_boot: bootstrap over runs)</summary>"
         + html.table(params, sortable=True)

@@ -44,6 +44,8 @@ PREDICTIONS_SCHEMA = {
     "family": pl.String,
     "task": pl.String,
     "run": pl.String,
+    "n_params": pl.Float64,
+    "tokens": pl.Float64,
     "flops": pl.Float64,
     "loss_actual": pl.Float64,
     "loss_pred": pl.Float64,  # the chain's predicted pre-training loss (NaN: it has none)
@@ -59,6 +61,9 @@ PREDICTIONS_SCHEMA = {
     "score_hi": pl.Float64,
     "n_fit_runs": pl.Int64,
     "n_boot": pl.Int64,
+    # the draw of each bootstrap resample j (NaN: none), paired across families by j: rankings of families' runs
+    # at a shared scale are read off them (evaluation.forecast_ranking, ranking_backtest)
+    "score_draws": pl.List(pl.Float64),
 }
 # a planned run's forecast: a prediction's columns without the actual values
 FORECAST_COLUMNS = (
@@ -77,7 +82,7 @@ FORECAST_COLUMNS = (
     "score_hi",
     "n_fit_runs",
     "n_boot",
-    "score_draws",  # the draw of each bootstrap resample j (NaN: none), paired across families by j
+    "score_draws",
 )
 
 
@@ -232,18 +237,9 @@ def forecast(tables: dict, cfg, seed: int = 0, workers: int = 1):
             pred_rows += preds
             report += lines
     params = pl.DataFrame(param_rows, schema=PARAMS_SCHEMA)
-    draws = pl.DataFrame(
-        [(r["predictor"], r["family"], r["task"], r["run"], r.pop("score_draws")) for r in pred_rows if "score_draws" in r],
-        schema={"predictor": pl.String, "family": pl.String, "task": pl.String, "run": pl.String}
-        | {"score_draws": pl.List(pl.Float64)},
-        orient="row",
-    )
     preds = pl.DataFrame(pred_rows, schema=PREDICTIONS_SCHEMA)
     is_planned = pl.col("run").is_in([p.name for p in cfg.forecast])
-    sizes = planned_frame(cfg.forecast, cfg.family_keys).select("run", "n_params", "tokens")
-    keys = ["predictor", "family", "task", "run"]
-    forecasts = preds.filter(is_planned).join(sizes, on="run", how="left").join(draws, on=keys, how="left")
-    forecasts = forecasts.select(FORECAST_COLUMNS)
+    forecasts = preds.filter(is_planned).select(FORECAST_COLUMNS)
     preds = preds.filter(~is_planned).with_columns(
         (pl.col("score_pred") - pl.col("score_actual")).abs().alias("abs_error"),
         ((pl.col("score_pred") - pl.col("score_actual")).abs() / pl.col("score_actual")).alias("rel_error"),
@@ -401,9 +397,9 @@ def _prediction_rows(name, family, task, held, scores, boot, n_train, drawn_at):
     """(index, row) of each held-out run with an actual score and of each planned run (its actual NaN): the
     prediction, its 95% interval from the resamples' predictions `boot` (resamples x runs), and no loss or feature (a
     chain fills them in). The score is an accuracy (acc, acc_norm): a prediction or a bound past [0, 1] (a line
-    extrapolated, a normal draw of the scatter) is set to 0 or 1, which is nearer every possible score. A planned
-    run's row also has `score_draws`: its draw at each resample index j < bootstrap (NaN where resample j was not
-    refitted; `drawn_at`: (the index of each row of boot, bootstrap)), so that families can be compared draw by draw."""
+    extrapolated, a normal draw of the scatter) is set to 0 or 1, which is nearer every possible score. `score_draws`:
+    the run's draw at each resample index j < bootstrap (NaN where resample j was not refitted; `drawn_at`: (the
+    index of each row of boot, bootstrap)), so that families can be compared draw by draw."""
     planned = planned_mask(held)
     indices, n_boot = drawn_at
     for i, run in enumerate(held["run"]):
@@ -417,6 +413,8 @@ def _prediction_rows(name, family, task, held, scores, boot, n_train, drawn_at):
                 "family": family,
                 "task": task,
                 "run": run,
+                "n_params": float(held["n_params"][i]),
+                "tokens": float(held["tokens"][i]),
                 "flops": float(held["flops"][i]),
                 "loss_actual": _float(held["loss"][i]),
                 "loss_pred": math.nan,
@@ -430,8 +428,8 @@ def _prediction_rows(name, family, task, held, scores, boot, n_train, drawn_at):
                 "score_hi": float(hi),
                 "n_fit_runs": n_train,
                 "n_boot": len(boot),
-            }
-            | ({"score_draws": _aligned(boot[:, i], indices, n_boot)} if planned[i] else {}),
+                "score_draws": _aligned(boot[:, i], indices, n_boot),
+            },
         )
 
 

@@ -1,6 +1,7 @@
 """How well the predictors forecast the held-out runs: mean errors with their intervals, coverage, the floor the
-targets' own sampling noise sets, paired comparisons, the per-run and per-task tables of scaling_report.txt; and the
-table of the forecasts of the runs not trained.
+targets' own sampling noise sets, paired comparisons, the per-run and per-task tables of scaling_report.txt; the
+table of the forecasts of the runs not trained and the rankings of recipes at a shared scale, with how well the
+back-test's own rankings came out (ranking_backtest).
 
 The intervals on a mean error are a two-way bootstrap (Owen's pigeonhole bootstrap, 2007): held-out runs and tasks
 drawn with replacement, independently, each (run, task) pair weighted by the product of their counts. A target
@@ -169,7 +170,7 @@ def forecast_table(forecasts: pl.DataFrame) -> pl.DataFrame:
 
 
 def forecast_ranking(forecasts: pl.DataFrame) -> pl.DataFrame:
-    """Where planned runs of two or more families share a scale (n_params, tokens): per predictor and task, each run's
+    """Where runs of two or more families share a scale (n_params, tokens): per predictor and task, each run's
     forecast and `p_first`, the share of bootstrap resamples in which its draw is the highest of them (`resamples`:
     those where every one of them has a draw). The draws are paired by resample index j (a family's refit j and the
     shared shape's refit j go together), so the share carries the forecasts' joint uncertainty: which recipe the
@@ -191,3 +192,94 @@ def forecast_ranking(forecasts: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema, orient="row").sort(
         "n_params", "tokens", "task", "predictor", "score_pred", descending=[False, False, False, False, True]
     )
+
+
+RANKING_SCHEMA = {
+    "predictor": pl.String,
+    "cells": pl.Int64,  # (scale, task) cells where held-out runs of several families share a scale
+    "runs_per_cell": pl.Float64,
+    "point_right": pl.Float64,  # share of cells whose point forecasts put the actual winner first
+    "chance": pl.Float64,  # the same for a guess: the mean of 1 / runs
+    "p_winner": pl.Float64,  # the mean p_first of the actual winner
+    "brier": pl.Float64,  # the mean over cells of sum over runs of (p_first - 1[winner])^2
+    "brier_chance": pl.Float64,  # the same for p_first = 1 / runs: 1 - 1 / runs
+    # brier_chance - brier (> 0: p_first beat a guess) with its 95% interval, the two-way bootstrap over the scales
+    # and the tasks (the module's, a scale in a run's place)
+    "brier_gain": pl.Float64,
+    "brier_gain_lo": pl.Float64,
+    "brier_gain_hi": pl.Float64,
+    "with_draws": pl.Int64,  # cells with p_first (a bootstrap drew them); brier and p_winner are over these
+}
+RELIABILITY_BINS = (0.2, 0.4, 0.6, 0.8)  # p_first's bins: 0-0.2, 0.2-0.4, ..., 0.8-1 (each closed below)
+
+
+def _binned(p: pl.Expr, edges) -> pl.Expr:
+    """A probability's bin among 0-edges[0], edges[0]-edges[1], ..., edges[-1]-1 (each closed below), as its label."""
+    bounds = (0, *edges, 1)
+    labels = [f"{lo:g}-{hi:g}" for lo, hi in zip(bounds, bounds[1:])]
+    index = pl.sum_horizontal([(p >= edge).cast(pl.Int64) for edge in edges])
+    return index.replace_strict(list(range(len(labels))), labels)
+
+
+def ranking_cells(preds: pl.DataFrame) -> pl.DataFrame:
+    """The back-test's own rankings: where held-out runs of several families share a scale, forecast_ranking's
+    p_first of each, beside the actual scores (`won`: the highest actual of its cell, the first on a tie)."""
+    ranking = forecast_ranking(preds)
+    cell = ["predictor", "task", "n_params", "tokens"]
+    actual = preds.select("predictor", "task", "run", "score_actual")
+    ranked = ranking.join(actual, on=["predictor", "task", "run"], how="left")
+    return ranked.with_columns(
+        (pl.col("run") == pl.col("run").sort_by("score_actual", descending=True).first().over(cell)).alias("won"),
+        (pl.col("run") == pl.col("run").sort_by("score_pred", descending=True).first().over(cell)).alias("put_first"),
+    )
+
+
+def ranking_backtest(preds: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """How well each predictor ranked recipes in the back-test, where held-out runs of several families share a
+    scale: per predictor, how often the point forecasts put the actual winner first against a guess, and how honest
+    p_first was, read as a probability (the Brier score against a uniform guess; lower is better). And the
+    reliability table: the runs binned by p_first, each bin's mean p_first beside the share that won (equal where
+    p_first is calibrated). Returns (summary, reliability); empty where no held-out scale is shared."""
+    cells = ranking_cells(preds)
+    cell = ["predictor", "task", "n_params", "tokens"]
+    if not cells.height:
+        return pl.DataFrame(schema=RANKING_SCHEMA), pl.DataFrame()
+    hit = pl.col("won").cast(float)
+    per_cell = cells.group_by(cell).agg(
+        pl.len().alias("runs"),
+        (pl.col("won") & pl.col("put_first")).any().alias("point_right"),
+        pl.col("p_first").filter(pl.col("won")).first().alias("p_winner"),
+        ((pl.col("p_first") - hit) ** 2).sum().alias("brier"),
+        pl.col("p_first").is_not_nan().all().alias("drawn"),
+    )
+    per_cell = per_cell.with_columns(
+        (1 - 1 / pl.col("runs") - pl.col("brier")).alias("brier_gain"),
+        pl.format("{}/{}", "n_params", "tokens").alias("run"),  # a scale, drawn as a run is in mean_interval
+    )
+    drawn = pl.col("drawn")
+    summary = (
+        per_cell.group_by("predictor")
+        .agg(
+            pl.len().cast(pl.Int64).alias("cells"),
+            pl.col("runs").mean().alias("runs_per_cell"),
+            pl.col("point_right").cast(float).mean(),
+            (1 / pl.col("runs")).mean().alias("chance"),
+            pl.col("p_winner").filter(drawn).mean(),
+            pl.col("brier").filter(drawn).mean(),
+            (1 - 1 / pl.col("runs")).mean().alias("brier_chance"),
+            pl.col("brier_gain").filter(drawn).mean(),
+            drawn.sum().cast(pl.Int64).alias("with_draws"),
+        )
+        .join(mean_interval(per_cell.filter(drawn), "brier_gain"), on="predictor", how="left")
+        .select(list(RANKING_SCHEMA))
+        .sort("predictor")
+    )
+    binned = cells.filter(pl.col("p_first").is_not_nan()).with_columns(
+        _binned(pl.col("p_first"), RELIABILITY_BINS).alias("p_first_bin")
+    )
+    reliability = (
+        binned.group_by("predictor", "p_first_bin")
+        .agg(pl.len().alias("runs"), pl.col("p_first").mean().alias("mean_p_first"), hit.mean().alias("share_won"))
+        .sort("predictor", "p_first_bin")
+    )
+    return summary, reliability
