@@ -245,7 +245,8 @@ def ranking_backtest(preds: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     if not cells.height:
         return pl.DataFrame(schema=RANKING_SCHEMA), pl.DataFrame()
     hit = pl.col("won").cast(float)
-    per_cell = cells.group_by(cell).agg(
+    # in the cells' order throughout (maintain_order): the same sums in the same order, the same tables every run
+    per_cell = cells.group_by(cell, maintain_order=True).agg(
         pl.len().alias("runs"),
         (pl.col("won") & pl.col("put_first")).any().alias("point_right"),
         pl.col("p_first").filter(pl.col("won")).first().alias("p_winner"),
@@ -258,7 +259,7 @@ def ranking_backtest(preds: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     )
     drawn = pl.col("drawn")
     summary = (
-        per_cell.group_by("predictor")
+        per_cell.group_by("predictor", maintain_order=True)
         .agg(
             pl.len().cast(pl.Int64).alias("cells"),
             pl.col("runs").mean().alias("runs_per_cell"),
@@ -278,7 +279,7 @@ def ranking_backtest(preds: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         _binned(pl.col("p_first"), RELIABILITY_BINS).alias("p_first_bin")
     )
     reliability = (
-        binned.group_by("predictor", "p_first_bin")
+        binned.group_by("predictor", "p_first_bin", maintain_order=True)
         .agg(pl.len().alias("runs"), pl.col("p_first").mean().alias("mean_p_first"), hit.mean().alias("share_won"))
         .sort("predictor", "p_first_bin")
     )
