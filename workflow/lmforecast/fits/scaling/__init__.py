@@ -110,15 +110,8 @@ def run(fit) -> list[str]:
     import torch
 
     from lmforecast import io
+    from lmforecast.fits.scaling import evaluation
     from lmforecast.fits.scaling.backtest import forecast
-    from lmforecast.fits.scaling.evaluation import (
-        breakdown,
-        forecast_ranking,
-        forecast_table,
-        ranking_backtest,
-        summary,
-        versus_best,
-    )
     from lmforecast.fits.scaling.frames import checkpoint_points, select_scores
     from lmforecast.report import plots
     from lmforecast.report.html import write_caption
@@ -140,21 +133,21 @@ def run(fit) -> list[str]:
     )
     # every row and column, not polars' elided preview, and no wrapped cells
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=400):
-        report += ["", f"{text}:\n{summary(preds)}"]
+        report += ["", f"{text}:\n{evaluation.summary(preds)}"]
         versus = (
             "each predictor's mean relative error minus the lowest one's (among the predictors of the most pairs), over the "
             "pairs both predicted, with its 95% interval from the same draws (an interval that holds 0 does not tell the "
             "two apart)"
         )
-        report += ["", f"{versus}:\n{versus_best(preds)}"]
+        report += ["", f"{versus}:\n{evaluation.versus_best(preds)}"]
         for by in ("run", "task"):
-            report += ["", f"mean relative error (intervals covering) per held-out {by}:\n{breakdown(preds, by)}"]
-        ranked, reliability = ranking_backtest(preds)
+            report += ["", f"mean relative error (intervals covering) per held-out {by}:\n{evaluation.breakdown(preds, by)}"]
+        ranked, reliability = evaluation.ranking_backtest(preds)
         if ranked.height:
             report += ["", f"{RANKING_BACKTEST_TEXT}:\n{ranked}", f"{RELIABILITY_TEXT}:\n{reliability}"]
         if forecasts.height:
-            report += ["", f"{FORECAST_TEXT}:\n{forecast_table(forecasts)}"]
-            ranking = forecast_ranking(forecasts)
+            report += ["", f"{FORECAST_TEXT}:\n{evaluation.forecast_table(forecasts)}"]
+            ranking = evaluation.forecast_ranking(forecasts)
             if ranking.height:
                 report += ["", f"{RANKING_TEXT}:\n{ranking}"]
     io.write_text("\n".join(report) + "\n", fit.out("scaling_report.txt"))
@@ -211,14 +204,7 @@ NO_LOSS = "no pre-training loss in the tables (task scores only): nothing to dra
 
 
 def section(fits_dir, report_dir) -> str:
-    from lmforecast.fits.scaling.evaluation import (
-        breakdown,
-        forecast_ranking,
-        forecast_table,
-        ranking_backtest,
-        summary,
-        versus_best,
-    )
+    from lmforecast.fits.scaling import evaluation
     from lmforecast.report import html
 
     preds = html.read(fits_dir / "scaling_predictions.parquet", "scaling back-test")
@@ -227,7 +213,7 @@ def section(fits_dir, report_dir) -> str:
     if not preds.height:
         return html.note(NOT_FITTED)
     ranking_note = ""
-    ranked, reliability = ranking_backtest(preds)
+    ranked, reliability = evaluation.ranking_backtest(preds)
     if ranked.height:
         ranking_note = (
             f"<p>{RANKING_BACKTEST_TEXT}.</p>" + html.table(ranked) + f"<p>{RELIABILITY_TEXT}.</p>" + html.table(reliability)
@@ -236,9 +222,9 @@ def section(fits_dir, report_dir) -> str:
     if forecasts.height:
         planned = (
             "<p>Forecasts of the runs not trained (<code>fit.scaling.forecast</code>): each predictor's final score with "
-            "its 95% interval, from the fits the back-test above measured.</p>" + html.table(forecast_table(forecasts))
+            "its 95% interval, from the fits the back-test above measured.</p>" + html.table(evaluation.forecast_table(forecasts))
         )
-        ranking = forecast_ranking(forecasts)
+        ranking = evaluation.forecast_ranking(forecasts)
         if ranking.height:
             planned += (
                 "<p>Where planned runs of several families share a scale: which one each predictor's forecast puts first "
@@ -251,13 +237,13 @@ def section(fits_dir, report_dir) -> str:
         "<code>covered_lo</code>, <code>covered_hi</code>), and "
         "<code>floor_rel_error</code>: the relative error that the held-out scores' own sampling error alone gives a "
         "forecaster exact in expectation (null where the tasks' sizes are unknown).</p>"
-        + html.table(summary(preds))
+        + html.table(evaluation.summary(preds))
         + "<p>Against the most accurate (the lowest mean relative error): each predictor's mean relative error minus "
         "its, over the pairs both predicted, with its 95% interval (paired, the same draws): an interval that holds 0 "
         "does not tell the two apart.</p>"
-        + html.table(versus_best(preds))
+        + html.table(evaluation.versus_best(preds))
         + "<p>Per held-out run: each predictor's mean relative error over the tasks (its intervals covering).</p>"
-        + html.table(breakdown(preds, "run"))
+        + html.table(evaluation.breakdown(preds, "run"))
         + ranking_note
         + planned
         + "".join(html.figure(report_dir / f"{f.name}.png") for f in FIGURES)
